@@ -1,0 +1,31 @@
+# sinterfem: every target provisions the toolchain first (bin/provision: the host's
+# DOLFINx >= 0.9 if it has one, else a Debian root built from Debian's packages).
+#   make demo                       run cases/recurved-2d.toml, print its summary
+#   make test                       the whole suite (serial, then the MPI tests on 2 ranks)
+#   make test DEBIAN_SUITE=sid      the same on Debian unstable's DOLFINx 0.11
+DEBIAN_SUITE ?= trixie
+export DEBIAN_SUITE
+RUN := bin/sinter-env
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-serial test-mpi bench lint clean
+
+setup:
+	@bin/provision $(DEBIAN_SUITE) >/dev/null
+	@$(RUN) python3 -c "import dolfinx, sys; print(f'toolchain: DOLFINx {dolfinx.__version__}, Python {sys.version.split()[0]}')"
+
+demo: setup
+	$(RUN) python3 -m solver.cli run cases/recurved-2d.toml --out results/recurved-2d --force
+
+test: setup
+	$(RUN) python3 -m pytest -q -m "not mpi" $(PYTEST_ARGS)
+	$(RUN) mpirun -n 2 python3 -m pytest -q -m mpi -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: setup
+	$(RUN) python3 bench/run.py --out bench/results.json
+
+lint:
+	ruff check solver meshes tests bench
+
+clean:
+	rm -rf results

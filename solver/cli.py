@@ -1,0 +1,135 @@
+"""The `sinter` command line. `main(argv)` returns the exit status, so tests can call it."""
+
+import argparse
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="sinter", description="Sintering and swelling of silicon anodes on copper foil.")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug messages")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    check = commands.add_parser("check", help="validate a case file without solving")
+    check.add_argument("case", type=Path)
+
+    run = commands.add_parser("run", help="solve a case and write its results")
+    run.add_argument("case", type=Path)
+    run.add_argument("--out", type=Path, help="results directory (default results/NAME)")
+    run.add_argument("--np", type=int, default=1, metavar="N",
+                     help="run on N MPI ranks (the same as mpirun -n N sinter run ...)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    if args.command == "run" and args.np > 1 and "OMPI_COMM_WORLD_SIZE" not in os.environ \
+            and "PMI_SIZE" not in os.environ:
+        return _relaunch_under_mpirun(argv, args.np)
+
+    from .errors import UserError
+    from .log import setup_logging
+
+    setup_logging(-1 if args.quiet else 1 if args.verbose else 0)
+    try:
+        if args.command == "check":
+            return _check(args)
+        return _run(args)
+    except UserError as error:
+        _error(str(error))
+        return 2
+
+
+def _error(message: str):
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.rank == 0:
+        print(f"sinter: error: {message}", file=sys.stderr)
+
+
+def _relaunch_under_mpirun(argv, ranks: int) -> int:
+    """--np N: start N ranks of this same command (before MPI is initialised here)."""
+    mpirun = shutil.which("mpirun") or shutil.which("mpiexec")
+    if mpirun is None:
+        print("sinter: error: --np needs mpirun on the PATH", file=sys.stderr)
+        return 2
+    rest, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--np":
+            skip = True
+        elif not arg.startswith("--np="):
+            rest.append(arg)
+    command = [mpirun, "-n", str(ranks), sys.executable, "-m", "solver.cli", *rest]
+    return subprocess.call(command)
+
+
+def _check(args) -> int:
+    from .case import load_case
+
+    case = load_case(args.case)
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.rank == 0:
+        g = case.geometry
+        print(f"{args.case}: ok: case '{case.case.name}', {case.case.dim}D {g.kind}, "
+              f"materials {', '.join(case.materials_used())}, "
+              f"{len(case.schedule.steps)} schedule step(s)")
+    return 0
+
+
+def _run(args) -> int:
+    from .case import load_case
+    from .run import run_case
+
+    case = load_case(args.case)
+    out = args.out or Path("results") / case.case.name
+    summary = run_case(case, out, progress=not (args.no_progress or args.quiet))
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.rank == 0 and not args.quiet:
+        print_summary(summary, out)
+    return 0
+
+
+def print_summary(summary: dict, out):
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{summary['case']}: {out}")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    final = summary["final"]
+    table.add_row("final temperature", f"{final['temperature'] - 273.15:.1f} degC")
+    table.add_row("max von Mises stress", f"{final['max_von_mises'] / 1e6:.2f} MPa")
+    for key, value in summary.get("bending", {}).items():
+        table.add_row(key.replace("_", " "), f"{value:.4g} 1/m")
+    for name, data in summary["interfaces"].items():
+        label = f"{name} ({'/'.join(data['materials'])})"
+        table.add_row(f"{label}: max normal traction",
+                      f"{data['max_normal_traction'] / 1e6:.2f} MPa "
+                      f"({data['max_normal_traction_averaged'] / 1e6:.2f} averaged)")
+        table.add_row(f"{label}: max shear traction",
+                      f"{data['max_shear_traction'] / 1e6:.2f} MPa "
+                      f"({data['max_shear_traction_averaged'] / 1e6:.2f} averaged)")
+        table.add_row(f"{label}: max risk index", f"{data['max_risk']:.3g}")
+        table.add_row(f"{label}: length fraction at risk >= 1",
+                      f"{100 * data['critical_fraction']:.1f} %")
+    table.add_row("DOFs / ranks", f"{summary['dofs']} / {summary['ranks']}")
+    table.add_row("wall time", f"{summary['wall_time']:.1f} s")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Every difference between the DOLFINx versions we support (0.9, 0.10, 0.11) lives here."""
+
+import dolfinx
+import numpy as np
+
+DOLFINX_VERSION = tuple(int(p) for p in dolfinx.__version__.split(".")[:2])
+
+if DOLFINX_VERSION >= (0, 10):
+    from dolfinx.io import gmsh as _gmshio
+else:
+    from dolfinx.io import gmshio as _gmshio
+
+
+def model_to_mesh(model, comm, rank, gdim, partitioner=None):
+    """Import a Gmsh model: returns (mesh, cell_tags, facet_tags) on every version."""
+    kwargs = {"gdim": gdim}
+    if partitioner is not None:
+        kwargs["partitioner"] = partitioner
+    result = _gmshio.model_to_mesh(model, comm, rank, **kwargs)
+    if DOLFINX_VERSION >= (0, 10):
+        return result.mesh, result.cell_tags, result.facet_tags
+    return result[0], result[1], result[2]
+
+
+def interpolation_points(space):
+    """The reference points at which an Expression must be evaluated to interpolate into space."""
+    points = space.element.interpolation_points
+    return points() if callable(points) else points
+
+
+def entities_to_geometry(msh, dim, entities):
+    """Geometry node indices of mesh entities, as an (n, nodes per entity) array."""
+    try:
+        return dolfinx.mesh.entities_to_geometry(msh, dim, np.asarray(entities, np.int32), False)
+    except TypeError:
+        return dolfinx.mesh.entities_to_geometry(msh, dim, np.asarray(entities, np.int32))

@@ -1,0 +1,21 @@
+"""Errors that are the user's to fix: reported as one line, never as a traceback."""
+
+
+class UserError(Exception):
+    """A problem with the user's input: the CLI prints its message and exits non-zero."""
+
+
+class CaseError(UserError):
+    """A case file that does not validate: names the file, the key path and what was expected."""
+
+    def __init__(self, file, key: str, expected: str):
+        self.file, self.key, self.expected = str(file), key, expected
+        super().__init__(f"{self.file}: {key}: {expected}")
+
+
+class GeometryError(UserError):
+    """A geometry that cannot be built or meshed, with the parameters that caused it."""
+
+
+class SolverError(UserError):
+    """A solve that failed (a diverged iteration): reported in one line like input errors."""

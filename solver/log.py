@@ -1,0 +1,70 @@
+"""Logging on rank 0 only, and a progress bar over simulated time that is quiet off a TTY."""
+
+import logging
+import sys
+
+from mpi4py import MPI
+
+
+class RankZeroFilter(logging.Filter):
+    """Lets records through on rank 0 of COMM_WORLD only, so N ranks do not print N times."""
+
+    def filter(self, record):
+        return MPI.COMM_WORLD.rank == 0
+
+
+def setup_logging(verbosity: int = 0, logfile=None):
+    """verbosity: -1 quiet (warnings only), 0 normal, 1 verbose (debug)."""
+    level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
+    root = logging.getLogger("solver")
+    root.setLevel(logging.DEBUG)
+    root.handlers.clear()
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(level)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    console.addFilter(RankZeroFilter())
+    root.addHandler(console)
+    if logfile is not None:
+        attach_logfile(logfile)
+    logging.getLogger("meshes").handlers = root.handlers
+    logging.getLogger("meshes").setLevel(logging.DEBUG)
+    return root
+
+
+def attach_logfile(path):
+    handler = logging.FileHandler(path)
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    handler.addFilter(RankZeroFilter())
+    logging.getLogger("solver").addHandler(handler)
+    return handler
+
+
+class TimeProgress:
+    """A progress bar over simulated time on rank 0, shown only when stderr is a terminal."""
+
+    def __init__(self, total_time: float, enabled: bool = True):
+        self.total = max(total_time, 1e-300)
+        self._progress = None
+        if enabled and MPI.COMM_WORLD.rank == 0 and sys.stderr.isatty():
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(),
+                TextColumn("{task.percentage:>5.1f}% of the schedule"), TimeElapsedColumn(),
+                transient=True,
+            )
+
+    def __enter__(self):
+        if self._progress is not None:
+            self._progress.start()
+            self._task = self._progress.add_task("solving", total=self.total)
+        return self
+
+    def update(self, time: float, description: str):
+        if self._progress is not None:
+            self._progress.update(self._task, completed=time, description=description)
+
+    def __exit__(self, *exc):
+        if self._progress is not None:
+            self._progress.stop()

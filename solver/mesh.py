@@ -1,0 +1,85 @@
+"""From a case's geometry to a distributed DOLFINx mesh: Gmsh runs on rank 0 only."""
+
+import logging
+from dataclasses import dataclass
+
+import dolfinx
+import gmsh
+from mpi4py import MPI
+
+import meshes
+
+from . import compat
+from .errors import GeometryError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ElectrodeMesh:
+    mesh: dolfinx.mesh.Mesh
+    cell_tags: dolfinx.mesh.MeshTags
+    facet_tags: dolfinx.mesh.MeshTags
+    geometry: meshes.BuiltGeometry
+
+
+def build_geometry(case) -> meshes.BuiltGeometry:
+    """Call the Gmsh builder the case's geometry asks for, on the current Gmsh model."""
+    g = case.geometry
+    if g.kind == "layers":
+        return meshes.build_layers(
+            length=g.length,
+            thicknesses=[layer.thickness for layer in g.layers],
+            materials=[layer.material for layer in g.layers],
+            mesh_size=g.mesh_size,
+            dim=case.case.dim,
+            width=getattr(g, "width", None),
+        )
+    if g.kind == "recurved":
+        return meshes.build_recurved_2d(
+            pitch=g.pitch, foil_thickness=g.foil_thickness, neck_width=g.neck_width,
+            head_width=g.head_width, height=g.height, neck_height=g.neck_height,
+            fillet_radius=g.fillet_radius, mix_thickness=g.mix_thickness,
+            mesh_size=g.mesh_size, interface_mesh_size=g.interface_mesh_size,
+            foil_material=g.foil_material, mix_material=g.mix_material,
+        )
+    raise GeometryError(f"geometry.kind: '{g.kind}' has no builder")
+
+
+def build_mesh(case, comm=MPI.COMM_WORLD, msh_file=None) -> ElectrodeMesh:
+    """Build the geometry with Gmsh on rank 0 and distribute the mesh over comm.
+
+    A geometry error on rank 0 is broadcast so that every rank raises it (no rank waits
+    forever in the mesh distribution).
+    """
+    built, error = None, None
+    if comm.rank == 0:
+        if not gmsh.isInitialized():
+            gmsh.initialize(interruptible=False)
+        gmsh.option.setNumber("General.Terminal", 0)
+        gmsh.model.add(case.case.name)
+        try:
+            built = build_geometry(case)
+            if msh_file is not None:
+                gmsh.write(str(msh_file))
+        except GeometryError as exc:
+            error = str(exc)
+    built, error = comm.bcast((built, error), root=0)
+    if error is not None:
+        if comm.rank == 0:
+            gmsh.finalize()
+        raise GeometryError(error)
+
+    # shared_facet ghosting: both cells of every owned interface facet are on its rank.
+    partitioner = dolfinx.mesh.create_cell_partitioner(dolfinx.mesh.GhostMode.shared_facet)
+    msh, cell_tags, facet_tags = compat.model_to_mesh(
+        gmsh.model if comm.rank == 0 else None, comm, 0, built.dim, partitioner
+    )
+    if comm.rank == 0:
+        gmsh.finalize()
+    # Gmsh builds in micrometres (OCC's tolerances are absolute); the solver works in SI.
+    msh.geometry.x[:] *= built.length_scale
+    msh.topology.create_connectivity(msh.topology.dim - 1, msh.topology.dim)
+    cells = msh.topology.index_map(msh.topology.dim).size_global
+    logger.info("mesh: %d cells of dimension %d on %d rank(s)", cells, built.dim, comm.size)
+    return ElectrodeMesh(msh, cell_tags, facet_tags, built)

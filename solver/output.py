@@ -1,0 +1,143 @@
+"""Result files: written into a temporary directory that is moved into place when complete."""
+
+import csv
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from dolfinx import fem
+from dolfinx.io import XDMFFile
+from mpi4py import MPI
+
+from . import compat, postprocess
+from .errors import UserError
+
+logger = logging.getLogger(__name__)
+
+
+class ResultsDirectory:
+    """Results appear at `target` only when complete: a failed run leaves nothing there.
+
+    An existing earlier result (it has a summary.json) is replaced; any other non-empty
+    directory is left alone and the run refuses to start.
+    """
+
+    def __init__(self, target, comm):
+        self.target = Path(target).absolute()
+        self.comm = comm
+        self.path = None
+
+    def __enter__(self):
+        error, path = None, None
+        if self.comm.rank == 0:
+            t = self.target
+            if t.exists() and (not t.is_dir() or (any(t.iterdir())
+                                                  and not (t / "summary.json").exists())):
+                error = f"{t}: exists and is not a sinterfem result; choose another --out"
+            else:
+                t.parent.mkdir(parents=True, exist_ok=True)
+                path = tempfile.mkdtemp(prefix=f".{t.name}.partial-", dir=t.parent)
+        error, path = self.comm.bcast((error, path), root=0)
+        if error:
+            raise UserError(error)
+        self.path = Path(path)
+        return self.path
+
+    def __exit__(self, exc_type, exc, traceback):
+        self.comm.barrier()
+        if self.comm.rank == 0:
+            if exc_type is None:
+                if self.target.exists():
+                    old = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.old-",
+                                                dir=self.target.parent))
+                    self.target.rename(old / "result")
+                    self.path.rename(self.target)
+                    shutil.rmtree(old)
+                else:
+                    self.path.rename(self.target)
+            else:
+                shutil.rmtree(self.path, ignore_errors=True)
+        self.comm.barrier()
+        return False
+
+
+class FieldWriter:
+    """fields.xdmf: mesh, material and boundary tags, and per time step u (P1), T, sigma and
+    von_mises (cell-wise). Times are seconds of the schedule."""
+
+    def __init__(self, path, problem, emesh):
+        msh = emesh.mesh
+        self.problem = problem
+        self.xdmf = XDMFFile(msh.comm, str(path), "w")
+        self.xdmf.write_mesh(msh)
+        emesh.cell_tags.name = "materials"
+        emesh.facet_tags.name = "boundaries"
+        self.xdmf.write_meshtags(emesh.cell_tags, msh.geometry)
+        self.xdmf.write_meshtags(emesh.facet_tags, msh.geometry)
+        gdim = msh.geometry.dim
+        self.displacement = fem.Function(fem.functionspace(msh, ("Lagrange", 1, (gdim,))),
+                                         name="u")
+        self.temperature = fem.Function(fem.functionspace(msh, ("DG", 0)), name="T")
+        self.stress = fem.Function(fem.functionspace(msh, ("DG", 0, (3, 3))), name="sigma")
+        self.von_mises = fem.Function(fem.functionspace(msh, ("DG", 0)), name="von_mises")
+        sigma = problem.stress_tensor_3d()
+        self._stress_expression = fem.Expression(
+            sigma, compat.interpolation_points(self.stress.function_space))
+        self._von_mises_expression = fem.Expression(
+            postprocess.von_mises(sigma),
+            compat.interpolation_points(self.von_mises.function_space))
+
+    def write(self, time: float, temperature: float):
+        self.displacement.interpolate(self.problem.u)
+        self.temperature.x.array[:] = temperature
+        self.stress.interpolate(self._stress_expression)
+        self.von_mises.interpolate(self._von_mises_expression)
+        for function in (self.displacement, self.temperature, self.stress, self.von_mises):
+            self.xdmf.write_function(function, time)
+
+    def max_von_mises(self) -> float:
+        local = self.von_mises.x.array
+        comm = self.von_mises.function_space.mesh.comm
+        return comm.allreduce(float(local.max()) if len(local) else 0.0, op=MPI.MAX)
+
+    def close(self):
+        self.xdmf.close()
+
+
+INTERFACE_COLUMNS = ["interface", "chain", "x", "y", "z", "arc_length", "nx", "ny", "nz",
+                     "normal_traction", "shear_traction", "normal_traction_averaged",
+                     "shear_traction_averaged", "risk"]
+
+
+def write_interface_csv(path, tractions: dict):
+    """One row per interface facet (SI units: m, Pa); called on rank 0."""
+    with open(path, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(INTERFACE_COLUMNS)
+        for name, t in tractions.items():
+            for i in range(len(t.sizes)):
+                writer.writerow([name, int(t.chain[i]), *map(_number, t.midpoints[i]),
+                                 _number(t.arc_length[i]), *map(_number, t.normals[i]),
+                                 _number(t.normal_traction[i]), _number(t.shear_traction[i]),
+                                 _number(t.normal_traction_averaged[i]),
+                                 _number(t.shear_traction_averaged[i]), _number(t.risk[i])])
+
+
+def _number(value):
+    return "" if np.isnan(value) else f"{value:.9g}"
+
+
+def write_table(path, header, rows):
+    with open(path, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def write_summary(path, summary: dict):
+    """summary.json is written last: its presence marks a complete result."""
+    Path(path).write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
+    logger.debug("wrote %s", path)

@@ -1,0 +1,117 @@
+"""The time-stepping driver: case -> geometry -> mesh -> problem -> solve loop -> files."""
+
+import logging
+import platform
+import shutil
+import time
+from importlib import metadata
+from pathlib import Path
+
+import dolfinx
+from dolfinx import fem
+from mpi4py import MPI
+
+from . import log, output, postprocess
+from .interface import InterfaceProbe
+from .mesh import build_mesh
+from .schedule import time_steps
+from .thermoelastic import ThermoElasticProblem
+
+logger = logging.getLogger(__name__)
+
+
+def sinterfem_version() -> str:
+    try:
+        return metadata.version("sinterfem")
+    except metadata.PackageNotFoundError:
+        return "0.1.0+source"
+
+
+def run_case(case, out, comm=MPI.COMM_WORLD, progress: bool = True) -> dict:
+    """Solve a case along its schedule and write its results to the directory out."""
+    started = time.perf_counter()
+    with output.ResultsDirectory(out, comm) as workdir:
+        logfile = log.attach_logfile(workdir / "run.log") if comm.rank == 0 else None
+        try:
+            summary = _solve_and_write(case, workdir, comm, progress)
+            summary["wall_time"] = time.perf_counter() - started
+            if comm.rank == 0:
+                output.write_summary(workdir / "summary.json", summary)
+        finally:
+            if logfile is not None:
+                logging.getLogger("solver").removeHandler(logfile)
+                logfile.close()
+    logger.info("results in %s (%.1f s)", out, summary["wall_time"])
+    return summary
+
+
+def _solve_and_write(case, workdir: Path, comm, progress: bool) -> dict:
+    emesh = build_mesh(case, comm)
+    problem = ThermoElasticProblem(emesh, case)
+    logger.info("thermo-elastic problem: %d displacement DOFs (P%d)", problem.dofs,
+                case.solver.degree)
+    probe = InterfaceProbe(emesh)
+    msh = emesh.mesh
+    stress = fem.Function(fem.functionspace(msh, ("DG", case.solver.degree - 1, (3, 3))))
+    writer = output.FieldWriter(workdir / "fields.xdmf", problem, emesh)
+    steps = time_steps(case.schedule, case.solver.temperature_increment)
+    start_temperature = case.schedule.start
+    history, tractions, state = [], {}, None
+    with log.TimeProgress(steps[-1].time, enabled=progress) as bar:
+        for step in steps:
+            state = problem.solve(step.temperature - start_temperature)
+            writer.write(step.time, step.temperature)
+            postprocess.interpolate_expression(stress, problem.stress_tensor_3d())
+            tractions = probe.tractions(stress, case.interface, msh.geometry.dim)
+            risks = [t.summary().get("max_risk", 0.0) for t in tractions.values()
+                     if t is not None]
+            history.append([step.time, step.temperature, step.label,
+                            state.out_of_plane_strain, state.face_displacement,
+                            writer.max_von_mises(), *risks])
+            bar.update(step.time, f"{step.label} {step.temperature - 273.15:6.1f} degC")
+            logger.debug("t = %.6g s, T = %.2f K: max von Mises %.4g Pa", step.time,
+                         step.temperature, history[-1][5])
+    writer.close()
+
+    summary = {
+        "case": case.case.name,
+        "case_file": str(case.source),
+        "sinterfem_version": sinterfem_version(),
+        "dolfinx_version": dolfinx.__version__,
+        "host": platform.node(),
+        "ranks": comm.size,
+        "dofs": problem.dofs,
+        "cells": msh.topology.index_map(msh.topology.dim).size_global,
+        "geometry": {"kind": case.geometry.kind, **emesh.geometry.metrics},
+        "materials": {str(tag): name for tag, name in emesh.geometry.cell_materials.items()},
+        "schedule": {"start_temperature": start_temperature,
+                     "end_temperature": steps[-1].temperature,
+                     "duration": steps[-1].time, "time_steps": len(steps) - 1},
+        "final": {"temperature": steps[-1].temperature,
+                  "delta_temperature": state.delta_temperature,
+                  "out_of_plane_strain": state.out_of_plane_strain,
+                  "face_displacement": state.face_displacement,
+                  "max_von_mises": history[-1][5]},
+        "interfaces": {},
+    }
+    if case.geometry.kind == "layers":
+        bottom = emesh.facet_tags.indices[
+            emesh.facet_tags.values == emesh.geometry.facet_groups["bottom"]]
+        summary["bending"] = postprocess.bending_curvature(
+            problem.u, bottom, case.geometry.length, getattr(case.geometry, "width", None))
+    if comm.rank == 0:
+        for name, t in tractions.items():
+            _, lower, upper = emesh.geometry.interfaces[name]
+            summary["interfaces"][name] = {
+                "materials": [emesh.geometry.cell_materials[lower],
+                              emesh.geometry.cell_materials[upper]],
+                "averaging_length": case.interface.averaging_length,
+                **t.summary()}
+        output.write_interface_csv(workdir / "interface.csv", tractions)
+        output.write_table(
+            workdir / "history.csv",
+            ["time", "temperature", "step", "out_of_plane_strain", "face_displacement",
+             "max_von_mises", *(f"max_risk:{name}" for name in tractions)],
+            history)
+        shutil.copyfile(case.source, workdir / "case.toml")
+    return summary

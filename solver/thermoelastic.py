@@ -1,0 +1,216 @@
+"""Quasi-static linear thermo-elasticity with a uniform temperature change.
+
+3D, plane strain (out-of-plane strain zero) or generalized plane strain (out-of-plane
+strain one uniform unknown, zero net out-of-plane force). Global unknowns (that strain,
+the uniform displacement of a unit cell's free face) are condensed out by superposition:
+the problem is linear, so the solution is the load case plus a combination of unit
+solutions, with the combination fixed by the zero-net-force conditions. The unit
+solutions depend only on the stiffness, so they are computed once.
+"""
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import ufl
+from dolfinx import fem
+from dolfinx.fem import petsc as fem_petsc
+from petsc4py import PETSc
+
+from . import boundary
+from .errors import SolverError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ElasticState:
+    """The solution for one temperature change."""
+
+    delta_temperature: float
+    out_of_plane_strain: float  # e_zz in generalized plane strain, else 0
+    face_displacement: float  # uniform normal displacement of the free face (unit cells)
+
+
+def cellwise_field(emesh, values_by_material: dict, name: str) -> fem.Function:
+    """A DG0 field holding, in every cell, the value of the cell's material."""
+    space = fem.functionspace(emesh.mesh, ("DG", 0))
+    field = fem.Function(space, name=name)
+    tags = emesh.cell_tags
+    for tag, material in emesh.geometry.cell_materials.items():
+        cells = tags.indices[tags.values == tag]
+        field.x.array[space.dofmap.list[cells, 0]] = values_by_material[material]
+    field.x.scatter_forward()
+    return field
+
+
+def rigid_body_modes(space) -> PETSc.NullSpace:
+    """The near-nullspace of elasticity (translations, rotations) for algebraic multigrid."""
+    gdim = space.mesh.geometry.dim
+    coords = space.tabulate_dof_coordinates()[:, :gdim]
+    coords = (coords - coords.mean(axis=0)) / max(np.ptp(coords, axis=0).max(), 1e-300)
+    x, y = coords[:, 0], coords[:, 1]
+    if gdim == 2:
+        modes = [(1, 0), (0, 1), (-y, x)]
+    else:
+        z = coords[:, 2]
+        zero = np.zeros_like(x)
+        modes = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (-y, x, zero), (zero, -z, y), (z, zero, -x)]
+    vectors = []
+    for mode in modes:
+        f = fem.Function(space)
+        values = f.x.array.reshape(-1, gdim)
+        for i, component in enumerate(mode):
+            values[:, i] = component
+        vec = f.x.petsc_vec.copy()
+        for other in vectors:  # Gram-Schmidt: PETSc wants an orthonormal basis
+            vec.axpy(-vec.dot(other), other)
+        vec.normalize()
+        vectors.append(vec)
+    return PETSc.NullSpace().create(vectors=vectors)
+
+
+class ThermoElasticProblem:
+    def __init__(self, emesh, case):
+        self.emesh = emesh
+        msh = emesh.mesh
+        self.gdim = msh.geometry.dim
+        self.generalized = self.gdim == 2 and case.case.plane == "generalized"
+        materials = {name: case.materials[name] for name in emesh.geometry.cell_materials.values()}
+        self.youngs_modulus = cellwise_field(
+            emesh, {n: m.youngs_modulus for n, m in materials.items()}, "E")
+        self.poisson_ratio = cellwise_field(
+            emesh, {n: m.poisson_ratio for n, m in materials.items()}, "nu")
+        self.expansion = cellwise_field(
+            emesh, {n: m.thermal_expansion for n, m in materials.items()}, "alpha")
+        E, nu = self.youngs_modulus, self.poisson_ratio
+        self.lame_lambda = E * nu / ((1 + nu) * (1 - 2 * nu))
+        self.shear_modulus = E / (2 * (1 + nu))
+
+        self.V = fem.functionspace(msh, ("Lagrange", case.solver.degree, (self.gdim,)))
+        self.u = fem.Function(self.V, name="u")
+        self.delta_temperature = fem.Constant(msh, PETSc.ScalarType(0.0))
+        self.out_of_plane_strain = fem.Constant(msh, PETSc.ScalarType(0.0))
+
+        self.constraints = boundary.cell_constraints(case, emesh, self.V)
+        # Scale the equations to O(1) entries: the Dirichlet rows carry a unit diagonal.
+        max_modulus = max(m.youngs_modulus for m in materials.values())
+        self._scale = 1.0 / (max_modulus * case.geometry.mesh_size ** (self.gdim - 2))
+        u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
+        residual = ufl.inner(self.stress(u, self.delta_temperature, self.out_of_plane_strain),
+                             self.strain(v)) * ufl.dx
+        self.a = fem.form(self._scale * ufl.lhs(residual))
+        self.L = fem.form(self._scale * ufl.rhs(residual))
+
+        self.A = fem_petsc.assemble_matrix(self.a, bcs=self.constraints.dirichlet)
+        self.A.assemble()
+        self.A.setNearNullSpace(rigid_body_modes(self.V))
+        self.ksp = PETSc.KSP().create(msh.comm)
+        self.ksp.setOptionsPrefix(f"sinter_elastic_{id(self)}_")
+        options = PETSc.Options()
+        prefix = self.ksp.getOptionsPrefix()
+        for key, value in {
+            "ksp_type": "cg", "ksp_rtol": case.solver.rtol, "ksp_atol": 1e-50,
+            "ksp_max_it": 2000, "pc_type": "gamg", "mg_levels_ksp_type": "chebyshev",
+            "mg_levels_pc_type": "jacobi", "pc_gamg_coarse_eq_limit": 1000,
+        }.items():
+            options[prefix + key] = value
+        self.ksp.setFromOptions()
+        self.ksp.setOperators(self.A)
+        self.dofs = self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs
+        self._unit_solutions = self._solve_unit_global_unknowns()
+
+    # -- constitutive law ------------------------------------------------------------------
+    def strain(self, u):
+        """The in-plane (2D) or full (3D) small strain tensor."""
+        return ufl.sym(ufl.grad(u))
+
+    def stress(self, u, delta_temperature, out_of_plane_strain):
+        """The in-plane (2D) or full (3D) stress with the thermal eigenstrain alpha*dT."""
+        lam, mu, alpha = self.lame_lambda, self.shear_modulus, self.expansion
+        eps = self.strain(u)
+        identity = ufl.Identity(self.gdim)
+        thermal = alpha * delta_temperature
+        volumetric = ufl.tr(eps) - 3 * thermal
+        if self.gdim == 2:
+            volumetric += out_of_plane_strain
+        return lam * volumetric * identity + 2 * mu * (eps - thermal * identity)
+
+    def stress_tensor_3d(self):
+        """The full 3x3 stress of the current solution (sigma_zz included in 2D)."""
+        sigma = self.stress(self.u, self.delta_temperature, self.out_of_plane_strain)
+        if self.gdim == 3:
+            return sigma
+        lam, mu, alpha = self.lame_lambda, self.shear_modulus, self.expansion
+        thermal = alpha * self.delta_temperature
+        volumetric = ufl.tr(self.strain(self.u)) + self.out_of_plane_strain - 3 * thermal
+        sigma_zz = lam * volumetric + 2 * mu * (self.out_of_plane_strain - thermal)
+        return ufl.as_matrix([[sigma[0, 0], sigma[0, 1], 0], [sigma[1, 0], sigma[1, 1], 0],
+                              [0, 0, sigma_zz]])
+
+    # -- solution --------------------------------------------------------------------------
+    def _solve_load(self, delta_temperature, out_of_plane_strain, face_displacement):
+        """Solve with the given loads and face displacement; returns a copy of u."""
+        self.delta_temperature.value = delta_temperature
+        self.out_of_plane_strain.value = out_of_plane_strain
+        self.constraints.set_face_displacement(face_displacement)
+        b = fem_petsc.assemble_vector(self.L)
+        fem_petsc.apply_lifting(b, [self.a], bcs=[self.constraints.dirichlet])
+        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        fem_petsc.set_bc(b, self.constraints.dirichlet)
+        self.ksp.solve(b, self.u.x.petsc_vec)
+        b.destroy()
+        reason = self.ksp.getConvergedReason()
+        if reason <= 0:
+            raise SolverError(f"the elasticity solve did not converge (KSP reason {reason}, "
+                              f"{self.ksp.getIterationNumber()} iterations)")
+        self.u.x.scatter_forward()
+        logger.debug("elastic solve: %d CG iterations", self.ksp.getIterationNumber())
+        solution = fem.Function(self.V)
+        solution.x.array[:] = self.u.x.array
+        return solution
+
+    def _global_forces(self, solution, delta_temperature, out_of_plane_strain):
+        """The net forces that the global unknowns must cancel, for a given solution."""
+        self.u.x.array[:] = solution.x.array
+        self.delta_temperature.value = delta_temperature
+        self.out_of_plane_strain.value = out_of_plane_strain
+        forces = []
+        if self.constraints.free_face is not None:
+            forces.append(self.constraints.free_face_force(self))
+        if self.generalized:
+            sigma = self.stress_tensor_3d()
+            forces.append(self._assemble(sigma[2, 2] * ufl.dx))
+        return np.array(forces)
+
+    def _assemble(self, integrand):
+        comm = self.emesh.mesh.comm
+        return comm.allreduce(fem.assemble_scalar(fem.form(integrand)))
+
+    def _solve_unit_global_unknowns(self):
+        """Unit solutions: (solution, out-of-plane strain, face displacement) per unknown."""
+        units = []
+        if self.constraints.free_face is not None:
+            units.append((self._solve_load(0.0, 0.0, 1.0), 0.0, 1.0))
+        if self.generalized:
+            units.append((self._solve_load(0.0, 1.0, 0.0), 1.0, 0.0))
+        return units
+
+    def solve(self, delta_temperature: float) -> ElasticState:
+        """Solve for a uniform temperature change from the stress-free state."""
+        load = self._solve_load(delta_temperature, 0.0, 0.0)
+        out_of_plane, face = 0.0, 0.0
+        if self._unit_solutions:
+            residual = self._global_forces(load, delta_temperature, 0.0)
+            matrix = np.column_stack([self._global_forces(sol, 0.0, ezz)
+                                      for sol, ezz, _ in self._unit_solutions])
+            amplitudes = np.linalg.solve(matrix, -residual)
+            for amplitude, (sol, ezz, disp) in zip(amplitudes, self._unit_solutions,
+                                                   strict=True):
+                load.x.array[:] += amplitude * sol.x.array
+                out_of_plane += amplitude * ezz
+                face += amplitude * disp
+        self.u.x.array[:] = load.x.array
+        self.delta_temperature.value = delta_temperature
+        self.out_of_plane_strain.value = out_of_plane
+        return ElasticState(delta_temperature, out_of_plane, face)
