@@ -64,3 +64,41 @@ def timoshenko_curvature(h1, h2, e1, e2, mismatch_strain):
     m, n, h = h1 / h2, e1 / e2, h1 + h2
     return (-6 * mismatch_strain * (1 + m) ** 2
             / (h * (3 * (1 + m) ** 2 + (1 + m * n) * (m**2 + 1 / (m * n)))))
+
+
+@dataclass(frozen=True)
+class GeneralizedPlaneStrainStrip:
+    """A free multilayer strip in generalized plane strain: the out-of-plane strain is one
+    uniform unknown with zero net out-of-plane force, the in-plane stress is that of a beam
+    (sigma_yy = 0)."""
+
+    beam: MultilayerBeam
+    out_of_plane_strain: float
+
+
+def generalized_plane_strain_layers(thicknesses, youngs_moduli, poisson_ratios, expansions,
+                                    delta_t) -> GeneralizedPlaneStrainStrip:
+    """Force and moment balance in x and force balance in z, for the strain field
+    eps_xx = c - w'' y, eps_zz = e0. With sigma_yy = 0 Hooke's law gives, per layer,
+    sigma_xx = E/(1-nu^2) (eps_xx + nu e0 - (1+nu) alpha dT) and
+    sigma_zz = E (e0 - alpha dT) + nu sigma_xx."""
+    h = np.asarray(thicknesses, dtype=float)
+    E = np.asarray(youngs_moduli, dtype=float)
+    nu = np.asarray(poisson_ratios, dtype=float)
+    free = np.asarray(expansions, dtype=float) * delta_t
+    plane = E / (1 - nu**2)
+    interfaces = np.concatenate([[0.0], np.cumsum(h)])
+    lo, hi = interfaces[:-1], interfaces[1:]
+    m0, m1, m2 = hi - lo, (hi**2 - lo**2) / 2, (hi**3 - lo**3) / 3  # moments of y per layer
+    # Unknowns (c, g, e0) with eps_xx = c + g*y; each row is one balance equation.
+    system = np.array([
+        [(plane * m0).sum(), (plane * m1).sum(), (plane * nu * m0).sum()],
+        [(plane * m1).sum(), (plane * m2).sum(), (plane * nu * m1).sum()],
+        [(nu * plane * m0).sum(), (nu * plane * m1).sum(), ((E + nu**2 * plane) * m0).sum()],
+    ])
+    eigen = (1 + nu) * free
+    load = np.array([(plane * eigen * m0).sum(), (plane * eigen * m1).sum(),
+                     ((E * free + nu * plane * eigen) * m0).sum()])
+    c, g, e0 = np.linalg.solve(system, load)
+    beam = MultilayerBeam(interfaces, plane, eigen - nu * e0, c, -g)
+    return GeneralizedPlaneStrainStrip(beam, e0)

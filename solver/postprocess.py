@@ -16,16 +16,18 @@ def probe(function: fem.Function, points) -> np.ndarray:
     msh = function.function_space.mesh
     points = np.asarray(points, dtype=float)
     points = np.column_stack([points, np.zeros((len(points), 3 - points.shape[1]))])
-    tree = geometry.bb_tree(msh, msh.topology.dim)
+    tdim = msh.topology.dim
+    cells = msh.topology.index_map(tdim)
+    tree = geometry.bb_tree(msh, tdim,
+                            np.arange(cells.size_local + cells.num_ghosts, dtype=np.int32))
     candidates = geometry.compute_collisions_points(tree, points)
-    colliding = geometry.compute_colliding_cells(msh, candidates, points)
     size = int(np.prod(function.ufl_shape))
     values = np.zeros((len(points), size))
     found = np.zeros(len(points))
-    for i in range(len(points)):
-        cells = colliding.links(i)
-        if len(cells):
-            values[i] = function.eval(points[i], cells[:1])
+    for i, point in enumerate(points):
+        cell = _containing_cell(msh, candidates.links(i), point)
+        if cell is not None:
+            values[i] = function.eval(point, np.array([cell], dtype=np.int32))
             found[i] = 1
     comm = msh.comm
     values, found = comm.allreduce(values), comm.allreduce(found)
@@ -33,6 +35,22 @@ def probe(function: fem.Function, points) -> np.ndarray:
         missing = points[found == 0][0]
         raise ValueError(f"probe point {missing} is outside the mesh")
     return values / found[:, None]
+
+
+def _containing_cell(msh, candidates, point, tolerance=1e-9):
+    """The first candidate simplex containing point, by its barycentric coordinates.
+
+    DOLFINx's compute_colliding_cells uses an absolute distance tolerance that fails on
+    micrometre-sized cells in SI units, so affine simplices are tested here instead.
+    """
+    tdim = msh.topology.dim
+    for cell in candidates:
+        vertices = msh.geometry.x[msh.geometry.dofmap[cell][: tdim + 1], :tdim]
+        edges = (vertices[1:] - vertices[0]).T
+        weights = np.linalg.solve(edges, point[:tdim] - vertices[0])
+        if weights.min() >= -tolerance and weights.sum() <= 1 + tolerance:
+            return cell
+    return None
 
 
 def von_mises(sigma):

@@ -1,0 +1,644 @@
+"""Case files: the TOML schema, its validation, and the Case the solver runs.
+
+The schema is the pydantic models below; defaults live in their Fields and nowhere else.
+Quantities are written with units in the file ('18 um', '400 degC') and stored as SI floats.
+Every problem with a file becomes one CaseError naming the file, the dotted key path as the
+user wrote it (`geometry.layers[1].thickness`) and what was expected.
+"""
+
+import json
+import math
+import tomllib
+import types
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, NamedTuple, Union
+
+import numpy as np
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    ValidationError,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError, PydanticUndefined
+
+from solver.errors import CaseError
+from solver.materials import (
+    DENSITY,
+    MECHANICAL_KEYS,
+    POISSON_RATIO,
+    SPECIFIC_HEAT,
+    THERMAL_CONDUCTIVITY,
+    THERMAL_EXPANSION,
+    YOUNGS_MODULUS,
+    Material,
+    library,
+)
+from solver.units import KINDS, SIQuantity
+
+PositiveLength = Annotated[float, SIQuantity("length", positive=True)]
+OptionalPositiveLength = Annotated[float | None, SIQuantity("length", positive=True)]
+PositivePressure = Annotated[float, SIQuantity("pressure", positive=True)]
+Temperature = Annotated[float, SIQuantity("temperature", positive=True)]
+PositiveTemperatureDifference = Annotated[
+    float, SIQuantity("temperature difference", positive=True)
+]
+PositiveTime = Annotated[float, SIQuantity("time", positive=True)]
+PositiveHeatingRate = Annotated[float, SIQuantity("heating rate", positive=True)]
+
+ZERO_CELSIUS = 273.15  # K
+
+
+def _rule_broken(key: str, message: str) -> PydanticCustomError:
+    """A cross-field rule that failed; `key` is relative to the model that checks the rule."""
+    return PydanticCustomError("case_rule", "{message}", {"message": message, "key": key})
+
+
+def _um(length: float) -> str:
+    return f"{length * 1e6:g} um"
+
+
+def _celsius(temperature: float) -> str:
+    return f"{temperature - ZERO_CELSIUS:g} degC"
+
+
+class _Table(BaseModel):
+    """A TOML table of the case file: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CaseSection(_Table):
+    name: str = Field(min_length=1, description="name of the case, used to name its outputs")
+    dim: Literal[2, 3] = Field(2, description="spatial dimension: 2 (a cross-section) or 3")
+    plane: Literal["strain", "generalized"] = Field(
+        "strain",
+        description="2D only: plane strain, or generalized plane strain (uniform "
+        "out-of-plane strain, no net out-of-plane force)",
+    )
+    description: str = Field("", description="free text describing the case")
+
+
+class Layer(_Table):
+    material: str = Field(description="material name: a library entry or a [materials.NAME]")
+    thickness: PositiveLength = Field(description="layer thickness")
+
+
+class LayersGeometry(_Table):
+    kind: Literal["layers"] = Field(description="kind of geometry")
+    length: PositiveLength = Field(description="in-plane length of the stack (x)")
+    width: OptionalPositiveLength = Field(
+        None,
+        description="out-of-plane width of the stack (z); 3D only",
+        json_schema_extra={"default_text": "required in 3D"},
+    )
+    layers: list[Layer] = Field(min_length=1, description="the flat layers, bottom to top")
+    mesh_size: PositiveLength = Field(description="target element size")
+
+    def material_keys(self) -> list[tuple[str, str]]:
+        """(key path relative to [geometry], material name) for every material reference."""
+        return [(f"layers[{i}].material", layer.material) for i, layer in enumerate(self.layers)]
+
+
+class RecurvedGeometry(_Table):
+    kind: Literal["recurved"] = Field(description="kind of geometry")
+    pitch: PositiveLength = Field(description="distance between neighbouring projections")
+    foil_thickness: PositiveLength = Field(description="foil thickness under the projections")
+    neck_width: PositiveLength = Field(description="width of a projection at its narrow neck")
+    head_width: PositiveLength = Field(description="width of a projection at its head (> neck)")
+    height: PositiveLength = Field(description="height of a projection above the foil")
+    mix_thickness: PositiveLength = Field(description="thickness of the mix layer over the foil")
+    mesh_size: PositiveLength = Field(description="target element size")
+    neck_height: OptionalPositiveLength = Field(
+        None,
+        description="height of the neck above the foil",
+        json_schema_extra={"default_text": "0.4 × height"},
+    )
+    fillet_radius: OptionalPositiveLength = Field(
+        None,
+        description="radius rounding the re-entrant corners (they are singular when sharp)",
+        json_schema_extra={"default_text": "0.25 × neck_width"},
+    )
+    interface_mesh_size: OptionalPositiveLength = Field(
+        None,
+        description="element size along the foil/mix interface",
+        json_schema_extra={"default_text": "mesh_size / 3"},
+    )
+    foil_material: str = Field("copper", description="material of the foil")
+    mix_material: str = Field("mix", description="material of the mix layer")
+
+    @model_validator(mode="after")
+    def _derive_defaults_and_check_shape(self) -> "RecurvedGeometry":
+        if self.neck_height is None:
+            self.neck_height = 0.4 * self.height
+        if self.fillet_radius is None:
+            self.fillet_radius = 0.25 * self.neck_width
+        if self.interface_mesh_size is None:
+            self.interface_mesh_size = self.mesh_size / 3
+        if self.head_width <= self.neck_width:
+            raise _rule_broken(
+                "head_width",
+                f"must be larger than neck_width ({_um(self.neck_width)}) for a recurved "
+                f"projection, got {_um(self.head_width)}",
+            )
+        if self.height >= self.mix_thickness:
+            raise _rule_broken(
+                "height",
+                f"must be smaller than mix_thickness ({_um(self.mix_thickness)}): the mix "
+                f"covers the projections, got {_um(self.height)}",
+            )
+        if self.neck_height >= self.height:
+            raise _rule_broken(
+                "neck_height",
+                f"must be smaller than height ({_um(self.height)}), got {_um(self.neck_height)}",
+            )
+        return self
+
+    def material_keys(self) -> list[tuple[str, str]]:
+        """(key path relative to [geometry], material name) for every material reference."""
+        return [("foil_material", self.foil_material), ("mix_material", self.mix_material)]
+
+
+Geometry = Annotated[LayersGeometry | RecurvedGeometry, Field(discriminator="kind")]
+
+
+def _material_field(field_name: str) -> Any:
+    """An optional override Field that reuses the description of the Material field."""
+    return Field(
+        None,
+        description=Material.model_fields[field_name].description,
+        json_schema_extra={"default_text": "library value"},
+    )
+
+
+class MaterialOverride(_Table):
+    """A [materials.NAME] table: any subset of a Material's values."""
+
+    youngs_modulus: Annotated[float | None, YOUNGS_MODULUS] = _material_field("youngs_modulus")
+    poisson_ratio: Annotated[float | None, POISSON_RATIO] = _material_field("poisson_ratio")
+    thermal_expansion: Annotated[float | None, THERMAL_EXPANSION] = _material_field(
+        "thermal_expansion"
+    )
+    density: Annotated[float | None, DENSITY] = _material_field("density")
+    thermal_conductivity: Annotated[float | None, THERMAL_CONDUCTIVITY] = _material_field(
+        "thermal_conductivity"
+    )
+    specific_heat: Annotated[float | None, SPECIFIC_HEAT] = _material_field("specific_heat")
+    source: str | None = _material_field("source")
+
+
+class Ramp(_Table):
+    to: Temperature = Field(description="temperature at the end of the ramp")
+    rate: PositiveHeatingRate = Field(description="heating or cooling rate, as a magnitude")
+
+
+class Hold(_Table):
+    hold: PositiveTime = Field(description="duration of an isothermal hold")
+
+
+def _step_kind(step: Any) -> str | None:
+    """'ramp' or 'hold' from the keys a step has; None (an error) if it is neither or both."""
+    if isinstance(step, Ramp | Hold):
+        return "ramp" if isinstance(step, Ramp) else "hold"
+    if not isinstance(step, dict):
+        return None
+    is_ramp = "to" in step or "rate" in step
+    is_hold = "hold" in step
+    if is_ramp == is_hold:
+        return None
+    return "ramp" if is_ramp else "hold"
+
+
+Step = Annotated[
+    Annotated[Ramp, Tag("ramp")] | Annotated[Hold, Tag("hold")],
+    Discriminator(
+        _step_kind,
+        custom_error_type="step_kind",
+        custom_error_message="expected a ramp { to = ..., rate = ... } or a hold { hold = ... }",
+    ),
+]
+
+
+class Segment(NamedTuple):
+    """One step of a schedule in time: a ramp or a hold, in SI units."""
+
+    kind: Literal["ramp", "hold"]
+    duration: float  # s
+    start_temperature: float  # K
+    end_temperature: float  # K
+
+
+class Schedule(_Table):
+    start: Temperature = Field(description="temperature at the start: the stress-free state")
+    steps: list[Step] = Field(
+        min_length=1,
+        description="ramps { to = T, rate = dT/dt } and holds { hold = t }, in order",
+    )
+
+    @model_validator(mode="after")
+    def _check_ramps_change_temperature(self) -> "Schedule":
+        temperature = self.start
+        for index, step in enumerate(self.steps):
+            if isinstance(step, Ramp):
+                if math.isclose(step.to, temperature, rel_tol=0.0, abs_tol=1e-9):
+                    raise _rule_broken(
+                        f"steps[{index}].to",
+                        f"a ramp must change the temperature, but it is already "
+                        f"{_celsius(temperature)}; write {{ hold = ... }} to hold it",
+                    )
+                temperature = step.to
+        return self
+
+    def segments(self) -> list[Segment]:
+        """The steps as (kind, duration, start_temperature, end_temperature), in order."""
+        segments = []
+        temperature = self.start
+        for step in self.steps:
+            if isinstance(step, Ramp):
+                duration = abs(step.to - temperature) / step.rate
+                segments.append(Segment("ramp", duration, temperature, step.to))
+                temperature = step.to
+            else:
+                segments.append(Segment("hold", step.hold, temperature, temperature))
+        return segments
+
+    @property
+    def end_temperature(self) -> float:
+        return self.segments()[-1].end_temperature
+
+    @property
+    def duration(self) -> float:
+        return sum(segment.duration for segment in self.segments())
+
+    def temperature_at(self, times: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Temperature (K) at `times` (s from the start): piecewise linear, constant outside."""
+        segments = self.segments()
+        breakpoints = np.concatenate([[0.0], np.cumsum([s.duration for s in segments])])
+        temperatures = [self.start] + [segment.end_temperature for segment in segments]
+        return np.interp(np.asarray(times, dtype=float), breakpoints, temperatures)
+
+
+class Interface(_Table):
+    # Defaults are written with units and converted like file values (validate_default).
+    normal_strength: PositivePressure = Field(
+        "50 MPa",
+        validate_default=True,
+        description="cohesive strength of the foil/layer interface in opening",
+    )
+    shear_strength: PositivePressure = Field(
+        "50 MPa",
+        validate_default=True,
+        description="cohesive strength of the foil/layer interface in shear",
+    )
+    averaging_length: PositiveLength = Field(
+        "1 um",
+        validate_default=True,
+        description="length over which interface tractions are averaged when reported",
+    )
+
+
+class SolverSettings(_Table):
+    degree: Literal[1, 2] = Field(
+        2, description="polynomial degree of the displacement element (1 locks when layers bend)"
+    )
+    temperature_increment: PositiveTemperatureDifference = Field(
+        "10 K", validate_default=True, description="largest temperature change in one time step"
+    )
+    rtol: float = Field(1e-10, gt=0, description="relative tolerance of the solver (> 0)")
+
+
+class CaseFile(_Table):
+    """The whole case file as written, validated."""
+
+    case: CaseSection = Field(description="what the case is")
+    geometry: Geometry = Field(description="the shape to mesh")
+    materials: dict[str, MaterialOverride] = Field(
+        default_factory=dict,
+        description="[materials.NAME] tables: override library values or define materials",
+    )
+    schedule: Schedule = Field(description="the heat treatment")
+    interface: Interface = Field(default_factory=Interface, description="the foil/layer interface")
+    solver: SolverSettings = Field(default_factory=SolverSettings, description="numerics")
+
+    _resolved_materials: dict[str, Material] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_across_tables(self) -> "CaseFile":
+        dim = self.case.dim
+        if isinstance(self.geometry, RecurvedGeometry) and dim != 2:
+            raise _rule_broken("case.dim", "recurved geometry is 2D only in this version")
+        if isinstance(self.geometry, LayersGeometry):
+            if dim == 3 and self.geometry.width is None:
+                raise _rule_broken("geometry.width", "required in 3D (the stack's extent in z)")
+            if dim == 2 and self.geometry.width is not None:
+                raise _rule_broken("geometry.width", "width is only used in 3D (case.dim = 3)")
+        if dim == 3 and "plane" in self.case.model_fields_set:
+            raise _rule_broken("case.plane", "plane is only used in 2D (case.dim = 2)")
+        self._resolved_materials = _resolve_materials(self.materials)
+        for key, name in self.geometry.material_keys():
+            if name not in self._resolved_materials:
+                raise _rule_broken(
+                    f"geometry.{key}",
+                    f"unknown material '{name}'; known: {', '.join(self._resolved_materials)}",
+                )
+        return self
+
+
+def _resolve_materials(overrides: dict[str, MaterialOverride]) -> dict[str, Material]:
+    """The library with the case file's [materials.NAME] tables merged in key by key."""
+    materials = library()
+    for name, override in overrides.items():
+        given = override.model_dump(exclude_unset=True)
+        base = materials.get(name)
+        if base is not None:
+            overridden = [key for key in given if key != "source"]
+            source = given.pop("source", None) or (
+                f"{base.source} [case file overrides: {', '.join(overridden)}]"
+            )
+            # The values are validated SI floats already: a copy need not revalidate them.
+            materials[name] = base.model_copy(update={**given, "source": source})
+            continue
+        for key in MECHANICAL_KEYS:
+            if key not in given:
+                raise _rule_broken(
+                    f"materials.{name}.{key}",
+                    f"required: '{name}' is not in the library, so the case file must give "
+                    f"{', '.join(MECHANICAL_KEYS)} (library: {', '.join(library())})",
+                )
+        given.setdefault("source", "defined in the case file")
+        materials[name] = Material(name=name, **given)
+    return materials
+
+
+@dataclass(frozen=True)
+class Case:
+    """A validated case, ready to run: SI floats throughout."""
+
+    case: CaseSection
+    geometry: LayersGeometry | RecurvedGeometry
+    materials: dict[str, Material]  # the library merged with the case file's overrides
+    schedule: Schedule
+    interface: Interface
+    solver: SolverSettings
+    source: Path  # the case file
+    raw: dict[str, Any]  # the parsed TOML, as written
+
+    def materials_used(self) -> list[str]:
+        """Names of the materials the geometry refers to, in order of first use."""
+        return list(dict.fromkeys(name for _, name in self.geometry.material_keys()))
+
+
+def load_case(path: str | Path) -> Case:
+    """Read, validate and resolve a case file; any problem is one CaseError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise CaseError(path, "(file)", f"cannot read the case file: {error}") from None
+    return load_case_text(text, file=path)
+
+
+def load_case_text(text: str, *, file: str | Path = "<case>") -> Case:
+    """Validate case-file text; `file` names it in messages and becomes `Case.source`."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise CaseError(file, "(TOML syntax)", str(error)) from None
+    try:
+        validated = CaseFile.model_validate(raw)
+    except ValidationError as error:
+        raise _case_error(error, file) from None
+    return Case(
+        case=validated.case,
+        geometry=validated.geometry,
+        materials=validated._resolved_materials,
+        schedule=validated.schedule,
+        interface=validated.interface,
+        solver=validated.solver,
+        source=Path(file),
+        raw=raw,
+    )
+
+
+# --- From pydantic's errors to the user's keys --------------------------------------------
+
+
+@dataclass
+class _Location:
+    key: str  # as the user writes it: geometry.layers[1].thickness
+    owner: type[BaseModel] | None  # the table the last key belongs to
+    annotation: Any  # what is expected at the key
+    metadata: list[Any]  # Annotated metadata of that (SIQuantity, ...)
+    field: FieldInfo | None
+
+
+def _unwrap(annotation: Any) -> tuple[Any, list[Any]]:
+    """The annotation without Annotated and `| None`, and the Annotated metadata."""
+    metadata: list[Any] = []
+    while True:
+        if typing.get_origin(annotation) is Annotated:
+            annotation, *extra = typing.get_args(annotation)
+            metadata.extend(extra)
+        elif _is_union(annotation) and type(None) in typing.get_args(annotation):
+            # `X | None`; the schema has no optional union of several types.
+            (annotation,) = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        else:
+            return annotation, metadata
+
+
+def _is_union(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (Union, types.UnionType)
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _members_by_tag(union: Any, discriminator: str | None) -> dict[str, type[BaseModel]]:
+    """The models of a tagged union by tag: a Tag annotation, or the discriminator field."""
+    members = {}
+    for member in typing.get_args(union):
+        model, metadata = _unwrap(member)
+        tags = [item.tag for item in metadata if isinstance(item, Tag)]
+        if not tags and discriminator:
+            tags = list(typing.get_args(model.model_fields[discriminator].annotation))
+        members.update(dict.fromkeys(tags, model))
+    return members
+
+
+def _locate(loc: Sequence[str | int]) -> _Location:
+    """Follow a pydantic error location through the schema, dropping union tags."""
+    key = ""
+    owner: type[BaseModel] | None = None
+    node: Any = CaseFile
+    metadata: list[Any] = []
+    field: FieldInfo | None = None
+    discriminator: str | None = None
+    for part in loc:
+        node, extra = _unwrap(node)
+        metadata += extra
+        if _is_union(node):
+            # pydantic names the union member it tried; the user never wrote that tag.
+            node = _members_by_tag(node, discriminator).get(str(part))
+            discriminator = None
+            continue
+        if isinstance(part, int):
+            key += f"[{part}]"
+            node = typing.get_args(node)[0] if typing.get_origin(node) is list else None
+        else:
+            key = f"{key}.{part}" if key else part
+            if _is_model(node):
+                owner, field = node, node.model_fields.get(part)
+                node = field.annotation if field else None
+                metadata = list(field.metadata) if field else []
+                discriminator = field.discriminator if field else None
+                continue
+            node = typing.get_args(node)[1] if typing.get_origin(node) is dict else None
+        metadata, field = [], None
+    node, extra = _unwrap(node)
+    return _Location(key, owner, node, metadata + extra, field)
+
+
+def _show(value: Any) -> str:
+    return f"'{value}'" if isinstance(value, str) else repr(value)
+
+
+def _what(annotation: Any, metadata: list[Any]) -> str:
+    """What a key expects, as a user reads it: "a length (e.g. '2 um')", "2 or 3", ..."""
+    for item in metadata:
+        if isinstance(item, SIQuantity):
+            kind = KINDS[item.kind]
+            adjective = "positive " if item.positive else ""
+            return f"a {adjective}{kind.noun} (e.g. '{kind.example}')"
+    if typing.get_origin(annotation) is Literal:
+        return " or ".join(_show(value) for value in typing.get_args(annotation))
+    if _is_union(annotation):
+        return f"a table with kind = {' or '.join(map(_show, _members_by_tag(annotation, 'kind')))}"
+    if _is_model(annotation) or typing.get_origin(annotation) is dict:
+        return "a table"
+    if typing.get_origin(annotation) is list:
+        return "a list"
+    names = {str: "a string", float: "a number", int: "an integer", bool: "true or false"}
+    return names.get(annotation, "a value")
+
+
+def _describe(error: Any) -> tuple[str, str]:
+    """(key path, message) for one pydantic error."""
+    where = _locate(error["loc"])
+    kind, context = error["type"], error.get("ctx", {})
+    got = _show(error.get("input"))
+    if kind == "case_rule":
+        key = f"{where.key}.{context['key']}" if where.key else context["key"]
+        return key, context["message"]
+    if kind == "extra_forbidden":
+        known = ", ".join(where.owner.model_fields) if where.owner else ""
+        return where.key, f"unknown key; known keys here: {known}"
+    if kind == "missing":
+        expected = _what(where.annotation, where.metadata)
+        about = f" ({where.field.description})" if where.field and where.field.description else ""
+        return where.key, f"required key is missing: expected {expected}{about}"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        tag_key = f"{where.key}.{context['discriminator'].strip(chr(39))}"
+        expected = _what(where.annotation, where.metadata).removeprefix("a table with kind = ")
+        if kind == "union_tag_not_found":
+            return tag_key, f"required key is missing: expected {expected}"
+        return tag_key, f"expected {expected}, got {_show(context['tag'])}"
+    if kind == "quantity" or kind == "range":
+        return where.key, error["msg"]
+    if kind == "too_short":
+        return where.key, f"expected at least {context['min_length']} entry, got none"
+    if kind == "string_too_short":
+        return where.key, "expected a non-empty string"
+    if kind == "greater_than":
+        return where.key, f"expected a number greater than {context['gt']}, got {got}"
+    if kind.endswith("_type") or kind.endswith("_parsing") or kind == "literal_error":
+        return where.key, f"expected {_what(where.annotation, where.metadata)}, got {got}"
+    return where.key, f"{error['msg']}, got {got}"
+
+
+def _case_error(error: ValidationError, file: str | Path) -> CaseError:
+    """One CaseError for a ValidationError: its first problem, and how many more there are."""
+    problems = error.errors()
+    key, message = _describe(problems[0])
+    if len(problems) > 1:
+        message += f" (and {len(problems) - 1} more problem{'s' * (len(problems) > 2)})"
+    return CaseError(file, key or "(top level)", message)
+
+
+# --- The keys table for docs/case-keys.md --------------------------------------------------
+
+
+def _default_text(field: FieldInfo, metadata: list[Any]) -> str:
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and "default_text" in extra:
+        return str(extra["default_text"])
+    if field.default_factory is not None:
+        return "(table)"
+    if field.default is PydanticUndefined:
+        return "required"
+    if field.default is None:
+        return "-"
+    if isinstance(field.default, str) and not any(isinstance(m, SIQuantity) for m in metadata):
+        return f'`"{field.default}"`'  # as it is written in TOML
+    return f"`{field.default}`"
+
+
+def _unit_text(annotation: Any, metadata: list[Any]) -> str:
+    for item in metadata:
+        if isinstance(item, SIQuantity):
+            kind = KINDS[item.kind]
+            return f"{kind.noun} [{kind.si_unit}], e.g. `{kind.example}`"
+    if typing.get_origin(annotation) is Literal:
+        return " \\| ".join(f"`{json.dumps(value)}`" for value in typing.get_args(annotation))
+    return _what(annotation, metadata).removeprefix("a ").removeprefix("an ")
+
+
+def _key_rows(model: type[BaseModel], prefix: str, note: str = "") -> list[str]:
+    rows = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}.{name}" if prefix else name
+        annotation, metadata = _unwrap(field.annotation)
+        metadata += field.metadata
+        if typing.get_origin(annotation) in (list, dict):
+            item, item_metadata = _unwrap(typing.get_args(annotation)[-1])
+            inner = f"{key}[]" if typing.get_origin(annotation) is list else f"{key}.NAME"
+            if _is_union(item) or _is_model(item):
+                rows += _union_rows(item, inner, field.discriminator, note)
+                continue
+        if _is_model(annotation) or _is_union(annotation):
+            rows += _union_rows(annotation, key, field.discriminator, note)
+            continue
+        cells = [
+            f"`{key}`",
+            _unit_text(annotation, metadata),
+            _default_text(field, metadata),
+            f"{note}{field.description or ''}",
+        ]
+        rows.append(f"| {' | '.join(cells)} |")
+    return rows
+
+
+def _union_rows(annotation: Any, key: str, discriminator: str | None, note: str) -> list[str]:
+    if _is_model(annotation):
+        return _key_rows(annotation, key, note)
+    rows = []
+    for tag, model in _members_by_tag(annotation, discriminator).items():
+        rows += _key_rows(model, key, f"{note}({tag}) ")
+    return rows
+
+
+def keys_table_markdown() -> str:
+    """A Markdown table of every case-file key, generated from the schema."""
+    header = [
+        "| key | unit kind | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    return "\n".join(header + _key_rows(CaseFile, "")) + "\n"

@@ -1,0 +1,153 @@
+"""Physical quantities in case files: '18 um', '400 degC', '5 K/min' -> SI floats.
+
+All unit arithmetic is pint's; this module only decides which kind of quantity a key
+expects (a length, a temperature, ...) and turns a mismatch into a message a user can act on.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pint
+from pydantic import GetCoreSchemaHandler
+from pydantic_core import PydanticCustomError, core_schema
+
+from solver.errors import CaseError
+
+ureg = pint.UnitRegistry()
+
+
+@dataclass(frozen=True)
+class QuantityKind:
+    """A kind of physical quantity a case-file key can hold."""
+
+    noun: str  # as it reads in a message: "expected a {noun}"
+    dimensionality: str  # pint dimensionality expression
+    example: str  # shown in messages and the keys table
+    si_unit: str  # the unit of the float stored on the models (pint syntax)
+
+
+KINDS: dict[str, QuantityKind] = {
+    kind.noun: kind
+    for kind in (
+        QuantityKind("length", "[length]", "2 um", "m"),
+        QuantityKind("pressure", "[pressure]", "50 MPa", "Pa"),
+        # An absolute temperature and a temperature difference share pint's dimensionality;
+        # they differ in which units are allowed (degC is absolute, delta_degC a difference).
+        QuantityKind("temperature", "[temperature]", "400 degC", "K"),
+        QuantityKind("temperature difference", "[temperature]", "10 K", "K"),
+        QuantityKind("time", "[time]", "10 h", "s"),
+        QuantityKind("heating rate", "[temperature]/[time]", "5 K/min", "K/s"),
+        QuantityKind("thermal expansion coefficient", "1/[temperature]", "17e-6 1/K", "1/K"),
+        QuantityKind("density", "[mass]/[length]**3", "8920 kg/m^3", "kg/m^3"),
+        QuantityKind("thermal conductivity", "[power]/[length]/[temperature]", "1 W/m/K", "W/m/K"),
+        QuantityKind("specific heat", "[energy]/[mass]/[temperature]", "386 J/kg/K", "J/kg/K"),
+    )
+}
+
+# A leading number, then the units. pint's own expression parser multiplies the number by
+# the units, which it refuses for offset units ('400 degC'); pint's unit parser handles the
+# rest, including reading 'degC/min' and '1/degC' as temperature differences.
+_NUMBER_THEN_UNITS = re.compile(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
+
+
+class QuantityError(ValueError):
+    """A value that is not the expected kind of quantity; the message says what was expected."""
+
+
+def _expected(kind: QuantityKind, positive: bool) -> str:
+    adjective = "positive " if positive else ""
+    return f"expected a {adjective}{kind.noun} (e.g. '{kind.example}')"
+
+
+def _show(value: Any) -> str:
+    return f"'{value}'" if isinstance(value, str) else repr(value)
+
+
+def to_si(value: Any, dimension: str, *, positive: bool = False) -> float:
+    """The SI magnitude of `value` (a number, taken as SI, or a string with units).
+
+    Raises QuantityError with a one-line message naming the expected kind.
+    """
+    kind = KINDS[dimension]
+    problem = f"{_expected(kind, positive)}, got {_show(value)}"
+    # bool is an int subclass: `thickness = true` is a mistake, not 1 m.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        magnitude = float(value)
+    elif isinstance(value, str):
+        magnitude = _string_to_si(value, kind, problem)
+    else:
+        raise QuantityError(problem)
+    if not math.isfinite(magnitude):
+        raise QuantityError(f"{problem} (not finite)")
+    if positive and magnitude <= 0:
+        raise QuantityError(problem)
+    return magnitude
+
+
+def _string_to_si(text: str, kind: QuantityKind, problem: str) -> float:
+    match = _NUMBER_THEN_UNITS.fullmatch(text)
+    if match is None:
+        raise QuantityError(f"{problem} (a number, then units)")
+    number, unit_text = match.groups()
+    try:
+        units = ureg.parse_units(unit_text)
+    # pint's parser raises whatever its tokenizer hits on garbage (AssertionError,
+    # TokenError, UndefinedUnitError, ...): any failure here means "not a unit".
+    except Exception as error:
+        raise QuantityError(f"{problem} (unknown units '{unit_text}')") from error
+    quantity = ureg.Quantity(float(number), units)
+    if not quantity.check(kind.dimensionality):
+        raise QuantityError(problem)
+    if kind.noun == "temperature" and any(
+        name.startswith("delta_") for name, _ in quantity.unit_items()
+    ):
+        raise QuantityError(f"{problem}, which is a temperature difference")
+    if kind.noun == "temperature difference" and _is_offset(units):
+        raise QuantityError(
+            f"{problem}, which is an absolute temperature (write 'K' or 'delta_degC')"
+        )
+    return float(quantity.to(kind.si_unit).magnitude)
+
+
+def _is_offset(units: pint.Unit) -> bool:
+    """Whether `units` measure from an offset zero (degC, degF), i.e. are not a difference."""
+    return ureg.Quantity(0.0, units).to("kelvin").magnitude != 0.0
+
+
+def parse_quantity(value: Any, dimension: str, *, key: str, file: str | Path) -> float:
+    """The SI magnitude of `value` as a `dimension` (a name in KINDS), or a CaseError on `key`."""
+    try:
+        return to_si(value, dimension)
+    except QuantityError as error:
+        raise CaseError(file, key, str(error)) from None
+
+
+@dataclass(frozen=True)
+class SIQuantity:
+    """Annotated metadata for a model field that accepts a quantity and stores SI floats.
+
+    `Annotated[float, SIQuantity("length", positive=True)]`
+    """
+
+    kind: str
+    positive: bool = False
+
+    def validate(self, value: Any) -> float | None:
+        # TOML has no null: None only arrives as the default of an optional field.
+        if value is None:
+            return None
+        try:
+            return to_si(value, self.kind, positive=self.positive)
+        except QuantityError as error:
+            # A custom error carries the message as is (a ValueError would get a prefix).
+            raise PydanticCustomError("quantity", "{message}", {"message": str(error)}) from None
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_before_validator_function(self.validate, handler(source))

@@ -1,0 +1,99 @@
+"""Shared helpers: build and solve cases in-process, on whatever ranks pytest runs on."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dolfinx import fem
+
+from solver import postprocess
+from solver.case import load_case, load_case_text
+from solver.mesh import build_mesh
+from solver.thermoelastic import ThermoElasticProblem
+
+REPO = Path(__file__).resolve().parents[1]
+CASES = REPO / "cases"
+
+
+@dataclass
+class Solved:
+    case: object
+    emesh: object
+    problem: ThermoElasticProblem
+    state: object
+
+    def stress(self, degree=None) -> fem.Function:
+        """The 3x3 stress in a DG space that holds it exactly (degree - 1)."""
+        degree = self.case.solver.degree - 1 if degree is None else degree
+        space = fem.functionspace(self.emesh.mesh, ("DG", degree, (3, 3)))
+        return postprocess.interpolate_expression(fem.Function(space),
+                                                  self.problem.stress_tensor_3d())
+
+
+def solve_final(case) -> Solved:
+    """Build the mesh and solve for the schedule's final temperature."""
+    emesh = build_mesh(case)
+    problem = ThermoElasticProblem(emesh, case)
+    state = problem.solve(case.schedule.end_temperature - case.schedule.start)
+    return Solved(case, emesh, problem, state)
+
+
+def fitted_mid_layer_stress(solved: Solved, x: float, component=(0, 0), samples=9):
+    """sigma_xx at mid-height of each layer, from a line fitted through the layer.
+
+    The stress varies linearly through a bending layer (and is piecewise polynomial in the
+    elements), so a straight line through samples across the layer is compared, not the
+    value of the nearest cell.
+    """
+    geometry = solved.case.geometry
+    stress = solved.stress()
+    dim = solved.case.case.dim
+    bottom, results = 0.0, []
+    for layer in geometry.layers:
+        top = bottom + layer.thickness
+        heights = np.linspace(bottom, top, samples + 2)[1:-1]
+        if dim == 2:
+            points = np.column_stack([np.full(samples, x), heights])
+        else:
+            points = np.column_stack([np.full(samples, x),
+                                      np.full(samples, geometry.width / 2 + 0.123e-6),
+                                      heights])
+        values = postprocess.probe(stress, points)[:, 3 * component[0] + component[1]]
+        slope, intercept = np.polyfit(heights, values, 1)
+        results.append(slope * (bottom + top) / 2 + intercept)
+        bottom = top
+    return np.array(results)
+
+
+def layers_case(layers, *, length="400 um", mesh_size="2 um", plane="strain", degree=2,
+                start="400 degC", end="25 degC", dim=2, width=None, extra=""):
+    """A `layers` case from (material, thickness) pairs."""
+    rows = ",\n".join(f'  {{ material = "{m}", thickness = "{t}" }}' for m, t in layers)
+    plane_line = f'plane = "{plane}"' if dim == 2 else ""
+    width_line = f'width = "{width}"' if width else ""
+    return load_case_text(f"""
+[case]
+name = "layers-test"
+dim = {dim}
+{plane_line}
+[geometry]
+kind = "layers"
+length = "{length}"
+{width_line}
+layers = [
+{rows}
+]
+mesh_size = "{mesh_size}"
+[schedule]
+start = "{start}"
+steps = [ {{ to = "{end}", rate = "5 K/min" }} ]
+[solver]
+degree = {degree}
+{extra}
+""", file="test-layers.toml")
+
+
+@pytest.fixture
+def shipped_bilayer():
+    return load_case(CASES / "bilayer-cu-pi.toml")
