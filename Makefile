@@ -15,11 +15,11 @@ setup:
 	@$(RUN) python3 -c "import dolfinx, sys; print(f'toolchain: DOLFINx {dolfinx.__version__}, Python {sys.version.split()[0]}')"
 
 demo: setup
-	$(RUN) python3 -m solver.cli run cases/recurved-2d.toml --out results/recurved-2d --force
+	$(RUN) python3 -m solver.cli run cases/recurved-2d.toml --out results/recurved-2d
 
 test: setup
 	$(RUN) python3 -m pytest -q -m "not mpi" $(PYTEST_ARGS)
-	$(RUN) mpirun -n 2 python3 -m pytest -q -m mpi -p no:cacheprovider $(PYTEST_ARGS)
+	$(RUN) mpirun -n 2 python3 -m pytest -q --color=no -m mpi -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: setup
 	$(RUN) python3 bench/run.py --out bench/results.json

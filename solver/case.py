@@ -565,8 +565,12 @@ def _describe(error: Any) -> tuple[str, str]:
 
 
 def _case_error(error: ValidationError, file: str | Path) -> CaseError:
-    """One CaseError for a ValidationError: its first problem, and how many more there are."""
-    problems = error.errors()
+    """One CaseError for a ValidationError: its first problem, and how many more there are.
+
+    An unknown key comes first: a misspelt key also makes the intended one "missing", and
+    the misspelling is what the user has to fix.
+    """
+    problems = sorted(error.errors(), key=lambda problem: problem["type"] != "extra_forbidden")
     key, message = _describe(problems[0])
     if len(problems) > 1:
         message += f" (and {len(problems) - 1} more problem{'s' * (len(problems) > 2)})"

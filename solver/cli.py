@@ -12,16 +12,24 @@ logger = logging.getLogger(__name__)
 
 
 def _parser():
+    # -q/-v are accepted before and after the subcommand; SUPPRESS keeps either from
+    # overwriting the other with its default.
+    verbosity = argparse.ArgumentParser(add_help=False)
+    verbosity.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                           help="warnings and errors only")
+    verbosity.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                           help="debug messages")
     parser = argparse.ArgumentParser(
-        prog="sinter", description="Sintering and swelling of silicon anodes on copper foil.")
-    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug messages")
+        prog="sinter", parents=[verbosity],
+        description="Sintering and swelling of silicon anodes on copper foil.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    check = commands.add_parser("check", help="validate a case file without solving")
+    check = commands.add_parser("check", parents=[verbosity],
+                                help="validate a case file without solving")
     check.add_argument("case", type=Path)
 
-    run = commands.add_parser("run", help="solve a case and write its results")
+    run = commands.add_parser("run", parents=[verbosity],
+                              help="solve a case and write its results")
     run.add_argument("case", type=Path)
     run.add_argument("--out", type=Path, help="results directory (default results/NAME)")
     run.add_argument("--np", type=int, default=1, metavar="N",
@@ -33,6 +41,8 @@ def _parser():
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    args.quiet = getattr(args, "quiet", False)
+    args.verbose = getattr(args, "verbose", False)
     if args.command == "run" and args.np > 1 and "OMPI_COMM_WORLD_SIZE" not in os.environ \
             and "PMI_SIZE" not in os.environ:
         return _relaunch_under_mpirun(argv, args.np)
@@ -116,16 +126,17 @@ def print_summary(summary: dict, out):
     for key, value in summary.get("bending", {}).items():
         table.add_row(key.replace("_", " "), f"{value:.4g} 1/m")
     for name, data in summary["interfaces"].items():
-        label = f"{name} ({'/'.join(data['materials'])})"
-        table.add_row(f"{label}: max normal traction",
+        table.add_section()
+        table.add_row(f"[bold]{name}[/bold]", "/".join(data["materials"]))
+        table.add_row("max normal traction",
                       f"{data['max_normal_traction'] / 1e6:.2f} MPa "
                       f"({data['max_normal_traction_averaged'] / 1e6:.2f} averaged)")
-        table.add_row(f"{label}: max shear traction",
+        table.add_row("max shear traction",
                       f"{data['max_shear_traction'] / 1e6:.2f} MPa "
                       f"({data['max_shear_traction_averaged'] / 1e6:.2f} averaged)")
-        table.add_row(f"{label}: max risk index", f"{data['max_risk']:.3g}")
-        table.add_row(f"{label}: length fraction at risk >= 1",
-                      f"{100 * data['critical_fraction']:.1f} %")
+        table.add_row("max risk index", f"{data['max_risk']:.3g}")
+        table.add_row("length at risk >= 1", f"{100 * data['critical_fraction']:.1f} %")
+    table.add_section()
     table.add_row("DOFs / ranks", f"{summary['dofs']} / {summary['ranks']}")
     table.add_row("wall time", f"{summary['wall_time']:.1f} s")
     Console().print(table)

@@ -34,3 +34,18 @@ def entities_to_geometry(msh, dim, entities):
         return dolfinx.mesh.entities_to_geometry(msh, dim, np.asarray(entities, np.int32), False)
     except TypeError:
         return dolfinx.mesh.entities_to_geometry(msh, dim, np.asarray(entities, np.int32))
+
+
+def shared_facet_partitioner():
+    """A cell partitioner that ghosts the cells across every partition-boundary facet."""
+    mode = dolfinx.mesh.GhostMode.shared_facet
+    if DOLFINX_VERSION >= (0, 10):
+        return dolfinx.mesh.create_cell_partitioner(mode, 2)  # 2: a non-branching manifold
+    return dolfinx.mesh.create_cell_partitioner(mode)
+
+
+def cell_geometry_nodes(msh):
+    """The (cells, nodes per cell) geometry dofmap (0.10+ holds one per cell type)."""
+    if DOLFINX_VERSION >= (0, 10):
+        return msh.geometry.dofmaps[0]
+    return msh.geometry.dofmap

@@ -71,7 +71,7 @@ def build_mesh(case, comm=MPI.COMM_WORLD, msh_file=None) -> ElectrodeMesh:
         raise GeometryError(error)
 
     # shared_facet ghosting: both cells of every owned interface facet are on its rank.
-    partitioner = dolfinx.mesh.create_cell_partitioner(dolfinx.mesh.GhostMode.shared_facet)
+    partitioner = compat.shared_facet_partitioner()
     msh, cell_tags, facet_tags = compat.model_to_mesh(
         gmsh.model if comm.rank == 0 else None, comm, 0, built.dim, partitioner
     )

@@ -17,9 +17,7 @@ def probe(function: fem.Function, points) -> np.ndarray:
     points = np.asarray(points, dtype=float)
     points = np.column_stack([points, np.zeros((len(points), 3 - points.shape[1]))])
     tdim = msh.topology.dim
-    cells = msh.topology.index_map(tdim)
-    tree = geometry.bb_tree(msh, tdim,
-                            np.arange(cells.size_local + cells.num_ghosts, dtype=np.int32))
+    tree = geometry.bb_tree(msh, tdim)
     candidates = geometry.compute_collisions_points(tree, points)
     size = int(np.prod(function.ufl_shape))
     values = np.zeros((len(points), size))
@@ -44,8 +42,9 @@ def _containing_cell(msh, candidates, point, tolerance=1e-9):
     micrometre-sized cells in SI units, so affine simplices are tested here instead.
     """
     tdim = msh.topology.dim
+    nodes = compat.cell_geometry_nodes(msh)
     for cell in candidates:
-        vertices = msh.geometry.x[msh.geometry.dofmap[cell][: tdim + 1], :tdim]
+        vertices = msh.geometry.x[nodes[cell][: tdim + 1], :tdim]
         edges = (vertices[1:] - vertices[0]).T
         weights = np.linalg.solve(edges, point[:tdim] - vertices[0])
         if weights.min() >= -tolerance and weights.sum() <= 1 + tolerance:

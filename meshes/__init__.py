@@ -1,0 +1,13 @@
+"""Geometry builders: conformal multi-material gmsh models with named physical groups.
+
+Each builder runs on rank 0 on the current gmsh model (the caller initialises gmsh, adds the
+model and finalises), builds in micrometres and returns a `BuiltGeometry` whose `length_scale`
+converts the mesh coordinates to metres.
+"""
+
+from meshes.built import BuiltGeometry
+from meshes.layers import build_layers
+from meshes.recurved import RecurvedProfile, build_recurved_2d
+from solver.errors import GeometryError
+
+__all__ = ["BuiltGeometry", "GeometryError", "RecurvedProfile", "build_layers", "build_recurved_2d"]

@@ -1,0 +1,116 @@
+"""What a geometry builder returns, and the gmsh helpers the builders share.
+
+The builders work in micrometres because OpenCASCADE's geometric tolerance is about 1e-7 model
+units: in metres, every micrometre feature would be at the tolerance and fragmenting would merge
+or lose it. `BuiltGeometry.length_scale` tells the importer how to get back to metres.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import gmsh
+
+from solver.errors import GeometryError
+
+logger = logging.getLogger(__name__)
+
+MICROMETRE = 1e-6
+"""Metres per model unit: the builders take SI metres and build the model in micrometres."""
+
+
+@dataclass
+class BuiltGeometry:
+    """A meshed gmsh model: its physical groups and what the geometry measures.
+
+    Physical tags of cells and of facets are numbered independently, each from 1.
+    """
+
+    dim: int
+    length_scale: float
+    """Metres per model unit: multiply the mesh node coordinates by it."""
+    cell_groups: dict[str, int]
+    """Physical name -> tag of the cells of dimension `dim`."""
+    cell_materials: dict[int, str]
+    """Cell tag -> name of the material of those cells."""
+    facet_groups: dict[str, int]
+    """Physical name -> tag of the facets (dimension `dim - 1`): boundaries and interfaces."""
+    interfaces: dict[str, tuple[int, int, int]]
+    """Interface name -> (facet tag, cell tag below / foil side, cell tag above / layer side)."""
+    metrics: dict[str, float | bool]
+    """What the geometry is, in SI units (m, m^2, m^3)."""
+
+
+def micrometres(value_m: float) -> str:
+    """A length in metres written in micrometres for a message, without float noise."""
+    return f"{value_m / MICROMETRE:.4g}"
+
+
+def require_positive(named_values: dict[str, float]) -> None:
+    """Raise a one-line GeometryError naming the first size that is not a positive number."""
+    for name, value in named_values.items():
+        if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+            shown = f"{micrometres(value)} um" if isinstance(value, int | float) else repr(value)
+            raise GeometryError(f"geometry: {name} ({shown}) must be a positive length")
+
+
+@contextlib.contextmanager
+def gmsh_errors(what: str) -> Iterator[None]:
+    """Turn any gmsh/OpenCASCADE exception into a one-line GeometryError about `what`."""
+    try:
+        yield
+    except GeometryError:
+        raise
+    except Exception as error:  # gmsh's Python API raises bare Exception with its last error
+        lines = str(error).strip().splitlines() or [type(error).__name__]
+        logger.debug("gmsh failed on %s", what, exc_info=True)
+        raise GeometryError(f"could not mesh the {what}: {lines[0]}") from error
+
+
+def children(fragment_map: list[list[tuple[int, int]]], index: int) -> set[int]:
+    """Tags of the entities that input `index` of an occ.fragment call became."""
+    return {tag for _, tag in fragment_map[index]}
+
+
+def boundary_tags(dim: int, entity_tags: Iterable[int]) -> set[int]:
+    """Tags of the (dim - 1)-entities bounding each of the given dim-entities."""
+    tags = set()
+    for tag in entity_tags:
+        bounding = gmsh.model.getBoundary([(dim, tag)], combined=False, oriented=False)
+        tags.update(abs(bounding_tag) for _, bounding_tag in bounding)
+    return tags
+
+
+def entities_on_plane(dim: int, axis: int, value: float, tolerance: float) -> set[int]:
+    """Tags of the dim-entities lying in the plane (or line) where coordinate `axis` == value."""
+    everywhere = 1e30  # getEntitiesInBoundingBox needs finite limits
+    low, high = [-everywhere] * 3, [everywhere] * 3
+    low[axis], high[axis] = value - tolerance, value + tolerance
+    return {tag for _, tag in gmsh.model.getEntitiesInBoundingBox(*low, *high, dim=dim)}
+
+
+def add_physical_group(dim: int, tags: Iterable[int], name: str, physical_tag: int) -> int:
+    """Add a named physical group; an empty group means the geometry came out wrong."""
+    tags = sorted(tags)
+    if not tags:
+        # A plain exception: gmsh_errors reports it with the parameters of the geometry.
+        raise RuntimeError(f"no entities found for the physical group '{name}'")
+    gmsh.model.addPhysicalGroup(dim, tags, tag=physical_tag, name=name)
+    return physical_tag
+
+
+def generate_mesh(dim: int, cell_groups: dict[str, int]) -> None:
+    """Mesh the model and check that every cell group received cells."""
+    gmsh.model.mesh.generate(dim)
+    for name, physical_tag in cell_groups.items():
+        cell_count = 0
+        for entity in gmsh.model.getEntitiesForPhysicalGroup(dim, physical_tag):
+            _, element_tags, _ = gmsh.model.mesh.getElements(dim, entity)
+            cell_count += sum(len(tags) for tags in element_tags)
+        if cell_count == 0:
+            raise RuntimeError(f"the mesh has no cells in '{name}'")
+    logger.info("meshed %s", ", ".join(cell_groups))

@@ -1,0 +1,125 @@
+"""The command line end to end: check, run, --np 2, errors, and `make demo`."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from solver.cli import main
+
+from conftest import CASES, REPO
+
+SMALL_BILAYER = """
+[case]
+name = "small-bilayer"
+[geometry]
+kind = "layers"
+length = "80 um"
+layers = [ { material = "copper", thickness = "8 um" },
+           { material = "polyimide", thickness = "8 um" } ]
+mesh_size = "4 um"
+[schedule]
+start = "400 degC"
+steps = [ { to = "25 degC", rate = "5 K/min" } ]
+"""
+
+RECURVED_KEYS = """
+[case]
+name = "bad-recurved"
+[geometry]
+kind = "recurved"
+pitch = "{pitch}"
+foil_thickness = "10 um"
+neck_width = "{neck}"
+head_width = "{head}"
+height = "3 um"
+mix_thickness = "10 um"
+mesh_size = "1 um"
+[schedule]
+start = "400 degC"
+steps = [ {{ to = "25 degC", rate = "5 K/min" }} ]
+"""
+
+
+def sinter(*args, cwd=REPO):
+    """Run the CLI as a user would, in a fresh interpreter."""
+    return subprocess.run([sys.executable, "-m", "solver.cli", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def test_check_accepts_every_shipped_case(capsys):
+    for case in sorted(CASES.glob("*.toml")):
+        assert main(["check", str(case)]) == 0, case
+    assert "ok" in capsys.readouterr().out
+
+
+def test_run_writes_complete_results(tmp_path):
+    case = tmp_path / "small.toml"
+    case.write_text(SMALL_BILAYER)
+    out = tmp_path / "results" / "small"
+    result = sinter("run", case, "--out", out, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert {"fields.xdmf", "fields.h5", "interface.csv", "history.csv", "summary.json",
+            "case.toml", "run.log"} <= {p.name for p in out.iterdir()}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ranks"] == 1 and summary["dofs"] > 0
+    assert summary["interfaces"]["interface_0_1"]["materials"] == ["copper", "polyimide"]
+    assert summary["final"]["temperature"] == pytest.approx(298.15)
+    # only the result itself is left next to it: no temporary directory
+    assert [p.name for p in out.parent.iterdir()] == ["small"]
+    # a second run replaces the earlier result
+    assert sinter("run", case, "--out", out, "--no-progress", "-q").returncode == 0
+
+
+def test_np_runs_on_two_ranks(tmp_path):
+    case = tmp_path / "small.toml"
+    case.write_text(SMALL_BILAYER)
+    result = sinter("run", case, "--out", tmp_path / "np2", "--np", "2", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "np2" / "summary.json").read_text())["ranks"] == 2
+
+
+@pytest.mark.parametrize("text, key", [
+    (SMALL_BILAYER.replace("mesh_size", "mesh_sise"), "geometry.mesh_sise"),
+    (SMALL_BILAYER.replace('"80 um"', '"80 GPa"'), "geometry.length"),
+    (SMALL_BILAYER.replace('"80 um"', '"80 furlongs per fortnight"'), "geometry.length"),
+    (SMALL_BILAYER.replace('thickness = "8 um" },\n', 'thickness = "-8 um" },\n'),
+     "geometry.layers[0].thickness"),
+    (RECURVED_KEYS.format(pitch="6 um", neck="2 um", head="1.5 um"), "geometry.head_width"),
+])
+def test_bad_case_gives_one_line_and_no_results(tmp_path, text, key):
+    case = tmp_path / "bad.toml"
+    case.write_text(text)
+    out = tmp_path / "out"
+    result = sinter("run", case, "--out", out)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(case) in lines[0] and key in lines[0]
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+def test_unmeshable_geometry_gives_one_line_and_no_results(tmp_path):
+    # Projections wider (with their rounded feet) than the pitch cannot stand side by side.
+    case = tmp_path / "wide.toml"
+    case.write_text(RECURVED_KEYS.format(pitch="3 um", neck="2.5 um", head="2.9 um"))
+    out = tmp_path / "out"
+    result = sinter("run", case, "--out", out)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pitch" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wide.toml"]
+
+
+def test_make_demo(tmp_path):
+    result = subprocess.run(["make", "demo"], cwd=REPO, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "max risk index" in result.stdout
+    summary = json.loads((REPO / "results" / "recurved-2d" / "summary.json").read_text())
+    assert summary["geometry"]["recurved"] is True
