@@ -97,7 +97,7 @@ class LayersGeometry(_Table):
     length: PositiveLength = Field(description="in-plane length of the stack (x)")
     width: OptionalPositiveLength = Field(
         None,
-        description="out-of-plane width of the stack (z); 3D only",
+        description="width of the stack (y; layers stack along z in 3D); 3D only",
         json_schema_extra={"default_text": "required in 3D"},
     )
     layers: list[Layer] = Field(min_length=1, description="the flat layers, bottom to top")
@@ -111,7 +111,9 @@ class LayersGeometry(_Table):
 class RecurvedGeometry(_Table):
     kind: Literal["recurved"] = Field(description="kind of geometry")
     pitch: PositiveLength = Field(description="distance between neighbouring projections")
-    foil_thickness: PositiveLength = Field(description="foil thickness under the projections")
+    foil_thickness: PositiveLength = Field(
+        description="copper below the projections, down to the bottom symmetry plane "
+        "(half of a foil coated on both sides)")
     neck_width: PositiveLength = Field(description="width of a projection at its narrow neck")
     head_width: PositiveLength = Field(description="width of a projection at its head (> neck)")
     height: PositiveLength = Field(description="height of a projection above the foil")

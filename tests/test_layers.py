@@ -105,3 +105,24 @@ def test_mesh_refinement_reduces_the_error():
     rate = np.polyfit(np.log(sizes), np.log(errors), 1)[0]
     assert errors[-1] < errors[0] / 3, errors
     assert rate > 1.0, (rate, errors)
+
+
+def test_3d_plate_matches_biaxial_closed_form():
+    """A square bilayer plate: far from its edges it bends like an infinite plate, with
+    biaxial moduli E/(1-nu) and eigenstrains alpha dT, equally in x and y."""
+    from solver.analytic import multilayer_beam
+    from solver.postprocess import bending_curvature
+
+    case = layers_case([("copper", "6 um"), ("polyimide", "6 um")], length="120 um",
+                       width="120 um", mesh_size="4 um", dim=3)
+    solved = solve_final(case)
+    tags = solved.emesh.facet_tags
+    bottom = tags.indices[tags.values == solved.emesh.geometry.facet_groups["bottom"]]
+    measured = bending_curvature(solved.problem.u, bottom, 120e-6, 120e-6)
+    delta_t = case.schedule.end_temperature - case.schedule.start
+    materials = [case.materials["copper"], case.materials["polyimide"]]
+    plate = multilayer_beam([6e-6, 6e-6],
+                            [m.youngs_modulus / (1 - m.poisson_ratio) for m in materials],
+                            [m.thermal_expansion * delta_t for m in materials])
+    assert measured["curvature_x"] == pytest.approx(plate.curvature, rel=TOLERANCE)
+    assert measured["curvature_y"] == pytest.approx(plate.curvature, rel=TOLERANCE)
