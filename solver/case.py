@@ -314,7 +314,7 @@ class SolverSettings(_Table):
     temperature_increment: PositiveTemperatureDifference = Field(
         "10 K", validate_default=True, description="largest temperature change in one time step"
     )
-    rtol: float = Field(1e-10, gt=0, description="relative tolerance of the solver (> 0)")
+    rtol: float = Field(1e-12, gt=0, lt=1, description="relative tolerance of the linear solver")
 
 
 class CaseFile(_Table):
