@@ -116,6 +116,9 @@ class ThermoElasticProblem:
         }.items():
             options[prefix + key] = value
         self.ksp.setFromOptions()
+        for key in options.getAll():  # leave PETSc's global options database as we found it
+            if key.startswith(prefix):
+                options.delValue(key)
         self.ksp.setOperators(self.A)
         self.dofs = self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs
         self._unit_solutions = self._solve_unit_global_unknowns()
@@ -125,26 +128,27 @@ class ThermoElasticProblem:
         """The in-plane (2D) or full (3D) small strain tensor."""
         return ufl.sym(ufl.grad(u))
 
+    def _elastic_volume_change(self, u, delta_temperature, out_of_plane_strain):
+        """tr(eps - eps_thermal), with eps_zz = out_of_plane_strain in 2D."""
+        volume_change = ufl.tr(self.strain(u)) - 3 * self.expansion * delta_temperature
+        return volume_change + out_of_plane_strain if self.gdim == 2 else volume_change
+
     def stress(self, u, delta_temperature, out_of_plane_strain):
         """The in-plane (2D) or full (3D) stress with the thermal eigenstrain alpha*dT."""
-        lam, mu, alpha = self.lame_lambda, self.shear_modulus, self.expansion
-        eps = self.strain(u)
+        thermal = self.expansion * delta_temperature
         identity = ufl.Identity(self.gdim)
-        thermal = alpha * delta_temperature
-        volumetric = ufl.tr(eps) - 3 * thermal
-        if self.gdim == 2:
-            volumetric += out_of_plane_strain
-        return lam * volumetric * identity + 2 * mu * (eps - thermal * identity)
+        return (self.lame_lambda * self._elastic_volume_change(u, delta_temperature,
+                                                               out_of_plane_strain) * identity
+                + 2 * self.shear_modulus * (self.strain(u) - thermal * identity))
 
     def stress_tensor_3d(self):
         """The full 3x3 stress of the current solution (sigma_zz included in 2D)."""
-        sigma = self.stress(self.u, self.delta_temperature, self.out_of_plane_strain)
+        u, delta_t, e_zz = self.u, self.delta_temperature, self.out_of_plane_strain
+        sigma = self.stress(u, delta_t, e_zz)
         if self.gdim == 3:
             return sigma
-        lam, mu, alpha = self.lame_lambda, self.shear_modulus, self.expansion
-        thermal = alpha * self.delta_temperature
-        volumetric = ufl.tr(self.strain(self.u)) + self.out_of_plane_strain - 3 * thermal
-        sigma_zz = lam * volumetric + 2 * mu * (self.out_of_plane_strain - thermal)
+        sigma_zz = (self.lame_lambda * self._elastic_volume_change(u, delta_t, e_zz)
+                    + 2 * self.shear_modulus * (e_zz - self.expansion * delta_t))
         return ufl.as_matrix([[sigma[0, 0], sigma[0, 1], 0], [sigma[1, 0], sigma[1, 1], 0],
                               [0, 0, sigma_zz]])
 
