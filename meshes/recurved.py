@@ -245,9 +245,10 @@ def _build(sizes: dict[str, float], foil_material: str, mix_material: str) -> Bu
     outline_x = np.concatenate([axis + right_x, axis - right_x[::-1][1:]])
     outline_y = np.concatenate([right_y, right_y[::-1][1:]])
     outline_points = [occ.addPoint(x, y, 0) for x, y in zip(outline_x, outline_y, strict=True)]
-    # Both feet leave the foil surface horizontally (right foot going left, left foot arriving
-    # going left), so the outline meets the foil tangentially instead of in a corner.
-    outline = occ.addSpline(outline_points, tangents=[-1, 0, 0, -1, 0, 0])
+    # The densely sampled fillets make the spline meet the foil almost tangentially. End
+    # tangents given to addSpline made OCC loop back at the left foot (a tiny self-crossing
+    # that showed up as a spurious shear peak), so none are given.
+    outline = occ.addSpline(outline_points)
     base = occ.addLine(outline_points[-1], outline_points[0])
     projection = occ.addPlaneSurface([occ.addCurveLoop([outline, base])])
     foil = occ.addRectangle(0, -sizes["foil_thickness"], 0, pitch, sizes["foil_thickness"])
