@@ -35,7 +35,7 @@ class CellConstraints:
         """Net normal force on the free face: the variationally consistent reaction."""
         sigma = problem.stress(problem.u, problem.delta_temperature,
                                problem.out_of_plane_strain)
-        return problem._assemble(ufl.inner(sigma, problem.strain(self._face_weight)) * ufl.dx)
+        return problem.integrate(ufl.inner(sigma, problem.strain(self._face_weight)) * ufl.dx)
 
 
 def _facets(emesh, name):

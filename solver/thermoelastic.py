@@ -184,10 +184,11 @@ class ThermoElasticProblem:
             forces.append(self.constraints.free_face_force(self))
         if self.generalized:
             sigma = self.stress_tensor_3d()
-            forces.append(self._assemble(sigma[2, 2] * ufl.dx))
+            forces.append(self.integrate(sigma[2, 2] * ufl.dx))
         return np.array(forces)
 
-    def _assemble(self, integrand):
+    def integrate(self, integrand) -> float:
+        """The integral of a UFL integrand over the whole (distributed) mesh."""
         comm = self.emesh.mesh.comm
         return comm.allreduce(fem.assemble_scalar(fem.form(integrand)))
 
