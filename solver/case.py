@@ -31,6 +31,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError, PydanticUndefined
 
 from solver.errors import CaseError
+from solver.kinetics import Atmosphere, KineticsSection
 from solver.materials import (
     DENSITY,
     MECHANICAL_KEYS,
@@ -244,6 +245,11 @@ class Schedule(_Table):
         min_length=1,
         description="ramps { to = T, rate = dT/dt } and holds { hold = t }, in order",
     )
+    atmosphere: Atmosphere = Field(
+        "argon",
+        description="furnace atmosphere: argon, nitrogen, vacuum, forming_gas (non-oxidizing) "
+        "or air (oxidizing: fails the process window)",
+    )
 
     @model_validator(mode="after")
     def _check_ramps_change_temperature(self) -> "Schedule":
@@ -329,6 +335,10 @@ class CaseFile(_Table):
     schedule: Schedule = Field(description="the heat treatment")
     interface: Interface = Field(default_factory=Interface, description="the foil/layer interface")
     solver: SolverSettings = Field(default_factory=SolverSettings, description="numerics")
+    kinetics: KineticsSection = Field(
+        default_factory=KineticsSection,
+        description="process kinetics: the patents' checks and the process eigenstrains",
+    )
 
     _resolved_materials: dict[str, Material] = PrivateAttr(default_factory=dict)
 
@@ -351,6 +361,14 @@ class CaseFile(_Table):
                     f"geometry.{key}",
                     f"unknown material '{name}'; known: {', '.join(self._resolved_materials)}",
                 )
+        for process in ("curing", "densification"):
+            for index, name in enumerate(getattr(self.kinetics, process).materials):
+                if name not in self._resolved_materials:
+                    raise _rule_broken(
+                        f"kinetics.{process}.materials[{index}]",
+                        f"unknown material '{name}'; known: "
+                        f"{', '.join(self._resolved_materials)}",
+                    )
         return self
 
 
@@ -390,8 +408,10 @@ class Case:
     schedule: Schedule
     interface: Interface
     solver: SolverSettings
+    kinetics: KineticsSection
     source: Path  # the case file
     raw: dict[str, Any]  # the parsed TOML, as written
+    text: str = ""  # the case file's text, kept with the results
 
     def materials_used(self) -> list[str]:
         """Names of the materials the geometry refers to, in order of first use."""
@@ -425,8 +445,10 @@ def load_case_text(text: str, *, file: str | Path = "<case>") -> Case:
         schedule=validated.schedule,
         interface=validated.interface,
         solver=validated.solver,
+        kinetics=validated.kinetics,
         source=Path(file),
         raw=raw,
+        text=text,
     )
 
 

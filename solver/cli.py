@@ -136,6 +136,13 @@ def print_summary(summary: dict, out):
                       f"({data['max_shear_traction_averaged'] / 1e6:.2f} averaged)")
         table.add_row("max risk index", f"{data['max_risk']:.3g}")
         table.add_row("length at risk >= 1", f"{100 * data['critical_fraction']:.1f} %")
+    if summary.get("process_window"):
+        table.add_section()
+        for row in summary["process_window"]:
+            value = row["value"] if isinstance(row["value"], str) else f"{row['value']:.3g}"
+            limit = row["limit"] if isinstance(row["limit"], str) else f"{row['limit']:.3g}"
+            verdict = "pass" if row["pass"] else "[bold red]FAIL[/bold red]"
+            table.add_row(row["condition"].split(" (")[0], f"{value} (limit {limit}) {verdict}")
     table.add_section()
     table.add_row("DOFs / ranks", f"{summary['dofs']} / {summary['ranks']}")
     table.add_row("wall time", f"{summary['wall_time']:.1f} s")

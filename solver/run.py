@@ -2,16 +2,16 @@
 
 import logging
 import platform
-import shutil
 import time
 from importlib import metadata
 from pathlib import Path
 
 import dolfinx
+import numpy as np
 from dolfinx import fem
 from mpi4py import MPI
 
-from . import log, output, postprocess
+from . import kinetics, log, output, postprocess
 from .interface import InterfaceProbe
 from .mesh import build_mesh
 from .schedule import time_steps
@@ -56,9 +56,14 @@ def _solve_and_write(case, workdir: Path, comm, progress: bool) -> dict:
     writer = output.FieldWriter(workdir / "fields.xdmf", problem, emesh)
     steps = time_steps(case.schedule, case.solver.temperature_increment)
     start_temperature = case.schedule.start
+    step_times = np.array([step.time for step in steps])
+    step_temperatures = np.array([step.temperature for step in steps])
+    process_strains = process_eigenstrains(case, step_times, step_temperatures)
     history, tractions, state = [], {}, None
     with log.TimeProgress(steps[-1].time, enabled=progress) as bar:
-        for step in steps:
+        for index, step in enumerate(steps):
+            problem.set_process_eigenstrain(
+                {name: strains[index] for name, strains in process_strains.items()})
             state = problem.solve(step.temperature - start_temperature)
             writer.write(step.time, step.temperature)
             postprocess.interpolate_expression(stress, problem.stress_tensor_3d())
@@ -93,6 +98,8 @@ def _solve_and_write(case, workdir: Path, comm, progress: bool) -> dict:
                   "face_displacement": state.face_displacement,
                   "max_von_mises": history[-1][5]},
         "interfaces": {},
+        "process_window": kinetics.process_window(step_times, step_temperatures, case.kinetics,
+                                                  case.schedule.atmosphere),
     }
     if case.geometry.kind == "layers":
         bottom = emesh.facet_tags.indices[
@@ -113,5 +120,20 @@ def _solve_and_write(case, workdir: Path, comm, progress: bool) -> dict:
             ["time", "temperature", "step", "out_of_plane_strain", "face_displacement",
              "max_von_mises", *(f"max_risk:{name}" for name in tractions)],
             history)
-        shutil.copyfile(case.source, workdir / "case.toml")
+        (workdir / "case.toml").write_text(case.text)
+        kinetics.write_kinetics(workdir, kinetics.kinetic_curves(step_times, step_temperatures,
+                                                                 case.kinetics))
     return summary
+
+
+def process_eigenstrains(case, times, temperatures) -> dict[str, np.ndarray]:
+    """Isotropic process eigenstrain history per material: binder curing shrinkage and
+    densification of the mix (both zero at the stress-free start; off by default)."""
+    by_material = {}
+    for process, strain_history in (("curing", kinetics.curing_shrinkage_strain),
+                                    ("densification", kinetics.densification_strain)):
+        section = getattr(case.kinetics, process)
+        strains = strain_history(times, temperatures, section)
+        for name in section.materials:
+            by_material[name] = by_material.get(name, 0.0) + strains
+    return by_material

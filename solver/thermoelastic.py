@@ -34,14 +34,22 @@ class ElasticState:
 
 def cellwise_field(emesh, values_by_material: dict, name: str) -> fem.Function:
     """A DG0 field holding, in every cell, the value of the cell's material."""
-    space = fem.functionspace(emesh.mesh, ("DG", 0))
-    field = fem.Function(space, name=name)
+    field = fem.Function(fem.functionspace(emesh.mesh, ("DG", 0)), name=name)
+    fill_cellwise(field, emesh, values_by_material)
+    return field
+
+
+def fill_cellwise(field: fem.Function, emesh, values_by_material: dict, default=None):
+    """Set a DG0 field to the value of each cell's material (`default` for materials not
+    named; None: every material must be named)."""
+    space = field.function_space
     tags = emesh.cell_tags
     for tag, material in emesh.geometry.cell_materials.items():
         cells = tags.indices[tags.values == tag]
-        field.x.array[space.dofmap.list[cells, 0]] = values_by_material[material]
+        value = values_by_material[material] if default is None else \
+            values_by_material.get(material, default)
+        field.x.array[space.dofmap.list[cells, 0]] = value
     field.x.scatter_forward()
-    return field
 
 
 def rigid_body_modes(space) -> PETSc.NullSpace:
@@ -83,6 +91,9 @@ class ThermoElasticProblem:
             emesh, {n: m.poisson_ratio for n, m in materials.items()}, "nu")
         self.expansion = cellwise_field(
             emesh, {n: m.thermal_expansion for n, m in materials.items()}, "alpha")
+        # Isotropic process eigenstrain (curing shrinkage, densification), set per time step.
+        self.process_eigenstrain = cellwise_field(emesh, dict.fromkeys(materials, 0.0),
+                                                  "process_eigenstrain")
         E, nu = self.youngs_modulus, self.poisson_ratio
         self.lame_lambda = E * nu / ((1 + nu) * (1 - 2 * nu))
         self.shear_modulus = E / (2 * (1 + nu))
@@ -130,12 +141,20 @@ class ThermoElasticProblem:
 
     def _elastic_volume_change(self, u, delta_temperature, out_of_plane_strain):
         """tr(eps - eps_thermal), with eps_zz = out_of_plane_strain in 2D."""
-        volume_change = ufl.tr(self.strain(u)) - 3 * self.expansion * delta_temperature
+        volume_change = ufl.tr(self.strain(u)) - 3 * self.eigenstrain(delta_temperature)
         return volume_change + out_of_plane_strain if self.gdim == 2 else volume_change
 
+    def eigenstrain(self, delta_temperature):
+        """The isotropic eigenstrain: thermal alpha*dT plus the process eigenstrain."""
+        return self.expansion * delta_temperature + self.process_eigenstrain
+
+    def set_process_eigenstrain(self, by_material: dict[str, float]):
+        """Isotropic process eigenstrain per material name (materials not named: zero)."""
+        fill_cellwise(self.process_eigenstrain, self.emesh, by_material, default=0.0)
+
     def stress(self, u, delta_temperature, out_of_plane_strain):
-        """The in-plane (2D) or full (3D) stress with the thermal eigenstrain alpha*dT."""
-        thermal = self.expansion * delta_temperature
+        """The in-plane (2D) or full (3D) stress with the eigenstrain (thermal + process)."""
+        thermal = self.eigenstrain(delta_temperature)
         identity = ufl.Identity(self.gdim)
         return (self.lame_lambda * self._elastic_volume_change(u, delta_temperature,
                                                                out_of_plane_strain) * identity
@@ -148,7 +167,7 @@ class ThermoElasticProblem:
         if self.gdim == 3:
             return sigma
         sigma_zz = (self.lame_lambda * self._elastic_volume_change(u, delta_t, e_zz)
-                    + 2 * self.shear_modulus * (e_zz - self.expansion * delta_t))
+                    + 2 * self.shear_modulus * (e_zz - self.eigenstrain(delta_t)))
         return ufl.as_matrix([[sigma[0, 0], sigma[0, 1], 0], [sigma[1, 0], sigma[1, 1], 0],
                               [0, 0, sigma_zz]])
 

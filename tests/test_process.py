@@ -1,0 +1,60 @@
+"""Process physics wired into the run: process eigenstrains and the process window."""
+
+import json
+
+import numpy as np
+import pytest
+from test_layers import TOLERANCE
+
+from solver.analytic import plane_strain_layers
+from solver.case import load_case_text
+from solver.run import run_case
+
+CURING_HOLD = """
+[case]
+name = "curing-hold"
+[geometry]
+kind = "layers"
+length = "160 um"
+layers = [ { material = "copper", thickness = "8 um" },
+           { material = "polyimide", thickness = "8 um" } ]
+mesh_size = "2 um"
+[schedule]
+start = "200 degC"
+steps = [ { hold = "10 min" } ]
+atmosphere = "{atmosphere}"
+[kinetics.curing]
+prefactor = "1e8 1/s"
+activation_energy = "100 kJ/mol"
+reaction_order = 1.0
+total_shrinkage = 0.02
+materials = ["polyimide"]
+"""
+
+
+def test_isothermal_curing_shrinkage_bends_the_strip_as_the_closed_form(tmp_path):
+    """A hold without a temperature change: only the binder's curing shrinkage loads the
+    strip; degree of cure 1 - exp(-k t) (first order), then Timoshenko/Hsueh."""
+    case = load_case_text(CURING_HOLD.replace("{atmosphere}", "argon"), file="curing.toml")
+    summary = run_case(case, tmp_path / "out", progress=False)
+    rate = 1e8 * np.exp(-100e3 / (8.314462618 * 473.15))
+    cure = 1 - np.exp(-rate * 600.0)
+    cu, pi = case.materials["copper"], case.materials["polyimide"]
+    # an isotropic eigenstrain e enters like alpha*dT with alpha = e, dT = 1
+    beam = plane_strain_layers([8e-6, 8e-6], [cu.youngs_modulus, pi.youngs_modulus],
+                               [cu.poisson_ratio, pi.poisson_ratio], [0.0, -0.02 * cure], 1.0)
+    assert 0.1 < cure < 0.99  # the hold cures the binder partly: a real test of the kinetics
+    assert summary["bending"]["curvature"] == pytest.approx(beam.curvature, rel=TOLERANCE)
+    window = {row["condition"].split(" (")[0]: row for row in summary["process_window"]}
+    assert window["atmosphere"]["pass"] is True
+    written = (tmp_path / "out" / "kinetics.csv").read_text().splitlines()
+    assert len(written) > 2 and (tmp_path / "out" / "kinetics.png").stat().st_size > 1000
+
+
+def test_air_fails_the_process_window(tmp_path):
+    case = load_case_text(CURING_HOLD.replace("{atmosphere}", "air"), file="air.toml")
+    run_case(case, tmp_path / "out", progress=False)
+    window = json.loads((tmp_path / "out" / "summary.json").read_text())["process_window"]
+    atmosphere = [row for row in window if row["condition"].startswith("atmosphere")][0]
+    assert atmosphere == {"condition": "atmosphere (non-oxidizing)", "value": "air",
+                          "limit": "non-oxidizing", "pass": False}
