@@ -164,8 +164,9 @@ def _build(length, thicknesses, materials, mesh_size, dim, width) -> BuiltGeomet
         metrics["interface_length"] = float(length)
     else:
         metrics["interface_area"] = float(length * width)
-    logger.info("built %d layers, %s um thick", len(thicknesses),
-                micrometres(metrics["total_thickness"]))
+    logger.info(
+        "built %d layers, %s um thick", len(thicknesses), micrometres(metrics["total_thickness"])
+    )
     return BuiltGeometry(
         dim=dim,
         length_scale=MICROMETRE,

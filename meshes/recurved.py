@@ -180,12 +180,13 @@ def build_recurved_2d(
             raise GeometryError(f"geometry: {role} ({material!r}) must be a name without spaces")
     if foil_material == mix_material:
         raise GeometryError(
-            f"geometry: foil_material and mix_material are both '{foil_material}'; "
-            "they must differ"
+            f"geometry: foil_material and mix_material are both '{foil_material}'; they must differ"
         )
-    what = "recurved cell (" + ", ".join(
-        f"{name}={micrometres(value)} um" for name, value in sizes.items()
-    ) + ")"
+    what = (
+        "recurved cell ("
+        + ", ".join(f"{name}={micrometres(value)} um" for name, value in sizes.items())
+        + ")"
+    )
     sizes_um = {name: value / MICROMETRE for name, value in sizes.items()}
     with gmsh_errors(what):
         return _build(sizes_um, foil_material, mix_material)
