@@ -30,6 +30,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError, PydanticUndefined
 
+from solver.behaviour import Behaviour, Plasticity, Viscoelasticity
 from solver.errors import CaseError
 from solver.kinetics import Atmosphere, KineticsSection
 from solver.materials import (
@@ -196,6 +197,9 @@ class MaterialOverride(_Table):
     )
     specific_heat: Annotated[float | None, SPECIFIC_HEAT] = _material_field("specific_heat")
     source: str | None = _material_field("source")
+    behaviour: Behaviour | None = _material_field("behaviour")
+    plasticity: Plasticity | None = _material_field("plasticity")
+    viscoelasticity: Viscoelasticity | None = _material_field("viscoelasticity")
 
 
 class Ramp(_Table):
@@ -321,6 +325,10 @@ class SolverSettings(_Table):
         "10 K", validate_default=True, description="largest temperature change in one time step"
     )
     rtol: float = Field(1e-12, gt=0, lt=1, description="relative tolerance of the linear solver")
+    hold_steps: int = Field(
+        16, ge=1, description="time steps per hold, growing geometrically, where a material "
+        "has a history (plastic, viscoelastic); elastic cases take one step per hold"
+    )
 
 
 class CaseFile(_Table):
@@ -378,6 +386,12 @@ def _resolve_materials(overrides: dict[str, MaterialOverride]) -> dict[str, Mate
     for name, override in overrides.items():
         given = override.model_dump(exclude_unset=True)
         base = materials.get(name)
+        # behaviour parameters merge key by key too, over the library's (or the defaults)
+        for key, table in (("plasticity", Plasticity), ("viscoelasticity", Viscoelasticity)):
+            if key in given:
+                below = getattr(base, key, None) if base is not None else None
+                merged = {**(below.model_dump() if below is not None else {}), **given[key]}
+                given[key] = table.model_validate(merged)
         if base is not None:
             overridden = [key for key in given if key != "source"]
             source = given.pop("source", None) or (

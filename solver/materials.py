@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
+from solver.behaviour import Behaviour, Plasticity, Viscoelasticity
 from solver.errors import CaseError
 from solver.units import SIQuantity
 
@@ -64,6 +65,15 @@ class Material(BaseModel):
     )
     specific_heat: Annotated[float | None, SPECIFIC_HEAT] = Field(
         None, description="specific heat capacity"
+    )
+    behaviour: Behaviour = Field(
+        "elastic", description="elastic, plastic (J2 with annealing) or viscoelastic (Prony)"
+    )
+    plasticity: Plasticity | None = Field(
+        None, description="parameters of behaviour = plastic (defaults: electrodeposited Cu)"
+    )
+    viscoelasticity: Viscoelasticity | None = Field(
+        None, description="parameters of behaviour = viscoelastic (defaults: a polyimide)"
     )
 
 

@@ -12,7 +12,6 @@ from dolfinx import fem
 from dolfinx.io import XDMFFile
 from mpi4py import MPI
 
-from . import compat, postprocess
 from .errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -83,18 +82,14 @@ class FieldWriter:
         self.temperature = fem.Function(fem.functionspace(msh, ("DG", 0)), name="T")
         self.stress = fem.Function(fem.functionspace(msh, ("DG", 0, (3, 3))), name="sigma")
         self.von_mises = fem.Function(fem.functionspace(msh, ("DG", 0)), name="von_mises")
-        sigma = problem.stress_tensor_3d()
-        self._stress_expression = fem.Expression(
-            sigma, compat.interpolation_points(self.stress.function_space))
-        self._von_mises_expression = fem.Expression(
-            postprocess.von_mises(sigma),
-            compat.interpolation_points(self.von_mises.function_space))
 
     def write(self, time: float, temperature: float):
         self.displacement.interpolate(self.problem.u)
         self.temperature.x.array[:] = temperature
-        self.stress.interpolate(self._stress_expression)
-        self.von_mises.interpolate(self._von_mises_expression)
+        self.problem.stress_into(self.stress)
+        stress = self.stress.x.array.reshape(-1, 3, 3)
+        deviator = stress - np.trace(stress, axis1=1, axis2=2)[:, None, None] / 3 * np.eye(3)
+        self.von_mises.x.array[:] = np.sqrt(1.5 * np.einsum("nij,nij->n", deviator, deviator))
         for function in (self.displacement, self.temperature, self.stress, self.von_mises):
             self.xdmf.write_function(function, time)
 

@@ -12,6 +12,8 @@ from dolfinx import fem
 from mpi4py import MPI
 
 from . import kinetics, log, output, postprocess
+from .behaviour import material_model
+from .inelastic import InelasticProblem
 from .interface import InterfaceProbe
 from .mesh import build_mesh
 from .schedule import time_steps
@@ -47,32 +49,41 @@ def run_case(case, out, comm=MPI.COMM_WORLD, progress: bool = True) -> dict:
 
 def _solve_and_write(case, workdir: Path, comm, progress: bool) -> dict:
     emesh = build_mesh(case, comm)
-    problem = ThermoElasticProblem(emesh, case)
-    logger.info("thermo-elastic problem: %d displacement DOFs (P%d)", problem.dofs,
+    problem = make_problem(emesh, case)
+    inelastic = isinstance(problem, InelasticProblem)
+    logger.info("%s problem: %d displacement DOFs (P%d)",
+                "inelastic" if inelastic else "thermo-elastic", problem.dofs,
                 case.solver.degree)
     probe = InterfaceProbe(emesh)
     msh = emesh.mesh
     stress = fem.Function(fem.functionspace(msh, ("DG", case.solver.degree - 1, (3, 3))))
     writer = output.FieldWriter(workdir / "fields.xdmf", problem, emesh)
-    steps = time_steps(case.schedule, case.solver.temperature_increment)
+    steps = time_steps(case.schedule, case.solver.temperature_increment,
+                       case.solver.hold_steps if inelastic else 1)
     start_temperature = case.schedule.start
     step_times = np.array([step.time for step in steps])
     step_temperatures = np.array([step.temperature for step in steps])
     process_strains = process_eigenstrains(case, step_times, step_temperatures)
-    history, tractions, state = [], {}, None
+    history, tractions, state, newton_iterations = [], {}, None, 0
+    peak_history = {}  # interface -> quantity -> {value, time, temperature}
     with log.TimeProgress(steps[-1].time, enabled=progress) as bar:
+        previous_time = 0.0
         for index, step in enumerate(steps):
-            problem.set_process_eigenstrain(
+            state, iterations = problem.advance(
+                step.temperature, step.time - previous_time,
                 {name: strains[index] for name, strains in process_strains.items()})
-            state = problem.solve(step.temperature - start_temperature)
+            previous_time = step.time
+            newton_iterations += iterations
             writer.write(step.time, step.temperature)
-            postprocess.interpolate_expression(stress, problem.stress_tensor_3d())
+            problem.stress_into(stress)
             tractions = probe.tractions(stress, case.interface, msh.geometry.dim)
-            risks = [t.summary().get("max_risk", 0.0) for t in tractions.values()
-                     if t is not None]
+            step_peaks = {name: t.summary() for name, t in tractions.items() if t is not None}
+            risks = [peaks.get("max_risk", 0.0) for peaks in step_peaks.values()]
+            for name, peaks in step_peaks.items():
+                _track_peaks(peak_history.setdefault(name, {}), peaks, step)
             history.append([step.time, step.temperature, step.label,
                             state.out_of_plane_strain, state.face_displacement,
-                            writer.max_von_mises(), *risks])
+                            writer.max_von_mises(), iterations, *risks])
             bar.update(step.time, f"{step.label} {step.temperature - 273.15:6.1f} degC")
             logger.debug("t = %.6g s, T = %.2f K: max von Mises %.4g Pa", step.time,
                          step.temperature, history[-1][5])
@@ -91,7 +102,10 @@ def _solve_and_write(case, workdir: Path, comm, progress: bool) -> dict:
         "materials": {str(tag): name for tag, name in emesh.geometry.cell_materials.items()},
         "schedule": {"start_temperature": start_temperature,
                      "end_temperature": steps[-1].temperature,
-                     "duration": steps[-1].time, "time_steps": len(steps) - 1},
+                     "duration": steps[-1].time, "time_steps": len(steps) - 1,
+                     "step_cuts": getattr(problem, "step_cuts", 0),
+                     "newton_iterations": newton_iterations,
+                     "atmosphere": case.schedule.atmosphere},
         "final": {"temperature": steps[-1].temperature,
                   "delta_temperature": state.delta_temperature,
                   "out_of_plane_strain": state.out_of_plane_strain,
@@ -113,17 +127,43 @@ def _solve_and_write(case, workdir: Path, comm, progress: bool) -> dict:
                 "materials": [emesh.geometry.cell_materials[lower],
                               emesh.geometry.cell_materials[upper]],
                 "averaging_length": case.interface.averaging_length,
-                **t.summary()}
+                **t.summary(),
+                "peak_over_history": peak_history.get(name, {})}
         output.write_interface_csv(workdir / "interface.csv", tractions)
         output.write_table(
             workdir / "history.csv",
             ["time", "temperature", "step", "out_of_plane_strain", "face_displacement",
-             "max_von_mises", *(f"max_risk:{name}" for name in tractions)],
+             "max_von_mises", "newton_iterations", *(f"max_risk:{name}" for name in tractions)],
             history)
         (workdir / "case.toml").write_text(case.text)
         kinetics.write_kinetics(workdir, kinetics.kinetic_curves(step_times, step_temperatures,
                                                                  case.kinetics))
     return summary
+
+
+PEAK_QUANTITIES = ("max_normal_traction_averaged", "max_shear_traction_averaged", "max_risk")
+
+
+def _track_peaks(peaks: dict, step_values: dict, step):
+    """Keep, per quantity, the largest value over the history and when it occurred."""
+    for quantity in PEAK_QUANTITIES:
+        value = step_values.get(quantity)
+        if value is not None and value >= peaks.get(quantity, {}).get("value", -np.inf):
+            peaks[quantity] = {"value": value, "time": step.time,
+                               "temperature": step.temperature}
+
+
+def make_problem(emesh, case):
+    """The linear thermo-elastic problem, or the inelastic one where a material is plastic
+    or viscoelastic."""
+    used = {name: case.materials[name] for name in emesh.geometry.cell_materials.values()}
+    if all(material.behaviour == "elastic" for material in used.values()):
+        return ThermoElasticProblem(emesh, case)
+    start = case.schedule.start
+    return InelasticProblem(
+        emesh, case, {name: material_model(m) for name, m in used.items()},
+        lambda name, temperature: used[name].thermal_expansion * (temperature - start),
+        start)
 
 
 def process_eigenstrains(case, times, temperatures) -> dict[str, np.ndarray]:

@@ -3,6 +3,8 @@
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class TimeStep:
@@ -12,8 +14,14 @@ class TimeStep:
     label: str  # "ramp" or "hold"
 
 
-def time_steps(schedule, temperature_increment: float) -> list[TimeStep]:
-    """Ramps are cut into steps of at most temperature_increment; a hold is one step.
+# Each step of a hold is this much longer than the one before it: relaxation is fast at the
+# start of a hold and slow at its end, so the steps follow it.
+HOLD_STEP_GROWTH = 1.5
+
+
+def time_steps(schedule, temperature_increment: float, hold_steps: int = 1) -> list[TimeStep]:
+    """Ramps are cut into steps of at most temperature_increment; a hold into `hold_steps`
+    steps growing geometrically (HOLD_STEP_GROWTH).
 
     The first entry is the stress-free start at time 0.
     """
@@ -22,8 +30,10 @@ def time_steps(schedule, temperature_increment: float) -> list[TimeStep]:
     for index, segment in enumerate(schedule.steps):
         hold = getattr(segment, "hold", None)
         if hold is not None:
+            growth = HOLD_STEP_GROWTH ** np.arange(hold_steps)
+            for end in np.cumsum(growth) / growth.sum() * hold:
+                steps.append(TimeStep(time + end, temperature, index, "hold"))
             time += hold
-            steps.append(TimeStep(time, temperature, index, "hold"))
             continue
         change = segment.to - temperature
         count = max(1, math.ceil(abs(change) / temperature_increment - 1e-9))

@@ -17,7 +17,7 @@ from dolfinx import fem
 from dolfinx.fem import petsc as fem_petsc
 from petsc4py import PETSc
 
-from . import boundary
+from . import boundary, compat
 from .errors import SolverError
 
 logger = logging.getLogger(__name__)
@@ -78,6 +78,27 @@ def rigid_body_modes(space) -> PETSc.NullSpace:
     return PETSc.NullSpace().create(vectors=vectors)
 
 
+ELASTICITY_SOLVER = {
+    "ksp_type": "cg", "ksp_atol": 1e-50, "ksp_max_it": 2000, "pc_type": "gamg",
+    "mg_levels_ksp_type": "chebyshev", "mg_levels_pc_type": "jacobi",
+    "pc_gamg_coarse_eq_limit": 1000,
+}
+
+
+def configured_ksp(comm, name: str, options: dict) -> PETSc.KSP:
+    """A KSP set up from `options`, leaving PETSc's global options database as it was."""
+    ksp = PETSc.KSP().create(comm)
+    prefix = f"sinter_{name}_{id(ksp)}_"
+    ksp.setOptionsPrefix(prefix)
+    database = PETSc.Options()
+    for key, value in options.items():
+        database[prefix + key] = value
+    ksp.setFromOptions()
+    for key in options:
+        database.delValue(prefix + key)
+    return ksp
+
+
 class ThermoElasticProblem:
     def __init__(self, emesh, case):
         self.emesh = emesh
@@ -116,22 +137,11 @@ class ThermoElasticProblem:
         self.A = fem_petsc.assemble_matrix(self.a, bcs=self.constraints.dirichlet)
         self.A.assemble()
         self.A.setNearNullSpace(rigid_body_modes(self.V))
-        self.ksp = PETSc.KSP().create(msh.comm)
-        self.ksp.setOptionsPrefix(f"sinter_elastic_{id(self)}_")
-        options = PETSc.Options()
-        prefix = self.ksp.getOptionsPrefix()
-        for key, value in {
-            "ksp_type": "cg", "ksp_rtol": case.solver.rtol, "ksp_atol": 1e-50,
-            "ksp_max_it": 2000, "pc_type": "gamg", "mg_levels_ksp_type": "chebyshev",
-            "mg_levels_pc_type": "jacobi", "pc_gamg_coarse_eq_limit": 1000,
-        }.items():
-            options[prefix + key] = value
-        self.ksp.setFromOptions()
-        for key in options.getAll():  # leave PETSc's global options database as we found it
-            if key.startswith(prefix):
-                options.delValue(key)
+        self.ksp = configured_ksp(msh.comm, "elastic",
+                                  {**ELASTICITY_SOLVER, "ksp_rtol": case.solver.rtol})
         self.ksp.setOperators(self.A)
         self.dofs = self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs
+        self.start_temperature = case.schedule.start
         self._unit_solutions = self._solve_unit_global_unknowns()
 
     # -- constitutive law ------------------------------------------------------------------
@@ -170,6 +180,12 @@ class ThermoElasticProblem:
                     + 2 * self.shear_modulus * (e_zz - self.eigenstrain(delta_t)))
         return ufl.as_matrix([[sigma[0, 0], sigma[0, 1], 0], [sigma[1, 0], sigma[1, 1], 0],
                               [0, 0, sigma_zz]])
+
+    def stress_into(self, target: fem.Function):
+        """Interpolate the stress into a DG tensor space (3x3) that can hold it."""
+        target.interpolate(fem.Expression(self.stress_tensor_3d(),
+                                          compat.interpolation_points(target.function_space)))
+        return target
 
     # -- solution --------------------------------------------------------------------------
     def _solve_load(self, delta_temperature, out_of_plane_strain, face_displacement):
@@ -219,6 +235,11 @@ class ThermoElasticProblem:
         if self.generalized:
             units.append((self._solve_load(0.0, 1.0, 0.0), 1.0, 0.0))
         return units
+
+    def advance(self, temperature: float, dt: float, process_eigenstrain: dict):
+        """The state at `temperature` (elasticity has no history: dt does not matter)."""
+        self.set_process_eigenstrain(process_eigenstrain)
+        return self.solve(temperature - self.start_temperature), 1
 
     def solve(self, delta_temperature: float) -> ElasticState:
         """Solve for a uniform temperature change from the stress-free state."""
