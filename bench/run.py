@@ -6,6 +6,7 @@ Writes a JSON list with, per case: ranks, DOFs, cells, wall time of the whole ru
 import argparse
 import json
 import tempfile
+import tomllib
 from pathlib import Path
 
 from mpi4py import MPI
@@ -25,6 +26,8 @@ def main():
     with tempfile.TemporaryDirectory() as scratch:
         scratch = comm.bcast(scratch)
         for path in sorted(CASES.glob("*.toml")):
+            if "sweep" in tomllib.loads(path.read_text()):
+                continue  # a sweep file, not a case
             summary = run_case(load_case(path), Path(scratch) / path.stem, comm, progress=False)
             records.append({key: summary[key] for key in
                             ("case", "ranks", "dofs", "cells", "dolfinx_version", "wall_time")})

@@ -35,6 +35,10 @@ def _parser():
     run.add_argument("--np", type=int, default=1, metavar="N",
                      help="run on N MPI ranks (the same as mpirun -n N sinter run ...)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    from .sweep_cli import add_parser as add_sweep_parser
+
+    add_sweep_parser(commands, [verbosity])
     return parser
 
 
@@ -43,6 +47,11 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     args.quiet = getattr(args, "quiet", False)
     args.verbose = getattr(args, "verbose", False)
+    if args.command == "sweep":
+        # before MPI is initialised here: a sweep launches mpirun for its cases
+        from .sweep_cli import main as sweep_main
+
+        return sweep_main(args)
     if args.command == "run" and args.np > 1 and "OMPI_COMM_WORLD_SIZE" not in os.environ \
             and "PMI_SIZE" not in os.environ:
         return _relaunch_under_mpirun(argv, args.np)

@@ -1,0 +1,167 @@
+"""Design maps from a sweep's results.csv, written as PNG (matplotlib, Agg backend).
+
+- one varied parameter: each metric against it (line plot)
+- two: a heat map per metric (a grid; a triangulated contour for scattered samples)
+- three or more: parallel coordinates per metric
+- two or more: a sensitivity ranking per metric. For a Sobol sample, first-order Sobol
+  indices estimated by binning (Var(E[Y | X_i]) / Var(Y), E[Y | X_i] as the mean in
+  equal-count bins of X_i; biased upwards by noise for small samples); otherwise standardized
+  regression coefficients (a linear model of the z-scores, with its R^2 on the chart).
+Cases outside a [[checks]] bound are marked with a red cross.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+
+def default_metrics(table: pd.DataFrame) -> list[str]:
+    """The risk of each interface and the largest von Mises stress, final and peak."""
+    wanted = [c for c in table.columns
+              if c.endswith(".max_risk") and c.startswith(("interfaces.", "peak.interfaces."))]
+    wanted += [c for c in ("final.max_von_mises", "peak.max_von_mises") if c in table.columns]
+    return [c for c in wanted if table[c].notna().any()]
+
+
+def varied_parameters(table: pd.DataFrame, parameters: list[str]) -> list[str]:
+    """Numeric parameters that take more than one value among the cases that ran."""
+    return [p for p in parameters if p in table.columns
+            and pd.api.types.is_numeric_dtype(table[p]) and table[p].nunique() > 1]
+
+
+def _file_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def _checks_failed(table: pd.DataFrame) -> pd.Series:
+    if "checks_passed" not in table.columns:
+        return pd.Series(False, index=table.index)
+    return table["checks_passed"].map(lambda passed: passed is False or passed == "False")
+
+
+def plot(table: pd.DataFrame, parameters: list[str], method: str, out_dir: Path,
+         metrics: list[str] | None = None) -> list[Path]:
+    """Write the design maps of `table` (ok rows) into out_dir; returns the files."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ok = table[table["status"] == "ok"]
+    metrics = metrics or default_metrics(ok)
+    varied = varied_parameters(ok, parameters)
+    if ok.empty or not metrics or not varied:
+        logger.warning("nothing to plot: %d ok case(s), metrics %s, varied parameters %s",
+                       len(ok), metrics, varied)
+        return []
+    files = []
+    for metric in metrics:
+        if len(varied) == 1:
+            files.append(_line(ok, varied[0], metric, out_dir))
+        elif len(varied) == 2:
+            files.append(_heat_map(ok, varied, metric, out_dir))
+        else:
+            files.append(_parallel(ok, varied, metric, out_dir))
+        if len(varied) >= 2 and len(ok) >= len(varied) + 2:
+            files.append(_sensitivity(ok, varied, metric, method, out_dir))
+    return files
+
+
+def _save(figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def _line(table, parameter, metric, out_dir) -> Path:
+    figure, axes = plt.subplots(figsize=(6, 4))
+    ordered = table.sort_values(parameter)
+    axes.plot(ordered[parameter], ordered[metric], "o-")
+    failed = _checks_failed(ordered)
+    axes.plot(ordered[parameter][failed], ordered[metric][failed], "rx", ms=10,
+              label="outside a check")
+    if failed.any():
+        axes.legend()
+    axes.set(xlabel=f"{parameter} [SI]", ylabel=metric, title=f"{metric} vs {parameter}")
+    axes.grid(True, alpha=0.3)
+    return _save(figure, out_dir / f"line-{_file_name(metric)}.png")
+
+
+def _heat_map(table, parameters, metric, out_dir) -> Path:
+    x, y = parameters
+    figure, axes = plt.subplots(figsize=(6, 4.5))
+    grid = table.pivot_table(index=y, columns=x, values=metric, aggfunc="mean")
+    if grid.notna().all().all() and grid.size == len(table):
+        image = axes.pcolormesh(grid.columns, grid.index, grid.values, shading="nearest")
+    elif len(table) >= 3:
+        image = axes.tricontourf(table[x], table[y], table[metric], levels=12)
+        axes.plot(table[x], table[y], "k.", ms=3)
+    else:
+        image = axes.scatter(table[x], table[y], c=table[metric])
+    figure.colorbar(image, ax=axes, label=metric)
+    failed = _checks_failed(table)
+    if failed.any():
+        axes.plot(table[x][failed], table[y][failed], "rx", ms=10, label="outside a check")
+        axes.legend(loc="best")
+    axes.set(xlabel=f"{x} [SI]", ylabel=f"{y} [SI]", title=metric)
+    return _save(figure, out_dir / f"map-{_file_name(metric)}.png")
+
+
+def _parallel(table, parameters, metric, out_dir) -> Path:
+    columns = [*parameters, metric]
+    values = table[columns].astype(float)
+    span = (values.max() - values.min()).replace(0, 1)
+    scaled = (values - values.min()) / span
+    colour = plt.get_cmap("viridis")(scaled[metric].to_numpy())
+    figure, axes = plt.subplots(figsize=(1.8 * len(columns) + 2, 4.5))
+    for row, c in zip(scaled.to_numpy(), colour, strict=True):
+        axes.plot(range(len(columns)), row, color=c, alpha=0.7)
+    axes.set_xticks(range(len(columns)), [f"{c}\n[{values[c].min():.3g}, {values[c].max():.3g}]"
+                                          for c in columns], fontsize=7)
+    axes.set(ylabel="scaled to [min, max]", title=f"parallel coordinates, coloured by {metric}")
+    return _save(figure, out_dir / f"parallel-{_file_name(metric)}.png")
+
+
+def sensitivity(table: pd.DataFrame, parameters: list[str], metric: str, method: str):
+    """(measure name, {parameter: value}) for the metric; see the module docstring."""
+    y = table[metric].to_numpy(dtype=float)
+    x = table[parameters].to_numpy(dtype=float)
+    if method == "sobol":
+        total = y.var()
+        bins = max(2, int(math.sqrt(len(y))))
+        indices = {}
+        for column, parameter in enumerate(parameters):
+            groups = np.array_split(np.argsort(x[:, column]), bins)
+            means = np.array([y[g].mean() for g in groups])
+            sizes = np.array([len(g) for g in groups])
+            explained = np.sum(sizes * (means - y.mean()) ** 2) / len(y)
+            indices[parameter] = explained / total if total > 0 else 0.0
+        return "first-order Sobol index (binning estimate)", indices
+    scale = x.std(axis=0)
+    z = (x - x.mean(axis=0)) / np.where(scale > 0, scale, 1)
+    zy = (y - y.mean()) / (y.std() or 1)
+    coefficients, *_ = np.linalg.lstsq(np.column_stack([z, np.ones(len(y))]), zy, rcond=None)
+    fitted = np.column_stack([z, np.ones(len(y))]) @ coefficients
+    r2 = 1 - np.sum((zy - fitted) ** 2) / max(np.sum(zy ** 2), 1e-300)
+    return (f"standardized regression coefficient (R^2 = {r2:.2f})",
+            dict(zip(parameters, coefficients[:-1], strict=True)))
+
+
+def _sensitivity(table, parameters, metric, method, out_dir) -> Path:
+    measure, values = sensitivity(table, parameters, metric, method)
+    ranked = sorted(values.items(), key=lambda item: abs(item[1]))
+    figure, axes = plt.subplots(figsize=(6, 1 + 0.5 * len(ranked)))
+    axes.barh([name for name, _ in ranked], [value for _, value in ranked])
+    axes.axvline(0, color="k", lw=0.8)
+    axes.set(xlabel=measure, title=f"sensitivity of {metric}")
+    return _save(figure, out_dir / f"sensitivity-{_file_name(metric)}.png")

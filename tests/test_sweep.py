@@ -1,0 +1,336 @@
+"""Parameter sweeps: expansion, the local backend, results, resume, plots, and Slurm end to end
+against a real single-node cluster (skipped where slurmctld is not installed)."""
+
+import importlib.util
+import json
+import tomllib
+
+import numpy as np
+import pandas as pd
+import pytest
+from slurm_cluster import SlurmCluster, available, describe
+
+from solver.case import load_case
+from solver.cli import main
+from solver.sweep import (
+    SweepError,
+    case_hash,
+    case_toml,
+    load_sweep,
+    parse_key_path,
+    set_key_path,
+    toml_dumps,
+)
+from solver.sweep_plots import plot, sensitivity
+from solver.sweep_results import flatten
+
+from conftest import CASES, REPO
+
+# 60 um bilayer on a 4 um mesh: about a second per case.
+TINY_BILAYER = """
+[case]
+name = "tiny"
+[geometry]
+kind = "layers"
+length = "60 um"
+layers = [ { material = "copper", thickness = "8 um" },
+           { material = "polyimide", thickness = "8 um" } ]
+mesh_size = "4 um"
+[materials.polyimide]
+youngs_modulus = "2.5 GPa"
+[schedule]
+start = "400 degC"
+steps = [ { to = "300 degC", rate = "5 K/min" }, { hold = "1 h" },
+          { to = "25 degC", rate = "5 K/min" } ]
+[solver]
+temperature_increment = "200 K"
+"""
+
+# Two thicknesses that run, one too thin for OpenCASCADE (a run-time failure), and a
+# material that does not exist (invalid: never run).
+TINY_SWEEP = """
+[sweep]
+base = "tiny.toml"
+method = "grid"
+[parameters]
+"geometry.layers[1].thickness" = ["4 um", "8 um", "1e-9 um"]
+"geometry.layers[1].material" = ["polyimide", "unobtainium"]
+[[checks]]
+name = "thin"
+key = "geometry.layers[1].thickness"
+max = "6 um"
+"""
+
+
+def write_sweep(tmp_path, sweep_text, base_text=TINY_BILAYER, name="sweep.toml"):
+    (tmp_path / "tiny.toml").write_text(base_text)
+    path = tmp_path / name
+    path.write_text(sweep_text)
+    return path
+
+
+# --- Expansion ----------------------------------------------------------------------------
+
+
+def test_key_paths():
+    assert parse_key_path("schedule.steps[1].hold") == ("schedule", "steps", 1, "hold")
+    assert parse_key_path("geometry.layers[0].thickness") == ("geometry", "layers", 0,
+                                                              "thickness")
+    document = tomllib.loads(TINY_BILAYER)
+    set_key_path(document, parse_key_path("geometry.layers[1].thickness"), "3 um")
+    set_key_path(document, parse_key_path("materials.copper.poisson_ratio"), 0.3)
+    assert document["geometry"]["layers"][1] == {"material": "polyimide", "thickness": "3 um"}
+    assert document["materials"]["copper"] == {"poisson_ratio": 0.3}
+    for key, problem in [("geometry.layers[2].thickness", "has 2 entries"),
+                         ("geometry.length[0]", "is not a list"),
+                         ("interface.steps[0].hold", "no list interface.steps")]:
+        with pytest.raises(ValueError, match=problem.replace("[", r"\[")):
+            set_key_path(document, parse_key_path(key), 1.0)
+
+
+def test_toml_writer_round_trips_case_content():
+    document = tomllib.loads(TINY_BILAYER)
+    document["case"]["description"] = 'quotes " and \\ and ünïcode\nand a newline'
+    document["case"]["flag"] = True
+    document["weird key"] = {"x.y": [1, 2.5e-06, float("inf")]}
+    assert tomllib.loads(toml_dumps(document)) == document
+    assert tomllib.loads(case_toml(document)) == document
+
+
+def test_grid_expands_every_combination_with_units(tmp_path):
+    sweep = load_sweep(write_sweep(tmp_path, """
+[sweep]
+base = "tiny.toml"
+[parameters]
+"geometry.layers[0].thickness" = { from = "4 um", to = "0.01 mm", count = 4 }
+"schedule.steps[1].hold" = ["30 min", "2 h"]
+"schedule.steps[0].to" = { from = "300 degC", to = "350 degC", count = 2 }
+"""), tmp_path / "out")
+    assert len(sweep.cases) == 4 * 2 * 2
+    assert [case.values["geometry.layers[0].thickness"] for case in sweep.cases[::4]] == \
+        ["4 um", "6 um", "8 um", "10 um"]
+    first = sweep.cases[0]
+    assert first.si["geometry.layers[0].thickness"] == pytest.approx(4e-6)
+    assert first.si["schedule.steps[1].hold"] == pytest.approx(1800)
+    assert first.si["schedule.steps[0].to"] == pytest.approx(573.15)
+    assert len({case.name for case in sweep.cases}) == len(sweep.cases)
+    assert all(case.error is None for case in sweep.cases)
+    assert first.name == f"tiny-{first.hash[:10]}"
+    # the hash is of the content: the case's own name does not enter it
+    assert case_hash(first.document) == first.hash
+    assert case_hash({**first.document, "case": {"name": "other"}}) == first.hash
+
+
+@pytest.mark.parametrize("method", ["lhs", "sobol"])
+def test_samples_are_reproducible_and_in_range(tmp_path, method):
+    text = f"""
+[sweep]
+base = "tiny.toml"
+method = "{method}"
+samples = 16
+seed = 7
+[parameters]
+"geometry.layers[0].thickness" = {{ from = "4 um", to = "12 um" }}
+"schedule.steps[1].hold" = {{ from = "6 min", to = "10 h", distribution = "loguniform" }}
+"geometry.layers[1].material" = ["polyimide", "copper"]
+"""
+    sweep = load_sweep(write_sweep(tmp_path, text), tmp_path / "out")
+    again = load_sweep(tmp_path / "sweep.toml", tmp_path / "out")
+    assert len(sweep.cases) == 16
+    assert [c.hash for c in sweep.cases] == [c.hash for c in again.cases]
+    thickness = np.array([c.si["geometry.layers[0].thickness"] for c in sweep.cases])
+    hold = np.array([c.si["schedule.steps[1].hold"] for c in sweep.cases])
+    assert thickness.min() >= 4e-6 and thickness.max() <= 12e-6
+    assert hold.min() >= 360 and hold.max() <= 36000
+    if method == "lhs":  # one sample in each of the 16 strata of every dimension
+        strata = np.floor((thickness - 4e-6) / 8e-6 * 16).astype(int)
+        assert sorted(strata) == list(range(16))
+    assert {c.values["geometry.layers[1].material"] for c in sweep.cases} == {"polyimide",
+                                                                             "copper"}
+    seeded = load_sweep(write_sweep(tmp_path, text.replace("seed = 7", "seed = 8")),
+                        tmp_path / "out")
+    assert [c.hash for c in seeded.cases] != [c.hash for c in sweep.cases]
+
+
+@pytest.mark.parametrize("sweep_text, key", [
+    ('[sweep]\nbase = "tiny.toml"\nmethod = "random"\n[parameters]\n"geometry.length" = [1]',
+     "sweep.method"),
+    ('[sweep]\nbase = "tiny.toml"\n[parameters]\n"geometry.length" = { from = 1, to = 2 }',
+     "parameters.geometry.length"),
+    ('[sweep]\nbase = "tiny.toml"\nmethod = "lhs"\n[parameters]\n"geometry.length" = [1]',
+     "sweep.samples"),
+    ('[sweep]\nbase = "tiny.toml"\n[parameters]\n"geometry.layers[3].thickness" = ["1 um"]',
+     "parameters.geometry.layers[3].thickness"),
+    ('[sweep]\nbase = "tiny.toml"\n[parameters]\n"geometry.length" = '
+     '{ from = "1 um", to = "2 GPa", count = 2 }', "parameters.geometry.length"),
+    ('[sweep]\nbase = "missing.toml"\n[parameters]\n"geometry.length" = [1]', "sweep.base"),
+])
+def test_bad_sweep_file_gives_one_line(tmp_path, capsys, sweep_text, key):
+    path = write_sweep(tmp_path, sweep_text)
+    with pytest.raises(SweepError, match=key.replace("[", r"\[")):
+        load_sweep(path, tmp_path / "out")
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out"), "--dry-run"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and key in error[0] and str(path) in error[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_shipped_sweeps_expand(tmp_path, capsys):
+    for name, count in [("sweep-recurved-neck.toml", 12), ("sweep-process-window.toml", 12)]:
+        assert main(["sweep", str(CASES / name), "--out", str(tmp_path / name),
+                     "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        assert f"{count} case(s)" in out and "invalid" not in out, out
+        assert not (tmp_path / name).exists()
+
+
+def test_summary_flattens_to_columns():
+    summary = {"dofs": 10, "interfaces": {"i": {"max_risk": 0.5, "materials": ["a", "b"]}},
+               "process_window": [{"condition": "binder mass loss (binder undecomposed)",
+                                   "value": 0.02, "limit": 0.01, "pass": False}]}
+    assert flatten(summary) == {"dofs": 10, "interfaces.i.max_risk": 0.5,
+                                "process_window.binder_mass_loss.value": 0.02,
+                                "process_window.binder_mass_loss.pass": False}
+
+
+# --- Local backend ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory):
+    """The tiny sweep run once with the local backend: (sweep file, directory, table)."""
+    tmp_path = tmp_path_factory.mktemp("local")
+    path = write_sweep(tmp_path, TINY_SWEEP)
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(path), "--out", str(out), "--jobs", "2", "-q"]) == 0
+    return path, out, pd.read_csv(out / "results.csv")
+
+
+def test_local_sweep_records_every_case(local_sweep):
+    path, out, table = local_sweep
+    assert len(table) == 6
+    if importlib.util.find_spec("pyarrow") is not None:
+        assert pd.read_parquet(out / "results.parquet")["status"].tolist() == list(table["status"])
+    assert sorted(table["status"]) == ["failed"] * 4 + ["ok"] * 2
+    ok = table[table["status"] == "ok"]
+    assert sorted(ok["geometry.layers[1].thickness"]) == pytest.approx([4e-6, 8e-6])
+    assert (ok["interfaces.interface_0_1.max_risk"] > 0).all()
+    assert (ok["peak.max_von_mises"] >= ok["final.max_von_mises"]).all()
+    assert list(ok["check.thin"]) == list(ok["geometry.layers[1].thickness"] < 6e-6)
+    for column in ("case_hash", "sinterfem_version", "git_commit", "dolfinx_version", "host",
+                   "ranks", "wall_time"):
+        assert ok[column].notna().all(), column
+    assert (ok["ranks"] == 1).all() and (ok["wall_time"] > 0).all()
+    failed = table[table["status"] == "failed"].set_index("geometry.layers[1].material")
+    assert failed.loc["unobtainium", "error"].str.contains("unknown material").all()
+    # the case that validates but cannot be meshed: its one-line error, not a traceback
+    too_thin = failed.loc["polyimide", "error"]
+    assert "could not mesh" in too_thin and "\n" not in too_thin
+    # every case file is a valid case on its own, with the hash the table records
+    for row in table.itertuples():
+        case_file = out / "cases" / f"{row.name}.toml"
+        assert case_hash(tomllib.loads(case_file.read_text())) == row.case_hash
+        if row.status == "ok":
+            assert load_case(case_file).case.name == row.name
+            summary = json.loads((out / "runs" / row.name / "summary.json").read_text())
+            assert summary["case"] == row.name
+
+
+def test_resume_skips_complete_cases_and_reruns_failed(local_sweep, capsys):
+    path, out, table = local_sweep
+    ok = table[table["status"] == "ok"]["name"]
+    mtimes = {name: (out / "runs" / name / "summary.json").stat().st_mtime for name in ok}
+    assert main(["sweep", str(path), "--out", str(out), "--dry-run"]) == 0
+    listing = capsys.readouterr().out
+    assert listing.count("[done]") == 2 and listing.count("[to run]") == 1
+    # a new value: only its cases (and the failed one) run
+    path.write_text(TINY_SWEEP.replace('"8 um", ', '"8 um", "6 um", '))
+    assert main(["sweep", str(path), "--out", str(out), "-q"]) == 0
+    assert {name: (out / "runs" / name / "summary.json").stat().st_mtime
+            for name in ok} == mtimes
+    table = pd.read_csv(out / "results.csv")
+    assert len(table) == 8 and (table["status"] == "ok").sum() == 3
+    path.write_text(TINY_SWEEP)
+
+
+def test_status_collect_and_plot(local_sweep, capsys):
+    path, out, _ = local_sweep
+    assert main(["sweep", str(path), "--out", str(out), "-q"]) == 0  # back to 6 cases
+    capsys.readouterr()
+    assert main(["sweep", "status", str(out)]) == 0
+    status = capsys.readouterr().out
+    assert "6 case(s): 2 ok, 4 failed, 0 pending" in status
+    assert status.count(": failed: ") == 4
+    (out / "results.csv").unlink()
+    assert main(["sweep", "collect", str(out)]) == 0
+    assert len(pd.read_csv(out / "results.csv")) == 6
+    assert main(["sweep", "plot", str(out)]) == 0
+    pngs = sorted(p.name for p in (out / "plots").glob("*.png"))
+    assert "line-interfaces.interface_0_1.max_risk.png" in pngs
+    assert all((out / "plots" / name).read_bytes()[:4] == b"\x89PNG" for name in pngs)
+
+
+def test_design_maps_and_sensitivity(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 64
+    table = pd.DataFrame({"a": rng.random(n), "b": rng.random(n), "c": rng.random(n),
+                          "status": "ok"})
+    table["metric"] = 5 * table["a"] + 1 * table["b"] + 0.01 * rng.random(n)
+    table["checks_passed"] = table["a"] < 0.8
+    for method in ("sobol", "lhs"):
+        _, values = sensitivity(table, ["a", "b", "c"], "metric", method)
+        assert abs(values["a"]) > abs(values["b"]) > abs(values["c"])
+    _, indices = sensitivity(table, ["a", "b", "c"], "metric", "sobol")
+    assert indices["a"] == pytest.approx(25 / 26, abs=0.15)
+    files = plot(table, ["a", "b", "c"], "sobol", tmp_path / "many", ["metric"])
+    assert sorted(p.name for p in files) == ["parallel-metric.png", "sensitivity-metric.png"]
+    grid = pd.DataFrame([(a, b) for a in (1.0, 2.0, 3.0) for b in (10.0, 20.0)],
+                        columns=["a", "b"]).assign(status="ok", metric=lambda t: t.a * t.b)
+    files = plot(grid, ["a", "b"], "grid", tmp_path / "two", ["metric"])
+    assert sorted(p.name for p in files) == ["map-metric.png", "sensitivity-metric.png"]
+
+
+# --- Slurm backend ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def slurm_cluster(tmp_path):
+    cluster = SlurmCluster(tmp_path / "slurm-cluster").start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.mark.skipif(not available(), reason="needs slurmctld, slurmd, munged and root")
+def test_slurm_sweep_end_to_end(tmp_path, slurm_cluster):
+    path = write_sweep(tmp_path, TINY_SWEEP.replace('"4 um", ', ""))  # 1 ok, 1 fails, 2 invalid
+    out = tmp_path / "sweep"
+
+    def sinter(*args):
+        result = slurm_cluster.run(["python3", "-m", "solver.cli", *map(str, args)], cwd=REPO)
+        assert result.returncode == 0, result.stderr + describe(slurm_cluster)
+        return result.stdout
+
+    # submit and return at once; status and collect work later
+    submitted = sinter("sweep", path, "--out", out, "--backend", "slurm", "--time", "00:05:00",
+                       "-q")
+    assert "submitted job" in submitted
+    slurm_cluster.wait_for_queue_empty()
+    assert "4 case(s): 1 ok, 3 failed, 0 pending" in sinter("sweep", "status", out)
+    sinter("sweep", "collect", out)
+    table = pd.read_csv(out / "results.csv").set_index("geometry.layers[1].material")
+    ok = table[table["status"] == "ok"]
+    assert len(ok) == 1 and ok["slurm_job"].str.match(r"\d+_\d").all()
+    assert "could not mesh" in table.loc["polyimide"].query("status == 'failed'")["error"].iloc[0]
+    script = (out / "slurm" / "sweep-0.sbatch").read_text()
+    assert "#SBATCH --array=0-1" in script and "#SBATCH --time=00:05:00" in script
+
+    # a resubmission skips the complete case: one task, the failed case, again
+    summary = out / "runs" / ok["name"].iloc[0] / "summary.json"
+    mtime = summary.stat().st_mtime
+    sinter("sweep", path, "--out", out, "--backend", "slurm", "--wait", "-q")
+    jobs = json.loads((out / "slurm" / "jobs.json").read_text())
+    assert [job["cases"] for job in jobs] == [2, 1]
+    assert "#SBATCH --array=0-0" in (out / "slurm" / "sweep-1.sbatch").read_text()
+    assert summary.stat().st_mtime == mtime
+    table = pd.read_csv(out / "results.csv")
+    assert sorted(table["status"]) == ["failed"] * 3 + ["ok"]
