@@ -46,6 +46,8 @@ KINDS: dict[str, QuantityKind] = {
         QuantityKind("density", "[mass]/[length]**3", "8920 kg/m^3", "kg/m^3"),
         QuantityKind("thermal conductivity", "[power]/[length]/[temperature]", "1 W/m/K", "W/m/K"),
         QuantityKind("specific heat", "[energy]/[mass]/[temperature]", "386 J/kg/K", "J/kg/K"),
+        QuantityKind("heat transfer coefficient", "[power]/[length]**2/[temperature]",
+                     "10 W/m^2/K", "W/m^2/K"),
         QuantityKind("activation energy", "[energy]/[substance]", "250 kJ/mol", "J/mol"),
         QuantityKind("pre-exponential factor", "1/[time]", "1e13 1/s", "1/s"),
         QuantityKind("work of sintering", "[time]/[temperature]", "1.2e-11 s/K", "s/K"),
