@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from test_layers import TOLERANCE, curvature
 
 from solver.analytic import plane_strain_layers
 from solver.behaviour import material_model
@@ -17,7 +18,6 @@ from solver.run import make_problem
 from solver.thermoelastic import ThermoElasticProblem
 
 from conftest import CASES, REPO, layers_case
-from test_layers import TOLERANCE, curvature
 
 SCHEDULE_CASE = CASES / "sinter-schedule-2d.toml"
 
