@@ -32,6 +32,7 @@ from pydantic_core import PydanticCustomError, PydanticUndefined
 
 from solver.behaviour import Behaviour, Plasticity, Viscoelasticity
 from solver.errors import CaseError
+from solver.furnace import FurnaceSection
 from solver.kinetics import Atmosphere, KineticsSection
 from solver.materials import (
     DENSITY,
@@ -347,6 +348,11 @@ class CaseFile(_Table):
         default_factory=KineticsSection,
         description="process kinetics: the patents' checks and the process eigenstrains",
     )
+    furnace: FurnaceSection | None = Field(
+        None,
+        description="optional furnace-scale heat transfer in an electrode roll or stack: the "
+        "unit cell follows the temperature history of one position in it",
+    )
 
     _resolved_materials: dict[str, Material] = PrivateAttr(default_factory=dict)
 
@@ -423,6 +429,7 @@ class Case:
     interface: Interface
     solver: SolverSettings
     kinetics: KineticsSection
+    furnace: FurnaceSection | None
     source: Path  # the case file
     raw: dict[str, Any]  # the parsed TOML, as written
     text: str = ""  # the case file's text, kept with the results
@@ -460,6 +467,7 @@ def load_case_text(text: str, *, file: str | Path = "<case>") -> Case:
         interface=validated.interface,
         solver=validated.solver,
         kinetics=validated.kinetics,
+        furnace=validated.furnace,
         source=Path(file),
         raw=raw,
         text=text,

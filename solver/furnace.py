@@ -174,6 +174,11 @@ class FurnaceSection(BaseModel):
     time_step: Annotated[float, SIQuantity("time", positive=True)] = Field(
         "1 min", validate_default=True, description="largest time step of the heat solve"
     )
+    cool_down: Annotated[float, SIQuantity("time")] = Field(
+        0.0,
+        description="time after the schedule, with the furnace at its final temperature, for "
+        "the roll or stack to cool down (the residual state is taken at its end)",
+    )
 
     @model_validator(mode="after")
     def _check_geometry_and_positions(self) -> "FurnaceSection":

@@ -3,6 +3,7 @@
 import logging
 import platform
 import time
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 
@@ -13,10 +14,11 @@ from mpi4py import MPI
 
 from . import kinetics, log, output, postprocess
 from .behaviour import material_model
+from .furnace import solve_furnace
 from .inelastic import InelasticProblem
 from .interface import InterfaceProbe
 from .mesh import build_mesh
-from .schedule import time_steps
+from .schedule import TimeStep, time_steps
 from .thermoelastic import ThermoElasticProblem
 
 logger = logging.getLogger(__name__)
@@ -61,6 +63,21 @@ def _solve_and_write(case, workdir: Path, comm, progress: bool) -> dict:
     steps = time_steps(case.schedule, case.solver.temperature_increment,
                        case.solver.hold_steps if inelastic else 1)
     start_temperature = case.schedule.start
+    furnace_history = None
+    if case.furnace is not None:
+        # the unit cell lives at one position of a roll or stack that lags the furnace
+        end = steps[-1].time
+        furnace_history = solve_furnace(
+            case.furnace, lambda t: float(case.schedule.temperature_at([t])[0]),
+            end + case.furnace.cool_down, case.furnace.time_step, comm,
+            breakpoints=np.cumsum([segment.duration for segment in case.schedule.segments()]))
+        if case.furnace.cool_down > 0:
+            tail = [TimeStep(end + case.furnace.cool_down * k / COOL_DOWN_STEPS,
+                             steps[-1].temperature, len(case.schedule.steps), "cool-down")
+                    for k in range(1, COOL_DOWN_STEPS + 1)]
+            steps = steps + tail
+        steps = [replace(step, temperature=float(furnace_history.temperature_at(step.time)))
+                 for step in steps]
     step_times = np.array([step.time for step in steps])
     step_temperatures = np.array([step.temperature for step in steps])
     process_strains = process_eigenstrains(case, step_times, step_temperatures)
@@ -112,6 +129,7 @@ def _solve_and_write(case, workdir: Path, comm, progress: bool) -> dict:
                   "face_displacement": state.face_displacement,
                   "max_von_mises": history[-1][5]},
         "interfaces": {},
+        "furnace": furnace_history.summary() if furnace_history is not None else None,
         "process_window": kinetics.process_window(step_times, step_temperatures, case.kinetics,
                                                   case.schedule.atmosphere),
     }
@@ -136,10 +154,14 @@ def _solve_and_write(case, workdir: Path, comm, progress: bool) -> dict:
              "max_von_mises", "newton_iterations", *(f"max_risk:{name}" for name in tractions)],
             history)
         (workdir / "case.toml").write_text(case.text)
+        if furnace_history is not None:
+            furnace_history.write_csv(workdir / "furnace.csv")
         kinetics.write_kinetics(workdir, kinetics.kinetic_curves(step_times, step_temperatures,
                                                                  case.kinetics))
     return summary
 
+
+COOL_DOWN_STEPS = 12  # time steps of the mechanics over the furnace's cool-down
 
 PEAK_QUANTITIES = ("max_normal_traction_averaged", "max_shear_traction_averaged", "max_risk")
 

@@ -10,6 +10,8 @@ from solver.analytic import plane_strain_layers
 from solver.case import load_case_text
 from solver.run import run_case
 
+from conftest import REPO
+
 CURING_HOLD = """
 [case]
 name = "curing-hold"
@@ -58,3 +60,23 @@ def test_air_fails_the_process_window(tmp_path):
     atmosphere = [row for row in window if row["condition"].startswith("atmosphere")][0]
     assert atmosphere == {"condition": "atmosphere (non-oxidizing)", "value": "air",
                           "limit": "non-oxidizing", "pass": False}
+
+
+def test_the_cell_follows_the_middle_wrap_of_a_roll(tmp_path):
+    """With [furnace], the unit cell's temperature is the heat solution's at the followed
+    position: it lags the furnace on heating, and the cool-down brings it back."""
+    import pandas as pd
+
+    text = (REPO / "cases" / "furnace-roll.toml").read_text()
+    text = text.replace('behaviour = "plastic"', "").replace('behaviour = "viscoelastic"', "")
+    case = load_case_text(text, file="furnace-roll.toml")
+    summary = run_case(case, tmp_path / "out", progress=False)
+    history = pd.read_csv(tmp_path / "out" / "history.csv")
+    furnace = pd.read_csv(tmp_path / "out" / "furnace.csv")
+    followed = np.interp(history["time"], furnace["time"], furnace["middle"])
+    np.testing.assert_allclose(history["temperature"], followed, rtol=1e-9)
+    set_point = case.schedule.temperature_at(history["time"].to_numpy())
+    heating = history["step"] == "ramp"
+    assert (set_point[heating] - history["temperature"][heating]).max() > 50  # it lags
+    assert summary["furnace"]["positions"]["middle"]["max_lag"] > 50
+    assert abs(summary["final"]["temperature"] - case.schedule.end_temperature) < 1.0
