@@ -35,6 +35,10 @@ def _parser():
     run.add_argument("--np", type=int, default=1, metavar="N",
                      help="run on N MPI ranks (the same as mpirun -n N sinter run ...)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                     help="write a checkpoint every N time steps (beside --out)")
+    run.add_argument("--restart", action="store_true",
+                     help="continue a crashed run from its checkpoint")
 
     from .sweep_cli import add_parser as add_sweep_parser
 
@@ -114,7 +118,8 @@ def _run(args) -> int:
 
     case = load_case(args.case)
     out = args.out or Path("results") / case.case.name
-    summary = run_case(case, out, progress=not (args.no_progress or args.quiet))
+    summary = run_case(case, out, progress=not (args.no_progress or args.quiet),
+                       checkpoint_every=args.checkpoint_every, restart=args.restart)
     from mpi4py import MPI
 
     if MPI.COMM_WORLD.rank == 0 and not args.quiet:

@@ -1,5 +1,6 @@
 """The time-stepping driver: case -> geometry -> mesh -> problem -> solve loop -> files."""
 
+import hashlib
 import logging
 import platform
 import time
@@ -12,8 +13,9 @@ import numpy as np
 from dolfinx import fem
 from mpi4py import MPI
 
-from . import kinetics, log, output, postprocess
+from . import checkpoint, kinetics, log, output, postprocess
 from .behaviour import material_model
+from .errors import UserError
 from .furnace import solve_furnace
 from .inelastic import InelasticProblem
 from .interface import InterfaceProbe
@@ -31,13 +33,23 @@ def sinterfem_version() -> str:
         return "0.1.0+source"
 
 
-def run_case(case, out, comm=MPI.COMM_WORLD, progress: bool = True) -> dict:
-    """Solve a case along its schedule and write its results to the directory out."""
+def run_case(case, out, comm=MPI.COMM_WORLD, progress: bool = True,
+             checkpoint_every: int = 0, restart: bool = False) -> dict:
+    """Solve a case along its schedule and write its results to the directory out.
+
+    checkpoint_every: write a checkpoint beside `out` every so many time steps (0: never);
+    restart: continue from that checkpoint (a run that crashed). The final state is always
+    written to out/state.npz, the start of a later stage.
+    """
     started = time.perf_counter()
+    saved = checkpoint.checkpoint_path(out)
+    if restart and not comm.bcast(saved.exists() if comm.rank == 0 else None, root=0):
+        raise UserError(f"{out}: no checkpoint to restart from ({saved} does not exist)")
     with output.ResultsDirectory(out, comm) as workdir:
         logfile = log.attach_logfile(workdir / "run.log") if comm.rank == 0 else None
         try:
-            summary = _solve_and_write(case, workdir, comm, progress)
+            summary = _solve_and_write(case, workdir, comm, progress, saved,
+                                       checkpoint_every, restart)
             summary["wall_time"] = time.perf_counter() - started
             if comm.rank == 0:
                 output.write_summary(workdir / "summary.json", summary)
@@ -45,11 +57,14 @@ def run_case(case, out, comm=MPI.COMM_WORLD, progress: bool = True) -> dict:
             if logfile is not None:
                 logging.getLogger("solver").removeHandler(logfile)
                 logfile.close()
+    if comm.rank == 0 and saved.exists():
+        saved.unlink()  # the run is complete: its results replace the checkpoint
     logger.info("results in %s (%.1f s)", out, summary["wall_time"])
     return summary
 
 
-def _solve_and_write(case, workdir: Path, comm, progress: bool) -> dict:
+def _solve_and_write(case, workdir: Path, comm, progress: bool, saved: Path,
+                     checkpoint_every: int, restart: bool) -> dict:
     emesh = build_mesh(case, comm)
     problem = make_problem(emesh, case)
     inelastic = isinstance(problem, InelasticProblem)
@@ -83,9 +98,19 @@ def _solve_and_write(case, workdir: Path, comm, progress: bool) -> dict:
     process_strains = process_eigenstrains(case, step_times, step_temperatures)
     history, tractions, state, newton_iterations = [], {}, None, 0
     peak_history = {}  # interface -> quantity -> {value, time, temperature}
+    case_hash = hashlib.sha256(case.text.encode()).hexdigest()
+    first_step = 0
+    if restart:
+        resumed = checkpoint.read(saved, problem)
+        if resumed["case_hash"] != case_hash:
+            raise UserError(f"{saved}: the checkpoint belongs to another version of the case")
+        history, peak_history = resumed["history"], resumed["peaks"]
+        newton_iterations, first_step = resumed["newton_iterations"], resumed["step"] + 1
     with log.TimeProgress(steps[-1].time, enabled=progress) as bar:
-        previous_time = 0.0
+        previous_time = steps[first_step - 1].time if first_step else 0.0
         for index, step in enumerate(steps):
+            if index < first_step:
+                continue
             state, iterations = problem.advance(
                 step.temperature, step.time - previous_time,
                 {name: strains[index] for name, strains in process_strains.items()})
@@ -104,7 +129,15 @@ def _solve_and_write(case, workdir: Path, comm, progress: bool) -> dict:
             bar.update(step.time, f"{step.label} {step.temperature - 273.15:6.1f} degC")
             logger.debug("t = %.6g s, T = %.2f K: max von Mises %.4g Pa", step.time,
                          step.temperature, history[-1][5])
+            if checkpoint_every and index % checkpoint_every == 0 and index < len(steps) - 1:
+                checkpoint.write(saved, problem, {
+                    "step": index, "time": step.time, "case_hash": case_hash,
+                    "history": history, "peaks": peak_history,
+                    "newton_iterations": newton_iterations})
     writer.close()
+    checkpoint.write(workdir / "state.npz", problem, {
+        "step": len(steps) - 1, "time": steps[-1].time, "case_hash": case_hash,
+        "history": [], "peaks": {}, "newton_iterations": newton_iterations})
 
     summary = {
         "case": case.case.name,
