@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from dolfinx import fem
-from dolfinx.io import XDMFFile
+from dolfinx.io import VTXWriter, XDMFFile
 from mpi4py import MPI
 
 from .errors import UserError
@@ -65,7 +65,8 @@ class ResultsDirectory:
 
 class FieldWriter:
     """fields.xdmf: mesh, material and boundary tags, and per time step u (P1), T, sigma and
-    von_mises (cell-wise). Times are seconds of the schedule."""
+    von_mises (cell-wise); displacement.bp (VTX): u at its element degree. Times are seconds
+    of the schedule."""
 
     def __init__(self, path, problem, emesh):
         msh = emesh.mesh
@@ -82,6 +83,9 @@ class FieldWriter:
         self.temperature = fem.Function(fem.functionspace(msh, ("DG", 0)), name="T")
         self.stress = fem.Function(fem.functionspace(msh, ("DG", 0, (3, 3))), name="sigma")
         self.von_mises = fem.Function(fem.functionspace(msh, ("DG", 0)), name="von_mises")
+        # XDMF holds P1 only: the displacement at its own (higher) degree goes to VTX
+        self.vtx = VTXWriter(msh.comm, Path(path).with_name("displacement.bp"), [problem.u],
+                             engine="BP4")
 
     def write(self, time: float, temperature: float):
         self.displacement.interpolate(self.problem.u)
@@ -92,6 +96,7 @@ class FieldWriter:
         self.von_mises.x.array[:] = np.sqrt(1.5 * np.einsum("nij,nij->n", deviator, deviator))
         for function in (self.displacement, self.temperature, self.stress, self.von_mises):
             self.xdmf.write_function(function, time)
+        self.vtx.write(time)
 
     def max_von_mises(self) -> float:
         local = self.von_mises.x.array
@@ -100,6 +105,7 @@ class FieldWriter:
 
     def close(self):
         self.xdmf.close()
+        self.vtx.close()
 
 
 INTERFACE_COLUMNS = ["interface", "chain", "x", "y", "z", "arc_length", "nx", "ny", "nz",

@@ -65,8 +65,9 @@ def test_run_writes_complete_results(tmp_path):
     out = tmp_path / "results" / "small"
     result = sinter("run", case, "--out", out, "--no-progress")
     assert result.returncode == 0, result.stderr
-    assert {"fields.xdmf", "fields.h5", "interface.csv", "history.csv", "summary.json",
-            "case.toml", "run.log"} <= {p.name for p in out.iterdir()}
+    assert {"fields.xdmf", "fields.h5", "displacement.bp", "interface.csv", "history.csv",
+            "summary.json", "case.toml", "run.log", "state.npz", "kinetics.csv",
+            "kinetics.png"} <= {p.name for p in out.iterdir()}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ranks"] == 1 and summary["dofs"] > 0
     assert summary["interfaces"]["interface_0_1"]["materials"] == ["copper", "polyimide"]
