@@ -35,8 +35,9 @@ class StepResult:
 
 
 class InelasticProblem:
-    """models: material name -> a MaterialModel; eigenstrain(name, T) -> isotropic thermal
-    eigenstrain of that material at temperature T (from the stress-free start)."""
+    """models: material name -> a MaterialModel (solver/constitutive.py);
+    thermal_strain(name, T): the isotropic thermal eigenstrain of that material at
+    temperature T, from the stress-free start at start_temperature."""
 
     def __init__(self, emesh, case, models: dict, thermal_strain, start_temperature: float,
                  newton_rtol: float = 1e-9, max_newton_iterations: int = 25):
@@ -54,7 +55,7 @@ class InelasticProblem:
         self.temperature = self.start_temperature = start_temperature
         # sigma:eps(v) with eps of degree-1 polynomials is exact at this degree
         self.quadrature_degree = max(2 * (degree - 1), 1)
-        cell = msh.basix_cell() if hasattr(msh, "basix_cell") else msh.topology.cell_name()
+        cell = msh.topology.cell_name()
         vector_element = basix.ufl.quadrature_element(cell, value_shape=(6,),
                                                       degree=self.quadrature_degree)
         matrix_element = basix.ufl.quadrature_element(cell, value_shape=(6, 6),
