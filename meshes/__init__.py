@@ -6,8 +6,22 @@ converts the mesh coordinates to metres.
 """
 
 from meshes.built import BuiltGeometry
+from meshes.collector import PlainProfile, build_flat_2d, build_plain_2d, build_rough_2d
 from meshes.layers import build_layers
+from meshes.particles import build_particles, pack_particles
 from meshes.recurved import RecurvedProfile, build_recurved_2d
 from solver.errors import GeometryError
 
-__all__ = ["BuiltGeometry", "GeometryError", "RecurvedProfile", "build_layers", "build_recurved_2d"]
+__all__ = [
+    "BuiltGeometry",
+    "GeometryError",
+    "PlainProfile",
+    "RecurvedProfile",
+    "build_flat_2d",
+    "build_layers",
+    "build_particles",
+    "build_plain_2d",
+    "build_recurved_2d",
+    "build_rough_2d",
+    "pack_particles",
+]

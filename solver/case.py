@@ -33,6 +33,7 @@ from pydantic_core import PydanticCustomError, PydanticUndefined
 from solver.behaviour import Behaviour, Plasticity, Viscoelasticity
 from solver.errors import CaseError
 from solver.furnace import FurnaceSection
+from solver.homogenization import mix_properties
 from solver.kinetics import Atmosphere, KineticsSection
 from solver.materials import (
     DENSITY,
@@ -172,7 +173,172 @@ class RecurvedGeometry(_Table):
         return [("foil_material", self.foil_material), ("mix_material", self.mix_material)]
 
 
-Geometry = Annotated[LayersGeometry | RecurvedGeometry, Field(discriminator="kind")]
+class _CollectorCell(_Table):
+    """What the flat, plain and rough cells share with the recurved one (same meaning)."""
+
+    kind: str = Field(description="kind of geometry")
+    foil_thickness: PositiveLength = Field(
+        description="copper below the projections, down to the bottom symmetry plane "
+        "(half of a foil coated on both sides)")
+    mix_thickness: PositiveLength = Field(description="thickness of the mix layer over the foil")
+    mesh_size: PositiveLength = Field(description="target element size")
+    interface_mesh_size: OptionalPositiveLength = Field(
+        None,
+        description="element size along the foil/mix interface",
+        json_schema_extra={"default_text": "mesh_size / 3"},
+    )
+    foil_material: str = Field("copper", description="material of the foil")
+    mix_material: str = Field("mix", description="material of the mix layer")
+
+    @model_validator(mode="after")
+    def _derive_interface_mesh_size(self) -> "_CollectorCell":
+        if self.interface_mesh_size is None:
+            self.interface_mesh_size = self.mesh_size / 3
+        return self
+
+    def material_keys(self) -> list[tuple[str, str]]:
+        """(key path relative to [geometry], material name) for every material reference."""
+        return [("foil_material", self.foil_material), ("mix_material", self.mix_material)]
+
+
+class FlatGeometry(_CollectorCell):
+    kind: Literal["flat"] = Field(description="kind of geometry")
+    pitch: PositiveLength = Field(description="width of the cell, as the recurved cell's pitch")
+
+
+class PlainGeometry(_CollectorCell):
+    kind: Literal["plain"] = Field(description="kind of geometry")
+    pitch: PositiveLength = Field(description="distance between neighbouring projections")
+    base_width: PositiveLength = Field(
+        description="width of a projection at the foil, where its straight sides start")
+    top_width: PositiveLength = Field(
+        description="width of a projection's flat top (<= base_width: no undercut)")
+    height: PositiveLength = Field(description="height of a projection above the foil")
+    fillet_radius: OptionalPositiveLength = Field(
+        None,
+        description="radius rounding the foot and top corners (a sharp foot is singular)",
+        json_schema_extra={"default_text": "0.25 × top_width"},
+    )
+
+    @model_validator(mode="after")
+    def _derive_fillet_radius(self) -> "PlainGeometry":
+        if self.fillet_radius is None:
+            self.fillet_radius = 0.25 * self.top_width
+        return self
+
+
+class RoughGeometry(_CollectorCell):
+    kind: Literal["rough"] = Field(description="kind of geometry")
+    length: PositiveLength = Field(description="profile length: the width of the cell")
+    Ra: PositiveLength = Field(
+        description="target arithmetic mean roughness (ISO 4287) of the profile, reached by "
+        "scaling the nodule heights (seed 000 claim 4: >= 0.2 um)")
+    nodule_count: int = Field(ge=1, description="nodules in the row, one per equal slot")
+    nodule_width: PositiveLength = Field(
+        description="mean nodule width (head of a recurved nodule, base of a plain one); "
+        "each is drawn within +-25%")
+    nodule_shape: Literal["recurved", "plain", "mixed"] = Field(
+        "recurved", description="shape of the nodules; mixed draws each one's at random")
+    seed: int = Field(0, description="seed of the random widths, heights, positions, shapes")
+
+
+class ParticlesGeometry(_Table):
+    kind: Literal["particles"] = Field(description="kind of geometry")
+    length: PositiveLength = Field(description="extent of the unit cell along x")
+    width: OptionalPositiveLength = Field(
+        None,
+        description="extent of the unit cell along y (the layer stacks along z in 3D); 3D only",
+        json_schema_extra={"default_text": "required in 3D"},
+    )
+    foil_thickness: PositiveLength = Field(
+        description="copper below the layer, down to the bottom symmetry plane "
+        "(half of a foil coated on both sides)")
+    layer_thickness: PositiveLength = Field(
+        description="thickness of the particle-filled binder layer on the foil")
+    volume_fraction: float = Field(
+        gt=0, lt=1, description="share of the layer taken by the active particles (an area "
+        "fraction in 2D)")
+    mean_diameter: PositiveLength = Field(description="mean diameter of the active particles")
+    diameter_spread: Annotated[float | None, SIQuantity("length")] = Field(
+        None,
+        description="standard deviation of the active particles' diameter (0: all equal)",
+        json_schema_extra={"default_text": "0.25 × mean_diameter"},
+    )
+    diameter_distribution: Literal["lognormal", "uniform"] = Field(
+        "lognormal",
+        description="lognormal (truncated to its central 98%) or uniform (between mean -+ "
+        "sqrt(3) spread)",
+    )
+    min_gap: OptionalPositiveLength = Field(
+        None,
+        description="smallest gap between particles, and between a particle and the foil or "
+        "the top (half of it to the lateral symmetry faces)",
+        json_schema_extra={"default_text": "0.1 × mean_diameter"},
+    )
+    seed: int = Field(0, ge=0, description="seed of the random diameters and positions")
+    conductive_fraction: float = Field(
+        0.0, ge=0, lt=1, description="share of the layer taken by conductive powder particles")
+    conductive_diameter: OptionalPositiveLength = Field(
+        None,
+        description="diameter of the conductive particles (all equal)",
+        json_schema_extra={"default_text": "required with conductive_fraction"},
+    )
+    mesh_size: PositiveLength = Field(description="element size away from the particles")
+    particle_mesh_size: OptionalPositiveLength = Field(
+        None,
+        description="element size in and around the particles and along the foil/binder "
+        "interface",
+        json_schema_extra={"default_text": "mean_diameter / 10"},
+    )
+    foil_material: str = Field("copper", description="material of the foil")
+    binder_material: str = Field("polyimide", description="material of the binder (the matrix)")
+    particle_material: str = Field("silicon", description="material of the active particles")
+    conductive_material: str = Field("copper", description="material of the conductive powder")
+
+    @model_validator(mode="after")
+    def _derive_defaults_and_check_particles(self) -> "ParticlesGeometry":
+        if self.diameter_spread is None:
+            self.diameter_spread = 0.25 * self.mean_diameter
+        if self.min_gap is None:
+            self.min_gap = 0.1 * self.mean_diameter
+        if self.particle_mesh_size is None:
+            self.particle_mesh_size = self.mean_diameter / 10
+        if self.diameter_spread < 0:
+            raise _rule_broken(
+                "diameter_spread", f"must be at least 0, got {_um(self.diameter_spread)}")
+        if self.volume_fraction + self.conductive_fraction >= 1:
+            raise _rule_broken(
+                "conductive_fraction",
+                f"volume_fraction + conductive_fraction = "
+                f"{self.volume_fraction + self.conductive_fraction:g} leaves no binder",
+            )
+        if self.conductive_fraction > 0 and self.conductive_diameter is None:
+            raise _rule_broken(
+                "conductive_diameter",
+                f"required with conductive_fraction = {self.conductive_fraction:g}")
+        if self.particle_mesh_size > self.mesh_size:
+            raise _rule_broken(
+                "particle_mesh_size",
+                f"must not exceed mesh_size ({_um(self.mesh_size)}): the mesh is refined at "
+                f"the particles, got {_um(self.particle_mesh_size)}",
+            )
+        return self
+
+    def material_keys(self) -> list[tuple[str, str]]:
+        """(key path relative to [geometry], material name) for every material reference."""
+        keys = [("foil_material", self.foil_material), ("binder_material", self.binder_material),
+                ("particle_material", self.particle_material)]
+        if self.conductive_fraction > 0:
+            keys.append(("conductive_material", self.conductive_material))
+        return keys
+
+
+Geometry = Annotated[
+    LayersGeometry | RecurvedGeometry | FlatGeometry | PlainGeometry | RoughGeometry
+    | ParticlesGeometry,
+    Field(discriminator="kind"),
+]
+UnitCellGeometry = RecurvedGeometry | FlatGeometry | PlainGeometry | RoughGeometry
 
 
 def _material_field(field_name: str) -> Any:
@@ -332,6 +498,42 @@ class SolverSettings(_Table):
     )
 
 
+class MixSection(_Table):
+    """[mix]: the mix layer's composition, homogenized into its material's E, nu and CTE."""
+
+    material: str = Field(
+        "mix", description="the material whose E, nu and CTE the composition replaces")
+    binder: str = Field("polyimide", description="binder material: the matrix")
+    active: str = Field("silicon", description="material of the active particles")
+    active_fraction: float = Field(
+        gt=0, lt=1, description="volume fraction of active particles in the layer")
+    conductive: str | None = Field(
+        None, description="material of the conductive powder, if any (e.g. copper)")
+    conductive_fraction: float = Field(
+        0.0, ge=0, lt=1, description="volume fraction of conductive powder in the layer")
+    porosity: float = Field(0.0, ge=0, lt=1, description="volume fraction of pores in the layer")
+    scheme: Literal["mori-tanaka"] = Field(
+        "mori-tanaka",
+        description="homogenization scheme: Mori-Tanaka, spheres in the binder; the "
+        "Hashin-Shtrikman bounds are reported with it",
+    )
+
+    @model_validator(mode="after")
+    def _check_fractions(self) -> "MixSection":
+        if (self.conductive is None) != (self.conductive_fraction == 0):
+            raise _rule_broken(
+                "conductive_fraction",
+                "give conductive and a positive conductive_fraction together, or neither")
+        taken = self.active_fraction + self.conductive_fraction + self.porosity
+        if taken >= 1:
+            raise _rule_broken(
+                "active_fraction",
+                f"active_fraction + conductive_fraction + porosity = {taken:g} leaves no "
+                "volume for the binder",
+            )
+        return self
+
+
 class CaseFile(_Table):
     """The whole case file as written, validated."""
 
@@ -353,15 +555,22 @@ class CaseFile(_Table):
         description="optional furnace-scale heat transfer in an electrode roll or stack: the "
         "unit cell follows the temperature history of one position in it",
     )
+    mix: MixSection | None = Field(
+        None,
+        description="optional composition of the mix layer: its material's E, nu and CTE "
+        "are computed from it (solver/homogenization.py) instead of taken from the library",
+    )
 
     _resolved_materials: dict[str, Material] = PrivateAttr(default_factory=dict)
+    _mix_properties: dict[str, float] | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _check_across_tables(self) -> "CaseFile":
         dim = self.case.dim
-        if isinstance(self.geometry, RecurvedGeometry) and dim != 2:
-            raise _rule_broken("case.dim", "recurved geometry is 2D only in this version")
-        if isinstance(self.geometry, LayersGeometry):
+        if isinstance(self.geometry, UnitCellGeometry) and dim != 2:
+            raise _rule_broken(
+                "case.dim", f"{self.geometry.kind} geometry is 2D only in this version")
+        if isinstance(self.geometry, LayersGeometry | ParticlesGeometry):
             if dim == 3 and self.geometry.width is None:
                 raise _rule_broken("geometry.width", "required in 3D (the stack's extent in z)")
             if dim == 2 and self.geometry.width is not None:
@@ -369,6 +578,9 @@ class CaseFile(_Table):
         if dim == 3 and "plane" in self.case.model_fields_set:
             raise _rule_broken("case.plane", "plane is only used in 2D (case.dim = 2)")
         self._resolved_materials = _resolve_materials(self.materials)
+        if self.mix is not None:
+            self._mix_properties = _homogenize_mix(self.mix, self.materials,
+                                                   self._resolved_materials)
         for key, name in self.geometry.material_keys():
             if name not in self._resolved_materials:
                 raise _rule_broken(
@@ -384,6 +596,40 @@ class CaseFile(_Table):
                         f"{', '.join(self._resolved_materials)}",
                     )
         return self
+
+
+def _homogenize_mix(
+    mix: MixSection, overrides: dict[str, MaterialOverride], materials: dict[str, Material]
+) -> dict[str, float]:
+    """Replace the mix material's E, nu and CTE in `materials` by the composition's
+    Mori-Tanaka values; return everything computed (for the summary)."""
+    for key in ("material", "binder", "active", "conductive"):
+        name = getattr(mix, key)
+        if name is not None and name not in materials:
+            raise _rule_broken(
+                f"mix.{key}", f"unknown material '{name}'; known: {', '.join(materials)}")
+    typed = overrides.get(mix.material)
+    typed_keys = typed.model_fields_set & set(MECHANICAL_KEYS) if typed is not None else set()
+    if typed_keys:
+        raise _rule_broken(
+            f"materials.{mix.material}.{sorted(typed_keys)[0]}",
+            "is computed from [mix]; leave it out, or remove [mix] to give it by hand",
+        )
+    properties = mix_properties(
+        materials[mix.binder], materials[mix.active], mix.active_fraction,
+        materials[mix.conductive] if mix.conductive else None, mix.conductive_fraction,
+        mix.porosity,
+    )
+    composition = (f"binder {mix.binder} {properties['binder_fraction']:.3g}, active "
+                   f"{mix.active} {mix.active_fraction:.3g}"
+                   + (f", conductive {mix.conductive} {mix.conductive_fraction:.3g}"
+                      if mix.conductive else "")
+                   + f", porosity {mix.porosity:.3g}")
+    materials[mix.material] = materials[mix.material].model_copy(update={
+        key: properties[key] for key in MECHANICAL_KEYS
+    } | {"source": f"{mix.scheme} homogenization of [mix] ({composition} by volume); other "
+                   f"values: {materials[mix.material].source}"})
+    return properties
 
 
 def _resolve_materials(overrides: dict[str, MaterialOverride]) -> dict[str, Material]:
@@ -423,7 +669,7 @@ class Case:
     """A validated case, ready to run: SI floats throughout."""
 
     case: CaseSection
-    geometry: LayersGeometry | RecurvedGeometry
+    geometry: LayersGeometry | UnitCellGeometry | ParticlesGeometry
     materials: dict[str, Material]  # the library merged with the case file's overrides
     schedule: Schedule
     interface: Interface
@@ -433,6 +679,7 @@ class Case:
     source: Path  # the case file
     raw: dict[str, Any]  # the parsed TOML, as written
     text: str = ""  # the case file's text, kept with the results
+    mix_properties: dict[str, float] | None = None  # what [mix] computed, if given
 
     def materials_used(self) -> list[str]:
         """Names of the materials the geometry refers to, in order of first use."""
@@ -471,6 +718,7 @@ def load_case_text(text: str, *, file: str | Path = "<case>") -> Case:
         source=Path(file),
         raw=raw,
         text=text,
+        mix_properties=validated._mix_properties,
     )
 
 

@@ -43,7 +43,38 @@ def build_geometry(case) -> meshes.BuiltGeometry:
             mesh_size=g.mesh_size, interface_mesh_size=g.interface_mesh_size,
             foil_material=g.foil_material, mix_material=g.mix_material,
         )
+    if g.kind in ("flat", "plain", "rough"):
+        return _build_collector_cell(g)
+    if g.kind == "particles":
+        return meshes.build_particles(
+            length=g.length, width=g.width, dim=case.case.dim, foil_thickness=g.foil_thickness,
+            layer_thickness=g.layer_thickness, volume_fraction=g.volume_fraction,
+            mean_diameter=g.mean_diameter, diameter_spread=g.diameter_spread,
+            diameter_distribution=g.diameter_distribution, min_gap=g.min_gap, seed=g.seed,
+            conductive_fraction=g.conductive_fraction, conductive_diameter=g.conductive_diameter,
+            mesh_size=g.mesh_size, particle_mesh_size=g.particle_mesh_size,
+            foil_material=g.foil_material, binder_material=g.binder_material,
+            particle_material=g.particle_material, conductive_material=g.conductive_material,
+        )
     raise GeometryError(f"geometry.kind: '{g.kind}' has no builder")
+
+
+def _build_collector_cell(g) -> meshes.BuiltGeometry:
+    """The flat, plain and rough cells (meshes.collector), which share the cell's keys."""
+    cell = dict(foil_thickness=g.foil_thickness, mix_thickness=g.mix_thickness,
+                mesh_size=g.mesh_size, interface_mesh_size=g.interface_mesh_size,
+                foil_material=g.foil_material, mix_material=g.mix_material)
+    if g.kind == "flat":
+        return meshes.build_flat_2d(pitch=g.pitch, **cell)
+    if g.kind == "plain":
+        return meshes.build_plain_2d(
+            pitch=g.pitch, base_width=g.base_width, top_width=g.top_width, height=g.height,
+            fillet_radius=g.fillet_radius, **cell,
+        )
+    return meshes.build_rough_2d(
+        length=g.length, target_ra=g.Ra, nodule_count=g.nodule_count,
+        nodule_width=g.nodule_width, nodule_shape=g.nodule_shape, seed=g.seed, **cell,
+    )
 
 
 def build_mesh(case, comm=MPI.COMM_WORLD, msh_file=None) -> ElectrodeMesh:
@@ -60,6 +91,9 @@ def build_mesh(case, comm=MPI.COMM_WORLD, msh_file=None) -> ElectrodeMesh:
         gmsh.model.add(case.case.name)
         try:
             built = build_geometry(case)
+            # What [mix] computed goes into the summary with the geometry's metrics.
+            built.metrics.update({f"mix_{key}": value
+                                  for key, value in (case.mix_properties or {}).items()})
             if msh_file is not None:
                 gmsh.write(str(msh_file))
         except GeometryError as exc:

@@ -184,7 +184,7 @@ def test_library_has_every_material_with_a_source():
             "line 7",
         ),
         (lambda t: t.replace('name = "bilayer-cu-pi"', ""), "case.name", "required key is missing"),
-        (lambda t: t.replace('kind = "layers"', 'kind = "flat"'), "geometry.kind", "'flat'"),
+        (lambda t: t.replace('kind = "layers"', 'kind = "wavy"'), "geometry.kind", "'wavy'"),
         (
             lambda t: t.replace('length = "400 um"', 'length = "400 um"\nwidth = "50 um"'),
             "geometry.width",
