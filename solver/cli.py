@@ -28,6 +28,12 @@ def _parser():
                                 help="validate a case file without solving")
     check.add_argument("case", type=Path)
 
+    mesh = commands.add_parser("mesh", parents=[verbosity],
+                               help="mesh a case's geometry without solving")
+    mesh.add_argument("case", type=Path)
+    mesh.add_argument("--out", type=Path, required=True,
+                      help="directory for mesh.msh (Gmsh, micrometres) and mesh.xdmf (metres)")
+
     run = commands.add_parser("run", parents=[verbosity],
                               help="solve a case and write its results")
     run.add_argument("case", type=Path)
@@ -39,6 +45,14 @@ def _parser():
                      help="write a checkpoint every N time steps (beside --out)")
     run.add_argument("--restart", action="store_true",
                      help="continue a crashed run from its checkpoint")
+
+    view = commands.add_parser("view", parents=[verbosity],
+                               help="draw a result with ParaView into RUN_DIR/views/")
+    view.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+
+    report = commands.add_parser("report", parents=[verbosity],
+                                 help="write RUN_DIR/report.html, one self-contained page")
+    report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
 
     from .sweep_cli import add_parser as add_sweep_parser
 
@@ -67,6 +81,18 @@ def main(argv=None) -> int:
     try:
         if args.command == "check":
             return _check(args)
+        if args.command == "mesh":
+            return _mesh(args)
+        if args.command == "view":
+            from .views import render_views
+
+            render_views(args.run_dir)
+            return 0
+        if args.command == "report":
+            from .report import write_report
+
+            write_report(args.run_dir)
+            return 0
         return _run(args)
     except UserError as error:
         _error(str(error))
@@ -109,6 +135,40 @@ def _check(args) -> int:
         print(f"{args.case}: ok: case '{case.case.name}', {case.case.dim}D {g.kind}, "
               f"materials {', '.join(case.materials_used())}, "
               f"{len(case.schedule.steps)} schedule step(s)")
+    return 0
+
+
+def _mesh(args) -> int:
+    """Write the case's mesh as Gmsh wrote it and as DOLFINx distributes it, with the tags."""
+    from dolfinx.io import XDMFFile
+    from mpi4py import MPI
+
+    from .case import load_case
+    from .mesh import build_mesh
+
+    case = load_case(args.case)
+    comm = MPI.COMM_WORLD
+    if comm.rank == 0:
+        args.out.mkdir(parents=True, exist_ok=True)
+    comm.barrier()
+    emesh = build_mesh(case, comm, msh_file=args.out / "mesh.msh")
+    msh = emesh.mesh
+    # The same names as in a run's fields.xdmf.
+    emesh.cell_tags.name = "materials"
+    emesh.facet_tags.name = "boundaries"
+    with XDMFFile(comm, str(args.out / "mesh.xdmf"), "w") as xdmf:
+        xdmf.write_mesh(msh)
+        xdmf.write_meshtags(emesh.cell_tags, msh.geometry)
+        xdmf.write_meshtags(emesh.facet_tags, msh.geometry)
+    if comm.rank == 0 and not args.quiet:
+        metrics = emesh.geometry.metrics
+        cells = msh.topology.index_map(msh.topology.dim).size_global
+        quality = (f"min {metrics['element_quality_min']:.3f}, "
+                   f"mean {metrics['element_quality_mean']:.3f}"
+                   if "element_quality_min" in metrics
+                   else f"not measured for kind '{case.geometry.kind}'")
+        print(f"{args.out}: {cells} elements, quality (gmsh minSICN) {quality}; "
+              f"mesh.msh, mesh.xdmf")
     return 0
 
 

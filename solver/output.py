@@ -64,8 +64,8 @@ class ResultsDirectory:
 
 
 class FieldWriter:
-    """fields.xdmf: mesh, material and boundary tags, and per time step u (P1), T, sigma and
-    von_mises (cell-wise); displacement.bp (VTX): u at its element degree. Times are seconds
+    """fields.xdmf: mesh, material and boundary tags, and per time step u (P1), T, sigma,
+    von_mises and material (cell-wise); displacement.bp (VTX): u at its element degree. Times are seconds
     of the schedule."""
 
     def __init__(self, path, problem, emesh):
@@ -83,6 +83,12 @@ class FieldWriter:
         self.temperature = fem.Function(fem.functionspace(msh, ("DG", 0)), name="T")
         self.stress = fem.Function(fem.functionspace(msh, ("DG", 0, (3, 3))), name="sigma")
         self.von_mises = fem.Function(fem.functionspace(msh, ("DG", 0)), name="von_mises")
+        # ParaView's XDMF readers drop the tag grids of a file with time series, so the
+        # material tags also go out as a cell field at every time step.
+        self.material = fem.Function(fem.functionspace(msh, ("DG", 0)), name="material")
+        tags = emesh.cell_tags
+        self.material.x.array[self.material.function_space.dofmap.list[tags.indices, 0]] = \
+            tags.values
         # XDMF holds P1 only: the displacement at its own (higher) degree goes to VTX
         self.vtx = VTXWriter(msh.comm, Path(path).with_name("displacement.bp"), [problem.u],
                              engine="BP4")
@@ -94,7 +100,8 @@ class FieldWriter:
         stress = self.stress.x.array.reshape(-1, 3, 3)
         deviator = stress - np.trace(stress, axis1=1, axis2=2)[:, None, None] / 3 * np.eye(3)
         self.von_mises.x.array[:] = np.sqrt(1.5 * np.einsum("nij,nij->n", deviator, deviator))
-        for function in (self.displacement, self.temperature, self.stress, self.von_mises):
+        for function in (self.displacement, self.temperature, self.stress, self.von_mises,
+                         self.material):
             self.xdmf.write_function(function, time)
         self.vtx.write(time)
 

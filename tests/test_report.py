@@ -1,0 +1,125 @@
+"""`sinter report`: one self-contained HTML page of a real run, rendered in headless Chromium."""
+
+import base64
+import io
+import json
+import shutil
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+
+import pytest
+from matplotlib.image import imread
+
+from solver.cli import main
+
+from conftest import CASES
+
+PNG_DATA = "data:image/png;base64,"
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    """A real run of the shipped recurved cell (about 5 s)."""
+    out = tmp_path_factory.mktemp("report") / "recurved-2d"
+    assert main(["run", str(CASES / "recurved-2d.toml"), "--out", str(out), "-q"]) == 0
+    return out
+
+
+class PageParts(HTMLParser):
+    """The elements of a page with their attributes, and the text of its <style>."""
+
+    def __init__(self, page: str):
+        super().__init__()
+        self.elements, self.style, self._in_style = [], "", False
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        self.elements.append((tag, dict(attrs)))
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag):
+        self._in_style = False
+
+    def handle_data(self, data):
+        if self._in_style:
+            self.style += data
+
+
+def images_of_self_contained(page: str) -> list:
+    """The pictures of a page that fetches nothing: decoded from its data URIs."""
+    parts = PageParts(page)
+    tags = {tag for tag, _ in parts.elements}
+    assert not tags & {"script", "link", "iframe", "object", "embed", "base"}, tags
+    assert "url(" not in parts.style and "@import" not in parts.style
+    pictures = []
+    for tag, attributes in parts.elements:
+        for name in ("href", "src", "srcset", "action", "formaction", "poster", "data"):
+            if name not in attributes:
+                continue
+            assert (tag, name) == ("img", "src"), f"<{tag} {name}=...>: a reference"
+            assert attributes["src"].startswith(PNG_DATA), attributes["src"][:40]
+            png = base64.b64decode(attributes["src"][len(PNG_DATA):], validate=True)
+            pictures.append(imread(io.BytesIO(png)))
+    return pictures
+
+
+def test_report_of_a_run_without_views(result):
+    assert main(["report", str(result), "-q"]) == 0
+    page = (result / "report.html").read_text()
+    summary = json.loads((result / "summary.json").read_text())
+    pictures = images_of_self_contained(page)
+    assert len(pictures) == 2  # the interface profiles and kinetics.png
+    assert all(picture.shape[0] > 300 and picture.shape[1] > 400 for picture in pictures)
+    assert f"<h1>{summary['case']}</h1>" in page
+    assert page.count('<span class="pass">pass</span>') == len(summary["process_window"])
+    assert "FAIL" not in page
+    assert "324.4 MPa" in page  # max von Mises, as `sinter run` prints it
+    assert "No pictures yet" in page
+    assert 'neck_width = "1.4 um"' in page  # the inputs, verbatim
+
+
+def test_report_marks_a_failed_condition(result, tmp_path):
+    failed = tmp_path / "failed"
+    failed.mkdir()
+    for name in ("summary.json", "case.toml", "interface.csv"):
+        shutil.copy(result / name, failed / name)
+    summary = json.loads((failed / "summary.json").read_text())
+    summary["process_window"][1]["pass"] = False
+    (failed / "summary.json").write_text(json.dumps(summary))
+    assert main(["report", str(failed), "-q"]) == 0
+    page = (failed / "report.html").read_text()
+    assert page.count('<span class="fail">FAIL</span>') == 1
+    assert "1 of 4 conditions FAIL" in page
+
+
+def test_report_needs_a_result(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("sinter: error: ") and "no summary.json" in error
+    assert len(error.splitlines()) == 1
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not on the PATH")
+def test_report_with_views_renders_in_chromium(result, tmp_path):
+    with_views = shutil.which("pvbatch") is not None
+    if with_views:
+        assert main(["view", str(result), "-q"]) == 0
+    assert main(["report", str(result), "-q"]) == 0
+    page = (result / "report.html").read_text()
+    assert len(images_of_self_contained(page)) == 4 if with_views else 2
+
+    screenshot = tmp_path / "report.png"
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run(
+            ["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--no-first-run", f"--user-data-dir={profile}", f"--screenshot={screenshot}",
+             "--window-size=1200,3000", (result / "report.html").as_uri()],
+            capture_output=True, timeout=120, check=True)
+    pixels = imread(screenshot)[..., :3]
+    assert pixels.shape[:2] == (3000, 1200)
+    assert pixels.std() > 0.05, "a blank page"
+    # black text on white has no colour; the plots and the stress pictures do
+    saturation = pixels.max(axis=2) - pixels.min(axis=2)
+    assert (saturation > 0.3).mean() > (0.03 if with_views else 0.005)
