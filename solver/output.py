@@ -65,8 +65,8 @@ class ResultsDirectory:
 
 class FieldWriter:
     """fields.xdmf: mesh, material and boundary tags, and per time step u (P1), T, sigma,
-    von_mises and material (cell-wise); displacement.bp (VTX): u at its element degree. Times are seconds
-    of the schedule."""
+    von_mises and material (cell-wise); displacement.bp (VTX): u at its element degree.
+    Times are seconds of the schedule."""
 
     def __init__(self, path, problem, emesh):
         msh = emesh.mesh
