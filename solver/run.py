@@ -106,35 +106,37 @@ def _solve_and_write(case, workdir: Path, comm, progress: bool, saved: Path,
             raise UserError(f"{saved}: the checkpoint belongs to another version of the case")
         history, peak_history = resumed["history"], resumed["peaks"]
         newton_iterations, first_step = resumed["newton_iterations"], resumed["step"] + 1
-    with log.TimeProgress(steps[-1].time, enabled=progress) as bar:
-        previous_time = steps[first_step - 1].time if first_step else 0.0
-        for index, step in enumerate(steps):
-            if index < first_step:
-                continue
-            state, iterations = problem.advance(
-                step.temperature, step.time - previous_time,
-                {name: strains[index] for name, strains in process_strains.items()})
-            previous_time = step.time
-            newton_iterations += iterations
-            writer.write(step.time, step.temperature)
-            problem.stress_into(stress)
-            tractions = probe.tractions(stress, case.interface, msh.geometry.dim)
-            step_peaks = {name: t.summary() for name, t in tractions.items() if t is not None}
-            risks = [peaks.get("max_risk", 0.0) for peaks in step_peaks.values()]
-            for name, peaks in step_peaks.items():
-                _track_peaks(peak_history.setdefault(name, {}), peaks, step)
-            history.append([step.time, step.temperature, step.label,
-                            state.out_of_plane_strain, state.face_displacement,
-                            writer.max_von_mises(), iterations, *risks])
-            bar.update(step.time, f"{step.label} {step.temperature - 273.15:6.1f} degC")
-            logger.debug("t = %.6g s, T = %.2f K: max von Mises %.4g Pa", step.time,
-                         step.temperature, history[-1][5])
-            if checkpoint_every and index % checkpoint_every == 0 and index < len(steps) - 1:
-                checkpoint.write(saved, problem, {
-                    "step": index, "time": step.time, "case_hash": case_hash,
-                    "history": history, "peaks": peak_history,
-                    "newton_iterations": newton_iterations})
-    writer.close()
+    try:  # the writers hold files open (ADIOS2 aborts if they outlive their directory)
+        with log.TimeProgress(steps[-1].time, enabled=progress) as bar:
+            previous_time = steps[first_step - 1].time if first_step else 0.0
+            for index, step in enumerate(steps):
+                if index < first_step:
+                    continue
+                state, iterations = problem.advance(
+                    step.temperature, step.time - previous_time,
+                    {name: strains[index] for name, strains in process_strains.items()})
+                previous_time = step.time
+                newton_iterations += iterations
+                writer.write(step.time, step.temperature)
+                problem.stress_into(stress)
+                tractions = probe.tractions(stress, case.interface, msh.geometry.dim)
+                step_peaks = {name: t.summary() for name, t in tractions.items() if t is not None}
+                risks = [peaks.get("max_risk", 0.0) for peaks in step_peaks.values()]
+                for name, peaks in step_peaks.items():
+                    _track_peaks(peak_history.setdefault(name, {}), peaks, step)
+                history.append([step.time, step.temperature, step.label,
+                                state.out_of_plane_strain, state.face_displacement,
+                                writer.max_von_mises(), iterations, *risks])
+                bar.update(step.time, f"{step.label} {step.temperature - 273.15:6.1f} degC")
+                logger.debug("t = %.6g s, T = %.2f K: max von Mises %.4g Pa", step.time,
+                             step.temperature, history[-1][5])
+                if checkpoint_every and index % checkpoint_every == 0 and index < len(steps) - 1:
+                    checkpoint.write(saved, problem, {
+                        "step": index, "time": step.time, "case_hash": case_hash,
+                        "history": history, "peaks": peak_history,
+                        "newton_iterations": newton_iterations})
+    finally:
+        writer.close()
     checkpoint.write(workdir / "state.npz", problem, {
         "step": len(steps) - 1, "time": steps[-1].time, "case_hash": case_hash,
         "history": [], "peaks": {}, "newton_iterations": newton_iterations})
