@@ -30,8 +30,9 @@ from typing import Literal
 
 import gmsh
 import numpy as np
-from scipy.optimize import minimize
+from scipy.optimize import brentq, minimize
 from scipy.spatial import cKDTree
+from scipy.special import ndtr
 
 from meshes.built import (
     MICROMETRE,
@@ -65,9 +66,9 @@ _RELAXATION_MAX_ITERATIONS = 5000
 class DiameterDistribution:
     """Particle diameters with a given mean and standard deviation (`spread`), any one unit.
 
-    `lognormal`: truncated to its central 98% (the mean and spread are those of the
-    untruncated distribution; the truncation moves them by well under a percent for a spread
-    up to half the mean). `uniform`: between mean -+ sqrt(3) spread. spread = 0: all equal.
+    `lognormal`: truncated to the central 98% of ln(diameter), with its parameters chosen so
+    that the truncated distribution, the one drawn from, has this mean and spread.
+    `uniform`: between mean -+ sqrt(3) spread. spread = 0: all equal.
     """
 
     kind: Literal["lognormal", "uniform"]
@@ -75,9 +76,32 @@ class DiameterDistribution:
     spread: float
 
     def _log_parameters(self) -> tuple[float, float]:
-        """Mean and standard deviation of ln(diameter) for a lognormal."""
-        log_variance = math.log1p((self.spread / self.mean) ** 2)
-        return math.log(self.mean) - log_variance / 2, math.sqrt(log_variance)
+        """Mean and standard deviation of ln(diameter) before the truncation."""
+        if self.spread == 0:
+            return math.log(self.mean), 0.0
+        z = _LOGNORMAL_TRUNCATION_Z
+
+        def kept_moment_factor(power: int, log_deviation: float) -> float:
+            """E[d^power] of the truncated over the untruncated lognormal's, same parameters."""
+            shift = power * log_deviation
+            return (ndtr(z - shift) - ndtr(-z - shift)) / (ndtr(z) - ndtr(-z))
+
+        def variation_excess(log_deviation: float) -> float:
+            """Truncated coefficient of variation squared minus the wanted one."""
+            ratio = kept_moment_factor(2, log_deviation) / kept_moment_factor(1, log_deviation) ** 2
+            return math.exp(log_deviation**2) * ratio - 1 - (self.spread / self.mean) ** 2
+
+        # Truncation narrows the distribution: the untruncated one is wider than asked.
+        upper = 2 * math.sqrt(math.log1p((self.spread / self.mean) ** 2))
+        while variation_excess(upper) < 0:
+            upper *= 2
+        log_deviation = brentq(variation_excess, 0.0, upper, xtol=1e-14)
+        log_mean = (
+            math.log(self.mean)
+            - log_deviation**2 / 2
+            - math.log(kept_moment_factor(1, log_deviation))
+        )
+        return log_mean, log_deviation
 
     def support(self) -> tuple[float, float]:
         """The smallest and largest diameter the distribution can draw."""
@@ -131,15 +155,10 @@ class Packing:
         """Volume (area in 2D) of the layer, binder and particles."""
         return math.prod(self.lateral) * self.layer_thickness
 
-    def particle_volumes(self) -> np.ndarray:
-        """Volume (area in 2D) of each particle."""
-        if len(self.lateral) == 1:
-            return math.pi / 4 * self.diameters**2
-        return math.pi / 6 * self.diameters**3
-
     def volume_fraction(self, species: int) -> float:
         """Exact share of the layer volume taken by the particles of one species."""
-        return float(self.particle_volumes()[self.species == species].sum() / self.layer_volume)
+        volumes = _volumes(self.diameters[self.species == species], len(self.lateral) + 1)
+        return float(volumes.sum() / self.layer_volume)
 
     def smallest_gap(self) -> float:
         """The narrowest gap: between particles, to the foil and the top, and to the mirror
@@ -173,10 +192,11 @@ def draw_diameters(
 
     Diameters are drawn until their volumes reach the share; the last one is then resized so
     that they add up to it exactly, unless that would take it below the smallest diameter of
-    the distribution: then it is that smallest diameter or left out, whichever is nearer.
+    the distribution: then it is that smallest diameter, and the share is exceeded by less
+    than one smallest particle (never undershot: a fraction asked is a fraction reached).
     """
     diameters, indices = [], []
-    shape_factor = math.pi / 4 if dim == 2 else math.pi / 6  # volume = shape_factor d^dim
+    shape_factor = _shape_factor(dim)
     for index, kind in enumerate(species):
         target = kind.volume_fraction * layer_volume
         if target == 0:
@@ -190,10 +210,7 @@ def draw_diameters(
         missing = target - (cumulative[reaching - 1] if reaching > 0 else 0.0)
         smallest = kind.diameters.support()[0]
         chosen = list(drawn[:reaching])
-        if missing >= shape_factor * smallest**dim:
-            chosen.append((missing / shape_factor) ** (1 / dim))
-        elif missing > shape_factor * smallest**dim / 2 or not chosen:
-            chosen.append(smallest)
+        chosen.append(max((missing / shape_factor) ** (1 / dim), smallest))
         diameters.append(np.array(chosen))
         indices.append(np.full(len(chosen), index))
     if not diameters:
@@ -201,8 +218,13 @@ def draw_diameters(
     return np.concatenate(diameters), np.concatenate(indices)
 
 
+def _shape_factor(dim: int) -> float:
+    """Volume (area in 2D) of a sphere (circle) over its diameter to the power dim."""
+    return math.pi / 4 if dim == 2 else math.pi / 6
+
+
 def _volumes(diameters: np.ndarray, dim: int) -> np.ndarray:
-    return (math.pi / 4 * diameters**2) if dim == 2 else (math.pi / 6 * diameters**3)
+    return _shape_factor(dim) * diameters**dim
 
 
 def pack_particles(
@@ -357,11 +379,14 @@ def build_particles(
         "conductive_material": conductive_material,
     }
     _validate(sizes, dim, volume_fraction, conductive_fraction, diameter_spread, materials)
+    sizes_um = {name: value / MICROMETRE for name, value in sizes.items()}
     species = [
         ParticleSpecies(
             particle_material,
             volume_fraction,
-            DiameterDistribution(diameter_distribution, mean_diameter, diameter_spread),
+            DiameterDistribution(
+                diameter_distribution, sizes_um["mean_diameter"], diameter_spread / MICROMETRE
+            ),
         )
     ]
     if conductive_fraction > 0:
@@ -369,33 +394,20 @@ def build_particles(
             ParticleSpecies(
                 conductive_material,
                 conductive_fraction,
-                DiameterDistribution("uniform", conductive_diameter, 0.0),
+                DiameterDistribution("uniform", sizes_um["conductive_diameter"], 0.0),
             )
         )
-    _check_largest_particle_fits(sizes, species, diameter_spread)
+    _check_largest_particle_fits(sizes_um, species)
     what = (
         f"particle cell ({dim}D, "
         + ", ".join(f"{name}={micrometres(value)} um" for name, value in sizes.items())
         + f", volume_fraction={volume_fraction:g}, conductive_fraction={conductive_fraction:g}, "
         f"seed={seed})"
     )
-    sizes_um = {name: value / MICROMETRE for name, value in sizes.items()}
-    species_um = [
-        ParticleSpecies(
-            kind.material,
-            kind.volume_fraction,
-            DiameterDistribution(
-                kind.diameters.kind,
-                kind.diameters.mean / MICROMETRE,
-                kind.diameters.spread / MICROMETRE,
-            ),
-        )
-        for kind in species
-    ]
     lateral = (sizes_um["length"],) if dim == 2 else (sizes_um["length"], sizes_um["width"])
     try:
         packing = pack_particles(
-            lateral, sizes_um["layer_thickness"], species_um, sizes_um["min_gap"], seed
+            lateral, sizes_um["layer_thickness"], species, sizes_um["min_gap"], seed
         )
     except PackingError as error:
         raise GeometryError(
@@ -414,7 +426,7 @@ def build_particles(
         " x ".join(f"{extent:.4g}" for extent in (*lateral, sizes_um["layer_thickness"])),
     )
     with gmsh_errors(what):
-        return _build(dim, sizes_um, packing, species_um, foil_material, binder_material)
+        return _build(dim, sizes_um, packing, species, foil_material, binder_material)
 
 
 def _validate(sizes, dim, volume_fraction, conductive_fraction, diameter_spread, materials):
@@ -463,31 +475,31 @@ def _validate(sizes, dim, volume_fraction, conductive_fraction, diameter_spread,
         )
 
 
-def _check_largest_particle_fits(sizes, species, diameter_spread) -> None:
+def _check_largest_particle_fits(sizes_um, species) -> None:
     """The largest diameter each species can draw must fit the layer and the cell, gaps
-    included; the smallest must be positive."""
-    gap = sizes["min_gap"]
+    included; the smallest must be positive. Sizes in micrometres."""
+    gap = sizes_um["min_gap"]
     for index, kind in enumerate(species):
         smallest, largest = kind.diameters.support()
         named = (
-            f"mean_diameter ({micrometres(kind.diameters.mean)} um) and diameter_spread "
-            f"({micrometres(diameter_spread)} um)"
+            f"mean_diameter ({kind.diameters.mean:.4g} um) and diameter_spread "
+            f"({kind.diameters.spread:.4g} um)"
             if index == 0
-            else f"conductive_diameter ({micrometres(kind.diameters.mean)} um)"
+            else f"conductive_diameter ({kind.diameters.mean:.4g} um)"
         )
         if smallest <= 0:
             raise GeometryError(
-                f"geometry: {named} give diameters down to {micrometres(smallest)} um; a "
-                "uniform distribution needs diameter_spread < mean_diameter / sqrt(3)"
+                f"geometry: {named} give diameters down to {smallest:.4g} um; a uniform "
+                "distribution needs diameter_spread < mean_diameter / sqrt(3)"
             )
-        room = [("layer_thickness", sizes["layer_thickness"] - 2 * gap)]
-        room += [(side, sizes[side] - gap) for side in ("length", "width") if side in sizes]
+        room = [("layer_thickness", sizes_um["layer_thickness"] - 2 * gap)]
+        room += [(side, sizes_um[side] - gap) for side in ("length", "width") if side in sizes_um]
         for side, free in room:
             if largest > free:
                 raise GeometryError(
-                    f"geometry: {named} give particles up to {micrometres(largest)} um, which "
-                    f"do not fit in {side} ({micrometres(sizes[side])} um) with min_gap "
-                    f"({micrometres(gap)} um) around them"
+                    f"geometry: {named} give particles up to {largest:.4g} um, which do not "
+                    f"fit in {side} ({sizes_um[side]:.4g} um) with min_gap ({gap:.4g} um) "
+                    "around them"
                 )
 
 
