@@ -74,7 +74,6 @@ def _solve_and_write(case, workdir: Path, comm, progress: bool, saved: Path,
     probe = InterfaceProbe(emesh)
     msh = emesh.mesh
     stress = fem.Function(fem.functionspace(msh, ("DG", case.solver.degree - 1, (3, 3))))
-    writer = output.FieldWriter(workdir / "fields.xdmf", problem, emesh)
     steps = time_steps(case.schedule, case.solver.temperature_increment,
                        case.solver.hold_steps if inelastic else 1)
     start_temperature = case.schedule.start
@@ -106,6 +105,7 @@ def _solve_and_write(case, workdir: Path, comm, progress: bool, saved: Path,
             raise UserError(f"{saved}: the checkpoint belongs to another version of the case")
         history, peak_history = resumed["history"], resumed["peaks"]
         newton_iterations, first_step = resumed["newton_iterations"], resumed["step"] + 1
+    writer = output.FieldWriter(workdir / "fields.xdmf", problem, emesh)
     try:  # the writers hold files open (ADIOS2 aborts if they outlive their directory)
         with log.TimeProgress(steps[-1].time, enabled=progress) as bar:
             previous_time = steps[first_step - 1].time if first_step else 0.0
