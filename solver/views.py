@@ -36,6 +36,9 @@ def result_directory(run_dir) -> Path:
     return path
 
 
+X_SERVER_ATTEMPTS = 3
+
+
 def pvbatch_command(script, *args) -> list[str]:
     """The command that runs `script` with ParaView's pvbatch, under Xvfb without a display."""
     pvbatch = shutil.which("pvbatch")
@@ -55,13 +58,20 @@ def pvbatch_command(script, *args) -> list[str]:
 def run_pvbatch(script, *args) -> str:
     """Run a pvbatch script; its standard output, or a UserError with the last message."""
     command = pvbatch_command(script, *args)
-    logger.debug("running %s", " ".join(command))
-    try:
-        result = subprocess.run(command, capture_output=True, text=True,
-                                timeout=PVBATCH_TIMEOUT)
-    except subprocess.TimeoutExpired as timeout:
-        raise UserError(f"pvbatch {Path(script).name} did not finish in "
-                        f"{PVBATCH_TIMEOUT} s") from timeout
+    for attempt in range(X_SERVER_ATTEMPTS):
+        logger.debug("running %s", " ".join(command))
+        try:
+            result = subprocess.run(command, capture_output=True, text=True,
+                                    timeout=PVBATCH_TIMEOUT)
+        except subprocess.TimeoutExpired as timeout:
+            raise UserError(f"pvbatch {Path(script).name} did not finish in "
+                            f"{PVBATCH_TIMEOUT} s") from timeout
+        # A freshly started Xvfb occasionally refuses ParaView's first window (seen once in
+        # CI: vtkXOpenGLRenderWindow::CreateAWindow aborts); a new server then works.
+        if not (result.returncode != 0 and "CreateAWindow" in result.stderr):
+            break
+        logger.info("pvbatch could not open a window on the X server (attempt %d); retrying",
+                    attempt + 1)
     if result.stderr.strip():
         logger.debug("pvbatch %s said:\n%s", Path(script).name, result.stderr.rstrip())
     if result.returncode != 0:
