@@ -112,69 +112,8 @@ class LayersGeometry(_Table):
         return [(f"layers[{i}].material", layer.material) for i, layer in enumerate(self.layers)]
 
 
-class RecurvedGeometry(_Table):
-    kind: Literal["recurved"] = Field(description="kind of geometry")
-    pitch: PositiveLength = Field(description="distance between neighbouring projections")
-    foil_thickness: PositiveLength = Field(
-        description="copper below the projections, down to the bottom symmetry plane "
-        "(half of a foil coated on both sides)")
-    neck_width: PositiveLength = Field(description="width of a projection at its narrow neck")
-    head_width: PositiveLength = Field(description="width of a projection at its head (> neck)")
-    height: PositiveLength = Field(description="height of a projection above the foil")
-    mix_thickness: PositiveLength = Field(description="thickness of the mix layer over the foil")
-    mesh_size: PositiveLength = Field(description="target element size")
-    neck_height: OptionalPositiveLength = Field(
-        None,
-        description="height of the neck above the foil",
-        json_schema_extra={"default_text": "0.4 × height"},
-    )
-    fillet_radius: OptionalPositiveLength = Field(
-        None,
-        description="radius rounding the re-entrant corners (they are singular when sharp)",
-        json_schema_extra={"default_text": "0.25 × neck_width"},
-    )
-    interface_mesh_size: OptionalPositiveLength = Field(
-        None,
-        description="element size along the foil/mix interface",
-        json_schema_extra={"default_text": "mesh_size / 3"},
-    )
-    foil_material: str = Field("copper", description="material of the foil")
-    mix_material: str = Field("mix", description="material of the mix layer")
-
-    @model_validator(mode="after")
-    def _derive_defaults_and_check_shape(self) -> "RecurvedGeometry":
-        if self.neck_height is None:
-            self.neck_height = 0.4 * self.height
-        if self.fillet_radius is None:
-            self.fillet_radius = 0.25 * self.neck_width
-        if self.interface_mesh_size is None:
-            self.interface_mesh_size = self.mesh_size / 3
-        if self.head_width <= self.neck_width:
-            raise _rule_broken(
-                "head_width",
-                f"must be larger than neck_width ({_um(self.neck_width)}) for a recurved "
-                f"projection, got {_um(self.head_width)}",
-            )
-        if self.height >= self.mix_thickness:
-            raise _rule_broken(
-                "height",
-                f"must be smaller than mix_thickness ({_um(self.mix_thickness)}): the mix "
-                f"covers the projections, got {_um(self.height)}",
-            )
-        if self.neck_height >= self.height:
-            raise _rule_broken(
-                "neck_height",
-                f"must be smaller than height ({_um(self.height)}), got {_um(self.neck_height)}",
-            )
-        return self
-
-    def material_keys(self) -> list[tuple[str, str]]:
-        """(key path relative to [geometry], material name) for every material reference."""
-        return [("foil_material", self.foil_material), ("mix_material", self.mix_material)]
-
-
 class _CollectorCell(_Table):
-    """What the flat, plain and rough cells share with the recurved one (same meaning)."""
+    """What the recurved, flat, plain and rough unit cells share (same meaning)."""
 
     kind: str = Field(description="kind of geometry")
     foil_thickness: PositiveLength = Field(
@@ -199,6 +138,49 @@ class _CollectorCell(_Table):
     def material_keys(self) -> list[tuple[str, str]]:
         """(key path relative to [geometry], material name) for every material reference."""
         return [("foil_material", self.foil_material), ("mix_material", self.mix_material)]
+
+
+class RecurvedGeometry(_CollectorCell):
+    kind: Literal["recurved"] = Field(description="kind of geometry")
+    pitch: PositiveLength = Field(description="distance between neighbouring projections")
+    neck_width: PositiveLength = Field(description="width of a projection at its narrow neck")
+    head_width: PositiveLength = Field(description="width of a projection at its head (> neck)")
+    height: PositiveLength = Field(description="height of a projection above the foil")
+    neck_height: OptionalPositiveLength = Field(
+        None,
+        description="height of the neck above the foil",
+        json_schema_extra={"default_text": "0.4 × height"},
+    )
+    fillet_radius: OptionalPositiveLength = Field(
+        None,
+        description="radius rounding the re-entrant corners (they are singular when sharp)",
+        json_schema_extra={"default_text": "0.25 × neck_width"},
+    )
+
+    @model_validator(mode="after")
+    def _derive_defaults_and_check_shape(self) -> "RecurvedGeometry":
+        if self.neck_height is None:
+            self.neck_height = 0.4 * self.height
+        if self.fillet_radius is None:
+            self.fillet_radius = 0.25 * self.neck_width
+        if self.head_width <= self.neck_width:
+            raise _rule_broken(
+                "head_width",
+                f"must be larger than neck_width ({_um(self.neck_width)}) for a recurved "
+                f"projection, got {_um(self.head_width)}",
+            )
+        if self.height >= self.mix_thickness:
+            raise _rule_broken(
+                "height",
+                f"must be smaller than mix_thickness ({_um(self.mix_thickness)}): the mix "
+                f"covers the projections, got {_um(self.height)}",
+            )
+        if self.neck_height >= self.height:
+            raise _rule_broken(
+                "neck_height",
+                f"must be smaller than height ({_um(self.height)}), got {_um(self.neck_height)}",
+            )
+        return self
 
 
 class FlatGeometry(_CollectorCell):
