@@ -3,10 +3,12 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+import gmsh
 import numpy as np
 import pytest
 from dolfinx import fem
 
+from meshes.built import MICROMETRE
 from solver import postprocess
 from solver.case import load_case, load_case_text
 from solver.mesh import build_mesh
@@ -97,3 +99,20 @@ degree = {degree}
 @pytest.fixture
 def shipped_bilayer():
     return load_case(CASES / "bilayer-cu-pi.toml")
+
+
+@pytest.fixture
+def gmsh_model():
+    """A fresh Gmsh model for a builder test, finalized afterwards."""
+    gmsh.initialize()
+    gmsh.option.setNumber("General.Terminal", 0)
+    gmsh.model.add("test")
+    try:
+        yield
+    finally:
+        gmsh.finalize()
+
+
+def in_metres(sizes_um: dict[str, float], **changes_um: float) -> dict[str, float]:
+    """Builder parameters given in micrometres, in the metres the builders take."""
+    return {name: value * MICROMETRE for name, value in {**sizes_um, **changes_um}.items()}

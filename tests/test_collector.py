@@ -26,7 +26,7 @@ from meshes.collector import (
 from solver import cli
 from solver.case import load_case, load_case_text
 
-from conftest import CASES
+from conftest import CASES, in_metres
 
 MICROMETRE = 1e-6
 
@@ -38,19 +38,6 @@ ROUGH_UM = {"length": 30.0, "target_ra": 0.4, "nodule_width": 2.0, **CELL_UM,
             "interface_mesh_size": 0.15}
 
 
-@pytest.fixture
-def gmsh_model():
-    gmsh.initialize()
-    gmsh.option.setNumber("General.Terminal", 0)
-    gmsh.model.add("test")
-    try:
-        yield
-    finally:
-        gmsh.finalize()
-
-
-def in_metres(sizes_um, **changes_um):
-    return {name: value * MICROMETRE for name, value in {**sizes_um, **changes_um}.items()}
 
 
 def plain_interface_length_um(profile: PlainProfile, pitch: float) -> float:

@@ -6,6 +6,8 @@ import pytest
 
 from meshes import GeometryError, RecurvedProfile, build_layers, build_recurved_2d
 
+from conftest import in_metres
+
 MICROMETRE = 1e-6
 
 RECURVED_UM = {
@@ -22,19 +24,6 @@ RECURVED_UM = {
 }
 
 
-@pytest.fixture
-def gmsh_model():
-    gmsh.initialize()
-    gmsh.option.setNumber("General.Terminal", 0)
-    gmsh.model.add("test")
-    try:
-        yield
-    finally:
-        gmsh.finalize()
-
-
-def in_metres(sizes_um: dict[str, float], **changes_um: float) -> dict[str, float]:
-    return {name: value * MICROMETRE for name, value in {**sizes_um, **changes_um}.items()}
 
 
 def node_coordinates() -> tuple[dict[int, int], np.ndarray]:

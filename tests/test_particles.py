@@ -14,7 +14,7 @@ from solver.case import load_case, load_case_text
 from solver.errors import CaseError
 from solver.run import run_case
 
-from conftest import CASES, solve_final
+from conftest import CASES, in_metres, solve_final
 
 MICROMETRE = 1e-6
 
@@ -44,19 +44,6 @@ CELL_3D_UM = {
 }
 
 
-@pytest.fixture
-def gmsh_model():
-    gmsh.initialize()
-    gmsh.option.setNumber("General.Terminal", 0)
-    gmsh.model.add("test")
-    try:
-        yield
-    finally:
-        gmsh.finalize()
-
-
-def in_metres(sizes_um: dict[str, float], **changes_um: float) -> dict[str, float]:
-    return {name: value * MICROMETRE for name, value in {**sizes_um, **changes_um}.items()}
 
 
 def assert_no_overlap(packing: Packing, min_gap: float):
