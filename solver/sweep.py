@@ -233,6 +233,7 @@ class SweepCase:
     values: dict[str, Any]  # parameter values as written into the case file
     si: dict[str, Any]  # the same in SI numbers
     error: str | None = None  # why the case is not valid (then it is never run)
+    reference: str | None = None  # a reference design's case name (plain, flat), not a sample
     document: dict | None = field(default=None, repr=False)  # the case; not in plan.json
 
 
@@ -249,6 +250,7 @@ class Sweep:
     parameters: list[str]
     slurm: dict[str, Any] = field(default_factory=dict)
     checks: list[dict[str, Any]] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)  # reference case files
     cases: list[SweepCase] = field(default_factory=list)
 
     def to_json(self) -> str:
@@ -264,7 +266,7 @@ class Sweep:
         return cls(**data)
 
 
-_SWEEP_KEYS = {"base", "method", "samples", "seed", "ranks"}
+_SWEEP_KEYS = {"base", "method", "samples", "seed", "ranks", "references"}
 _SLURM_KEYS = {"partition", "time", "cpus_per_task", "max_parallel", "options"}
 _CHECK_KEYS = {"name", "key", "min", "max"}
 
@@ -314,10 +316,23 @@ def load_sweep(path: str | Path, out: str | Path) -> Sweep:
         base_case = load_case(base)
     except UserError as error:
         raise SweepError(path, "sweep.base", f"the base case is not valid: {error}") from None
+    references = settings.get("references", [])
+    if not isinstance(references, list) or not all(isinstance(r, str) for r in references):
+        raise SweepError(path, "sweep.references",
+                         f"expected a list of case files, got {references!r}")
     sweep = Sweep(file=str(path.resolve()), base=str(base), method=method,
                   samples=samples if method != "grid" else None, seed=seed, ranks=ranks,
-                  parameters=[p.key for p in parameters], slurm=slurm, checks=checks)
+                  parameters=[p.key for p in parameters], slurm=slurm, checks=checks,
+                  references=[str((path.parent / r).resolve()) for r in references])
     sweep.cases = _expand(path, sweep, base_case.raw, parameters, Path(out) / "cases")
+    for index, reference in enumerate(sweep.references):
+        try:
+            raw = load_case(reference).raw
+        except UserError as error:
+            raise SweepError(path, f"sweep.references[{index}]",
+                             f"the reference case is not valid: {error}") from None
+        sweep.cases += _expand_reference(path, raw, parameters, Path(out) / "cases",
+                                         len(sweep.cases))
     return sweep
 
 
@@ -375,14 +390,52 @@ def _unit_samples(sweep: Sweep, parameters: list[Parameter]):
 
 
 def _expand(path, sweep: Sweep, base: dict, parameters: list[Parameter], cases_dir: Path):
-    from solver.case import load_case_text
-
     points = _unit_samples(sweep, parameters)
     if points is None:
         combinations = itertools.product(*(p.levels for p in parameters))
     else:
         combinations = ([p.at(u) for p, u in zip(parameters, point, strict=True)]
                         for point in points)
+    cases = _concrete_cases(path, base, parameters, combinations, cases_dir, first_index=0)
+    total = math.prod(len(p.levels) for p in parameters) if points is None else len(points)
+    if len(cases) < total:
+        logger.info("%d of %d combinations are duplicates of others and appear once",
+                    total - len(cases), total)
+    return cases
+
+
+def _has_key_path(document: dict, tokens: tuple[str | int, ...]) -> bool:
+    container: Any = document
+    for token in tokens:
+        if isinstance(token, int):
+            if not isinstance(container, list) or token >= len(container):
+                return False
+        elif not isinstance(container, dict) or token not in container:
+            return False
+        container = container[token]
+    return True
+
+
+def _expand_reference(path, reference: dict, parameters: list[Parameter], cases_dir: Path,
+                      first_index: int) -> list[SweepCase]:
+    """A reference design (the plain or flat cell beside a recurved sweep) at every value of
+    the parameters its case file has (`geometry.height`), not of those it has not
+    (`geometry.neck_width`): its metric is drawn against the same axes. A parameter drawn
+    from a continuous distribution keeps the reference case's own value."""
+    shared = [p for p in parameters
+              if p.levels is not None and _has_key_path(reference, p.tokens)]
+    cases = _concrete_cases(path, reference, shared,
+                            itertools.product(*(p.levels for p in shared)), cases_dir,
+                            first_index)
+    for case in cases:
+        case.reference = reference["case"]["name"]
+    return cases
+
+
+def _concrete_cases(path, base: dict, parameters: list[Parameter], combinations,
+                    cases_dir: Path, first_index: int) -> list[SweepCase]:
+    from solver.case import load_case_text
+
     base_name = base["case"]["name"]
     cases, seen = [], set()
     for values in combinations:
@@ -399,20 +452,17 @@ def _expand(path, sweep: Sweep, base: dict, parameters: list[Parameter], cases_d
         name = f"{base_name}-{digest[:10]}"
         written = dict(zip((p.key for p in parameters), values, strict=True))
         document["case"]["name"] = name
-        document["case"]["description"] = f"sweep {Path(path).stem}: " + ", ".join(
-            f"{key} = {value}" for key, value in written.items())
+        document["case"]["description"] = f"sweep {Path(path).stem}: " + (", ".join(
+            f"{key} = {value}" for key, value in written.items()) or "the base values")
         error = None
         try:
             load_case_text(case_toml(document), file=cases_dir / f"{name}.toml")
         except UserError as invalid:
             error = str(invalid)
-        cases.append(SweepCase(index=len(cases), name=name, hash=digest, values=written,
+        cases.append(SweepCase(index=first_index + len(cases), name=name, hash=digest,
+                               values=written,
                                si={key: to_si(value) for key, value in written.items()},
                                error=error, document=document))
-    total = math.prod(len(p.levels) for p in parameters) if points is None else len(points)
-    if len(cases) < total:
-        logger.info("%d of %d combinations are duplicates of others and appear once",
-                    total - len(cases), total)
     return cases
 
 

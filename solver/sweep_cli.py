@@ -82,7 +82,8 @@ def _run(args) -> int:
             state = ("invalid: " + case.error if case.error
                      else "done" if is_complete(out, case) else "to run")
             values = ", ".join(f"{key} = {value}" for key, value in case.values.items())
-            print(f"{case.name}  {values}  [{state}]")
+            role = f"  (reference: {case.reference})" if case.reference else ""
+            print(f"{case.name}  {values}{role}  [{state}]")
         print(f"{len(sweep.cases)} case(s), {sweep.method}, {sweep.ranks} rank(s) each")
         return 0
     write_sweep(sweep, sweep_file, out)

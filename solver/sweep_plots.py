@@ -7,7 +7,12 @@
   indices estimated by binning (Var(E[Y | X_i]) / Var(Y), E[Y | X_i] as the mean in
   equal-count bins of X_i; biased upwards by noise for small samples); otherwise standardized
   regression coefficients (a linear model of the z-scores, with its R^2 on the chart).
-Cases outside a [[checks]] bound are marked with a red cross.
+Cases outside a [[checks]] bound are marked with a red cross. Reference designs (the sweep
+file's `references`, e.g. the plain cell beside a recurved sweep) are drawn with the sample:
+as a dashed line against the parameter they share, a horizontal line where they share none
+(line plots), as marks on the colour bar of a heat map, which then has a line plot beside it
+(one line per value of the other parameter, with the references); they take no part in the
+sensitivity ranking.
 """
 
 from __future__ import annotations
@@ -57,8 +62,13 @@ def plot(table: pd.DataFrame, parameters: list[str], method: str, out_dir: Path,
     """Write the design maps of `table` (ok rows) into out_dir; returns the files."""
     out_dir.mkdir(parents=True, exist_ok=True)
     ok = table[table["status"] == "ok"]
+    if "reference" not in ok.columns:  # results of a sweep without references
+        ok = ok.assign(reference=None)
+    is_reference = ok["reference"].notna()
+    ok, references = ok[~is_reference], ok[is_reference]
     metrics = metrics or default_metrics(ok)
     varied = varied_parameters(ok, parameters)
+    references = _matching(references, ok, [p for p in parameters if p not in varied])
     if ok.empty or not metrics or not varied:
         logger.warning("nothing to plot: %d ok case(s), metrics %s, varied parameters %s",
                        len(ok), metrics, varied)
@@ -66,14 +76,28 @@ def plot(table: pd.DataFrame, parameters: list[str], method: str, out_dir: Path,
     files = []
     for metric in metrics:
         if len(varied) == 1:
-            files.append(_line(ok, varied[0], metric, out_dir))
+            files.append(_line(ok, varied[0], metric, out_dir, references))
         elif len(varied) == 2:
-            files.append(_heat_map(ok, varied, metric, out_dir))
+            files.append(_heat_map(ok, varied, metric, out_dir, references))
+            if not references.empty:
+                files.append(_lines_with_references(ok, varied, metric, out_dir, references))
         else:
             files.append(_parallel(ok, varied, metric, out_dir))
         if len(varied) >= 2 and len(ok) >= len(varied) + 2:
             files.append(_sensitivity(ok, varied, metric, method, out_dir))
     return files
+
+
+def _matching(references: pd.DataFrame, sample: pd.DataFrame, fixed: list[str]):
+    """The reference rows at the sample's value of each parameter it does not vary (a
+    reference that does not have the parameter matches any value)."""
+    keep = pd.Series(True, index=references.index)
+    for parameter in fixed:
+        if parameter in sample.columns and parameter in references.columns \
+                and sample[parameter].nunique() == 1:
+            value = sample[parameter].iloc[0]
+            keep &= references[parameter].isna() | (references[parameter] == value)
+    return references[keep]
 
 
 def _save(figure, path: Path) -> Path:
@@ -83,21 +107,55 @@ def _save(figure, path: Path) -> Path:
     return path
 
 
-def _line(table, parameter, metric, out_dir) -> Path:
+def _line(table, parameter, metric, out_dir, references) -> Path:
     figure, axes = plt.subplots(figsize=(6, 4))
     ordered = table.sort_values(parameter)
-    axes.plot(ordered[parameter], ordered[metric], "o-")
+    axes.plot(ordered[parameter], ordered[metric], "o-", label="sweep")
+    _draw_references(axes, references, parameter, metric)
     failed = _checks_failed(ordered)
     axes.plot(ordered[parameter][failed], ordered[metric][failed], "rx", ms=10,
               label="outside a check")
-    if failed.any():
+    if failed.any() or not references.empty:
         axes.legend()
     axes.set(xlabel=f"{parameter} [SI]", ylabel=metric, title=f"{metric} vs {parameter}")
     axes.grid(True, alpha=0.3)
     return _save(figure, out_dir / f"line-{_file_name(metric)}.png")
 
 
-def _heat_map(table, parameters, metric, out_dir) -> Path:
+def _lines_with_references(table, parameters, metric, out_dir, references) -> Path:
+    """The metric against the swept parameter a reference shares (else the first), one line
+    per value of the other parameter, with the references: the comparison a heat map
+    cannot show."""
+    shared = [p for p in parameters if p in references and references[p].notna().all()]
+    x = shared[0] if shared else parameters[0]
+    other = next(p for p in parameters if p != x)
+    figure, axes = plt.subplots(figsize=(6.5, 4.2))
+    for level, rows in table.groupby(other):
+        rows = rows.sort_values(x)
+        axes.plot(rows[x], rows[metric], "o-", label=f"{other} = {level:.4g}")
+    _draw_references(axes, references, x, metric)
+    axes.legend(fontsize=7)
+    axes.set(xlabel=f"{x} [SI]", ylabel=metric, title=f"{metric} vs {x}")
+    axes.grid(True, alpha=0.3)
+    return _save(figure, out_dir / f"lines-{_file_name(metric)}.png")
+
+
+def _draw_references(axes, references, parameter, metric):
+    """Each reference as a dashed line against `parameter`, or a horizontal line at its
+    value where it does not have that parameter."""
+    for name, reference in references.groupby("reference"):
+        if metric not in reference or reference[metric].isna().all():
+            continue
+        if parameter in reference and reference[parameter].notna().all():
+            reference = reference.sort_values(parameter)
+            axes.plot(reference[parameter], reference[metric], "s--", color="0.35",
+                      label=f"reference: {name}")
+        else:
+            axes.axhline(reference[metric].mean(), ls="--", color="0.35",
+                         label=f"reference: {name}")
+
+
+def _heat_map(table, parameters, metric, out_dir, references) -> Path:
     x, y = parameters
     figure, axes = plt.subplots(figsize=(6, 4.5))
     grid = table.pivot_table(index=y, columns=x, values=metric, aggfunc="mean")
@@ -108,12 +166,22 @@ def _heat_map(table, parameters, metric, out_dir) -> Path:
         axes.plot(table[x], table[y], "k.", ms=3)
     else:
         image = axes.scatter(table[x], table[y], c=table[metric])
-    figure.colorbar(image, ax=axes, label=metric)
+    colour_bar = figure.colorbar(image, ax=axes, label=metric)
+    title = metric
+    for name, reference in references.groupby("reference"):
+        if metric in reference and reference[metric].notna().any():
+            # a reference outside the sample's range widens the bar to show it
+            low, high = colour_bar.mappable.get_clim()
+            values = reference[metric].dropna()
+            colour_bar.mappable.set_clim(min(low, values.min()), max(high, values.max()))
+            for value in values:
+                colour_bar.ax.axhline(value, color="w", ls="--", lw=1.5)
+            title += f"\n(dashed on the bar: {name})"
     failed = _checks_failed(table)
     if failed.any():
         axes.plot(table[x][failed], table[y][failed], "rx", ms=10, label="outside a check")
         axes.legend(loc="best")
-    axes.set(xlabel=f"{x} [SI]", ylabel=f"{y} [SI]", title=metric)
+    axes.set(xlabel=f"{x} [SI]", ylabel=f"{y} [SI]", title=title)
     return _save(figure, out_dir / f"map-{_file_name(metric)}.png")
 
 

@@ -61,7 +61,7 @@ def case_row(out: Path, sweep: Sweep, case: SweepCase) -> tuple[dict, dict, dict
     """(head, metrics, provenance) columns of one case."""
     record = read_status(out, case) or {}
     head = {"index": case.index, "name": case.name, "status": "pending", "error": None,
-            **case.si}
+            "reference": case.reference, **case.si}
     metrics: dict = {}
     provenance = {"case_hash": case.hash, **{key: record.get(key) for key in PROVENANCE[1:]}}
     if is_complete(out, case):

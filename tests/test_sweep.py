@@ -121,6 +121,41 @@ base = "tiny.toml"
     assert case_hash({**first.document, "case": {"name": "other"}}) == first.hash
 
 
+ONE_LAYER = TINY_BILAYER.replace(''',
+           { material = "polyimide", thickness = "8 um" } ]''', " ]").replace(
+    'name = "tiny"', 'name = "bare"')
+
+
+def test_references_follow_the_parameters_they_have(tmp_path):
+    (tmp_path / "bare.toml").write_text(ONE_LAYER)
+    sweep = load_sweep(write_sweep(tmp_path, """
+[sweep]
+base = "tiny.toml"
+references = ["bare.toml"]
+[parameters]
+"geometry.layers[1].thickness" = ["4 um", "8 um", "12 um"]
+"schedule.steps[1].hold" = ["30 min", "2 h"]
+"""), tmp_path / "out")
+    samples = [case for case in sweep.cases if case.reference is None]
+    references = [case for case in sweep.cases if case.reference is not None]
+    assert len(samples) == 6
+    # the one-layer reference has no layers[1]: it follows the hold only
+    assert [case.values for case in references] == [{"schedule.steps[1].hold": "30 min"},
+                                                    {"schedule.steps[1].hold": "2 h"}]
+    assert {case.reference for case in references} == {"bare"}
+    assert [case.index for case in sweep.cases] == list(range(8))
+    assert all(case.error is None and case.name.startswith("bare-") for case in references)
+    assert sweep.references == [str(tmp_path / "bare.toml")]
+
+
+def test_bad_reference_names_its_key(tmp_path):
+    (tmp_path / "bare.toml").write_text(ONE_LAYER.replace('"4 um"', '"-4 um"'))
+    path = write_sweep(tmp_path, '[sweep]\nbase = "tiny.toml"\nreferences = ["bare.toml"]\n'
+                       '[parameters]\n"geometry.length" = ["60 um"]')
+    with pytest.raises(SweepError, match=r"sweep.references\[0\]"):
+        load_sweep(path, tmp_path / "out")
+
+
 @pytest.mark.parametrize("method", ["lhs", "sobol"])
 def test_samples_are_reproducible_and_in_range(tmp_path, method):
     text = f"""
@@ -176,7 +211,7 @@ def test_bad_sweep_file_gives_one_line(tmp_path, capsys, sweep_text, key):
 
 
 def test_shipped_sweeps_expand(tmp_path, capsys):
-    for name, count in [("sweep-recurved-neck.toml", 12), ("sweep-process-window.toml", 12)]:
+    for name, count in [("sweep-recurved-neck.toml", 15), ("sweep-process-window.toml", 12)]:
         assert main(["sweep", str(CASES / name), "--out", str(tmp_path / name),
                      "--dry-run"]) == 0
         out = capsys.readouterr().out
@@ -288,6 +323,37 @@ def test_design_maps_and_sensitivity(tmp_path):
                         columns=["a", "b"]).assign(status="ok", metric=lambda t: t.a * t.b)
     files = plot(grid, ["a", "b"], "grid", tmp_path / "two", ["metric"])
     assert sorted(p.name for p in files) == ["map-metric.png", "sensitivity-metric.png"]
+
+
+def test_reference_lines_on_design_maps(tmp_path, monkeypatch):
+    drawn = {}
+
+    def keep(figure, path):
+        drawn[path.name] = figure
+        return path
+
+    monkeypatch.setattr("solver.sweep_plots._save", keep)
+    sweep = pd.DataFrame({"neck": [1.0, 2.0, 3.0, 1.0, 2.0, 3.0],
+                          "height": [2.0, 2.0, 2.0, 3.0, 3.0, 3.0]}).assign(
+        status="ok", reference=None, metric=lambda t: t.neck + t.height)
+    # a plain reference that shares the height but has no neck
+    plain = pd.DataFrame({"neck": [np.nan, np.nan], "height": [2.0, 3.0], "status": "ok",
+                          "reference": "plain", "metric": [9.0, 11.0]})
+    one = sweep[sweep.height == 2.0]
+    plot(pd.concat([one, plain]), ["neck", "height"], "grid", tmp_path, ["metric"])
+    axes = drawn["line-metric.png"].axes[0]
+    reference = [line for line in axes.lines if line.get_label() == "reference: plain"]
+    assert len(reference) == 1
+    assert list(reference[0].get_ydata()) == [9.0, 9.0]  # a horizontal line at its value
+    plot(pd.concat([sweep, plain]), ["neck", "height"], "grid", tmp_path, ["metric"])
+    assert "map-metric.png" in drawn and "sensitivity-metric.png" in drawn
+    colour_bar = drawn["map-metric.png"].axes[1]
+    assert sorted(line.get_ydata()[0] for line in colour_bar.lines) == [9.0, 11.0]
+    # beside the map: the metric against the height it shares, one line per neck
+    lines = {line.get_label(): list(line.get_ydata())
+             for line in drawn["lines-metric.png"].axes[0].lines}
+    assert lines["reference: plain"] == [9.0, 11.0]
+    assert lines["neck = 1"] == [3.0, 4.0]
 
 
 # --- Slurm backend ------------------------------------------------------------------------
