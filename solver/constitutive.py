@@ -353,6 +353,14 @@ class GeneralizedMaxwell:
             "temperature": _per_point(np.nan if temperature is None else temperature, n_points),
         }
 
+    output_variables = ("viscous_stress_norm",)
+
+    def output(self, state: State) -> dict[str, np.ndarray]:
+        """Per-point scalars to write: the norm of the relaxing stress sum_i h_i (Pa), the
+        part of the stress the hold can still relax."""
+        return {"viscous_stress_norm": np.linalg.norm(state["viscous_stress"].sum(axis=1),
+                                                      axis=1)}
+
     def update(self, strain, eigenstrain, temperature, dt, state):
         strain = np.asarray(strain, dtype=float)
         end_temperature = _per_point(temperature, strain.shape[0])
@@ -452,6 +460,13 @@ class J2Plasticity:
             "recrystallization_progress": np.zeros(n_points),  # S
             "temperature": _per_point(np.nan if temperature is None else temperature, n_points),
         }
+
+    output_variables = ("equivalent_plastic_strain", "recrystallized_fraction")
+
+    def output(self, state: State) -> dict[str, np.ndarray]:
+        """Per-point scalars to write: accumulated equivalent plastic strain, and X."""
+        return {"equivalent_plastic_strain": state["equivalent_plastic_strain"],
+                "recrystallized_fraction": self.recrystallized_fraction(state)}
 
     def recrystallized_fraction(self, state: State) -> np.ndarray:
         """X at every point of a state (0 without recrystallization)."""

@@ -60,8 +60,11 @@ class InelasticProblem:
                                                       degree=self.quadrature_degree)
         matrix_element = basix.ufl.quadrature_element(cell, value_shape=(6, 6),
                                                       degree=self.quadrature_degree)
+        scalar_element = basix.ufl.quadrature_element(cell, value_shape=(),
+                                                      degree=self.quadrature_degree)
         self.stress_q = fem.Function(fem.functionspace(msh, vector_element))
         self.tangent_q = fem.Function(fem.functionspace(msh, matrix_element))
+        self.scalar_q = fem.Function(fem.functionspace(msh, scalar_element))
         self.dx = ufl.Measure("dx", domain=msh,
                               metadata={"quadrature_degree": self.quadrature_degree,
                                         "quadrature_scheme": "default"})
@@ -75,7 +78,7 @@ class InelasticProblem:
         tags = emesh.cell_tags
         # Rows of the evaluated strain go cell by cell (all local cells, point by point); the
         # quadrature functions' values follow their dofmaps.
-        strain_rows, stress_dofs, tangent_dofs = {}, {}, {}
+        strain_rows, stress_dofs, tangent_dofs, scalar_dofs = {}, {}, {}, {}
         for tag, material in emesh.geometry.cell_materials.items():
             material_cells = tags.indices[tags.values == tag]
             strain_rows.setdefault(material, []).append(
@@ -85,9 +88,13 @@ class InelasticProblem:
                 self.stress_q.function_space.dofmap.list[material_cells].ravel())
             tangent_dofs.setdefault(material, []).append(
                 self.tangent_q.function_space.dofmap.list[material_cells].ravel())
+            scalar_dofs.setdefault(material, []).append(
+                self.scalar_q.function_space.dofmap.list[material_cells].ravel())
+        # rows of the strain, dofs of stress_q, tangent_q, scalar_q: all point by point
         self.material_points = {
             name: (np.concatenate(strain_rows[name]), np.concatenate(stress_dofs[name]),
-                   np.concatenate(tangent_dofs[name])) for name in strain_rows}
+                   np.concatenate(tangent_dofs[name]), np.concatenate(scalar_dofs[name]))
+            for name in strain_rows}
         self.states = {name: models[name].initial_state(len(points[0]), start_temperature)
                        for name, points in self.material_points.items()}
 
@@ -149,10 +156,31 @@ class InelasticProblem:
                               [s[4] / SQRT2, s[3] / SQRT2, s[2]]])
 
     def stress_into(self, target: fem.Function):
-        """L2 projection of the quadrature-point stress onto a DG tensor space (3x3): local
-        to each cell, so a block-Jacobi LU solve is exact."""
+        """L2 projection of the quadrature-point stress onto a DG tensor space (3x3)."""
+        return self._project("stress", self.stress_tensor_3d, target)
+
+    def internal_variable_names(self) -> list[str]:
+        """The per-point scalars the materials offer for output (constitutive `output`)."""
+        names = [name for model in self.models.values()
+                 for name in getattr(model, "output_variables", ())]
+        return list(dict.fromkeys(names))
+
+    def internal_variable_into(self, variable: str, target: fem.Function):
+        """L2 projection of an internal variable onto a scalar DG space; zero in materials
+        that do not have it."""
+        values = self.scalar_q.x.array
+        values[:] = 0.0
+        for name, (*_, scalar_dofs) in self.material_points.items():
+            model = self.models[name]
+            if variable in getattr(model, "output_variables", ()):
+                values[scalar_dofs] = model.output(self.states[name])[variable]
+        return self._project("scalar", lambda: self.scalar_q, target)
+
+    def _project(self, quantity: str, expression, target: fem.Function):
+        """L2 projection of a quadrature expression (built by expression() once per target
+        space) onto a DG space: local to each cell, so a block-Jacobi LU solve is exact."""
         space = target.function_space
-        key = id(space)
+        key = (id(space), quantity)
         if key not in self._projectors:
             tau, w = ufl.TrialFunction(space), ufl.TestFunction(space)
             # per unit cell size: LU takes entries of the order of a cell's area for zero
@@ -163,9 +191,9 @@ class InelasticProblem:
                                  {"ksp_type": "preonly", "pc_type": "bjacobi",
                                   "sub_ksp_type": "preonly", "sub_pc_type": "lu"})
             ksp.setOperators(mass)
-            load = fem.form(ufl.inner(self.stress_tensor_3d(), w) / volume * self.dx)
+            load = fem.form(ufl.inner(expression(), w) / volume * self.dx)
             self._projectors[key] = (ksp, load, space)
-        ksp, load, _ = self._projectors[key]
+        ksp, load, *_ = self._projectors[key]
         b = fem_petsc.assemble_vector(load)
         b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         ksp.solve(b, target.x.petsc_vec)
@@ -180,7 +208,7 @@ class InelasticProblem:
         tangent = self.tangent_q.x.array.reshape(-1, 6, 6)
         new_states = {}
         isotropic = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
-        for name, (rows, stress_dofs, tangent_dofs) in self.material_points.items():
+        for name, (rows, stress_dofs, tangent_dofs, _) in self.material_points.items():
             eigen = (self.thermal_strain(name, temperature)
                      + process_eigenstrain.get(name, 0.0)) * isotropic
             stress[stress_dofs], tangent[tangent_dofs], new_states[name] = \

@@ -65,8 +65,11 @@ class ResultsDirectory:
 
 class FieldWriter:
     """fields.xdmf: mesh, material and boundary tags, and per time step u (P1), T, sigma,
-    von_mises and material (cell-wise); displacement.bp (VTX): u at its element degree.
-    Times are seconds of the schedule."""
+    von_mises and material (cell-wise); displacement.bp (VTX): u at its element degree;
+    stress.bp (VTX): sigma in DG of one degree less (the stress of the displacement
+    element, exact for elastic materials, the L2 projection of the quadrature-point stress
+    for inelastic ones) and the inelastic materials' internal variables projected to the
+    same space. Times are seconds of the schedule."""
 
     def __init__(self, path, problem, emesh):
         msh = emesh.mesh
@@ -92,6 +95,15 @@ class FieldWriter:
         # XDMF holds P1 only: the displacement at its own (higher) degree goes to VTX
         self.vtx = VTXWriter(msh.comm, Path(path).with_name("displacement.bp"), [problem.u],
                              engine="BP4")
+        stress_degree = problem.V.ufl_element().degree - 1
+        self.stress_field = fem.Function(fem.functionspace(msh, ("DG", stress_degree, (3, 3))),
+                                         name="sigma")
+        scalars = fem.functionspace(msh, ("DG", stress_degree))
+        self.internal_variables = [
+            fem.Function(scalars, name=name)
+            for name in getattr(problem, "internal_variable_names", list)()]
+        self.stress_vtx = VTXWriter(msh.comm, Path(path).with_name("stress.bp"),
+                                    [self.stress_field, *self.internal_variables], engine="BP4")
 
     def write(self, time: float, temperature: float):
         self.displacement.interpolate(self.problem.u)
@@ -104,6 +116,10 @@ class FieldWriter:
                          self.material):
             self.xdmf.write_function(function, time)
         self.vtx.write(time)
+        self.problem.stress_into(self.stress_field)
+        for variable in self.internal_variables:
+            self.problem.internal_variable_into(variable.name, variable)
+        self.stress_vtx.write(time)
 
     def max_von_mises(self) -> float:
         local = self.von_mises.x.array
@@ -113,6 +129,7 @@ class FieldWriter:
     def close(self):
         self.xdmf.close()
         self.vtx.close()
+        self.stress_vtx.close()
 
 
 INTERFACE_COLUMNS = ["interface", "chain", "x", "y", "z", "arc_length", "nx", "ny", "nz",
