@@ -19,6 +19,11 @@ and then the whole packing is relaxed: the squared overlaps (the shortfall of ev
 distance below r_i + r_j + min_gap) are minimized by L-BFGS-B with the centres bounded by
 the walls, until no pair overlaps. A packing that cannot be relaxed free of overlaps is an
 error naming the parameters.
+
+With a `projection` (2D), the foil carries a recurved projection (meshes.recurved's profile)
+in the middle of the cell, standing in the layer; the particles keep min_gap from its
+outline too, and sit in its undercut where they fit there (seed 000 claim 3). The fractions
+are then of the layer without the projection.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Literal
 
 import gmsh
 import numpy as np
+from matplotlib.path import Path as PolygonPath
 from scipy.optimize import brentq, minimize
 from scipy.spatial import cKDTree
 from scipy.special import ndtr
@@ -46,6 +52,7 @@ from meshes.built import (
     micrometres,
     require_positive,
 )
+from meshes.recurved import RecurvedProfile
 from solver.errors import GeometryError
 
 logger = logging.getLogger(__name__)
@@ -135,6 +142,46 @@ class ParticleSpecies:
     diameters: DiameterDistribution
 
 
+# Points of each half of a projection's outline (as the recurved cell's spline).
+_OUTLINE_POINTS_PER_HALF = 161
+
+
+@dataclass(frozen=True)
+class Obstacle:
+    """A copper projection standing in the layer (2D): its outline from the right foot over
+    the top to the left foot, the polygon closed along the foil, and its exact area."""
+
+    x: np.ndarray
+    y: np.ndarray
+    area: float
+
+    @classmethod
+    def recurved(cls, profile: RecurvedProfile, axis: float) -> Obstacle:
+        right_x, right_y = profile.right_outline(_OUTLINE_POINTS_PER_HALF)
+        x = np.concatenate([axis + right_x, axis - right_x[::-1][1:]])
+        y = np.concatenate([right_y, right_y[::-1][1:]])
+        return cls(x, y, profile.area())
+
+    def signed_distance(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Distance of each point to the outline, negative inside the projection, and the
+        unit direction in which it grows."""
+        start = np.column_stack([self.x, self.y])
+        end = np.roll(start, -1, axis=0)  # the last segment closes the polygon on the foil
+        edge = end - start
+        along = np.einsum("nmk,mk->nm", points[:, None] - start[None], edge) / np.einsum(
+            "mk,mk->m", edge, edge)
+        nearest = start[None] + np.clip(along, 0.0, 1.0)[..., None] * edge[None]
+        offsets = points[:, None] - nearest
+        lengths = np.linalg.norm(offsets, axis=2)
+        closest = lengths.argmin(axis=1)
+        rows = np.arange(len(points))
+        distance = np.maximum(lengths[rows, closest], 1e-12)
+        direction = offsets[rows, closest] / distance[:, None]
+        inside = PolygonPath(start).contains_points(points)
+        sign = np.where(inside, -1.0, 1.0)
+        return sign * distance, sign[:, None] * direction
+
+
 @dataclass(frozen=True)
 class Packing:
     """Particles packed in a layer [0, lateral...] x [0, layer_thickness], one unit.
@@ -149,11 +196,13 @@ class Packing:
     diameters: np.ndarray  # (n,)
     species: np.ndarray  # (n,)
     relaxed: bool  # whether the addition needed the relaxation to place every particle
+    obstacle: Obstacle | None = None  # a projection of the foil standing in the layer
 
     @property
     def layer_volume(self) -> float:
         """Volume (area in 2D) of the layer, binder and particles."""
-        return math.prod(self.lateral) * self.layer_thickness
+        taken = self.obstacle.area if self.obstacle is not None else 0.0
+        return math.prod(self.lateral) * self.layer_thickness - taken
 
     def volume_fraction(self, species: int) -> float:
         """Exact share of the layer volume taken by the particles of one species."""
@@ -169,6 +218,8 @@ class Packing:
         for axis, extent in enumerate(self.lateral):
             position = self.centres[:, axis]
             gaps += [2 * (position - radii), 2 * (extent - position - radii)]
+        if self.obstacle is not None:
+            gaps.append(self.obstacle.signed_distance(self.centres)[0] - radii)
         smallest = min(float(gap.min()) for gap in gaps)
         if len(radii) > 1:
             distances = np.linalg.norm(self.centres[:, None] - self.centres[None], axis=2)
@@ -233,12 +284,14 @@ def pack_particles(
     species: list[ParticleSpecies],
     min_gap: float,
     seed: int,
+    obstacle: Obstacle | None = None,
 ) -> Packing:
     """Pack the species' particles in the layer; `lateral` is (length,) in 2D, (length,
-    width) in 3D. Raises PackingError if they cannot be packed without overlap."""
+    width) in 3D; an obstacle (2D) is a projection of the foil that they keep min_gap from.
+    Raises PackingError if they cannot be packed without overlap."""
     dim = len(lateral) + 1
     rng = np.random.default_rng(seed)
-    layer_volume = math.prod(lateral) * layer_thickness
+    layer_volume = math.prod(lateral) * layer_thickness - (obstacle.area if obstacle else 0.0)
     diameters, indices = draw_diameters(species, layer_volume, dim, rng)
     # Largest first: the large particles are the hard ones to fit, the small fill the holes.
     order = np.argsort(-diameters, kind="stable")
@@ -256,7 +309,10 @@ def pack_particles(
             clearance = np.linalg.norm(trials[:, None] - others[None], axis=2) - (
                 radii[particle] + radii[placed] + min_gap
             )
-            free = np.flatnonzero((clearance >= 0).all(axis=1))
+            fits = (clearance >= 0).all(axis=1)
+            if obstacle is not None:
+                fits &= obstacle.signed_distance(trials)[0] >= radii[particle] + min_gap
+            free = np.flatnonzero(fits)
             if free.size:
                 centres[particle], placed[particle] = trials[free[0]], True
                 break
@@ -267,10 +323,10 @@ def pack_particles(
             (int(left_out.sum()), dim)
         )
         logger.debug("addition placed %d of %d particles; relaxing", placed.sum(), len(radii))
-        centres = _relax(centres, radii, lowest, highest, min_gap)
+        centres = _relax(centres, radii, lowest, highest, min_gap, obstacle)
         if centres is None:
             raise PackingError(len(radii), float(_volumes(diameters, dim).sum() / layer_volume))
-    return Packing(lateral, layer_thickness, centres, diameters, indices, relaxed)
+    return Packing(lateral, layer_thickness, centres, diameters, indices, relaxed, obstacle)
 
 
 def _centre_bounds(lateral, layer_thickness, radii, min_gap) -> tuple[np.ndarray, np.ndarray]:
@@ -282,9 +338,9 @@ def _centre_bounds(lateral, layer_thickness, radii, min_gap) -> tuple[np.ndarray
     return np.column_stack(lowest), np.column_stack(highest)
 
 
-def _relax(centres, radii, lowest, highest, min_gap) -> np.ndarray | None:
-    """Move the centres within their bounds until no two particles are closer than min_gap;
-    None if the minimization stalls with overlaps left."""
+def _relax(centres, radii, lowest, highest, min_gap, obstacle=None) -> np.ndarray | None:
+    """Move the centres within their bounds until no two particles (nor a particle and the
+    obstacle) are closer than min_gap; None if the minimization stalls with overlaps left."""
     dim = centres.shape[1]
     reach = (2 * radii.max() + min_gap) * (1 + _RELAXATION_MARGIN)
 
@@ -300,7 +356,13 @@ def _relax(centres, radii, lowest, highest, min_gap) -> np.ndarray | None:
         gradient = np.zeros_like(points)
         np.add.at(gradient, first, -push)
         np.add.at(gradient, second, push)
-        return float(np.sum(overlaps**2) / 2), gradient.ravel()
+        energy = float(np.sum(overlaps**2) / 2)
+        if obstacle is not None:
+            distance, direction = obstacle.signed_distance(points)
+            shortfall = np.maximum((radii + min_gap) * (1 + _RELAXATION_MARGIN) - distance, 0.0)
+            gradient -= shortfall[:, None] * direction
+            energy += float(np.sum(shortfall**2) / 2)
+        return energy, gradient.ravel()
 
     result = minimize(
         squared_overlaps,
@@ -316,6 +378,8 @@ def _relax(centres, radii, lowest, highest, min_gap) -> np.ndarray | None:
     clearance = distances - radii[:, None] - radii[None, :] - min_gap
     np.fill_diagonal(clearance, np.inf)
     if clearance.min() < 0:
+        return None
+    if obstacle is not None and (obstacle.signed_distance(relaxed)[0] - radii - min_gap).min() < 0:
         return None
     logger.debug("relaxed in %d L-BFGS iterations", result.nit)
     return relaxed
@@ -342,6 +406,7 @@ def build_particles(
     binder_material: str = "polyimide",
     particle_material: str = "silicon",
     conductive_material: str = "copper",
+    projection: RecurvedProfile | None = None,
 ) -> BuiltGeometry:
     """Mesh a foil under a particle-filled binder layer in the current gmsh model (rank 0).
 
@@ -358,6 +423,10 @@ def build_particles(
     interface `interface_{foil_material}_{binder_material}` (the only interface of the foil:
     min_gap keeps the particles off it). Elements are particle_mesh_size at the particles and
     the interface, growing to mesh_size away from them.
+
+    projection (2D; lengths in metres): a recurved projection of the foil at x = length / 2,
+    up into the layer; the particles keep min_gap from it and fill its undercut where they
+    fit; the fractions are of the layer without it.
     """
     sizes = {
         "length": length,
@@ -379,7 +448,14 @@ def build_particles(
         "conductive_material": conductive_material,
     }
     _validate(sizes, dim, volume_fraction, conductive_fraction, diameter_spread, materials)
+    if projection is not None:
+        _validate_projection(projection, sizes, dim)
     sizes_um = {name: value / MICROMETRE for name, value in sizes.items()}
+    obstacle = None
+    if projection is not None:
+        profile_um = RecurvedProfile(*(getattr(projection, name) / MICROMETRE for name in (
+            "neck_width", "head_width", "height", "neck_height", "fillet_radius")))
+        obstacle = Obstacle.recurved(profile_um, sizes_um["length"] / 2)
     species = [
         ParticleSpecies(
             particle_material,
@@ -407,7 +483,7 @@ def build_particles(
     lateral = (sizes_um["length"],) if dim == 2 else (sizes_um["length"], sizes_um["width"])
     try:
         packing = pack_particles(
-            lateral, sizes_um["layer_thickness"], species, sizes_um["min_gap"], seed
+            lateral, sizes_um["layer_thickness"], species, sizes_um["min_gap"], seed, obstacle
         )
     except PackingError as error:
         raise GeometryError(
@@ -426,7 +502,26 @@ def build_particles(
         " x ".join(f"{extent:.4g}" for extent in (*lateral, sizes_um["layer_thickness"])),
     )
     with gmsh_errors(what):
-        return _build(dim, sizes_um, packing, species, foil_material, binder_material)
+        return _build(dim, sizes_um, packing, species, foil_material, binder_material,
+                      profile_um if projection is not None else None)
+
+
+def _validate_projection(projection: RecurvedProfile, sizes, dim) -> None:
+    """The projection must be 2D, narrower than the cell and lower than the layer, gaps
+    included, and recurved (RecurvedProfile's own shape rules are the case file's)."""
+    gap = sizes["min_gap"]
+    if dim != 2:
+        raise GeometryError("geometry: a projection under the particles is 2D only")
+    if projection.head_width + gap > sizes["length"]:
+        raise GeometryError(
+            f"geometry: projection.head_width ({micrometres(projection.head_width)} um) + "
+            f"min_gap ({micrometres(gap)} um) must not exceed length "
+            f"({micrometres(sizes['length'])} um): the heads of neighbouring cells would touch")
+    if projection.height + gap >= sizes["layer_thickness"]:
+        raise GeometryError(
+            f"geometry: projection.height ({micrometres(projection.height)} um) + min_gap "
+            f"({micrometres(gap)} um) must be less than layer_thickness "
+            f"({micrometres(sizes['layer_thickness'])} um): the layer covers the projection")
 
 
 def _validate(sizes, dim, volume_fraction, conductive_fraction, diameter_spread, materials):
@@ -503,11 +598,20 @@ def _check_largest_particle_fits(sizes_um, species) -> None:
                 )
 
 
-def _build(dim, sizes, packing, species, foil_material, binder_material) -> BuiltGeometry:
-    """Build, tag and mesh the cell; `sizes` and the packing are in micrometres."""
+def _build(dim, sizes, packing, species, foil_material, binder_material,
+           profile: RecurvedProfile | None) -> BuiltGeometry:
+    """Build, tag and mesh the cell; `sizes`, the packing and the profile in micrometres."""
     occ = gmsh.model.occ
     length, layer, foil = sizes["length"], sizes["layer_thickness"], sizes["foil_thickness"]
     width = sizes.get("width", 0.0)
+    foil_parts = []
+    if packing.obstacle is not None:
+        points = [occ.addPoint(x, y, 0)
+                  for x, y in zip(packing.obstacle.x, packing.obstacle.y, strict=True)]
+        # as the recurved cell: a spline through the densely sampled outline, no end tangents
+        outline = occ.addSpline(points)
+        base = occ.addLine(points[-1], points[0])
+        foil_parts.append((2, occ.addPlaneSurface([occ.addCurveLoop([outline, base])])))
     if dim == 2:
         foil_tag = occ.addRectangle(0, -foil, 0, length, foil)
         layer_tag = occ.addRectangle(0, 0, 0, length, layer)
@@ -525,12 +629,16 @@ def _build(dim, sizes, packing, species, foil_material, binder_material) -> Buil
     # The layer overlaps every particle: fragmenting gives each overlap to both inputs, and
     # the binder is what the layer became minus what the particles became.
     _, fragment_map = occ.fragment(
-        [(dim, foil_tag)], [(dim, layer_tag)] + [(dim, tag) for tag in particle_tags]
+        [(dim, foil_tag)], [(dim, layer_tag)] + [(dim, tag) for tag in particle_tags] + foil_parts
     )
     occ.synchronize()
-    foil_entities = children(fragment_map, 0)
-    particle_entities = [children(fragment_map, 2 + index) for index in range(len(particle_tags))]
-    binder_entities = children(fragment_map, 1) - set().union(*particle_entities)
+    first_particle = 2
+    foil_entities = children(fragment_map, 0).union(
+        *(children(fragment_map, first_particle + len(particle_tags) + k)
+          for k in range(len(foil_parts))))
+    particle_entities = [children(fragment_map, first_particle + index)
+                         for index in range(len(particle_tags))]
+    binder_entities = children(fragment_map, 1) - set().union(*particle_entities) - foil_entities
     if len(binder_entities) != 1 or any(len(entities) != 1 for entities in particle_entities):
         raise RuntimeError("the binder or a particle came out in pieces; the particles overlap")
 
@@ -577,7 +685,7 @@ def _build(dim, sizes, packing, species, foil_material, binder_material) -> Buil
         )
     }
 
-    _refine_near(packing, sizes["particle_mesh_size"], sizes["mesh_size"])
+    _refine_near(packing, sizes["particle_mesh_size"], sizes["mesh_size"], profile)
     generate_mesh(dim, cell_groups)
 
     meshed = _meshed_measures(dim, [binder_entities, *species_entities])
@@ -600,6 +708,8 @@ def _build(dim, sizes, packing, species, foil_material, binder_material) -> Buil
             sum(occ.getMass(dim - 1, entity) for entity in interface) * to_si
         ),
     }
+    if profile is not None:
+        metrics.update(_projection_metrics(packing, profile, length))
     logger.info(
         "built a %dD particle cell: %d particles, volume fraction %.4f (meshed %.4f)",
         dim,
@@ -618,7 +728,25 @@ def _build(dim, sizes, packing, species, foil_material, binder_material) -> Buil
     )
 
 
-def _refine_near(packing: Packing, particle_mesh_size: float, mesh_size: float) -> None:
+def _projection_metrics(packing: Packing, profile: RecurvedProfile, length: float) -> dict:
+    """What the projection is and how many particles sit in its undercut: below the head's
+    widest section and within its half-width of the axis (the pocket the binder fills)."""
+    offset = np.abs(packing.centres[:, 0] - length / 2)
+    height = packing.centres[:, 1]
+    in_undercut = (offset < profile.head_width / 2) & (height < profile.widest_height)
+    return {
+        "projected_length": length * MICROMETRE,
+        "projection_area": profile.area() * MICROMETRE**2,
+        "undercut_area": profile.undercut_area() * MICROMETRE**2,
+        "recurved": bool(profile.head_width > profile.neck_width),
+        "undercut_particle_count": int(in_undercut.sum()),
+        "undercut_particle_area": float(_volumes(packing.diameters[in_undercut], 2).sum())
+        * MICROMETRE**2,
+    }
+
+
+def _refine_near(packing: Packing, particle_mesh_size: float, mesh_size: float,
+                 profile: RecurvedProfile | None = None) -> None:
     """Size elements particle_mesh_size in the particles, within particle_mesh_size of them
     and of the foil/binder interface, growing to mesh_size over 3 mesh_size beyond.
 
@@ -651,6 +779,17 @@ def _refine_near(packing: Packing, particle_mesh_size: float, mesh_size: float) 
     field.setNumber(slab, "VIn", particle_mesh_size)
     field.setNumber(slab, "VOut", mesh_size)
     fields.append(slab)
+    if profile is not None:  # the projection, its outline and the binder in its undercut
+        axis = packing.lateral[0] / 2
+        around = field.add("Box")
+        for name, value in (("XMin", axis - profile.head_width / 2 - particle_mesh_size),
+                            ("XMax", axis + profile.head_width / 2 + particle_mesh_size),
+                            ("YMin", -particle_mesh_size),
+                            ("YMax", profile.height + particle_mesh_size),
+                            ("ZMin", -1.0), ("ZMax", 1.0), ("Thickness", growth),
+                            ("VIn", particle_mesh_size), ("VOut", mesh_size)):
+            field.setNumber(around, name, value)
+        fields.append(around)
     smallest = field.add("Min")
     field.setNumbers(smallest, "FieldsList", fields)
     field.setAsBackgroundMesh(smallest)

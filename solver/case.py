@@ -224,6 +224,40 @@ class RoughGeometry(_CollectorCell):
     seed: int = Field(0, description="seed of the random widths, heights, positions, shapes")
 
 
+class Projection(_Table):
+    """[geometry.projection]: a recurved projection of the foil under a particle layer."""
+
+    neck_width: PositiveLength = Field(description="width of the projection at its narrow neck")
+    head_width: PositiveLength = Field(description="width of the projection at its head (> neck)")
+    height: PositiveLength = Field(description="height of the projection above the foil")
+    neck_height: OptionalPositiveLength = Field(
+        None,
+        description="height of the neck above the foil",
+        json_schema_extra={"default_text": "0.4 × height"},
+    )
+    fillet_radius: OptionalPositiveLength = Field(
+        None,
+        description="radius rounding the re-entrant corners at the foot",
+        json_schema_extra={"default_text": "0.25 × neck_width"},
+    )
+
+    @model_validator(mode="after")
+    def _derive_defaults_and_check_shape(self) -> "Projection":
+        if self.neck_height is None:
+            self.neck_height = 0.4 * self.height
+        if self.fillet_radius is None:
+            self.fillet_radius = 0.25 * self.neck_width
+        if self.head_width <= self.neck_width:
+            raise _rule_broken(
+                "head_width", f"must be larger than neck_width ({_um(self.neck_width)}) for a "
+                f"recurved projection, got {_um(self.head_width)}")
+        if self.neck_height >= self.height:
+            raise _rule_broken(
+                "neck_height",
+                f"must be smaller than height ({_um(self.height)}), got {_um(self.neck_height)}")
+        return self
+
+
 class ParticlesGeometry(_Table):
     kind: Literal["particles"] = Field(description="kind of geometry")
     length: PositiveLength = Field(description="extent of the unit cell along x")
@@ -276,6 +310,11 @@ class ParticlesGeometry(_Table):
     binder_material: str = Field("polyimide", description="material of the binder (the matrix)")
     particle_material: str = Field("silicon", description="material of the active particles")
     conductive_material: str = Field("copper", description="material of the conductive powder")
+    projection: Projection | None = Field(
+        None,
+        description="2D: a recurved projection of the foil in the middle of the cell, standing "
+        "in the layer; particles fill its undercut where they fit (seed 000 claim 3)",
+    )
 
     @model_validator(mode="after")
     def _derive_defaults_and_check_particles(self) -> "ParticlesGeometry":
@@ -298,6 +337,11 @@ class ParticlesGeometry(_Table):
             raise _rule_broken(
                 "conductive_diameter",
                 f"required with conductive_fraction = {self.conductive_fraction:g}")
+        if self.projection is not None and self.projection.height >= self.layer_thickness:
+            raise _rule_broken(
+                "projection.height",
+                f"must be smaller than layer_thickness ({_um(self.layer_thickness)}): the "
+                f"layer covers the projection, got {_um(self.projection.height)}")
         if self.particle_mesh_size > self.mesh_size:
             raise _rule_broken(
                 "particle_mesh_size",
@@ -557,6 +601,10 @@ class CaseFile(_Table):
                 raise _rule_broken("geometry.width", "required in 3D (the stack's extent in z)")
             if dim == 2 and self.geometry.width is not None:
                 raise _rule_broken("geometry.width", "width is only used in 3D (case.dim = 3)")
+        if isinstance(self.geometry, ParticlesGeometry) and dim == 3 \
+                and self.geometry.projection is not None:
+            raise _rule_broken("geometry.projection", "a projection under the particles is 2D "
+                               "only in this version")
         if dim == 3 and "plane" in self.case.model_fields_set:
             raise _rule_broken("case.plane", "plane is only used in 2D (case.dim = 2)")
         self._resolved_materials = _resolve_materials(self.materials)

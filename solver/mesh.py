@@ -55,6 +55,10 @@ def build_geometry(case) -> meshes.BuiltGeometry:
             mesh_size=g.mesh_size, particle_mesh_size=g.particle_mesh_size,
             foil_material=g.foil_material, binder_material=g.binder_material,
             particle_material=g.particle_material, conductive_material=g.conductive_material,
+            projection=None if g.projection is None else meshes.RecurvedProfile(
+                neck_width=g.projection.neck_width, head_width=g.projection.head_width,
+                height=g.projection.height, neck_height=g.projection.neck_height,
+                fillet_radius=g.projection.fillet_radius),
         )
     raise GeometryError(f"geometry.kind: '{g.kind}' has no builder")
 

@@ -8,8 +8,8 @@ import gmsh
 import numpy as np
 import pytest
 
-from meshes import GeometryError, build_particles, pack_particles
-from meshes.particles import DiameterDistribution, Packing, ParticleSpecies
+from meshes import GeometryError, RecurvedProfile, build_particles, pack_particles
+from meshes.particles import DiameterDistribution, Obstacle, Packing, ParticleSpecies
 from solver.case import load_case, load_case_text
 from solver.errors import CaseError
 from solver.run import run_case
@@ -446,3 +446,98 @@ def test_2d_case_runs_end_to_end(tmp_path):
     assert summary["final"]["max_von_mises"] > 0
     written = json.loads((tmp_path / "particles-2d" / "summary.json").read_text())
     assert written["geometry"]["particle_count"] == geometry["particle_count"]
+
+
+# --- Particles over a recurved projection (seed 000 claim 3) ------------------------------
+
+PROJECTION_UM = {"neck_width": 2.0, "head_width": 6.0, "height": 6.0, "neck_height": 2.5,
+                 "fillet_radius": 0.5}
+
+
+def test_particles_fill_the_undercut_and_keep_off_the_projection():
+    profile = RecurvedProfile(**PROJECTION_UM)
+    obstacle = Obstacle.recurved(profile, axis=5.0)
+    species = [ParticleSpecies("silicon", 0.40, DiameterDistribution("lognormal", 1.2, 0.4))]
+    for seed in range(3):
+        packing = pack_particles((10.0,), 12.0, species, 0.15, seed, obstacle)
+        assert_no_overlap(packing, 0.15)
+        # measured from the polygon the spline passes through
+        distance, _ = obstacle.signed_distance(packing.centres)
+        assert (distance - packing.diameters / 2).min() >= 0.15 * (1 - 1e-9)
+        assert packing.layer_volume == pytest.approx(10 * 12 - profile.area(), rel=1e-12)
+        assert packing.volume_fraction(0) == pytest.approx(0.40, abs=0.01)
+        below_head = (np.abs(packing.centres[:, 0] - 5.0) < 3.0) & (
+            packing.centres[:, 1] < profile.widest_height)
+        assert below_head.sum() >= 2, seed  # the pocket is 2 um wide: small particles fit
+
+
+def test_signed_distance_to_the_projection():
+    profile = RecurvedProfile(**PROJECTION_UM)
+    obstacle = Obstacle.recurved(profile, axis=5.0)
+    # above the top; on the axis in the straight neck (1 um half-width); on the outline
+    points = np.array([[5.0, 7.0], [5.0, 2.0], [5.0, 6.0]])
+    distance, direction = obstacle.signed_distance(points)
+    np.testing.assert_allclose(distance, [1.0, -1.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(direction[0], [0.0, 1.0], atol=1e-6)
+    # inside, the direction of growing distance points inwards, away from the nearer side
+    assert abs(direction[1, 0]) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_projection_cell_areas_and_metrics(gmsh_model):
+    cell = {**CELL_2D_UM, "length": 10.0, "layer_thickness": 9.0, "mean_diameter": 1.2,
+            "diameter_spread": 0.3, "min_gap": 0.15, "particle_mesh_size": 0.08}
+    del cell["conductive_diameter"]
+    profile = RecurvedProfile(**in_metres(PROJECTION_UM))
+    built = build_particles(**in_metres(cell), volume_fraction=0.35, seed=2, projection=profile)
+    exact = RecurvedProfile(**PROJECTION_UM)
+    copper = exact_and_meshed(2, built.cell_groups["copper"])
+    assert copper[1] == pytest.approx(10 * 2.0 + exact.area(), rel=1e-3)
+    layer = sum(exact_and_meshed(2, built.cell_groups[name])[1]
+                for name in ("polyimide", "silicon"))
+    assert layer == pytest.approx(10 * 9.0 - exact.area(), rel=1e-3)
+    metrics = built.metrics
+    assert metrics["recurved"] is True
+    assert metrics["projection_area"] == pytest.approx(exact.area() * MICROMETRE**2)
+    assert metrics["undercut_area"] == pytest.approx(exact.undercut_area() * MICROMETRE**2)
+    assert metrics["undercut_particle_count"] >= 1
+    assert 0 < metrics["undercut_particle_area"] < metrics["undercut_area"]
+    assert metrics["particle_volume_fraction"] == pytest.approx(0.35, abs=0.01)
+    # the interface follows the outline: longer than the cell by the projection's sides
+    assert metrics["interface_length"] > (10 + 2 * exact.height) * MICROMETRE
+
+
+@pytest.mark.parametrize(("changes", "key"), [
+    ("head_width = \"6 um\"", None),
+    ("head_width = \"1.5 um\"", "geometry.projection.head_width"),
+    ("height = \"13 um\"", "geometry.projection.height"),
+])
+def test_projection_case_keys(changes, key):
+    text = (CASES / "particles-undercut-2d.toml").read_text().replace(
+        changes.split(" = ")[0] + " = \"6 um\"", changes, 1)
+    if key is None:
+        assert load_case_text(text).geometry.projection.head_width == pytest.approx(6e-6)
+        return
+    with pytest.raises(CaseError) as error:
+        load_case_text(text)
+    assert error.value.key == key
+
+
+def test_projection_wider_than_the_cell_is_a_one_line_error(gmsh_model):
+    cell = {**CELL_2D_UM, "length": 6.0, "layer_thickness": 9.0}
+    del cell["conductive_diameter"]
+    profile = RecurvedProfile(**in_metres(PROJECTION_UM))
+    with pytest.raises(GeometryError, match="projection.head_width .* must not exceed length"):
+        build_particles(**in_metres(cell), volume_fraction=0.3, projection=profile)
+
+
+def test_undercut_case_runs_end_to_end(tmp_path):
+    summary = run_case(load_case(CASES / "particles-undercut-2d.toml"), tmp_path / "run",
+                       progress=False)
+    geometry = summary["geometry"]
+    assert geometry["undercut_particle_count"] >= 1 and geometry["recurved"] is True
+    assert geometry["particle_volume_fraction"] == pytest.approx(0.40, abs=0.01)
+    interface = summary["interfaces"]["interface_copper_polyimide"]
+    # the meshed chords of the curved outline are a little shorter than the curve
+    assert interface["size"] == pytest.approx(geometry["interface_length"], rel=2e-3)
+    assert interface["size"] < geometry["interface_length"]
+    assert 0 < interface["max_risk"] < 10
