@@ -138,7 +138,9 @@ def test_override_changes_only_the_keys_given():
 
 def test_library_has_every_material_with_a_source():
     materials = library()
-    assert set(materials) == {"copper", "silicon", "amorphous_silicon", "polyimide", "pvdf", "mix"}
+    assert set(materials) == {"copper", "silicon", "amorphous_silicon", "polyimide", "pvdf", "mix",
+                              "silicon_alloy_film", "complex_oxide_film", "carbon_film",
+                              "lithium"}
     assert all(material.source for material in materials.values())
     assert "placeholder" in materials["mix"].source.lower()
     assert materials["copper"].thermal_expansion == pytest.approx(17e-6)
