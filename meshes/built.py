@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import gmsh
+import numpy as np
 
 from solver.errors import GeometryError
 
@@ -21,6 +22,10 @@ logger = logging.getLogger(__name__)
 
 MICROMETRE = 1e-6
 """Metres per model unit: the builders take SI metres and build the model in micrometres."""
+
+OUTLINE_POINTS_PER_HALF = 161
+"""Points sampled along each half of a projection's outline for its spline: enough that the
+spline follows the fillet and the cap to well under a percent of the projection's area."""
 
 
 @dataclass
@@ -114,3 +119,45 @@ def generate_mesh(dim: int, cell_groups: dict[str, int]) -> None:
         if cell_count == 0:
             raise RuntimeError(f"the mesh has no cells in '{name}'")
     logger.info("meshed %s", ", ".join(cell_groups))
+
+
+def element_quality(dim: int) -> tuple[float, float]:
+    """Minimum and mean of gmsh's minSICN (1 for an equilateral simplex, <= 0 if inverted)."""
+    _, element_tags, _ = gmsh.model.mesh.getElements(dim)
+    quality = np.asarray(gmsh.model.mesh.getElementQualities(np.concatenate(element_tags),
+                                                               "minSICN"))
+    return float(quality.min()), float(quality.mean())
+
+
+def make_periodic(left_curves: set[int], right_curves: set[int], pitch: float) -> None:
+    """Give the right side the left side's mesh translated by pitch, for periodic conditions."""
+
+    def bottom_up(curves: set[int]) -> list[int]:
+        return sorted(curves, key=lambda curve: gmsh.model.getBoundingBox(1, curve)[1])
+
+    translation = [1, 0, 0, pitch, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]
+    gmsh.model.mesh.setPeriodic(1, bottom_up(right_curves), bottom_up(left_curves), translation)
+
+
+def refine_along(curves: set[int], mesh_size: float, interface_mesh_size: float) -> None:
+    """Size elements interface_mesh_size at the curves, growing to mesh_size away from them."""
+    field = gmsh.model.mesh.field
+    distance = field.add("Distance")
+    field.setNumbers(distance, "CurvesList", sorted(curves))
+    longest = max(gmsh.model.occ.getMass(1, curve) for curve in curves)
+    # Sample the curves finer than the target size so the distance is accurate along them.
+    field.setNumber(distance, "Sampling", math.ceil(2 * longest / interface_mesh_size) + 1)
+    threshold = field.add("Threshold")
+    field.setNumber(threshold, "InField", distance)
+    field.setNumber(threshold, "SizeMin", interface_mesh_size)
+    field.setNumber(threshold, "SizeMax", mesh_size)
+    # Grow over a few coarse elements so neighbouring triangles differ little in size.
+    field.setNumber(threshold, "DistMin", interface_mesh_size)
+    field.setNumber(threshold, "DistMax", interface_mesh_size + 3 * mesh_size)
+    field.setAsBackgroundMesh(threshold)
+    # Only the field decides the size: not the points, the curvature or the boundary mesh.
+    gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
+    gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
+    gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
+    gmsh.option.setNumber("Mesh.MeshSizeMin", 0.0)
+    gmsh.option.setNumber("Mesh.MeshSizeMax", mesh_size)

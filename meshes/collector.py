@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Literal
 
 import gmsh
@@ -25,22 +27,29 @@ import numpy as np
 
 from meshes.built import (
     MICROMETRE,
+    OUTLINE_POINTS_PER_HALF,
     BuiltGeometry,
     add_physical_group,
     boundary_tags,
     children,
+    element_quality,
     entities_on_plane,
     generate_mesh,
     gmsh_errors,
+    make_periodic,
     micrometres,
+    refine_along,
     require_positive,
 )
-from meshes.recurved import (
-    _OUTLINE_POINTS_PER_HALF,
-    RecurvedProfile,
-    _make_periodic,
-    _refine_along,
+from meshes.films import (
+    Film,
+    ProjectionOutline,
+    add_film_cover,
+    check_films_fit,
+    film_areas,
+    projection_outline,
 )
+from meshes.profiles import RecurvedProfile
 from solver.errors import GeometryError
 
 logger = logging.getLogger(__name__)
@@ -157,6 +166,9 @@ class Projection:
     axis: float
     profile: Profile
 
+    def outline(self) -> ProjectionOutline:
+        return projection_outline(self.axis, self.profile)
+
 
 def is_recurved(right_x: np.ndarray) -> bool:
     """Whether an outline, sampled from the foot upwards, widens again above a narrower part."""
@@ -210,14 +222,6 @@ def profile_ra(projections: list[Projection], length: float) -> float:
     return arithmetic_mean_roughness(grid, upper_envelope(polylines, grid))
 
 
-def element_quality(dim: int) -> tuple[float, float]:
-    """Minimum and mean of gmsh's minSICN (1 for an equilateral simplex, <= 0 if inverted)."""
-    _, element_tags, _ = gmsh.model.mesh.getElements(dim)
-    quality = np.asarray(gmsh.model.mesh.getElementQualities(np.concatenate(element_tags),
-                                                               "minSICN"))
-    return float(quality.min()), float(quality.mean())
-
-
 # --- The cells -----------------------------------------------------------------------------
 
 
@@ -229,13 +233,21 @@ def build_flat_2d(
     interface_mesh_size: float | None = None,
     foil_material: str = "copper",
     mix_material: str = "mix",
+    films: Sequence[tuple[str, float]] = (),
 ) -> BuiltGeometry:
-    """Mesh a period `pitch` of a flat foil under a mix layer (rank 0 only; sizes in metres)."""
+    """Mesh a period `pitch` of a flat foil under a mix layer (rank 0 only; sizes in metres).
+
+    `films`: (material, thickness) of films deposited in order on the foil under the mix
+    (meshes.films), as for every cell here.
+    """
     sizes = _cell_sizes("pitch", pitch, foil_thickness, mix_thickness, mesh_size,
                         interface_mesh_size)
     _check_cell(sizes, foil_material, mix_material)
+    sizes_um = _in_micrometres(sizes)
+    film_list = check_films(films, foil_material, mix_material)
+    check_films_fit(film_list, [], sizes_um["pitch"], sizes_um["mix_thickness"], "pitch")
     with gmsh_errors(_describe("flat cell", sizes)):
-        return _build_cell(_in_micrometres(sizes), "pitch", [], foil_material, mix_material)
+        return build_cell(sizes_um, "pitch", [], foil_material, mix_material, film_list)
 
 
 def build_plain_2d(
@@ -250,6 +262,7 @@ def build_plain_2d(
     interface_mesh_size: float | None = None,
     foil_material: str = "copper",
     mix_material: str = "mix",
+    films: Sequence[tuple[str, float]] = (),
 ) -> BuiltGeometry:
     """Mesh one period of a foil with a plain (trapezoidal) projection under a mix layer.
 
@@ -264,10 +277,15 @@ def build_plain_2d(
     _check_cell(sizes, foil_material, mix_material)
     _check_plain(sizes)
     sizes_um = _in_micrometres(sizes)
-    profile = PlainProfile(**{name: sizes_um[name] for name in shape})
+    projection = Projection(sizes_um["pitch"] / 2,
+                            PlainProfile(**{name: sizes_um[name] for name in shape}))
+    film_list = check_films(films, foil_material, mix_material)
+    check_films_fit(film_list, [projection.outline()], sizes_um["pitch"],
+                    sizes_um["mix_thickness"], "base_width, top_width, height, fillet_radius, "
+                    "pitch")
     with gmsh_errors(_describe("plain cell", sizes)):
-        return _build_cell(sizes_um, "pitch", [Projection(sizes_um["pitch"] / 2, profile)],
-                           foil_material, mix_material)
+        return build_cell(sizes_um, "pitch", [projection], foil_material, mix_material,
+                          film_list)
 
 
 def build_rough_2d(
@@ -283,6 +301,7 @@ def build_rough_2d(
     interface_mesh_size: float | None = None,
     foil_material: str = "copper",
     mix_material: str = "mix",
+    films: Sequence[tuple[str, float]] = (),
 ) -> BuiltGeometry:
     """Mesh a foil of `length` roughened by a random row of nodules to the arithmetic mean
     roughness `target_ra`, under a mix layer (rank 0 only; sizes in metres).
@@ -301,9 +320,14 @@ def build_rough_2d(
         mix_thickness=sizes_um["mix_thickness"],
         interface_mesh_size=sizes_um["interface_mesh_size"],
     )
+    film_list = check_films(films, foil_material, mix_material)
+    check_films_fit(film_list, [projection.outline() for projection in projections],
+                    sizes_um["length"], sizes_um["mix_thickness"],
+                    "Ra, nodule_count, nodule_width, seed")
     what = _describe("rough cell", sizes) + f", {nodule_count} {nodule_shape} nodules"
     with gmsh_errors(what):
-        built = _build_cell(sizes_um, "length", projections, foil_material, mix_material)
+        built = build_cell(sizes_um, "length", projections, foil_material, mix_material,
+                           film_list)
     built.metrics["Ra_target"] = target_ra
     built.metrics["nodule_count"] = len(projections)
     heights = [projection.profile.height for projection in projections]
@@ -461,6 +485,26 @@ def _check_cell(sizes: dict[str, float], foil_material: str, mix_material: str) 
         )
 
 
+def check_films(films: Sequence[tuple[str, float]], foil_material: str,
+                mix_material: str) -> list[Film]:
+    """The (material, thickness in metres) pairs as Films in micrometres, checked: names without
+    spaces, every material of the cell different, positive thicknesses."""
+    require_positive({f"films[{index}].thickness": thickness
+                      for index, (_, thickness) in enumerate(films)})
+    seen = [foil_material, mix_material]
+    for index, (material, _) in enumerate(films):
+        if not isinstance(material, str) or not material.strip() or " " in material:
+            raise GeometryError(
+                f"geometry: films[{index}].material ({material!r}) must be a name without spaces")
+        if material in seen:
+            raise GeometryError(
+                f"geometry: films[{index}].material ('{material}') is already used in the cell "
+                f"({', '.join(seen)}): every film needs its own material (its cells and "
+                "interfaces are named after it)")
+        seen.append(material)
+    return [Film(material, thickness / MICROMETRE) for material, thickness in films]
+
+
 def _check_plain(sizes: dict[str, float]) -> None:
     def shown(name: str) -> str:
         return _shown(sizes, name)
@@ -503,70 +547,111 @@ def _check_plain(sizes: dict[str, float]) -> None:
 # --- Gmsh ----------------------------------------------------------------------------------
 
 
-def _build_cell(
+def build_cell(
     sizes: dict[str, float],
     width_name: str,
     projections: list[Projection],
     foil_material: str,
     mix_material: str,
+    films: list[Film],
 ) -> BuiltGeometry:
-    """Build, tag and mesh a cell with these projections; `sizes` are in micrometres."""
+    """Build, tag and mesh a cell with these projections and films; `sizes` are in micrometres.
+
+    Cell tags: the foil 1, the mix 2, the films 3, 4, ... from the foil up. Facet tags: bottom,
+    top, left, right, then the interfaces from the foil up, `interface_{lower}_{upper}` by
+    material.
+    """
     occ = gmsh.model.occ
     width, mix_thickness = sizes[width_name], sizes["mix_thickness"]
     surfaces = [_add_projection(projection) for projection in projections]
     foil = occ.addRectangle(0, -sizes["foil_thickness"], 0, width, sizes["foil_thickness"])
+    outlines = [projection.outline() for projection in projections]
+    depths = np.cumsum([film.thickness for film in films])
+    covers = [add_film_cover(outlines, width, depth) for depth in depths]
     mix = occ.addRectangle(0, 0, 0, width, mix_thickness)
-    # As in the recurved cell: the overlap of the mix rectangle and a projection goes to both
-    # inputs; the mix is what the mix rectangle became minus what the copper became.
-    _, fragment_map = occ.fragment([(2, foil)], [(2, s) for s in surfaces] + [(2, mix)])
+    # The mix rectangle overlaps the projections and the film covers, and each cover overlaps
+    # the ones below it: fragmenting gives an overlap to every input it belongs to. Copper is
+    # what the foil and the projections became, a film what its cover became minus what lies
+    # below it, and the mix what is left of its rectangle.
+    tools = [(2, tag) for tag in [*surfaces, *covers, mix]]
+    _, fragment_map = occ.fragment([(2, foil)], tools)
     occ.synchronize()
-    copper_surfaces = set().union(*(children(fragment_map, i) for i in range(len(surfaces) + 1)))
-    mix_surfaces = children(fragment_map, len(surfaces) + 1) - copper_surfaces
+    below = set().union(*(children(fragment_map, i) for i in range(len(surfaces) + 1)))
+    layers = [(foil_material, below)]
+    for index, film in enumerate(films):
+        cover = children(fragment_map, 1 + len(surfaces) + index)
+        layers.append((film.material, cover - below))
+        below = below | cover
+    mix_surfaces = children(fragment_map, len(tools)) - below
     if len(mix_surfaces) != 1:
         raise RuntimeError(
             f"the mix came out in {len(mix_surfaces)} pieces; projections must stay apart"
         )
+    layers.append((mix_material, mix_surfaces))
 
-    cell_groups = {
-        foil_material: add_physical_group(2, copper_surfaces, foil_material, 1),
-        mix_material: add_physical_group(2, mix_surfaces, mix_material, 2),
-    }
+    cell_groups = {foil_material: add_physical_group(2, layers[0][1], foil_material, 1),
+                   mix_material: add_physical_group(2, mix_surfaces, mix_material, 2)}
+    for index, (material, entities) in enumerate(layers[1:-1]):
+        cell_groups[material] = add_physical_group(2, entities, material, 3 + index)
     tolerance = 1e-6 * max(width, mix_thickness + sizes["foil_thickness"])
     left_curves = entities_on_plane(1, 0, 0.0, tolerance)
     right_curves = entities_on_plane(1, 0, width, tolerance)
-    interface_curves = boundary_tags(2, copper_surfaces) & boundary_tags(2, mix_surfaces)
-    interface_name = f"interface_{foil_material}_{mix_material}"
     facet_groups: dict[str, int] = {}
     for name, curves in (
         ("bottom", entities_on_plane(1, 1, -sizes["foil_thickness"], tolerance)),
         ("top", entities_on_plane(1, 1, mix_thickness, tolerance)),
         ("left", left_curves),
         ("right", right_curves),
-        (interface_name, interface_curves),
     ):
         facet_groups[name] = add_physical_group(1, curves, name, len(facet_groups) + 1)
+    interfaces: dict[str, tuple[int, int, int]] = {}
+    interface_curves: dict[str, set[int]] = {}
+    for (lower, lower_entities), (upper, upper_entities) in pairwise(layers):
+        name = f"interface_{lower}_{upper}"
+        interface_curves[name] = (boundary_tags(2, lower_entities)
+                                  & boundary_tags(2, upper_entities))
+        facet_groups[name] = add_physical_group(1, interface_curves[name], name,
+                                                len(facet_groups) + 1)
+        interfaces[name] = (facet_groups[name], cell_groups[lower], cell_groups[upper])
+    foil_surface = next(iter(interface_curves.values()))
+    if films and boundary_tags(2, layers[0][1]) & boundary_tags(2, mix_surfaces):
+        raise RuntimeError("the films leave some of the foil bare under the mix")
 
-    _make_periodic(left_curves, right_curves, width)
-    _refine_along(interface_curves, sizes["mesh_size"], sizes["interface_mesh_size"])
+    make_periodic(left_curves, right_curves, width)
+    # Along thin films, elements about twice as long as the film is thick.
+    interface_mesh_size = min([sizes["interface_mesh_size"]]
+                              + [2 * film.thickness for film in films])
+    refine_along(set().union(*interface_curves.values()), sizes["mesh_size"],
+                 interface_mesh_size)
     generate_mesh(2, cell_groups)
 
     quality_min, quality_mean = element_quality(2)
-    interface_length = sum(occ.getMass(1, curve) for curve in interface_curves)
+    interface_length = sum(occ.getMass(1, curve) for curve in foil_surface)
+    projection_area = float(sum(p.profile.area() for p in projections))
     metrics: dict[str, float | bool] = {
         "interface_length": interface_length * MICROMETRE,
         "projected_length": width * MICROMETRE,
-        "projection_area": float(sum(p.profile.area() for p in projections)) * MICROMETRE**2,
+        "projection_area": projection_area * MICROMETRE**2,
         "undercut_area": float(sum(p.profile.undercut_area() for p in projections))
         * MICROMETRE**2,
         "recurved": any(is_recurved(p.profile.right_outline(400)[0]) for p in projections),
-        "Ra": _built_ra(interface_curves, width) * MICROMETRE,
+        "Ra": _built_ra(foil_surface, width) * MICROMETRE,
         "element_quality_min": quality_min,
         "element_quality_mean": quality_mean,
     }
+    if films:
+        areas = film_areas(films, outlines, width)
+        for film, area in zip(films, areas, strict=True):
+            metrics[f"film_area_{film.material}"] = area * MICROMETRE**2
+        undercut, recurved = _film_surface(float(depths[-1]), outlines, width,
+                                           projection_area + sum(areas))
+        metrics["films_thickness"] = float(depths[-1]) * MICROMETRE
+        metrics["undercut_area_after_films"] = undercut * MICROMETRE**2
+        metrics["recurved_after_films"] = recurved
     logger.info(
-        "built a cell with %d projection(s): interface %.4g um over %.4g um, Ra %.4g um, "
-        "element quality min %.3f mean %.3f",
-        len(projections), interface_length, width, metrics["Ra"] / MICROMETRE,
+        "built a cell with %d projection(s) and %d film(s): interface %.4g um over %.4g um, "
+        "Ra %.4g um, element quality min %.3f mean %.3f",
+        len(projections), len(films), interface_length, width, metrics["Ra"] / MICROMETRE,
         quality_min, quality_mean,
     )
     return BuiltGeometry(
@@ -575,15 +660,29 @@ def _build_cell(
         cell_groups=cell_groups,
         cell_materials={tag: name for name, tag in cell_groups.items()},
         facet_groups=facet_groups,
-        interfaces={
-            interface_name: (
-                facet_groups[interface_name],
-                cell_groups[foil_material],
-                cell_groups[mix_material],
-            )
-        },
+        interfaces=interfaces,
         metrics=metrics,
     )
+
+
+def _film_surface(depth: float, outlines: list[ProjectionOutline], width: float,
+                  solid_area: float) -> tuple[float, bool]:
+    """(undercut area left under the outermost film surface, whether that surface is still
+    recurved), in micrometres. As for the foil, the undercut is the area under the surface's
+    upper envelope (what a stylus sees) not taken by copper or films: `solid_area` above the
+    foil level."""
+    polylines = [(np.array([0.0, width]), np.full(2, depth))]
+    recurved = False
+    for outline in outlines:
+        offset = outline.offset(depth)
+        polylines.append((offset[:, 0], offset[:, 1]))
+        # The right half from the foot up, x from the axis, as is_recurved reads an outline.
+        top = len(offset) // 2
+        recurved |= is_recurved(offset[:top + 1, 0] - outline.points[top, 0])
+    grid = np.linspace(0.0, width, _PROFILE_SAMPLES)
+    envelope = upper_envelope(polylines, grid)
+    under = float(np.sum((envelope[1:] + envelope[:-1]) / 2 * np.diff(grid)))
+    return max(under - solid_area, 0.0), recurved
 
 
 def _add_projection(projection: Projection) -> int:
@@ -593,7 +692,7 @@ def _add_projection(projection: Projection) -> int:
     if isinstance(profile, RecurvedProfile):
         # As in meshes.recurved: one spline through the densely sampled outline, no end
         # tangents (they made OCC loop at a foot).
-        right_x, right_y = profile.right_outline(_OUTLINE_POINTS_PER_HALF)
+        right_x, right_y = profile.right_outline(OUTLINE_POINTS_PER_HALF)
         outline_x = np.concatenate([axis + right_x, axis - right_x[::-1][1:]])
         outline_y = np.concatenate([right_y, right_y[::-1][1:]])
         points = [occ.addPoint(x, y, 0) for x, y in zip(outline_x, outline_y, strict=True)]

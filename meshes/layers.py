@@ -13,6 +13,7 @@ from meshes.built import (
     add_physical_group,
     boundary_tags,
     children,
+    element_quality,
     entities_on_plane,
     generate_mesh,
     gmsh_errors,
@@ -159,13 +160,17 @@ def _build(length, thicknesses, materials, mesh_size, dim, width) -> BuiltGeomet
     gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
     generate_mesh(dim, cell_groups)
 
+    quality_min, quality_mean = element_quality(dim)
     metrics: dict[str, float | bool] = {"total_thickness": float(sum(thicknesses))}
     if dim == 2:
         metrics["interface_length"] = float(length)
     else:
         metrics["interface_area"] = float(length * width)
+    metrics["element_quality_min"] = quality_min
+    metrics["element_quality_mean"] = quality_mean
     logger.info(
-        "built %d layers, %s um thick", len(thicknesses), micrometres(metrics["total_thickness"])
+        "built %d layers, %s um thick, element quality min %.3f mean %.3f", len(thicknesses),
+        micrometres(metrics["total_thickness"]), quality_min, quality_mean,
     )
     return BuiltGeometry(
         dim=dim,

@@ -112,6 +112,11 @@ class LayersGeometry(_Table):
         return [(f"layers[{i}].material", layer.material) for i, layer in enumerate(self.layers)]
 
 
+class Film(_Table):
+    material: str = Field(description="material of the film: a library entry or a [materials.NAME]")
+    thickness: PositiveLength = Field(description="film thickness, the same all along the foil")
+
+
 class _CollectorCell(_Table):
     """What the recurved, flat, plain and rough unit cells share (same meaning)."""
 
@@ -128,6 +133,12 @@ class _CollectorCell(_Table):
     )
     foil_material: str = Field("copper", description="material of the foil")
     mix_material: str = Field("mix", description="material of the mix layer")
+    films: list[Film] = Field(
+        default_factory=list,
+        description="2D: films deposited in order on the foil under the mix, each following "
+        "the foil surface at its thickness (conformal, seed 002); each is a material and has "
+        "its interfaces (docs/geometry.md)",
+    )
 
     @model_validator(mode="after")
     def _derive_interface_mesh_size(self) -> "_CollectorCell":
@@ -137,7 +148,8 @@ class _CollectorCell(_Table):
 
     def material_keys(self) -> list[tuple[str, str]]:
         """(key path relative to [geometry], material name) for every material reference."""
-        return [("foil_material", self.foil_material), ("mix_material", self.mix_material)]
+        return [("foil_material", self.foil_material), ("mix_material", self.mix_material)] + [
+            (f"films[{index}].material", film.material) for index, film in enumerate(self.films)]
 
 
 class RecurvedGeometry(_CollectorCell):

@@ -42,6 +42,7 @@ def build_geometry(case) -> meshes.BuiltGeometry:
             fillet_radius=g.fillet_radius, mix_thickness=g.mix_thickness,
             mesh_size=g.mesh_size, interface_mesh_size=g.interface_mesh_size,
             foil_material=g.foil_material, mix_material=g.mix_material,
+            films=[(film.material, film.thickness) for film in g.films],
         )
     if g.kind in ("flat", "plain", "rough"):
         return _build_collector_cell(g)
@@ -67,7 +68,8 @@ def _build_collector_cell(g) -> meshes.BuiltGeometry:
     """The flat, plain and rough cells (meshes.collector), which share the cell's keys."""
     cell = dict(foil_thickness=g.foil_thickness, mix_thickness=g.mix_thickness,
                 mesh_size=g.mesh_size, interface_mesh_size=g.interface_mesh_size,
-                foil_material=g.foil_material, mix_material=g.mix_material)
+                foil_material=g.foil_material, mix_material=g.mix_material,
+                films=[(film.material, film.thickness) for film in g.films])
     if g.kind == "flat":
         return meshes.build_flat_2d(pitch=g.pitch, **cell)
     if g.kind == "plain":

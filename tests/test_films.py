@@ -3,12 +3,21 @@ multilayer closed form, and films deposited conformally over a collector."""
 
 import json
 
+import numpy as np
+import pytest
 from test_layers import check_against_closed_form
+from test_meshes import mesh_measure, physical_names
+from test_parallel import summaries_on_one_and_two_ranks
 
+from meshes import GeometryError, RecurvedProfile, build_flat_2d, build_recurved_2d
+from meshes.films import ProjectionOutline, band_area, projection_outline, surface_length
 from solver import cli
-from solver.case import load_case
+from solver.case import load_case, load_case_text
+from solver.errors import CaseError
 
-from conftest import CASES
+from conftest import CASES, in_metres
+
+MICROMETRE = 1e-6
 
 # The stack is resolved with P2 elements through every layer: the closed form is met to 2e-8
 # (curvature) and 1e-10 (mid-layer stresses); 1e-4 leaves room for solver settings only.
@@ -34,3 +43,138 @@ def test_thinfilm_stack_case_runs(tmp_path):
     assert all(interface["max_risk"] > 0 for interface in summary["interfaces"].values())
     assert summary["bending"]["curvature"] < 0  # the stiff Si-alloy film contracts less than the Cu
     assert all(check["pass"] for check in summary["process_window"])
+
+
+# --- Conformal films over a collector --------------------------------------------------------
+
+RECURVED_UM = {"pitch": 6.0, "foil_thickness": 12.0, "neck_width": 1.4, "head_width": 2.6,
+               "height": 3.0, "neck_height": 1.2, "fillet_radius": 0.3, "mix_thickness": 20.0,
+               "mesh_size": 1.0, "interface_mesh_size": 0.12}
+PROFILE = RecurvedProfile(neck_width=1.4, head_width=2.6, height=3.0, neck_height=1.2,
+                          fillet_radius=0.3)
+FILMS = [("silicon_alloy_film", 0.12 * MICROMETRE), ("carbon_film", 0.03 * MICROMETRE)]
+# Linear triangles on the splines: measured 6e-8 (copper) to 2e-5 (the 0.03 um film).
+AREA_TOLERANCE = 1e-3
+
+
+def test_band_area_is_that_of_an_annulus_sector():
+    # A quarter circle of radius 2 turning counter-clockwise: its right side is the outside.
+    angles = np.linspace(-np.pi / 2, 0.0, 4001)
+    points = 2.0 * np.column_stack([np.cos(angles), np.sin(angles)])
+    arc = ProjectionOutline(points, points / 2.0)
+    assert arc.length() == pytest.approx(np.pi, rel=1e-6)
+    assert arc.turning() == pytest.approx(np.pi / 2, rel=1e-9)
+    sector = np.pi / 4 * ((2.0 + 0.5) ** 2 - (2.0 + 0.2) ** 2)
+    assert band_area(arc.length(), arc.turning(), 0.2, 0.5) == pytest.approx(sector, rel=1e-6)
+
+
+def test_flat_cell_with_films_areas_groups_and_interfaces(gmsh_model):
+    built = build_flat_2d(**in_metres({"pitch": 6.0, "foil_thickness": 5.0, "mix_thickness": 10.0,
+                                       "mesh_size": 1.0, "interface_mesh_size": 0.2}),
+                          films=FILMS)
+    assert built.cell_groups == {"copper": 1, "mix": 2, "silicon_alloy_film": 3,
+                                 "carbon_film": 4}
+    assert physical_names(2) == built.cell_groups
+    assert physical_names(1) == built.facet_groups
+    assert built.interfaces == {
+        "interface_copper_silicon_alloy_film": (5, 1, 3),
+        "interface_silicon_alloy_film_carbon_film": (6, 3, 4),
+        "interface_carbon_film_mix": (7, 4, 2),
+    }
+    exact = {"copper": 30.0, "silicon_alloy_film": 6 * 0.12, "carbon_film": 6 * 0.03,
+             "mix": 6 * (10 - 0.15)}
+    for name, area in exact.items():
+        assert mesh_measure(2, built.cell_groups[name]) == pytest.approx(area, rel=1e-9), name
+    for name in built.interfaces:
+        assert mesh_measure(1, built.facet_groups[name]) == pytest.approx(6.0, rel=1e-9)
+    assert built.metrics["film_area_carbon_film"] == pytest.approx(6 * 0.03 * MICROMETRE**2)
+    assert built.metrics["undercut_area_after_films"] == 0
+    assert built.metrics["recurved_after_films"] is False
+
+
+def test_recurved_cell_with_films_areas_are_exact(gmsh_model):
+    built = build_recurved_2d(**in_metres(RECURVED_UM), films=FILMS)
+    assert built.cell_groups == {"copper": 1, "mix": 2, "silicon_alloy_film": 3,
+                                 "carbon_film": 4}
+    assert list(built.interfaces) == ["interface_copper_silicon_alloy_film",
+                                      "interface_silicon_alloy_film_carbon_film",
+                                      "interface_carbon_film_mix"]
+    # Over the cell the surface turns by zero (level at both ends): a film's area is its
+    # thickness times the surface length, at any depth.
+    outline = projection_outline(3.0, PROFILE)
+    assert outline.turning() == pytest.approx(0.0, abs=1e-9)
+    length = surface_length([outline], 6.0)
+    assert built.metrics["interface_length"] == pytest.approx(length * MICROMETRE, rel=1e-5)
+    exact = {"copper": 6 * 12 + PROFILE.area(), "silicon_alloy_film": 0.12 * length,
+             "carbon_film": 0.03 * length,
+             "mix": 6 * 20 - PROFILE.area() - 0.15 * length}
+    for name, area in exact.items():
+        measured = mesh_measure(2, built.cell_groups[name])
+        assert measured == pytest.approx(area, rel=AREA_TOLERANCE), name
+        if name.endswith("_film"):
+            assert built.metrics[f"film_area_{name}"] == pytest.approx(area * MICROMETRE**2)
+    # The films line the undercut: less of it is left for the mix, but some is.
+    assert built.metrics["recurved_after_films"] is True
+    assert 0 < built.metrics["undercut_area_after_films"] < built.metrics["undercut_area"]
+    # Every interface is a closed chain from the left side to the right one.
+    for name in built.interfaces:
+        assert mesh_measure(1, built.facet_groups[name]) > 6.0
+
+
+def test_undercut_left_by_films_shrinks_with_their_thickness(gmsh_model):
+    from meshes.collector import _film_surface
+
+    outline = projection_outline(3.0, PROFILE)
+    length = surface_length([outline], 6.0)
+    undercut = [_film_surface(depth, [outline], 6.0, PROFILE.area() + depth * length)[0]
+                for depth in (0.0, 0.05, 0.1, 0.15)]
+    # At zero thickness it is the foil's own undercut.
+    assert undercut[0] == pytest.approx(PROFILE.undercut_area(), rel=2e-3)
+    assert all(later < earlier for earlier, later in zip(undercut, undercut[1:], strict=False))
+
+
+@pytest.mark.parametrize(("changes_um", "films", "named"), [
+    # Thicker than the 0.22 um bend where the neck starts to widen: the surface folds.
+    ({}, [("silicon_alloy_film", 0.3)], ["films", "silicon_alloy_film 0.3 um", "concave bend",
+                                         "neck_height"]),
+    # Heads 0.2 um apart: films over 0.1 um on both meet between them.
+    ({"pitch": 2.7, "head_width": 2.5}, [("carbon_film", 0.15)],
+     ["films", "cross itself", "pitch"]),
+    ({"mix_thickness": 3.2}, [("silicon_alloy_film", 0.1), ("carbon_film", 0.1)],
+     ["films", "mix_thickness (3.2 um)"]),
+    ({}, [("mix", 0.1)], ["films[0].material", "'mix'"]),
+    ({}, [("carbon_film", 0.1), ("carbon_film", 0.05)], ["films[1].material"]),
+    ({}, [("carbon_film", 0.0)], ["films[0].thickness"]),
+])
+def test_films_that_do_not_fit_are_one_line_errors(changes_um, films, named):
+    # Checked before any gmsh call: no gmsh session is needed.
+    with pytest.raises(GeometryError) as raised:
+        build_recurved_2d(**in_metres(RECURVED_UM, **changes_um),
+                          films=[(material, t * MICROMETRE) for material, t in films])
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith("geometry: ")
+    for name in named:
+        assert name in message, message
+
+
+def test_films_are_2d_only():
+    case = load_case(CASES / "thinfilm-on-recurved.toml")
+    assert [film.material for film in case.geometry.films] == ["silicon_alloy_film",
+                                                                "carbon_film"]
+    with pytest.raises(CaseError, match=r"geometry\.films\[1\]\.material: unknown material"):
+        load_case_text(case.text.replace('"carbon_film",', '"graphene",'))
+
+
+def test_thinfilm_on_recurved_same_summary_on_one_and_two_ranks(tmp_path):
+    # The shipped case cooled in one step (the materials are elastic: the same end state) keeps
+    # the two runs to seconds.
+    case_file = tmp_path / "thinfilm-on-recurved.toml"
+    case_file.write_text((CASES / "thinfilm-on-recurved.toml").read_text()
+                         + '\n[solver]\ntemperature_increment = "375 K"\n')
+    serial, _ = summaries_on_one_and_two_ranks(case_file, tmp_path)
+    assert serial["schedule"]["time_steps"] == 1
+    assert list(serial["interfaces"]) == ["interface_copper_silicon_alloy_film",
+                                          "interface_silicon_alloy_film_carbon_film",
+                                          "interface_carbon_film_mix"]
+    assert all(interface["max_risk"] > 0 for interface in serial["interfaces"].values())
+    assert serial["geometry"]["recurved_after_films"] is True

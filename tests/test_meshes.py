@@ -88,6 +88,7 @@ def test_layers_2d_groups_areas_and_mid_line(gmsh_model):
     assert mesh_measure(1, built.facet_groups["left"]) == pytest.approx(12.0)
     assert built.metrics["total_thickness"] == pytest.approx(12 * MICROMETRE)
     assert built.metrics["interface_length"] == pytest.approx(40 * MICROMETRE)
+    assert 0.5 < built.metrics["element_quality_min"] <= built.metrics["element_quality_mean"] <= 1
 
     _, coordinates = node_coordinates()
     on_mid_line = coordinates[np.isclose(coordinates[:, 0], 20.0)]
@@ -153,6 +154,7 @@ def test_recurved_groups_areas_and_metrics(gmsh_model):
 
     metrics = built.metrics
     assert metrics["recurved"] is True
+    assert 0 < metrics["element_quality_min"] < metrics["element_quality_mean"] <= 1
     assert metrics["neck_width_measured"] == pytest.approx(2 * MICROMETRE, rel=0.02)
     assert metrics["head_width_measured"] == pytest.approx(5 * MICROMETRE, rel=0.02)
     assert metrics["projected_length"] == pytest.approx(10 * MICROMETRE)

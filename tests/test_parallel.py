@@ -48,11 +48,13 @@ def _summary_numbers(summary, prefix=""):
             yield f"{prefix}{key}", float(value)
 
 
-def test_recurved_summary_is_the_same_on_one_and_two_ranks(tmp_path):
+def summaries_on_one_and_two_ranks(case_file, tmp_path) -> list[dict]:
+    """Run a case with `sinter run` on 1 and on 2 ranks; check that every summary number is
+    the same to 1e-6 relative, and return both summaries."""
     summaries = []
     for ranks in (1, 2):
         out = tmp_path / f"np{ranks}"
-        command = [sys.executable, "-m", "solver.cli", "run", str(CASES / "recurved-2d.toml"),
+        command = [sys.executable, "-m", "solver.cli", "run", str(case_file),
                    "--out", str(out), "--no-progress", "-q"]
         if ranks > 1:
             command = ["mpirun", "-n", str(ranks), *command]
@@ -65,6 +67,11 @@ def test_recurved_summary_is_the_same_on_one_and_two_ranks(tmp_path):
     assert len(serial) > 15
     for key, value in serial.items():
         assert parallel[key] == pytest.approx(value, rel=1e-6), key
+    return summaries
+
+
+def test_recurved_summary_is_the_same_on_one_and_two_ranks(tmp_path):
+    summaries_on_one_and_two_ranks(CASES / "recurved-2d.toml", tmp_path)
 
 
 @pytest.mark.mpi
