@@ -642,7 +642,7 @@ def build_cell(
     if films:
         areas = film_areas(films, outlines, width)
         for film, area in zip(films, areas, strict=True):
-            metrics[f"film_area_{film.material}"] = area * MICROMETRE**2
+            metrics[f"film_area_{film.material}"] = float(area) * MICROMETRE**2
         undercut, recurved = _film_surface(float(depths[-1]), outlines, width,
                                            projection_area + sum(areas))
         metrics["films_thickness"] = float(depths[-1]) * MICROMETRE
@@ -682,7 +682,7 @@ def _film_surface(depth: float, outlines: list[ProjectionOutline], width: float,
     grid = np.linspace(0.0, width, _PROFILE_SAMPLES)
     envelope = upper_envelope(polylines, grid)
     under = float(np.sum((envelope[1:] + envelope[:-1]) / 2 * np.diff(grid)))
-    return max(under - solid_area, 0.0), recurved
+    return max(under - float(solid_area), 0.0), recurved
 
 
 def _add_projection(projection: Projection) -> int:

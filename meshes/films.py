@@ -161,39 +161,64 @@ def check_films_fit(films: list[Film], outlines: list[ProjectionOutline], width:
                 f"({shape_keys})")
 
 
-def _surface_segments(outlines: list[ProjectionOutline], width: float) -> np.ndarray:
-    """The foil surface over the cell and its periodic neighbours as (n, 2, 2) segments."""
-    pieces = [np.array([[width, 0.0], [-width, 0.0]])]  # level foil, under everything
-    pieces += [outline.points[::_DENSITY // 2] for outline in outlines]
-    segments = [np.stack([piece[:-1], piece[1:]], axis=1) for piece in pieces]
-    cell = np.concatenate(segments)
-    images = [cell + np.array([shift, 0.0]) for shift in (-width, 0.0, width)]
-    return np.concatenate(images)
-
-
-def _closest_approach(outlines: list[ProjectionOutline], width: float,
-                      depth: float) -> tuple[float, float] | None:
-    """A point of the film surface at `depth` that lies closer than `depth` to the foil
-    surface (the surface crosses itself there), or None."""
-    segments = _surface_segments(outlines, width)
-    start, direction = segments[:, 0], segments[:, 1] - segments[:, 0]
-    squared = np.maximum(np.einsum("ij,ij->i", direction, direction), 1e-300)
+def _surface_samples(outlines: list[ProjectionOutline], width: float, depth: float):
+    """The foil surface over the cell and its periodic neighbours as segments, and points of
+    the film surface at `depth`; each tagged with the projection it belongs to (-1: the level
+    foil or a neighbour) and its arc length along that projection's outline."""
+    pieces = [(np.array([[width, 0.0], [-width, 0.0]]), -1)]  # level foil, under everything
+    pieces += [(outline.points[::_DENSITY // 2], index) for index, outline in enumerate(outlines)]
+    starts, ends, owners, arcs = [], [], [], []
+    for shift in (-width, 0.0, width):
+        for points, owner in pieces:
+            points = points + np.array([shift, 0.0])
+            lengths = np.linalg.norm(np.diff(points, axis=0), axis=1)
+            starts.append(points[:-1])
+            ends.append(points[1:])
+            owners.append(np.full(len(lengths), owner if shift == 0 else -1))
+            arcs.append(np.cumsum(lengths) - lengths / 2)
+    segments = (np.concatenate(starts), np.concatenate(ends), np.concatenate(owners),
+                np.concatenate(arcs))
     # The level film over the foil between the projections (under them is copper).
     level_x = np.linspace(0.0, width, 2001)
     for outline in outlines:
         level_x = level_x[(level_x >= outline.points[0, 0]) | (level_x <= outline.points[-1, 0])]
-    level = np.column_stack([level_x, np.full(len(level_x), depth)])
-    points = np.concatenate([level] + [outline.offset(depth)[::_DENSITY // 2]
-                                       for outline in outlines])
+    points = [np.column_stack([level_x, np.full(len(level_x), depth)])]
+    owners, arcs = [np.full(len(level_x), -2)], [np.zeros(len(level_x))]
+    for index, outline in enumerate(outlines):
+        base = outline.points[::_DENSITY // 2]
+        lengths = np.linalg.norm(np.diff(base, axis=0), axis=1)
+        points.append(outline.offset(depth)[::_DENSITY // 2])
+        owners.append(np.full(len(base), index))
+        arcs.append(np.concatenate([[0.0], np.cumsum(lengths)]))
+    return segments, (np.concatenate(points), np.concatenate(owners), np.concatenate(arcs))
+
+
+def _closest_approach(outlines: list[ProjectionOutline], width: float,
+                      depth: float) -> tuple[float, float] | None:
+    """A point of the film surface at `depth` that lies closer than `depth` to a part of the
+    foil surface other than its own neighbourhood (the surface crosses itself there), or None.
+
+    The surface within 3 x depth of a point's own base point along the outline is left out: a
+    film surface closer than its depth to that can only fold at a bend (checked by the
+    tangents), and the chords of the sampled outline at a tight concave bend are closer than
+    the bend itself.
+    """
+    (start, end, segment_owner, segment_arc), (points, owner, arc) = _surface_samples(
+        outlines, width, depth)
+    direction = end - start
+    squared = np.maximum(np.einsum("ij,ij->i", direction, direction), 1e-300)
     for block in range(0, len(points), 256):
-        chunk = points[block:block + 256]
-        relative = chunk[:, None, :] - start[None]
+        chunk = slice(block, block + 256)
+        relative = points[chunk, None, :] - start[None]
         along = np.clip(np.einsum("pij,ij->pi", relative, direction) / squared, 0.0, 1.0)
         nearest = start[None] + along[..., None] * direction[None]
-        distance = np.linalg.norm(chunk[:, None, :] - nearest, axis=2).min(axis=1)
-        too_close = distance < depth * (1 - _CROSSING_TOLERANCE)
+        distance = np.linalg.norm(points[chunk, None, :] - nearest, axis=2)
+        own = ((owner[chunk, None] == segment_owner[None])
+               & (np.abs(arc[chunk, None] - segment_arc[None]) < 3 * depth))
+        too_close = np.where(own, np.inf, distance).min(axis=1) < depth * (
+            1 - _CROSSING_TOLERANCE)
         if np.any(too_close):
-            x, y = chunk[np.argmax(too_close)]
+            x, y = points[chunk][np.argmax(too_close)]
             return float(x), float(y)
     return None
 

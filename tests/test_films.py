@@ -9,8 +9,22 @@ from test_layers import check_against_closed_form
 from test_meshes import mesh_measure, physical_names
 from test_parallel import summaries_on_one_and_two_ranks
 
-from meshes import GeometryError, RecurvedProfile, build_flat_2d, build_recurved_2d
-from meshes.films import ProjectionOutline, band_area, projection_outline, surface_length
+from meshes import (
+    GeometryError,
+    PlainProfile,
+    RecurvedProfile,
+    build_flat_2d,
+    build_plain_2d,
+    build_recurved_2d,
+)
+from meshes.films import (
+    Film,
+    ProjectionOutline,
+    band_area,
+    check_films_fit,
+    projection_outline,
+    surface_length,
+)
 from solver import cli
 from solver.case import load_case, load_case_text
 from solver.errors import CaseError
@@ -119,6 +133,29 @@ def test_recurved_cell_with_films_areas_are_exact(gmsh_model):
     # Every interface is a closed chain from the left side to the right one.
     for name in built.interfaces:
         assert mesh_measure(1, built.facet_groups[name]) > 6.0
+
+
+def test_plain_cell_with_films_areas_are_exact(gmsh_model):
+    sizes = {"pitch": 8.0, "base_width": 4.0, "top_width": 2.0, "height": 3.0,
+             "fillet_radius": 0.4, "foil_thickness": 5.0, "mix_thickness": 10.0,
+             "mesh_size": 1.0, "interface_mesh_size": 0.2}
+    built = build_plain_2d(**in_metres(sizes), films=FILMS)
+    length = surface_length([projection_outline(4.0, PlainProfile(4.0, 2.0, 3.0, 0.4))], 8.0)
+    exact = {"copper": 8 * 5 + 9.0, "silicon_alloy_film": 0.12 * length,
+             "carbon_film": 0.03 * length, "mix": 8 * 10 - 9.0 - 0.15 * length}
+    for name, area in exact.items():
+        assert mesh_measure(2, built.cell_groups[name]) == pytest.approx(
+            area, rel=AREA_TOLERANCE), name
+    assert built.metrics["recurved_after_films"] is False
+
+
+def test_films_just_thinner_than_the_tightest_bend_fit():
+    # 0.2 um against the 0.225 um bend where the neck widens: the film surface bends sharply
+    # there but neither folds nor crosses (the sampled outline's chords must not say it does).
+    outline = projection_outline(3.0, PROFILE)
+    check_films_fit([Film("carbon_film", 0.2)], [outline], 6.0, 20.0, "shape")
+    with pytest.raises(GeometryError, match="concave bend"):
+        check_films_fit([Film("carbon_film", 0.24)], [outline], 6.0, 20.0, "shape")
 
 
 def test_undercut_left_by_films_shrinks_with_their_thickness(gmsh_model):
