@@ -7,6 +7,7 @@ converts the mesh coordinates to metres.
 
 from meshes.built import BuiltGeometry
 from meshes.collector import PlainProfile, build_flat_2d, build_plain_2d, build_rough_2d
+from meshes.collector3d import build_flat_3d, build_plain_3d, build_recurved_3d, build_rough_3d
 from meshes.layers import build_layers
 from meshes.particles import build_particles, pack_particles
 from meshes.recurved import RecurvedProfile, build_recurved_2d
@@ -18,10 +19,14 @@ __all__ = [
     "PlainProfile",
     "RecurvedProfile",
     "build_flat_2d",
+    "build_flat_3d",
     "build_layers",
     "build_particles",
     "build_plain_2d",
+    "build_plain_3d",
     "build_recurved_2d",
+    "build_recurved_3d",
     "build_rough_2d",
+    "build_rough_3d",
     "pack_particles",
 ]

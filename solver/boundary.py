@@ -9,7 +9,8 @@
   share one unknown normal displacement, chosen so that the net force on the face is zero
   (a roller would forbid the electrode's in-plane contraction and invent stress). The
   bottom is a symmetry plane (a foil coated on both sides).
-- `particles`: the same cell in 2D. In 3D the left (x = 0), front (y = 0) and bottom faces
+- `particles`: the same cell in 2D. In 3D (and the 3D `recurved`, `flat`, `plain` and
+  `rough` cells, meshes.collector3d) the left (x = 0), front (y = 0) and bottom faces
   are symmetry planes; the right (x = length) and back (y = width) faces stay plane and move
   by one shared unknown, a uniform in-plane strain (right by u, back by u width/length),
   with zero net force in the sense of that unknown: the mean in-plane stress on the two
@@ -107,18 +108,22 @@ def cell_constraints(case, emesh, V) -> CellConstraints:
         for point, components in pins:
             constraints.dirichlet += _pin(V, point, components, tolerance)
         return constraints
-    if g.kind in ("recurved", "flat", "plain", "rough") or (
-            g.kind == "particles" and case.case.dim == 2):
+    collector = g.kind in ("recurved", "flat", "plain", "rough")
+    if (collector or g.kind == "particles") and case.case.dim == 2:
         constraints.dirichlet.append(_zero_component(emesh, V, "left", 0))
         constraints.dirichlet.append(_zero_component(emesh, V, "bottom", 1))
         _add_free_faces(constraints, emesh, V, [("right", 0, 1.0)])
         return constraints
-    if g.kind == "particles":
+    if collector or g.kind == "particles":
         for name, component in (("left", 0), ("front", 1), ("bottom", 2)):
             constraints.dirichlet.append(_zero_component(emesh, V, name, component))
         # The solvers condense one unknown: a uniform in-plane strain u_right / length, the
-        # same along x and y (the packing is statistically isotropic in the plane).
+        # same along x and y (the packing is statistically isotropic in the plane; square and
+        # hexagonal arrays respond isotropically in their plane to a thermal load).
+        metrics = emesh.geometry.metrics
+        length, width = ((metrics["cell_length"], metrics["cell_width"]) if collector
+                         else (g.length, g.width))
         _add_free_faces(constraints, emesh, V,
-                        [("right", 0, 1.0), ("back", 1, g.width / g.length)])
+                        [("right", 0, 1.0), ("back", 1, width / length)])
         return constraints
     raise GeometryError(f"geometry.kind: '{g.kind}' has no boundary conditions")

@@ -152,9 +152,19 @@ class _CollectorCell(_Table):
             (f"films[{index}].material", film.material) for index, film in enumerate(self.films)]
 
 
+def _array_field() -> Any:
+    """The `array` key of the periodic cells (recurved, flat, plain): 3D only."""
+    return Field(
+        "square",
+        description="3D only: square or hexagonal array of nodules of revolution (pitch: "
+        "nearest-neighbour distance), meshed as its smallest symmetric cell",
+    )
+
+
 class RecurvedGeometry(_CollectorCell):
     kind: Literal["recurved"] = Field(description="kind of geometry")
     pitch: PositiveLength = Field(description="distance between neighbouring projections")
+    array: Literal["square", "hexagonal"] = _array_field()
     neck_width: PositiveLength = Field(description="width of a projection at its narrow neck")
     head_width: PositiveLength = Field(description="width of a projection at its head (> neck)")
     height: PositiveLength = Field(description="height of a projection above the foil")
@@ -198,11 +208,13 @@ class RecurvedGeometry(_CollectorCell):
 class FlatGeometry(_CollectorCell):
     kind: Literal["flat"] = Field(description="kind of geometry")
     pitch: PositiveLength = Field(description="width of the cell, as the recurved cell's pitch")
+    array: Literal["square", "hexagonal"] = _array_field()
 
 
 class PlainGeometry(_CollectorCell):
     kind: Literal["plain"] = Field(description="kind of geometry")
     pitch: PositiveLength = Field(description="distance between neighbouring projections")
+    array: Literal["square", "hexagonal"] = _array_field()
     base_width: PositiveLength = Field(
         description="width of a projection at the foil, where its straight sides start")
     top_width: PositiveLength = Field(
@@ -225,15 +237,22 @@ class RoughGeometry(_CollectorCell):
     kind: Literal["rough"] = Field(description="kind of geometry")
     length: PositiveLength = Field(description="profile length: the width of the cell")
     Ra: PositiveLength = Field(
-        description="target arithmetic mean roughness (ISO 4287) of the profile, reached by "
-        "scaling the nodule heights (seed 000 claim 4: >= 0.2 um)")
-    nodule_count: int = Field(ge=1, description="nodules in the row, one per equal slot")
+        description="target arithmetic mean roughness (ISO 4287) of the profile, in 3D the "
+        "areal Sa (ISO 25178), reached by scaling the nodule heights (seed 000 claim 4: "
+        ">= 0.2 um)")
+    nodule_count: int = Field(ge=1, description="nodules in the row, one per equal slot (3D: "
+                              "at random positions without overlap)")
     nodule_width: PositiveLength = Field(
         description="mean nodule width (head of a recurved nodule, base of a plain one); "
         "each is drawn within +-25%")
     nodule_shape: Literal["recurved", "plain", "mixed"] = Field(
         "recurved", description="shape of the nodules; mixed draws each one's at random")
     seed: int = Field(0, description="seed of the random widths, heights, positions, shapes")
+    width: OptionalPositiveLength = Field(
+        None,
+        description="extent of the field along y (3D only; Ra is then the areal Sa)",
+        json_schema_extra={"default_text": "required in 3D"},
+    )
 
 
 class Projection(_Table):
@@ -605,9 +624,16 @@ class CaseFile(_Table):
     @model_validator(mode="after")
     def _check_across_tables(self) -> "CaseFile":
         dim = self.case.dim
-        if isinstance(self.geometry, UnitCellGeometry) and dim != 2:
-            raise _rule_broken(
-                "case.dim", f"{self.geometry.kind} geometry is 2D only in this version")
+        if isinstance(self.geometry, RoughGeometry):
+            if dim == 3 and self.geometry.width is None:
+                raise _rule_broken("geometry.width", "required in 3D (the field's extent in y)")
+            if dim == 2 and self.geometry.width is not None:
+                raise _rule_broken("geometry.width", "width is only used in 3D (case.dim = 3)")
+        elif (isinstance(self.geometry, UnitCellGeometry) and dim == 2
+              and "array" in self.geometry.model_fields_set):
+            raise _rule_broken("geometry.array", "array is only used in 3D (case.dim = 3)")
+        if isinstance(self.geometry, UnitCellGeometry) and dim == 3 and self.geometry.films:
+            raise _rule_broken("geometry.films", "films are 2D only in this version")
         if isinstance(self.geometry, LayersGeometry | ParticlesGeometry):
             if dim == 3 and self.geometry.width is None:
                 raise _rule_broken("geometry.width", "required in 3D (the stack's extent in z)")

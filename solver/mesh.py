@@ -35,6 +35,8 @@ def build_geometry(case) -> meshes.BuiltGeometry:
             dim=case.case.dim,
             width=getattr(g, "width", None),
         )
+    if g.kind in ("recurved", "flat", "plain", "rough") and case.case.dim == 3:
+        return _build_collector_cell_3d(g)
     if g.kind == "recurved":
         return meshes.build_recurved_2d(
             pitch=g.pitch, foil_thickness=g.foil_thickness, neck_width=g.neck_width,
@@ -81,6 +83,26 @@ def _build_collector_cell(g) -> meshes.BuiltGeometry:
         length=g.length, target_ra=g.Ra, nodule_count=g.nodule_count,
         nodule_width=g.nodule_width, nodule_shape=g.nodule_shape, seed=g.seed, **cell,
     )
+
+
+def _build_collector_cell_3d(g) -> meshes.BuiltGeometry:
+    """The 3D cells of meshes.collector3d: arrays of nodules of revolution, a random field."""
+    cell = dict(foil_thickness=g.foil_thickness, mix_thickness=g.mix_thickness,
+                mesh_size=g.mesh_size, interface_mesh_size=g.interface_mesh_size,
+                foil_material=g.foil_material, mix_material=g.mix_material)
+    if g.kind == "recurved":
+        return meshes.build_recurved_3d(
+            pitch=g.pitch, neck_width=g.neck_width, head_width=g.head_width, height=g.height,
+            neck_height=g.neck_height, fillet_radius=g.fillet_radius, array=g.array, **cell)
+    if g.kind == "flat":
+        return meshes.build_flat_3d(pitch=g.pitch, array=g.array, **cell)
+    if g.kind == "plain":
+        return meshes.build_plain_3d(
+            pitch=g.pitch, base_width=g.base_width, top_width=g.top_width, height=g.height,
+            fillet_radius=g.fillet_radius, array=g.array, **cell)
+    return meshes.build_rough_3d(
+        length=g.length, width=g.width, target_sa=g.Ra, nodule_count=g.nodule_count,
+        nodule_width=g.nodule_width, nodule_shape=g.nodule_shape, seed=g.seed, **cell)
 
 
 def build_mesh(case, comm=MPI.COMM_WORLD, msh_file=None) -> ElectrodeMesh:

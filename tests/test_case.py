@@ -244,10 +244,11 @@ def test_recurved_rules_name_the_offending_key():
         "must be larger than neck_width (4 um) for a recurved projection, got 3 um"
     )
     assert case_error(RECURVED.replace('"30 um"', '"9 um"')).key == "geometry.height"
-    error = case_error(RECURVED.replace('name = "recurved"', 'name = "recurved"\ndim = 3'))
+    error = case_error(RECURVED.replace('name = "recurved"', 'name = "recurved"\ndim = 2')
+                       .replace("[schedule]", 'array = "hexagonal"\n[schedule]'))
     assert (error.key, error.expected) == (
-        "case.dim",
-        "recurved geometry is 2D only in this version",
+        "geometry.array",
+        "array is only used in 3D (case.dim = 3)",
     )
     error = case_error(
         RECURVED.replace('foil_material = "copper"', "").replace(

@@ -24,7 +24,7 @@ from meshes.collector import (
     upper_envelope,
 )
 from solver import cli
-from solver.case import load_case, load_case_text
+from solver.case import load_case
 
 from conftest import CASES, in_metres
 
@@ -201,24 +201,6 @@ def test_plain_case_is_the_recurved_case_but_for_the_projection():
     assert plain.interface == recurved.interface and plain.schedule == recurved.schedule
     # Swapped widths: the plain projection is as wide at the foot as the recurved head.
     assert plain.geometry.base_width == recurved.geometry.head_width
-
-
-def test_collector_kinds_are_2d_only():
-    with pytest.raises(Exception, match=r"case\.dim: flat geometry is 2D only"):
-        load_case_text("""
-[case]
-name = "x"
-dim = 3
-[geometry]
-kind = "flat"
-pitch = "6 um"
-foil_thickness = "5 um"
-mix_thickness = "10 um"
-mesh_size = "1 um"
-[schedule]
-start = "400 degC"
-steps = [ { to = "25 degC", rate = "5 K/min" } ]
-""")
 
 
 @pytest.mark.parametrize("name", ["plain-vs-recurved-2d", "rough-ra-2d"])
