@@ -139,6 +139,17 @@ def make_periodic(left_curves: set[int], right_curves: set[int], pitch: float) -
     gmsh.model.mesh.setPeriodic(1, bottom_up(right_curves), bottom_up(left_curves), translation)
 
 
+def use_size_field(field_tag: int, mesh_size: float) -> None:
+    """Let the field alone decide the element size (not the points, the curvature or the
+    boundary mesh), never above mesh_size."""
+    gmsh.model.mesh.field.setAsBackgroundMesh(field_tag)
+    gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
+    gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
+    gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
+    gmsh.option.setNumber("Mesh.MeshSizeMin", 0.0)
+    gmsh.option.setNumber("Mesh.MeshSizeMax", mesh_size)
+
+
 def refine_along(curves: set[int], mesh_size: float, interface_mesh_size: float) -> None:
     """Size elements interface_mesh_size at the curves, growing to mesh_size away from them."""
     field = gmsh.model.mesh.field
@@ -154,10 +165,4 @@ def refine_along(curves: set[int], mesh_size: float, interface_mesh_size: float)
     # Grow over a few coarse elements so neighbouring triangles differ little in size.
     field.setNumber(threshold, "DistMin", interface_mesh_size)
     field.setNumber(threshold, "DistMax", interface_mesh_size + 3 * mesh_size)
-    field.setAsBackgroundMesh(threshold)
-    # Only the field decides the size: not the points, the curvature or the boundary mesh.
-    gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeMin", 0.0)
-    gmsh.option.setNumber("Mesh.MeshSizeMax", mesh_size)
+    use_size_field(threshold, mesh_size)

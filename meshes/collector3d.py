@@ -46,6 +46,7 @@ from meshes.built import (
     generate_mesh,
     gmsh_errors,
     require_positive,
+    use_size_field,
 )
 from meshes.collector import (
     _HEIGHT_SPREAD,
@@ -605,10 +606,4 @@ def _refine(interface: set[int], nodules: list[Nodule], mesh_size: float,
         fields.append(neck)
     smallest = field.add("Min")
     field.setNumbers(smallest, "FieldsList", fields)
-    field.setAsBackgroundMesh(smallest)
-    # Only the fields decide the size: not the points, the curvature or the boundary mesh.
-    gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeMin", 0.0)
-    gmsh.option.setNumber("Mesh.MeshSizeMax", mesh_size)
+    use_size_field(smallest, mesh_size)

@@ -46,13 +46,15 @@ from meshes.built import (
     add_physical_group,
     boundary_tags,
     children,
+    element_quality,
     entities_on_plane,
     generate_mesh,
     gmsh_errors,
     micrometres,
     require_positive,
+    use_size_field,
 )
-from meshes.recurved import RecurvedProfile
+from meshes.profiles import RecurvedProfile
 from solver.errors import GeometryError
 
 logger = logging.getLogger(__name__)
@@ -689,6 +691,7 @@ def _build(dim, sizes, packing, species, foil_material, binder_material,
     generate_mesh(dim, cell_groups)
 
     meshed = _meshed_measures(dim, [binder_entities, *species_entities])
+    quality_min, quality_mean = element_quality(dim)
     layer_meshed = sum(meshed)
     to_si = MICROMETRE ** (dim - 1)  # interface length (2D) or area (3D)
     active = packing.species == 0
@@ -704,6 +707,8 @@ def _build(dim, sizes, packing, species, foil_material, binder_material,
         "diameter_min": float(packing.diameters[active].min()) * MICROMETRE,
         "diameter_max": float(packing.diameters[active].max()) * MICROMETRE,
         "packing_relaxed": packing.relaxed,
+        "element_quality_min": quality_min,
+        "element_quality_mean": quality_mean,
         "interface_length" if dim == 2 else "interface_area": (
             sum(occ.getMass(dim - 1, entity) for entity in interface) * to_si
         ),
@@ -792,13 +797,7 @@ def _refine_near(packing: Packing, particle_mesh_size: float, mesh_size: float,
         fields.append(around)
     smallest = field.add("Min")
     field.setNumbers(smallest, "FieldsList", fields)
-    field.setAsBackgroundMesh(smallest)
-    # Only the fields decide the size: not the points, the curvature or the boundary mesh.
-    gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeMin", 0.0)
-    gmsh.option.setNumber("Mesh.MeshSizeMax", mesh_size)
+    use_size_field(smallest, mesh_size)
 
 
 def _meshed_measures(dim, entity_sets: list[set[int]]) -> list[float]:
