@@ -232,6 +232,7 @@ def test_2d_cell_groups_areas_and_metrics(gmsh_model):
     assert metrics["particle_count"] == len(gmsh.model.getEntitiesForPhysicalGroup(2, 3))
     assert metrics["conductive_particle_count"] == len(gmsh.model.getEntitiesForPhysicalGroup(2, 4))
     assert metrics["min_gap"] >= 0.2 * MICROMETRE * (1 - 1e-9)
+    assert 0.2 < metrics["element_quality_min"] <= metrics["element_quality_mean"] <= 1
     assert metrics["interface_length"] == pytest.approx(length * MICROMETRE)
     interface_curves = gmsh.model.getEntitiesForPhysicalGroup(1, interface)
     assert sum(gmsh.model.occ.getMass(1, curve) for curve in interface_curves) == pytest.approx(
