@@ -46,6 +46,7 @@ from solver.materials import (
     Material,
     library,
 )
+from solver.swelling import SwellingSection
 from solver.units import KINDS, SIQuantity
 
 PositiveLength = Annotated[float, SIQuantity("length", positive=True)]
@@ -424,6 +425,11 @@ class MaterialOverride(_Table):
     behaviour: Behaviour | None = _material_field("behaviour")
     plasticity: Plasticity | None = _material_field("plasticity")
     viscoelasticity: Viscoelasticity | None = _material_field("viscoelasticity")
+    swelling_coefficient: float | None = Field(
+        None, ge=0, description=Material.model_fields["swelling_coefficient"].description,
+        json_schema_extra={"default_text": "library value"})
+    lithiated_youngs_modulus: Annotated[float | None, YOUNGS_MODULUS] = _material_field(
+        "lithiated_youngs_modulus")
 
 
 class Ramp(_Table):
@@ -617,6 +623,11 @@ class CaseFile(_Table):
         description="optional composition of the mix layer: its material's E, nu and CTE "
         "are computed from it (solver/homogenization.py) instead of taken from the library",
     )
+    swelling: SwellingSection | None = Field(
+        None,
+        description="optional lithiation after the schedule, from the sintered state "
+        "(solver/swelling.py, docs/swelling.md)",
+    )
 
     _resolved_materials: dict[str, Material] = PrivateAttr(default_factory=dict)
     _mix_properties: dict[str, float] | None = PrivateAttr(None)
@@ -663,6 +674,11 @@ class CaseFile(_Table):
                         f"unknown material '{name}'; known: "
                         f"{', '.join(self._resolved_materials)}",
                     )
+        if self.swelling is not None:
+            used = list(dict.fromkeys(name for _, name in self.geometry.material_keys()))
+            problem = self.swelling.material_problem(self._resolved_materials, used)
+            if problem is not None:
+                raise _rule_broken(f"swelling.{problem[0]}", problem[1])
         return self
 
 
@@ -748,6 +764,7 @@ class Case:
     raw: dict[str, Any]  # the parsed TOML, as written
     text: str = ""  # the case file's text, kept with the results
     mix_properties: dict[str, float] | None = None  # what [mix] computed, if given
+    swelling: SwellingSection | None = None  # lithiation after the schedule, if given
 
     def materials_used(self) -> list[str]:
         """Names of the materials the geometry refers to, in order of first use."""
@@ -787,6 +804,7 @@ def load_case_text(text: str, *, file: str | Path = "<case>") -> Case:
         raw=raw,
         text=text,
         mix_properties=validated._mix_properties,
+        swelling=validated.swelling,
     )
 
 

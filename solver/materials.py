@@ -75,6 +75,15 @@ class Material(BaseModel):
     viscoelasticity: Viscoelasticity | None = Field(
         None, description="parameters of behaviour = viscoelastic (defaults: a polyimide)"
     )
+    # Lithiation (the [swelling] stage, solver/swelling.py); a material without them does
+    # not swell and keeps its modulus.
+    swelling_coefficient: float = Field(
+        0.0, ge=0, description="beta in V/V0 = 1 + beta SOC on lithiation (0: does not swell)"
+    )
+    lithiated_youngs_modulus: Annotated[float | None, YOUNGS_MODULUS] = Field(
+        None, description="Young's modulus at full lithiation (SOC = 1), linear in SOC "
+        "from youngs_modulus; none: the modulus does not change"
+    )
 
 
 @functools.cache

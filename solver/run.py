@@ -21,6 +21,7 @@ from .inelastic import InelasticProblem
 from .interface import InterfaceProbe
 from .mesh import build_mesh
 from .schedule import TimeStep, time_steps
+from .swelling import run_swelling_stage
 from .thermoelastic import ThermoElasticProblem
 
 logger = logging.getLogger(__name__)
@@ -169,6 +170,9 @@ def _solve_and_write(case, workdir: Path, comm, progress: bool, saved: Path,
         "process_window": kinetics.process_window(step_times, step_temperatures, case.kinetics,
                                                   case.schedule.atmosphere),
     }
+    if case.swelling is not None:  # lithiation, from the sintered state (its final stress)
+        summary["swelling"] = run_swelling_stage(case, emesh, stress, probe, workdir,
+                                                 first_step=len(steps) - 1, progress=progress)
     if case.geometry.kind == "layers":
         bottom = emesh.facet_tags.indices[
             emesh.facet_tags.values == emesh.geometry.facet_groups["bottom"]]

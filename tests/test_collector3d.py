@@ -33,7 +33,7 @@ from meshes.collector3d import (
 from solver.case import load_case, load_case_text
 from solver.errors import CaseError
 
-from conftest import CASES, REPO, in_metres
+from conftest import CASES, REPO, in_metres, solve_final
 
 MICROMETRE = 1e-6
 
@@ -279,6 +279,53 @@ def test_case_keys_of_the_3d_cells(dim, extra, key):
     with pytest.raises(CaseError) as raised:
         load_case_text(films.replace("dim = 2", "dim = 3").replace('plane = "generalized"', ""))
     assert raised.value.key == "geometry.films"
+
+
+HEXAGONAL_CASE = """
+[case]
+name = "hexagonal-test"
+dim = 3
+[geometry]
+kind = "recurved"
+array = "hexagonal"
+pitch = "4 um"
+foil_thickness = "1 um"
+neck_width = "1 um"
+head_width = "2 um"
+height = "2 um"
+mix_thickness = "3 um"
+mesh_size = "1 um"
+interface_mesh_size = "0.4 um"
+[schedule]
+start = "400 degC"
+steps = [ { to = "25 degC", rate = "5 K/min" } ]
+[solver]
+temperature_increment = "375 K"
+degree = 1
+[materials.copper]
+youngs_modulus = "100 GPa"
+poisson_ratio = 0.3
+thermal_expansion = "10e-6 1/K"
+[materials.mix]
+youngs_modulus = "100 GPa"
+poisson_ratio = 0.3
+thermal_expansion = "10e-6 1/K"
+"""
+
+
+def test_hexagonal_cell_of_one_material_expands_freely():
+    """Both materials alike: a uniform expansion is the exact solution, stress-free, with the
+    right face moved by alpha dT length and the back one by alpha dT width = sqrt(3) times
+    as far (the one unknown of the two free faces)."""
+    solved = solve_final(load_case_text(HEXAGONAL_CASE))
+    strain = 10e-6 * (25 - 400)
+    length, width = 2e-6, math.sqrt(3) * 2e-6
+    assert solved.state.face_displacement == pytest.approx(strain * length, rel=1e-6)
+    assert np.abs(solved.stress(degree=0).x.array).max() < 1e-6 * 100e9 * abs(strain)
+    displacement = solved.problem.u
+    back = displacement.function_space.tabulate_dof_coordinates()[:, 1] > width * (1 - 1e-9)
+    assert back.any()
+    assert displacement.x.array.reshape(-1, 3)[back, 1] == pytest.approx(strain * width)
 
 
 def fast_recurved_3d(tmp_path):

@@ -1,0 +1,532 @@
+"""The swelling stage: lithiation of the active materials, from the sintered state.
+
+A state of charge (SOC, 0 to 1) swells each lithiating material isotropically,
+V/V0 = 1 + beta SOC, and softens it linearly from E to its lithiated modulus.
+
+- `finite` (default): total Lagrangian, F = I + grad u = Fe Fs with the swelling stretch
+  Fs = (1 + beta SOC)^(1/3) I (identity where nothing swells), a compressible neo-Hookean
+  law in Fe, and the first Piola stress P = J_s P_e(Fe) Fs^-T. Exact at +280 % volume.
+- `small`: linear elasticity with the eigenstrain beta SOC / 3 I; it agrees with `finite`
+  to first order in beta SOC.
+
+The sintered residual stress of the same run enters as a constant initial stress added to
+P (a small-strain prestress: it is neither rotated nor convected with the deformation), and
+the displacement is measured from the sintered configuration. Every material is elastic in
+this stage (neo-Hookean in `finite`): the process stage's plastic and viscoelastic states
+are not continued.
+
+Newton's method with a backtracking line search solves each SOC increment, with the
+tangent from UFL (the derivative of P with respect to F); an increment where Newton fails
+is cut in halves. The unit cells' global unknowns (free face, out-of-plane strain) are
+condensed in every Newton iteration by superposing solutions of the linearized system, as
+in solver/inelastic.py: exact for the linearized problem, so Newton converges as for the
+coupled system.
+"""
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import ufl
+from dolfinx import fem
+from dolfinx.fem import petsc as fem_petsc
+from mpi4py import MPI
+from petsc4py import PETSc
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import boundary, compat
+from .errors import SolverError
+from .inelastic import InelasticProblem
+from .thermoelastic import cellwise_field, configured_ksp
+
+logger = logging.getLogger(__name__)
+
+
+# --- the [swelling] section -------------------------------------------------------------
+
+
+class SocStep(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    soc: float = Field(ge=0, le=1, description="state of charge at the end of this step "
+                       "(0: as sintered, delithiated; 1: fully lithiated)")
+    increments: int = Field(10, ge=1, description="load increments from the previous SOC")
+
+
+class SwellingSection(BaseModel):
+    """The optional [swelling] table: lithiation after the sintering schedule."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: list[SocStep] = Field(
+        min_length=1,
+        description="SOC steps { soc = 1.0, increments = 20 } from SOC 0 (the sintered "
+        "state), in order; lithiation and delithiation",
+    )
+    cycles: int = Field(1, ge=1, description="times the path is run, one after the other")
+    formulation: Literal["finite", "small"] = Field(
+        "finite", description="finite strain (F = Fe Fs, neo-Hookean) or small strain "
+        "(linear elastic with the eigenstrain beta SOC / 3)")
+    materials: list[str] | None = Field(
+        None, description="the materials that lithiate",
+        json_schema_extra={"default_text": "every material with a swelling_coefficient > 0"},
+    )
+    max_step_cuts: int = Field(
+        8, ge=0, description="times an SOC increment may be halved where Newton fails")
+    max_newton_iterations: int = Field(25, ge=1, description="Newton iterations per increment")
+    newton_rtol: float = Field(1e-9, gt=0, lt=1, description="Newton's relative tolerance")
+
+    def swelling_materials(self, materials: dict, used: list[str]) -> list[str]:
+        """The lithiating materials among those the geometry uses."""
+        if self.materials is not None:
+            return [name for name in self.materials if name in used]
+        return [name for name in used if materials[name].swelling_coefficient > 0]
+
+    def material_problem(self, materials: dict, used: list[str]) -> tuple[str, str] | None:
+        """(key, message) for a material reference that cannot be run, else None."""
+        for index, name in enumerate(self.materials or []):
+            if name not in materials:
+                return (f"materials[{index}]",
+                        f"unknown material '{name}'; known: {', '.join(materials)}")
+            if name not in used:
+                return (f"materials[{index}]", f"'{name}' is not in the geometry; it uses "
+                        f"{', '.join(used)}")
+            if materials[name].swelling_coefficient <= 0:
+                return (f"materials[{index}]", f"'{name}' has no swelling_coefficient; give "
+                        f"one in [materials.{name}]")
+        if not self.swelling_materials(materials, used):
+            return ("materials", "no material of the geometry swells: give a "
+                    "swelling_coefficient in [materials.NAME] or name the materials")
+        return None
+
+    def soc_targets(self) -> list[tuple[float, int, int]]:
+        """(SOC, cycle, path step) at the end of every increment, from SOC 0."""
+        targets, soc = [], 0.0
+        for cycle in range(self.cycles):
+            for index, step in enumerate(self.path):
+                for value in np.linspace(soc, step.soc, step.increments + 1)[1:]:
+                    targets.append((float(value), cycle, index))
+                soc = step.soc
+        return targets
+
+
+# --- the problem ------------------------------------------------------------------------
+
+LINEARIZED_SOLVER = {"ksp_type": "preonly", "pc_type": "lu",
+                     "pc_factor_mat_solver_type": "mumps"}
+
+
+@dataclass
+class SwellingState:
+    soc: float
+    out_of_plane_strain: float  # F_zz - 1 in generalized plane strain, else 0
+    face_displacement: float  # of a unit cell's free face, from the sintered state
+
+
+def _contract(tangent, direction):
+    """A : dF for a fourth-order tangent A_ijkl and a second-order dF."""
+    i, j, k, m = ufl.indices(4)
+    return ufl.as_tensor(tangent[i, j, k, m] * direction[k, m], (i, j))
+
+
+class SwellingProblem:
+    """Quasi-static swelling of `case.swelling`'s materials on the case's mesh.
+
+    initial_stress: a 3x3 (DG) stress field of the sintered state, or None (stress-free);
+    constraints: a function of the displacement space giving the boundary conditions
+    (default: the case's unit-cell conditions, solver/boundary.py)."""
+
+    def __init__(self, emesh, case, initial_stress: fem.Function | None = None,
+                 constraints=None):
+        self.emesh, self.section = emesh, case.swelling
+        msh = emesh.mesh
+        self.comm = msh.comm
+        self.gdim = msh.geometry.dim
+        self.generalized = self.gdim == 2 and case.case.plane == "generalized"
+        degree = case.solver.degree
+        used = list(dict.fromkeys(emesh.geometry.cell_materials.values()))
+        materials = {name: case.materials[name] for name in used}
+        self.swelling_materials = self.section.swelling_materials(case.materials, used)
+        self.swelling_coefficients = {name: materials[name].swelling_coefficient
+                                      for name in self.swelling_materials}
+        lithiated = {name: (m.lithiated_youngs_modulus or m.youngs_modulus)
+                     if name in self.swelling_materials else m.youngs_modulus
+                     for name, m in materials.items()}
+        self.soc = fem.Constant(msh, PETSc.ScalarType(0.0))
+        self.out_of_plane_strain = fem.Constant(msh, PETSc.ScalarType(0.0))
+        E0 = cellwise_field(emesh, {n: m.youngs_modulus for n, m in materials.items()}, "E")
+        E1 = cellwise_field(emesh, lithiated, "E_lithiated")
+        nu = cellwise_field(emesh, {n: m.poisson_ratio for n, m in materials.items()}, "nu")
+        self.beta = cellwise_field(emesh, {n: self.swelling_coefficients.get(n, 0.0)
+                                           for n in materials}, "beta")
+        E = E0 + (E1 - E0) * self.soc
+        self.shear_modulus = E / (2 * (1 + nu))
+        self.lame_lambda = E * nu / ((1 + nu) * (1 - 2 * nu))
+
+        self.V = fem.functionspace(msh, ("Lagrange", degree, (self.gdim,)))
+        self.u = fem.Function(self.V, name="u")
+        self.dofs = self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs
+        self.dx = ufl.Measure("dx", domain=msh, metadata={"quadrature_degree": 2 * degree})
+        self.constraints = constraints(self.V) if constraints is not None else \
+            boundary.cell_constraints(case, emesh, self.V)
+
+        # Scaled equations: residual entries are strains (stress / E_max, per unit size).
+        cells = msh.topology.index_map(msh.topology.dim).size_global
+        volume = self._integrate(fem.form(fem.Constant(msh, PETSc.ScalarType(1.0)) * self.dx))
+        self.size = (volume / cells) ** (1 / self.gdim)
+        max_modulus = max(max(m.youngs_modulus for m in materials.values()),
+                          max(lithiated.values()))
+        self._scale = 1.0 / (max_modulus * self.size ** (self.gdim - 1))
+        self._absolute_tolerance = 1e-12 * np.sqrt(self.dofs)
+
+        self.initial_stress = initial_stress
+        F = self.deformation_gradient(self.u)
+        F_variable = ufl.variable(F)
+        P = self._first_piola(F_variable)
+        if initial_stress is not None:
+            P = P + initial_stress
+        self.first_piola, self.tangent, self.F = P, ufl.diff(P, F_variable), F
+        v, du = ufl.TestFunction(self.V), ufl.TrialFunction(self.V)
+        test_gradient = self.gradient_3d(v)
+        residual = ufl.inner(self.first_piola, test_gradient) * self.dx
+        self.residual = fem.form(self._scale * residual)
+        self.negative_residual = fem.form(-self._scale * residual)
+        self.jacobian = fem.form(self._scale * ufl.derivative(residual, self.u, du))
+        unit_zz = ufl.as_matrix([[0, 0, 0], [0, 0, 0], [0, 0, 1]])
+        self.negative_out_of_plane_coupling = fem.form(
+            -self._scale * ufl.inner(_contract(self.tangent, unit_zz), test_gradient) * self.dx)
+        self._increment = fem.Function(self.V)
+        self._increment_zz = fem.Constant(msh, PETSc.ScalarType(0.0))
+        stress_change = _contract(self.tangent, self.gradient_3d(self._increment)
+                                  + self._increment_zz * unit_zz)
+        self._constraint_residuals, self._constraint_changes = [], []
+        if self.constraints.free_face is not None:
+            face = self.gradient_3d(self.constraints._face_weight)
+            self._constraint_residuals.append(fem.form(ufl.inner(self.first_piola, face)
+                                                       * self.dx))
+            self._constraint_changes.append(fem.form(ufl.inner(stress_change, face) * self.dx))
+        if self.generalized:
+            self._constraint_residuals.append(fem.form(self.first_piola[2, 2] * self.dx))
+            self._constraint_changes.append(fem.form(stress_change[2, 2] * self.dx))
+
+        # A direct solver: under a large swelling the tangent carries large initial-stress
+        # terms and need not be positive definite, where CG fails.
+        self.ksp = configured_ksp(self.comm, "swelling", LINEARIZED_SOLVER)
+        self.face_displacement = 0.0
+        self.step_cuts = 0
+        self.newton_iterations = 0
+        # V/V0 of each swelling material: the integral of det F over its cells
+        tags = emesh.cell_tags
+        dx_tags = ufl.Measure("dx", domain=msh, subdomain_data=tags,
+                              metadata={"quadrature_degree": 2 * degree})
+        self._volumes = {}
+        for name in self.swelling_materials:
+            material_tags = tuple(t for t, n in emesh.geometry.cell_materials.items()
+                                  if n == name)
+            one = fem.Constant(msh, PETSc.ScalarType(1.0))
+            self._volumes[name] = (fem.form(ufl.det(F) * dx_tags(material_tags)),
+                                   self._integrate(fem.form(one * dx_tags(material_tags))))
+
+    # -- kinematics and constitutive law -------------------------------------------------
+    def gradient_3d(self, w):
+        """grad w as a 3x3 tensor (zero third row and column in 2D)."""
+        g = ufl.grad(w)
+        if self.gdim == 3:
+            return g
+        return ufl.as_matrix([[g[0, 0], g[0, 1], 0], [g[1, 0], g[1, 1], 0], [0, 0, 0]])
+
+    def deformation_gradient(self, u):
+        """F = I + grad u in 3D; in 2D F_zz = 1 + the out-of-plane strain."""
+        unit_zz = ufl.as_matrix([[0, 0, 0], [0, 0, 0], [0, 0, 1]])
+        F = ufl.Identity(3) + self.gradient_3d(u)
+        return F + self.out_of_plane_strain * unit_zz if self.gdim == 2 else F
+
+    def swelling_stretch(self):
+        """s with Fs = s I: V/V0 = s^3 = 1 + beta SOC."""
+        return (1 + self.beta * self.soc) ** (1.0 / 3.0)
+
+    def _first_piola(self, F):
+        mu, lmbda = self.shear_modulus, self.lame_lambda
+        identity = ufl.Identity(3)
+        if self.section.formulation == "small":
+            strain = ufl.sym(F - identity) - self.beta * self.soc / 3 * identity
+            return lmbda * ufl.tr(strain) * identity + 2 * mu * strain
+        s = self.swelling_stretch()
+        Fe = F / s
+        Fe_inverse_transpose = ufl.inv(Fe).T
+        elastic = mu * (Fe - Fe_inverse_transpose) + lmbda * ufl.ln(ufl.det(Fe)) \
+            * Fe_inverse_transpose
+        return s**2 * elastic  # J_s P_e Fs^-T with Fs = s I
+
+    def cauchy_stress(self):
+        """sigma = P F^T / det F (with the initial stress carried in P)."""
+        return self.first_piola * self.F.T / ufl.det(self.F)
+
+    def volume_ratios(self) -> dict[str, float]:
+        """V/V0 of each swelling material, from the integral of det F."""
+        return {name: self._integrate(form) / volume
+                for name, (form, volume) in self._volumes.items()}
+
+    def prescribed_volume_ratio(self, name: str) -> float:
+        return 1 + self.swelling_coefficients[name] * float(self.soc.value)
+
+    # -- linear algebra ------------------------------------------------------------------
+    def _integrate(self, form) -> float:
+        return self.comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM)
+
+    # The linearized solve with the free face's value, and the change of the constraints'
+    # net forces, are the inelastic problem's (same attribute names: jacobian,
+    # negative_residual, constraints, ksp, V, _increment, _constraint_changes).
+    _solve = InelasticProblem._solve
+    _constraint_change = InelasticProblem._constraint_change
+
+    def _constraint_forces(self):
+        return np.array([self._integrate(f) for f in self._constraint_residuals])
+
+    def _residual_norm(self, constraint_forces):
+        """Out-of-balance forces on the free dofs and the constraints' net forces (scaled);
+        inf where the deformation is inadmissible (an element turned inside out)."""
+        r = fem_petsc.assemble_vector(self.residual)
+        r.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        owned = r.getLocalSize()
+        for bc in self.constraints.dirichlet:
+            dofs, _ = bc.dof_indices()
+            r.array[dofs[dofs < owned]] = 0.0  # reactions, not out-of-balance forces
+        norm = r.norm()
+        r.destroy()
+        norm = float(np.sqrt(norm**2 + np.sum((self._scale * constraint_forces) ** 2)))
+        return norm if np.isfinite(norm) else np.inf
+
+    # -- an SOC increment ----------------------------------------------------------------
+    def _current(self):
+        return (self.u.x.array.copy(), float(self.out_of_plane_strain.value),
+                self.face_displacement, float(self.soc.value))
+
+    def _restore(self, saved):
+        self.u.x.array[:], self.out_of_plane_strain.value, self.face_displacement, \
+            self.soc.value = saved
+        self.constraints.set_face_displacement(self.face_displacement)
+
+    def step(self, soc: float) -> int:
+        """Solve for `soc` from the current state; returns the Newton iterations. The state
+        is kept only when Newton converges (else SolverError and the state is restored)."""
+        saved = self._current()
+        self.soc.value = soc
+        first_norm = None
+        for iteration in range(self.section.max_newton_iterations + 1):
+            forces = self._constraint_forces()
+            norm = self._residual_norm(forces)
+            first_norm = norm if first_norm is None else first_norm
+            logger.debug("Newton %d: |R| = %.3e", iteration, norm)
+            if not np.isfinite(norm):
+                break
+            if norm <= max(self.section.newton_rtol * first_norm, self._absolute_tolerance):
+                return iteration
+            if iteration == self.section.max_newton_iterations:
+                break
+            A = fem_petsc.assemble_matrix(self.jacobian, bcs=self.constraints.dirichlet)
+            A.assemble()
+            self.ksp.setOperators(A)
+            try:
+                increment = self._solve(self.negative_residual, 0.0)
+                changes = [(increment, 0.0)]
+                if self.constraints.free_face is not None:
+                    changes.append((self._solve(None, 1.0), 0.0))
+                if self.generalized:
+                    changes.append((self._solve(self.negative_out_of_plane_coupling, 0.0), 1.0))
+            except (SolverError, PETSc.Error):
+                A.destroy()
+                break
+            finally:
+                self.constraints.set_face_displacement(self.face_displacement)
+            face_change = zz_change = 0.0
+            if len(changes) > 1:
+                base = self._constraint_change(*changes[0])
+                matrix = np.column_stack([self._constraint_change(*c) for c in changes[1:]])
+                amplitudes = np.linalg.solve(matrix, -(forces + base))
+                column = 0
+                if self.constraints.free_face is not None:
+                    increment.x.array[:] += amplitudes[column] * changes[1 + column][0].x.array
+                    face_change = amplitudes[column]
+                    column += 1
+                if self.generalized:
+                    increment.x.array[:] += amplitudes[column] * changes[1 + column][0].x.array
+                    zz_change = amplitudes[column]
+            self._line_search(increment, face_change, zz_change, norm)
+            A.destroy()
+        self._restore(saved)
+        raise SolverError(f"Newton did not converge in {self.section.max_newton_iterations} "
+                          f"iterations at SOC = {soc:.6g}")
+
+    def _line_search(self, increment, face_change, zz_change, norm, halvings=6):
+        """Take the Newton increment, halved while it does not reduce the residual (a full
+        step can turn elements inside out when the swelling is large)."""
+        start = self.u.x.array.copy(), self.face_displacement, \
+            float(self.out_of_plane_strain.value)
+        fraction = 1.0
+        for attempt in range(halvings + 1):
+            self.u.x.array[:] = start[0] + fraction * increment.x.array
+            self.face_displacement = start[1] + fraction * face_change
+            self.out_of_plane_strain.value = start[2] + fraction * zz_change
+            self.constraints.set_face_displacement(self.face_displacement)
+            if attempt == halvings or self._residual_norm(self._constraint_forces()) < norm:
+                break
+            fraction /= 2
+        if fraction < 1:
+            logger.debug("line search: step length %g", fraction)
+
+    def advance(self, soc: float, cuts_left: int | None = None) -> int:
+        """Step to `soc`; where Newton fails, the SOC increment is cut in halves. Returns the
+        Newton iterations of all sub-increments; self.step_cuts counts the cuts."""
+        cuts_left = self.section.max_step_cuts if cuts_left is None else cuts_left
+        try:
+            iterations = self.step(soc)
+            self.newton_iterations += iterations
+            return iterations
+        except SolverError:
+            if cuts_left == 0:
+                raise
+        previous = float(self.soc.value)
+        self.step_cuts += 1
+        logger.info("cutting the SOC increment %.6g -> %.6g in two", previous, soc)
+        first = self.advance(0.5 * (previous + soc), cuts_left - 1)
+        return first + self.advance(soc, cuts_left - 1)
+
+    def state(self) -> SwellingState:
+        return SwellingState(float(self.soc.value), float(self.out_of_plane_strain.value),
+                             self.face_displacement)
+
+
+class SwellingFields:
+    """The swelling stage's fields: swelling.xdmf (u [P1], Cauchy sigma and von Mises
+    cell-wise, material tags), per SOC step; the time value is the step number."""
+
+    def __init__(self, path, problem: SwellingProblem, emesh, stress_degree: int):
+        from dolfinx.io import XDMFFile
+
+        msh = emesh.mesh
+        self.problem = problem
+        self.xdmf = XDMFFile(msh.comm, str(path), "w")
+        self.xdmf.write_mesh(msh)
+        gdim = msh.geometry.dim
+        self.displacement = fem.Function(fem.functionspace(msh, ("Lagrange", 1, (gdim,))),
+                                         name="u")
+        self.cauchy = fem.Function(fem.functionspace(msh, ("DG", 0, (3, 3))), name="sigma")
+        self.von_mises = fem.Function(fem.functionspace(msh, ("DG", 0)), name="von_mises")
+        self.material = fem.Function(fem.functionspace(msh, ("DG", 0)), name="material")
+        tags = emesh.cell_tags
+        self.material.x.array[self.material.function_space.dofmap.list[tags.indices, 0]] = \
+            tags.values
+        self._cauchy_expression = fem.Expression(
+            problem.cauchy_stress(), compat.interpolation_points(self.cauchy.function_space))
+        # nominal stress (force per reference area) for the interface tractions
+        self.nominal = fem.Function(fem.functionspace(msh, ("DG", stress_degree, (3, 3))))
+        self._nominal_expression = fem.Expression(
+            problem.first_piola, compat.interpolation_points(self.nominal.function_space))
+
+    def write(self, step_number: float):
+        self.displacement.interpolate(self.problem.u)
+        self.cauchy.interpolate(self._cauchy_expression)
+        stress = self.cauchy.x.array.reshape(-1, 3, 3)
+        deviator = stress - np.trace(stress, axis1=1, axis2=2)[:, None, None] / 3 * np.eye(3)
+        self.von_mises.x.array[:] = np.sqrt(1.5 * np.einsum("nij,nij->n", deviator, deviator))
+        for function in (self.displacement, self.cauchy, self.von_mises, self.material):
+            self.xdmf.write_function(function, step_number)
+
+    def nominal_stress(self) -> fem.Function:
+        self.nominal.interpolate(self._nominal_expression)
+        return self.nominal
+
+    def max_von_mises(self) -> float:
+        local = self.von_mises.x.array
+        return self.von_mises.function_space.mesh.comm.allreduce(
+            float(local.max()) if len(local) else 0.0, op=MPI.MAX)
+
+    def close(self):
+        self.xdmf.close()
+
+
+# --- the stage, as `sinter run` runs it after the schedule ---------------------------------
+
+TRACTION_COLUMNS = ("max_normal_traction_averaged", "max_shear_traction_averaged", "max_risk")
+
+
+def run_swelling_stage(case, emesh, sintered_stress: fem.Function, probe, workdir,
+                       first_step: int, progress: bool = True) -> dict:
+    """Lithiate along case.swelling from the sintered state (its stress `sintered_stress`,
+    a 3x3 DG field); write swelling.csv and swelling.xdmf into workdir; return the summary
+    part. SOC increments are numbered first_step + 1, first_step + 2, ... (after the
+    process steps)."""
+    from . import log, output
+
+    comm = emesh.mesh.comm
+    problem = SwellingProblem(emesh, case, sintered_stress)
+    logger.info("swelling (%s strain) of %s: %d displacement DOFs", case.swelling.formulation,
+                ", ".join(problem.swelling_materials), problem.dofs)
+    targets = case.swelling.soc_targets()
+    names = problem.swelling_materials
+    rows, peak, tractions, interface_peaks = [], {"value": -np.inf}, {}, {}
+    fields = SwellingFields(workdir / "swelling.xdmf", problem, emesh,
+                            case.solver.degree - 1)
+    try:
+        with log.TimeProgress(len(targets), enabled=progress) as bar:
+            for number, (soc, cycle, path_step) in enumerate(targets, start=first_step + 1):
+                cuts_before = problem.step_cuts
+                iterations = problem.advance(soc)
+                fields.write(float(number))
+                von_mises = fields.max_von_mises()
+                ratios = problem.volume_ratios()
+                tractions = probe.tractions(fields.nominal_stress(), case.interface,
+                                            emesh.mesh.geometry.dim)
+                interface_values = []
+                for name, t in tractions.items():
+                    values = t.summary() if t is not None else {}
+                    interface_values += [values.get(key, "") for key in TRACTION_COLUMNS]
+                    for key in TRACTION_COLUMNS:
+                        best = interface_peaks.setdefault(name, {}).get(key, {"value": -np.inf})
+                        if key in values and values[key] >= best["value"]:
+                            interface_peaks[name][key] = {"value": values[key], "soc": soc,
+                                                          "step": number}
+                if von_mises >= peak["value"]:
+                    peak = {"value": von_mises, "soc": soc, "step": number}
+                rows.append([number, soc, cycle, path_step, iterations,
+                             problem.step_cuts - cuts_before, von_mises,
+                             *(ratios[n] for n in names),
+                             *(problem.prescribed_volume_ratio(n) for n in names),
+                             *interface_values])
+                bar.update(len(rows), f"swelling SOC {soc:.3f}")
+                logger.debug("SOC %.4g: max von Mises %.4g Pa, V/V0 %s", soc, von_mises, ratios)
+    finally:
+        fields.close()
+    state = problem.state()
+    if problem.step_cuts:
+        logger.info("swelling: %d SOC increment cut(s)", problem.step_cuts)
+    summary = {
+        "formulation": case.swelling.formulation,
+        "materials": names,
+        "increments": len(targets),
+        "first_step": first_step + 1,
+        "step_cuts": problem.step_cuts,
+        "newton_iterations": problem.newton_iterations,
+        "final": {"soc": state.soc, "max_von_mises": rows[-1][6],
+                  "volume_ratio": dict(zip(names, rows[-1][7:7 + len(names)], strict=True)),
+                  "prescribed_volume_ratio": {n: problem.prescribed_volume_ratio(n)
+                                              for n in names},
+                  "out_of_plane_strain": state.out_of_plane_strain,
+                  "face_displacement": state.face_displacement},
+        "peak_max_von_mises": peak,
+        "interfaces": {},
+    }
+    if comm.rank == 0:
+        for name, t in tractions.items():
+            summary["interfaces"][name] = {**t.summary(),
+                                           "peak_over_swelling": interface_peaks.get(name, {})}
+        output.write_table(
+            workdir / "swelling.csv",
+            ["step", "soc", "cycle", "path_step", "newton_iterations", "step_cuts",
+             "max_von_mises", *(f"volume_ratio:{n}" for n in names),
+             *(f"prescribed_volume_ratio:{n}" for n in names),
+             *(f"{key}:{name}" for name in tractions for key in TRACTION_COLUMNS)],
+            rows)
+    return summary

@@ -1,0 +1,286 @@
+"""The swelling stage (solver/swelling.py): lithiation at finite and small strain."""
+
+import numpy as np
+import pytest
+from dolfinx import fem
+from mpi4py import MPI
+from test_parallel import summaries_on_one_and_two_ranks
+
+from solver.case import load_case_text
+from solver.mesh import build_mesh
+from solver.run import run_case
+from solver.swelling import SwellingProblem
+
+from conftest import CASES, layers_case
+
+
+def swelling_table(path="{ soc = 1.0, increments = 2 }", **keys):
+    lines = "".join(f"{key} = {value}\n" for key, value in keys.items())
+    return f"[swelling]\npath = [ {path} ]\n{lines}"
+
+
+def cell_stress(problem, expression=None, degree=0):
+    """A UFL stress (default: the Cauchy stress) interpolated cell-wise, as (cells, 3, 3)."""
+    from solver import postprocess
+
+    space = fem.functionspace(problem.emesh.mesh, ("DG", degree, (3, 3)))
+    field = postprocess.interpolate_expression(
+        fem.Function(space), problem.cauchy_stress() if expression is None else expression)
+    return field
+
+
+def swell(problem, case):
+    for soc, _, _ in case.swelling.soc_targets():
+        problem.advance(soc)
+    return problem
+
+
+@pytest.mark.parametrize("dim, plane", [(3, "strain"), (2, "generalized")])
+def test_free_block_reaches_the_prescribed_volume_without_stress(dim, plane):
+    """A free silicon block lithiated to SOC = 1 (beta = 2.8: +280 %) at finite strain:
+    F = (1 + beta)^(1/3) I is in the P2 space, so V/V0 is exact and the stress zero."""
+    case = layers_case([("silicon", "2 um")], length="4 um", width="3 um" if dim == 3 else None,
+                       mesh_size="1 um", dim=dim, plane=plane, extra=swelling_table())
+    problem = swell(SwellingProblem(build_mesh(case), case), case)
+    assert problem.volume_ratios()["silicon"] == pytest.approx(3.8, rel=1e-8)
+    assert problem.prescribed_volume_ratio("silicon") == pytest.approx(3.8, rel=1e-15)
+    stress = cell_stress(problem).x.array
+    largest = MPI.COMM_WORLD.allreduce(np.abs(stress).max(), op=MPI.MAX)
+    assert largest / case.materials["silicon"].lithiated_youngs_modulus < 1e-8
+    if dim == 2:
+        assert problem.state().out_of_plane_strain == pytest.approx(3.8 ** (1 / 3) - 1,
+                                                                    rel=1e-8)
+
+
+# --- Eshelby: a swelling sphere in a matrix (3D) ------------------------------------------
+
+PARTICLE, SHELL = 1.0, 4.0  # radii in um: the particle and the matrix (1/8 of each)
+DIRECTIONS = 24  # sampling directions: each sample is the average over a spherical shell
+
+
+def _octant_sphere_mesh(comm):
+    """1/8 of a sphere (radius PARTICLE) in 1/8 of a concentric sphere (radius SHELL), with
+    quadratic (curved) cells: the particle's volume is then exact to far below 2%."""
+    import gmsh
+
+    from meshes.built import BuiltGeometry
+    from solver import compat
+    from solver.mesh import ElectrodeMesh
+
+    gmsh.initialize()
+    gmsh.option.setNumber("General.Terminal", 0)
+    try:
+        if comm.rank == 0:
+            occ = gmsh.model.occ
+            quarter = np.pi / 2
+            inner = occ.addSphere(0, 0, 0, PARTICLE, angle1=0, angle2=quarter, angle3=quarter)
+            outer = occ.addSphere(0, 0, 0, SHELL, angle1=0, angle2=quarter, angle3=quarter)
+            occ.fragment([(3, outer)], [(3, inner)])
+            occ.synchronize()
+            volumes = sorted(gmsh.model.getEntities(3),
+                             key=lambda e: gmsh.model.occ.getMass(*e))
+            gmsh.model.addPhysicalGroup(3, [volumes[0][1]], 1, "particle")
+            gmsh.model.addPhysicalGroup(3, [volumes[1][1]], 2, "matrix")
+            for axis, name in enumerate(("left", "front", "bottom")):
+                low = [-1e-3] * 3 + [SHELL + 1e-3] * 3
+                low[axis + 3] = 1e-3
+                faces = gmsh.model.getEntitiesInBoundingBox(*low, dim=2)
+                gmsh.model.addPhysicalGroup(2, [tag for _, tag in faces], axis + 1, name)
+            gmsh.model.mesh.setSizeCallback(
+                lambda dim, tag, x, y, z, lc: min(0.15 + 0.15 * max(np.sqrt(
+                    x * x + y * y + z * z) - PARTICLE, 0.0), 0.45))
+            gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
+            gmsh.model.mesh.generate(3)
+            gmsh.model.mesh.setOrder(2)
+        msh, cell_tags, facet_tags = compat.model_to_mesh(
+            gmsh.model if comm.rank == 0 else None, comm, 0, 3)
+    finally:
+        gmsh.finalize()
+    msh.geometry.x[:] *= 1e-6
+    built = BuiltGeometry(3, 1e-6, {"particle": 1, "matrix": 2}, {1: "particle", 2: "matrix"},
+                          {"left": 1, "front": 2, "bottom": 3}, {}, {})
+    return ElectrodeMesh(msh, cell_tags, facet_tags, built)
+
+
+def _composite_sphere(eigenstrain, particle, matrix):
+    """Lame: a sphere (radius a) with a dilatational eigenstrain in a concentric shell with
+    a free outer surface (radius b). Inside u = A r; outside u = B r + C / r^2.
+    Returns (pressure in the particle, sigma_rr(r) outside)."""
+    (K1, _), (K2, mu2) = ((m.youngs_modulus / (3 * (1 - 2 * m.poisson_ratio)),
+                           m.youngs_modulus / (2 * (1 + m.poisson_ratio)))
+                          for m in (particle, matrix))
+    a, b = PARTICLE * 1e-6, SHELL * 1e-6
+    matrix_of = np.array([[a, -a, -1 / a**2],  # continuous displacement at a
+                          [3 * K1, -3 * K2, 4 * mu2 / a**3],  # continuous traction at a
+                          [0, 3 * K2, -4 * mu2 / b**3]])  # free at b
+    A, B, C = np.linalg.solve(matrix_of, [0, 3 * K1 * eigenstrain, 0])
+    return -3 * K1 * (A - eigenstrain), lambda r: 3 * K2 * B - 4 * mu2 * C / r**3
+
+
+def test_eshelby_sphere_pressure_and_radial_decay():
+    """A spherical particle with a small dilatational eigenstrain (V/V0 = 1 + 3e-4, finite
+    strain) in a matrix: the pressure in the particle (sampled at r = 0.3 a and 0.6 a) and
+    sigma_rr outside (r = 1.3 a to 3 a), each averaged over 24 directions of the octant,
+    within 2% of the composite-sphere
+    closed form, whose r^-3 term decays with the fitted exponent -3 within 2%."""
+    from solver import boundary, postprocess
+    from solver.case import load_case_text
+
+    case = load_case_text("""
+[case]
+name = "eshelby"
+dim = 3
+[geometry]
+kind = "layers"
+length = "8 um"
+width = "8 um"
+layers = [ { material = "matrix", thickness = "4 um" },
+           { material = "particle", thickness = "1 um" } ]
+mesh_size = "1 um"
+[materials.particle]
+youngs_modulus = "160 GPa"
+poisson_ratio = 0.22
+thermal_expansion = 0
+swelling_coefficient = 3e-4
+[materials.matrix]
+youngs_modulus = "40 GPa"
+poisson_ratio = 0.3
+thermal_expansion = 0
+[schedule]
+start = "25 degC"
+steps = [ { hold = "1 s" } ]
+[swelling]
+path = [ { soc = 1.0, increments = 1 } ]
+""", file="eshelby.toml")
+    comm = MPI.COMM_WORLD
+    emesh = _octant_sphere_mesh(comm)
+
+    def symmetry_planes(V):
+        return boundary.CellConstraints([boundary._zero_component(emesh, V, name, axis)
+                                         for axis, name in enumerate(("left", "front",
+                                                                      "bottom"))])
+
+    problem = SwellingProblem(emesh, case, constraints=symmetry_planes)
+    problem.advance(1.0)
+    eigenstrain = (1 + 3e-4) ** (1 / 3) - 1
+    pressure, radial_stress = _composite_sphere(eigenstrain, case.materials["particle"],
+                                                case.materials["matrix"])
+    stress = cell_stress(problem, degree=2)
+    a = PARTICLE * 1e-6
+    # directions spread over the octant (a Fibonacci lattice), away from its faces
+    k = np.arange(DIRECTIONS) + 0.5
+    polar, azimuth = np.arccos(1 - k / DIRECTIONS * 0.8 - 0.1), \
+        np.pi / 2 * (0.1 + 0.8 * ((k * 0.618034) % 1))
+    directions = np.column_stack([np.sin(polar) * np.cos(azimuth),
+                                  np.sin(polar) * np.sin(azimuth), np.cos(polar)])
+
+    def shell_average(r, quantity):
+        values = postprocess.probe(stress, r * directions).reshape(-1, 3, 3)
+        return np.mean([quantity(d, v) for d, v in zip(directions, values, strict=True)])
+
+    fe_pressure = np.array([shell_average(r * a, lambda d, v: -np.trace(v) / 3)
+                            for r in (0.3, 0.6)])
+    np.testing.assert_allclose(fe_pressure, pressure, rtol=0.02)
+    radii = np.array([1.3, 1.6, 2.0, 2.5, 3.0]) * a
+    fe_radial = np.array([shell_average(r, lambda d, v: d @ v @ d) for r in radii])
+    np.testing.assert_allclose(fe_radial, radial_stress(radii), rtol=0.02)
+    offset = radial_stress(np.inf)  # the uniform part from the free outer surface
+    exponent = np.polyfit(np.log(radii), np.log(np.abs(fe_radial - offset)), 1)[0]
+    assert exponent == pytest.approx(-3.0, rel=0.02)
+    print(f"Eshelby: pressure {fe_pressure} vs {pressure:.6g}; sigma_rr {fe_radial} vs "
+          f"{radial_stress(radii)}; exponent {exponent:.4f}")
+
+
+def _bilayer_stress(formulation, soc, increments):
+    case = layers_case([("copper", "8 um"), ("silicon", "4 um")], length="40 um",
+                       mesh_size="2 um", plane="generalized",
+                       extra=swelling_table(f"{{ soc = {soc}, increments = {increments} }}",
+                                            formulation=f'"{formulation}"'))
+    problem = swell(SwellingProblem(build_mesh(case), case), case)
+    return cell_stress(problem).x.array
+
+
+def test_small_and_finite_strain_agree_at_small_soc_only():
+    """Silicon on copper (a bending bilayer, generalized plane strain): at beta SOC = 1e-4
+    the two formulations' Cauchy stresses differ by < 1e-3 of the largest stress (they
+    differ at second order); at beta SOC = 0.84 by more than 10%."""
+    differences = []
+    for soc, increments in ((1e-4 / 2.8, 1), (0.3, 3)):
+        finite, small = (_bilayer_stress(f, soc, increments) for f in ("finite", "small"))
+        comm = MPI.COMM_WORLD
+        largest = comm.allreduce(np.abs(finite).max(), op=MPI.MAX)
+        differences.append(comm.allreduce(np.abs(finite - small).max(), op=MPI.MAX) / largest)
+    print(f"small vs finite strain: relative stress difference {differences}")
+    assert differences[0] < 1e-3
+    assert differences[1] > 0.1
+
+
+# --- the stage in `sinter run` ----------------------------------------------------------
+
+SHIPPED = CASES / "swelling-particles-2d.toml"
+
+
+def shipped_case_with(swelling: str):
+    """The shipped swelling case with another [swelling] table."""
+    return load_case_text(SHIPPED.read_text().split("[swelling]")[0] + swelling,
+                          file=SHIPPED)
+
+
+def test_swelling_starts_from_the_sintered_state(tmp_path_factory):
+    """[swelling] at SOC = 0 after the sintering cool-down: the stage's stress is the
+    process's final stress (max von Mises and interface tractions equal to 1e-8), the
+    displacement from the sintered state zero and V/V0 = 1."""
+    comm = MPI.COMM_WORLD
+    out = comm.bcast(str(tmp_path_factory.mktemp("sintered")) if comm.rank == 0 else None)
+    summary = run_case(shipped_case_with(swelling_table("{ soc = 0.0, increments = 1 }")),
+                       f"{out}/run", progress=False)
+    swelling = summary["swelling"]
+    assert swelling["final"]["max_von_mises"] == pytest.approx(
+        summary["final"]["max_von_mises"], rel=1e-8)
+    assert swelling["final"]["volume_ratio"]["silicon"] == pytest.approx(1.0, abs=1e-10)
+    assert abs(swelling["final"]["face_displacement"]) < 1e-9 * 8e-6
+    assert swelling["step_cuts"] == 0
+    if comm.rank == 0:
+        for name, process in summary["interfaces"].items():
+            for key in ("max_normal_traction_averaged", "max_shear_traction_averaged"):
+                assert swelling["interfaces"][name][key] == pytest.approx(process[key],
+                                                                          rel=1e-8)
+        rows = (tmp_path_factory.getbasetemp() / out / "run" / "swelling.csv").read_text()
+        assert rows.splitlines()[1].startswith(f"{summary['schedule']['time_steps'] + 1},0.0,")
+
+
+def test_a_too_large_soc_increment_is_cut(caplog):
+    """Full lithiation (+280 %) of the shipped particles in one increment: Newton fails,
+    the increment is cut, and the result is the one of two increments; without cuts
+    allowed the failure is an error."""
+    import logging
+
+    from solver.errors import SolverError
+
+    case = shipped_case_with(swelling_table("{ soc = 1.0, increments = 1 }"))
+    emesh = build_mesh(case)
+    problem = SwellingProblem(emesh, case)
+    with caplog.at_level(logging.INFO, logger="solver.swelling"):
+        problem.advance(1.0)
+    assert problem.step_cuts >= 1
+    assert "cutting the SOC increment" in caplog.text
+    stepped = SwellingProblem(emesh, case)
+    for soc in (0.5, 1.0):
+        stepped.advance(soc)
+    assert stepped.step_cuts == 0
+    assert problem.volume_ratios()["silicon"] == pytest.approx(
+        stepped.volume_ratios()["silicon"], rel=1e-8)
+    strict = shipped_case_with(swelling_table("{ soc = 1.0, increments = 1 }",
+                                              max_step_cuts=0))
+    with pytest.raises(SolverError, match="SOC = 1"):
+        SwellingProblem(emesh, strict).advance(1.0)
+
+
+def test_shipped_case_summary_is_the_same_on_one_and_two_ranks(tmp_path):
+    """`sinter run` of the shipped case (sintering cool-down, charge to SOC 0.5, partial
+    discharge) on 1 and 2 ranks: every summary number equal to 1e-6 relative."""
+    serial, _ = summaries_on_one_and_two_ranks(SHIPPED, tmp_path)
+    swelling = serial["swelling"]
+    assert swelling["increments"] == 6
+    assert swelling["final"]["volume_ratio"]["silicon"] < \
+        swelling["final"]["prescribed_volume_ratio"]["silicon"]
