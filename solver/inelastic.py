@@ -17,15 +17,25 @@ import numpy as np
 import ufl
 from dolfinx import fem
 from dolfinx.fem import petsc as fem_petsc
+from mpi4py import MPI
 from petsc4py import PETSc
 
 from . import boundary
 from .errors import SolverError
+from .materials import largest
 from .thermoelastic import ELASTICITY_SOLVER, ElasticState, configured_ksp, rigid_body_modes
 
 logger = logging.getLogger(__name__)
 
 SQRT2 = np.sqrt(2.0)
+
+# The step-size controller of advance: a sub-step's error is third order in its length, the
+# next one is SAFETY (tolerance/error)^(1/3) times it, within [MIN_SHRINK, MAX_GROWTH] times;
+# a sub-step shorter than the driver's step / 2^ERROR_CUTS is accepted whatever its error.
+SAFETY = 0.9
+MIN_SHRINK = 0.2
+MAX_GROWTH = 4.0
+ERROR_CUTS = 12
 
 
 @dataclass
@@ -99,7 +109,8 @@ class InelasticProblem:
                        for name, points in self.material_points.items()}
 
         self.constraints = boundary.cell_constraints(case, emesh, self.V)
-        max_modulus = max(case.materials[name].youngs_modulus for name in self.material_points)
+        max_modulus = max(largest(case.materials[name].youngs_modulus)
+                          for name in self.material_points)
         # A residual this small (in scaled units: strain times cell size) is converged.
         self._absolute_tolerance = 1e-13 * case.geometry.mesh_size ** (self.gdim - 1)
         self._scale = 1.0 / (max_modulus * case.geometry.mesh_size ** (self.gdim - 2))
@@ -136,6 +147,11 @@ class InelasticProblem:
         self._projectors = {}
         self._last_eigenstrain = {}
         self.step_cuts = 0
+        # error-driven sub-steps (advance): the tolerance on the estimated local error of a
+        # step relative to the largest stress of the material; 0 switches them off
+        self.time_error_tolerance = case.solver.time_error_tolerance
+        self.step_sizes: list[float] = []  # every accepted (sub-)step that took time, s
+        self.rejected_steps = 0
 
     # -- kinematics ----------------------------------------------------------------------
     def mandel_strain(self, u, out_of_plane_strain=0):
@@ -209,11 +225,19 @@ class InelasticProblem:
         new_states = {}
         isotropic = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
         for name, (rows, stress_dofs, tangent_dofs, _) in self.material_points.items():
-            eigen = (self.thermal_strain(name, temperature)
+            eigen = (self._thermal_strain(name, temperature)
                      + process_eigenstrain.get(name, 0.0)) * isotropic
             stress[stress_dofs], tangent[tangent_dofs], new_states[name] = \
                 self.models[name].update(strain[rows], eigen, temperature, dt, self.states[name])
         return new_states
+
+    def _thermal_strain(self, name: str, temperature: float) -> float:
+        """The given thermal strain; a material with a CTE table has its own (its kind,
+        secant or instantaneous, from the stress-free start: Material.thermal_strain)."""
+        material = self.case.materials[name]
+        if material.is_tabulated("thermal_expansion"):
+            return float(material.thermal_strain(temperature, self.start_temperature))
+        return self.thermal_strain(name, temperature)
 
     # -- linear algebra ------------------------------------------------------------------
     def _solve(self, rhs_form, face_value):
@@ -340,8 +364,91 @@ class InelasticProblem:
         if fraction < 1:
             logger.debug("line search: step length %g", fraction)
 
-    def advance(self, temperature: float, dt: float, process_eigenstrain: dict,
-                cuts_left: int = 8):
+    def advance(self, temperature: float, dt: float, process_eigenstrain: dict):
+        """Step to `temperature` over dt (temperature and eigenstrains linear in time in
+        between); an isothermal step in sub-steps that keep the estimated local
+        time-integration error of every material within time_error_tolerance (relative to the
+        material's largest stress).
+        Returns (state, Newton iterations of all sub-steps); self.step_sizes gets the accepted
+        sub-steps, self.rejected_steps and self.step_cuts count the redone ones."""
+        # Only isothermal steps (holds): along ramps the plastic return mapping's path error,
+        # first order in the temperature step and not estimated, dominates, and sub-steps
+        # there would change it at random places (solver.temperature_increment governs it).
+        isothermal = temperature == self.temperature
+        if dt <= 0.0 or self.time_error_tolerance <= 0.0 or not isothermal \
+                or not self._has_time_error():
+            state, iterations = self._advance_cutting(temperature, dt, process_eigenstrain)
+            if dt > 0.0:
+                self.step_sizes.append(dt)
+            return state, iterations
+        start_eigenstrain = dict(self._last_eigenstrain)
+        iterations, elapsed = 0, 0.0
+        # every driver step starts whole: advance depends on the state only (a restart
+        # from a checkpoint takes the same sub-steps)
+        substep = dt
+        smallest = dt / 2**ERROR_CUTS
+        while elapsed < dt:
+            # the last sub-step takes what is left, a sliver is spread over the one before
+            substep = dt - elapsed if elapsed + 1.05 * substep >= dt else substep
+            end = elapsed + substep
+            fraction = end / dt
+            saved = self._saved()
+            state, used = self._advance_cutting(
+                temperature, substep,
+                {name: start_eigenstrain.get(name, 0.0) + fraction
+                 * (value - start_eigenstrain.get(name, 0.0))
+                 for name, value in process_eigenstrain.items()})
+            iterations += used
+            error = self._relative_time_error(saved[0])
+            factor = (SAFETY * (self.time_error_tolerance / error) ** (1.0 / 3.0)
+                      if error > 0.0 else MAX_GROWTH)
+            if error > self.time_error_tolerance and substep > smallest:
+                self._restore(saved)
+                self.rejected_steps += 1
+                logger.debug("sub-step %.3g s rejected: error %.2e", substep, error)
+                substep = max(substep * max(factor, MIN_SHRINK), smallest)
+                continue
+            elapsed = end
+            self.step_sizes.append(substep)
+            if error > 0.0:
+                substep *= min(max(factor, MIN_SHRINK), MAX_GROWTH)
+            else:  # no estimate (a first step, or nothing relaxing): the rest of the step
+                substep = dt
+        return state, iterations
+
+    def _has_time_error(self) -> bool:
+        return any(hasattr(model, "time_error") for model in self.models.values())
+
+    def _relative_time_error(self, start_states: dict) -> float:
+        """The largest estimated local error of the last step over all materials, each
+        relative to its largest stress (the same on every rank)."""
+        comm = self.emesh.mesh.comm
+        stress = self.stress_q.x.array.reshape(-1, 6)
+        worst = 0.0
+        for name, (_, stress_dofs, *_) in self.material_points.items():
+            model = self.models[name]
+            if not hasattr(model, "time_error"):
+                continue
+            local_error = model.time_error(start_states[name], self.states[name])
+            error = comm.allreduce(float(local_error.max(initial=0.0)), op=MPI.MAX)
+            scale = comm.allreduce(float(np.linalg.norm(stress[stress_dofs], axis=1)
+                                         .max(initial=0.0)), op=MPI.MAX)
+            if error > 0.0:
+                worst = max(worst, error / scale if scale > 0.0 else np.inf)
+        return worst
+
+    def _saved(self):
+        """What a rejected sub-step must put back."""
+        return (self.states, self.u.x.array.copy(), float(self.out_of_plane_strain.value),
+                self.face_displacement, self.temperature, dict(self._last_eigenstrain))
+
+    def _restore(self, saved):
+        (self.states, u, self.out_of_plane_strain.value, self.face_displacement,
+         self.temperature, self._last_eigenstrain) = saved
+        self.u.x.array[:] = u
+
+    def _advance_cutting(self, temperature: float, dt: float, process_eigenstrain: dict,
+                         cuts_left: int = 8):
         """Step to `temperature` over dt; where Newton fails, the step is cut in halves
         (temperature and eigenstrains linear in between). Returns (state, Newton iterations
         of all sub-steps); self.step_cuts counts the cuts."""
@@ -355,7 +462,8 @@ class InelasticProblem:
         logger.info("cutting the step to T = %.2f K (dt = %.3g s) in two", temperature, dt)
         middle_eigenstrain = {name: 0.5 * (value + self._last_eigenstrain.get(name, 0.0))
                               for name, value in process_eigenstrain.items()}
-        _, first = self.advance(0.5 * (self.temperature + temperature), dt / 2,
-                                middle_eigenstrain, cuts_left - 1)
-        state, second = self.advance(temperature, dt / 2, process_eigenstrain, cuts_left - 1)
+        _, first = self._advance_cutting(0.5 * (self.temperature + temperature), dt / 2,
+                                         middle_eigenstrain, cuts_left - 1)
+        state, second = self._advance_cutting(temperature, dt / 2, process_eigenstrain,
+                                              cuts_left - 1)
         return state, first + second

@@ -44,3 +44,13 @@ def time_steps(schedule, temperature_increment: float, hold_steps: int = 1) -> l
         time += duration
         temperature = segment.to
     return steps
+
+
+def step_statistics(step_sizes, rejected_steps: int) -> dict:
+    """The summary's account of the steps the material models took: sub-steps included
+    (solver.time_error_tolerance), each of positive length (s)."""
+    sizes = np.asarray(step_sizes, dtype=float)
+    sizes = sizes[sizes > 0.0]
+    return {"material_steps": int(sizes.size), "rejected_steps": int(rejected_steps),
+            "smallest_step": float(sizes.min()) if sizes.size else 0.0,
+            "largest_step": float(sizes.max()) if sizes.size else 0.0}

@@ -18,7 +18,9 @@ from dolfinx.fem import petsc as fem_petsc
 from petsc4py import PETSc
 
 from . import boundary, compat
+from .constitutive import as_table
 from .errors import SolverError
+from .materials import largest
 
 logger = logging.getLogger(__name__)
 
@@ -106,12 +108,17 @@ class ThermoElasticProblem:
         self.gdim = msh.geometry.dim
         self.generalized = self.gdim == 2 and case.case.plane == "generalized"
         materials = {name: case.materials[name] for name in emesh.geometry.cell_materials.values()}
-        self.youngs_modulus = cellwise_field(
-            emesh, {n: m.youngs_modulus for n, m in materials.items()}, "E")
-        self.poisson_ratio = cellwise_field(
-            emesh, {n: m.poisson_ratio for n, m in materials.items()}, "nu")
-        self.expansion = cellwise_field(
-            emesh, {n: m.thermal_expansion for n, m in materials.items()}, "alpha")
+        self.materials = materials
+        self.start_temperature = case.schedule.start
+        # E, nu and the CTE may be tables in temperature: the fields hold their values at
+        # the temperature solved for (_set_temperature); `expansion` is the secant
+        # coefficient from the stress-free start, eps_th(T) / (T - T_start)
+        self.youngs_modulus = cellwise_field(emesh, dict.fromkeys(materials, 0.0), "E")
+        self.poisson_ratio = cellwise_field(emesh, dict.fromkeys(materials, 0.0), "nu")
+        self.expansion = cellwise_field(emesh, dict.fromkeys(materials, 0.0), "alpha")
+        self._fill_stiffness(self.start_temperature)
+        self._tabulated_stiffness = any(m.is_tabulated("youngs_modulus", "poisson_ratio")
+                                        for m in materials.values())
         # Isotropic process eigenstrain (curing shrinkage, densification), set per time step.
         self.process_eigenstrain = cellwise_field(emesh, dict.fromkeys(materials, 0.0),
                                                   "process_eigenstrain")
@@ -126,7 +133,7 @@ class ThermoElasticProblem:
 
         self.constraints = boundary.cell_constraints(case, emesh, self.V)
         # Scale the equations to O(1) entries: the Dirichlet rows carry a unit diagonal.
-        max_modulus = max(m.youngs_modulus for m in materials.values())
+        max_modulus = max(largest(m.youngs_modulus) for m in materials.values())
         self._scale = 1.0 / (max_modulus * case.geometry.mesh_size ** (self.gdim - 2))
         u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
         residual = ufl.inner(self.stress(u, self.delta_temperature, self.out_of_plane_strain),
@@ -141,7 +148,33 @@ class ThermoElasticProblem:
                                   {**ELASTICITY_SOLVER, "ksp_rtol": case.solver.rtol})
         self.ksp.setOperators(self.A)
         self.dofs = self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs
-        self.start_temperature = case.schedule.start
+        self._stiffness_temperature = self.start_temperature
+        self._unit_solutions = self._solve_unit_global_unknowns()
+
+    def _fill_stiffness(self, temperature: float):
+        """E and nu of every cell at `temperature`."""
+        fill_cellwise(self.youngs_modulus, self.emesh,
+                      {n: float(as_table(m.youngs_modulus)(temperature))
+                       for n, m in self.materials.items()})
+        fill_cellwise(self.poisson_ratio, self.emesh,
+                      {n: float(as_table(m.poisson_ratio)(temperature))
+                       for n, m in self.materials.items()})
+
+    def _set_temperature(self, temperature: float):
+        """The thermal eigenstrain, and where E or nu are tables the stiffness (matrix and
+        unit solutions anew), at `temperature`."""
+        change = temperature - self.start_temperature
+        fill_cellwise(self.expansion, self.emesh, {
+            n: float(m.thermal_strain(temperature, self.start_temperature)) / change
+            if change != 0.0 else 0.0 for n, m in self.materials.items()})
+        if not self._tabulated_stiffness or temperature == self._stiffness_temperature:
+            return
+        self._fill_stiffness(temperature)
+        self.A.zeroEntries()
+        fem_petsc.assemble_matrix(self.A, self.a, bcs=self.constraints.dirichlet)
+        self.A.assemble()
+        self.ksp.setOperators(self.A)
+        self._stiffness_temperature = temperature
         self._unit_solutions = self._solve_unit_global_unknowns()
 
     # -- constitutive law ------------------------------------------------------------------
@@ -242,12 +275,16 @@ class ThermoElasticProblem:
         return self.solve(temperature - self.start_temperature), 1
 
     def solve(self, delta_temperature: float) -> ElasticState:
-        """Solve for a uniform temperature change from the stress-free state."""
+        """Solve for a uniform temperature change from the stress-free state: the total
+        stress C(T) : (strain - eigenstrain(T)) with E, nu and the CTE at T."""
+        self._set_temperature(self.start_temperature + delta_temperature)
         load = self._solve_load(delta_temperature, 0.0, 0.0)
         out_of_plane, face = 0.0, 0.0
         if self._unit_solutions:
             residual = self._global_forces(load, delta_temperature, 0.0)
-            matrix = np.column_stack([self._global_forces(sol, 0.0, ezz)
+            # the unit solutions' columns without the process eigenstrain's forces
+            offset = self._global_forces(fem.Function(self.V), 0.0, 0.0)
+            matrix = np.column_stack([self._global_forces(sol, 0.0, ezz) - offset
                                       for sol, ezz, _ in self._unit_solutions])
             amplitudes = np.linalg.solve(matrix, -residual)
             for amplitude, (sol, ezz, disp) in zip(amplitudes, self._unit_solutions,

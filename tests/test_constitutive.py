@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy.special import exp1
 
+from solver.case import load_case_text
 from solver.constitutive import (
     GAS_CONSTANT,
     IDENTITY,
@@ -24,6 +25,7 @@ from solver.constitutive import (
     thermal_strain,
     to_mandel,
 )
+from solver.errors import CaseError
 
 ROOM = ZERO_CELSIUS + 25.0
 RNG_SEED = 20240604
@@ -524,3 +526,85 @@ def test_tangent_matches_finite_differences_at_a_random_state(name):
         for key, value in before.items():
             np.testing.assert_array_equal(state[key], value)
         state = new_state
+
+
+def test_secant_from_instantaneous_is_the_closed_form_for_a_linear_alpha():
+    """alpha(T) = a + b (T - T_ref) integrates to a (T - T_ref) + b/2 (T - T_ref)^2, so the
+    secant coefficient is a + b/2 (T - T_ref): linear again, and a two-point secant table
+    holds it exactly. Both kinds then give the same strain from any stress-free T0."""
+    a, b, reference = 16e-6, 1.2e-8, ZERO_CELSIUS + 20.0
+    ends = np.array([ZERO_CELSIUS, ZERO_CELSIUS + 500.0])
+    instantaneous = TemperatureTable(ends, a + b * (ends - reference))
+    temperatures = np.linspace(ends[0], ends[1], 11)
+    secant = secant_from_instantaneous(instantaneous, reference, temperatures)
+    np.testing.assert_allclose(secant.values, a + b / 2 * (temperatures - reference),
+                               rtol=1e-12)
+    start, hot = ZERO_CELSIUS + 25.0, ZERO_CELSIUS + 400.0
+    exact = a * (hot - start) + b / 2 * ((hot - reference) ** 2 - (start - reference) ** 2)
+    two_point = TemperatureTable(ends, a + b / 2 * (ends - reference))
+    from_secant = (thermal_strain(two_point, hot, reference, "secant")
+                   - thermal_strain(two_point, start, reference, "secant"))
+    from_instantaneous = thermal_strain(instantaneous, hot, start, "instantaneous")
+    assert from_secant == pytest.approx(exact, rel=1e-12)
+    assert from_instantaneous == pytest.approx(exact, rel=1e-12)
+    # the naive alpha_sec(T) (T - T0) is wrong by alpha_sec(T) - alpha_sec(T0) times T0 - T_ref
+    naive = two_point(hot) * (hot - start)
+    assert abs(naive - exact) / exact > 1e-3
+
+
+TABULATED_POLYIMIDE = """
+[materials.polyimide]
+youngs_modulus = { temperatures = ["23 degC", "200 degC", "400 degC"], values = [
+  "2.5 GPa", "2.0 GPa", "1.2 GPa"] }
+poisson_ratio = { temperatures = ["23 degC", "400 degC"], values = [0.34, 0.4] }
+thermal_expansion = { temperatures = ["20 degC", "400 degC"], values = ["40e-6 1/K", "60e-6 1/K"] }
+thermal_expansion_kind = "secant"
+thermal_expansion_reference = "20 degC"
+"""
+
+TABLES = """
+[case]
+name = "tables"
+[geometry]
+kind = "layers"
+length = "40 um"
+layers = [ { material = "copper", thickness = "8 um" },
+           { material = "polyimide", thickness = "8 um" } ]
+mesh_size = "4 um"
+[schedule]
+start = "25 degC"
+steps = [ { to = "400 degC", rate = "5 K/min" } ]
+""" + TABULATED_POLYIMIDE
+
+
+def test_property_tables_in_a_case_file():
+    case = load_case_text(TABLES, file="tables.toml")
+    polyimide = case.materials["polyimide"]
+    assert polyimide.youngs_modulus(ZERO_CELSIUS + 300.0) == pytest.approx(1.6e9, rel=1e-12)
+    assert polyimide.poisson_ratio(ZERO_CELSIUS + 23.0) == pytest.approx(0.34)
+    reference, hot = ZERO_CELSIUS + 20.0, ZERO_CELSIUS + 400.0
+    secant_at_start = 40e-6 + 20e-6 * 5.0 / 380.0
+    assert polyimide.thermal_strain(hot, ROOM) == pytest.approx(
+        60e-6 * (hot - reference) - secant_at_start * (ROOM - reference), rel=1e-12)
+    assert case.materials["copper"].youngs_modulus == pytest.approx(120e9)  # scalars stay
+
+
+@pytest.mark.parametrize("change, key, message", [
+    (('"2.0 GPa", ', ""), "youngs_modulus", "got 3 temperatures and 2 values"),
+    (('"200 degC", "400 degC"]', '"400 degC", "200 degC"]'), "youngs_modulus",
+     "the temperatures must increase, got '200 degC' after '400 degC'"),
+    (('"1.2 GPa"', '"1.2 m"'), "youngs_modulus", "values[2]: expected a positive pressure"),
+    (("0.4]", "0.6]"), "poisson_ratio", "values[1]: expected a Poisson ratio between"),
+    (('"23 degC", "400 degC"], values = [0.34', '"23 kg", "400 degC"], values = [0.34'),
+     "poisson_ratio", "temperatures[0]: expected a temperature"),
+    (('thermal_expansion_kind = "secant"\n', ""), "thermal_expansion_kind",
+     "required with a thermal_expansion table"),
+    (('thermal_expansion_reference = "20 degC"\n', ""), "thermal_expansion_reference",
+     "required with a secant thermal_expansion table"),
+])
+def test_a_bad_property_table_is_one_line_naming_the_key(change, key, message):
+    with pytest.raises(CaseError) as raised:
+        load_case_text(TABLES.replace(*change), file="tables.toml")
+    text = str(raised.value)
+    assert "\n" not in text
+    assert f"tables.toml: materials.polyimide.{key}: " in text and message in text, text
