@@ -328,6 +328,51 @@ def test_hexagonal_cell_of_one_material_expands_freely():
     assert displacement.x.array.reshape(-1, 3)[back, 1] == pytest.approx(strain * width)
 
 
+ALIKE_BUT = """
+[materials.copper]
+youngs_modulus = "120 GPa"
+poisson_ratio = 0.34
+thermal_expansion = "17e-6 1/K"
+[materials.mix]
+youngs_modulus = "10 GPa"
+poisson_ratio = 0.3
+thermal_expansion = "6e-6 1/K"
+"""
+
+
+def test_flat_3d_cell_matches_the_biaxial_closed_form():
+    """A flat foil under the mix, both mirrored at the bottom: uniform biaxial stress in each
+    layer, sigma = E/(1 - nu) (strain - alpha dT), with the in-plane strain that leaves no net
+    force. Exact, so linear elements must reproduce it to round-off."""
+    text = HEXAGONAL_CASE.split("[materials.copper]")[0].replace('kind = "recurved"',
+                                                                 'kind = "flat"')
+    for key in ("neck_width", "head_width", "height"):
+        text = "\n".join(line for line in text.splitlines() if not line.startswith(key))
+    solved = solve_final(load_case_text(text + ALIKE_BUT))
+    delta = 25 - 400
+    layers = [(120e9 / (1 - 0.34), 1e-6, 17e-6), (10e9 / (1 - 0.3), 3e-6, 6e-6)]
+    strain = (sum(m * t * a * delta for m, t, a in layers) / sum(m * t for m, t, _ in layers))
+    assert solved.state.face_displacement == pytest.approx(strain * 2e-6, rel=1e-9)
+    stress = solved.stress(degree=0).x.array.reshape(-1, 3, 3)
+    cells = solved.emesh.cell_tags
+    for tag, (modulus, _, alpha) in zip((1, 2), layers, strict=True):
+        layer = stress[cells.indices[cells.values == tag]]
+        expected = modulus * (strain - alpha * delta)
+        for component in ((0, 0), (1, 1)):
+            assert layer[:, component[0], component[1]] == pytest.approx(expected, rel=1e-6)
+        assert np.abs(layer[:, 2, 2]).max() < 1e-6 * abs(expected)
+
+
+def test_rough_3d_case_solves():
+    text = ROUGH_CASE.format(dim=3, extra='width = "6 um"\ninterface_mesh_size = "0.3 um"')
+    solved = solve_final(load_case_text(text + "[solver]\ndegree = 1\n" + ALIKE_BUT))
+    metrics = solved.emesh.geometry.metrics
+    assert metrics["Sa"] == pytest.approx(0.3e-6, rel=0.05)
+    # The cell contracts between what free copper and free mix would.
+    contraction = solved.state.face_displacement / 8e-6
+    assert 17e-6 * -375 < contraction < 6e-6 * -375
+
+
 def fast_recurved_3d(tmp_path):
     """The shipped case at coarse sizes: the same cell and conditions, seconds to run."""
     text = (CASES / "recurved-3d.toml").read_text()
