@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import functools
 import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
-from pydantic_core import PydanticCustomError
+import numpy as np
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError, core_schema
 
 from solver.behaviour import Behaviour, Plasticity, Viscoelasticity
+from solver.constitutive import TemperatureTable, thermal_strain
 from solver.errors import CaseError
-from solver.units import SIQuantity
+from solver.units import QuantityError, SIQuantity, to_si
 
 LIBRARY_FILE = Path(__file__).with_name("materials.toml")
 
@@ -32,10 +43,80 @@ def _check_poisson_ratio(value: float | None) -> float | None:
     return value
 
 
+TABLE_NOTE = (", or a table against temperature { temperatures = [...], values = [...] } "
+              "(linear in between, constant beyond)")
+
+
+@dataclass(frozen=True)
+class TemperatureDependent(SIQuantity):
+    """Annotated metadata for a property given as a quantity or as a table against
+    temperature, `{ temperatures = ["23 degC", "200 degC"], values = ["2.5 GPa", "2 GPa"] }`:
+    stores an SI float or a constitutive.TemperatureTable (K, SI values). kind None: plain
+    numbers (e.g. a Poisson ratio), checked by `check`."""
+
+    check: Callable[[float], float] | None = None
+
+    def validate(self, value: Any) -> float | TemperatureTable | None:
+        if isinstance(value, TemperatureTable):  # validated already (a merged material)
+            return value
+        if not isinstance(value, dict):
+            return self._one(value, "")
+        if set(value) != {"temperatures", "values"}:
+            raise _table_error("expected a table { temperatures = [...], values = [...] }, "
+                               f"got the keys {', '.join(map(str, value)) or 'none'}")
+        temperatures, values = value["temperatures"], value["values"]
+        if not isinstance(temperatures, list) or not isinstance(values, list) \
+                or not temperatures or len(values) != len(temperatures):
+            raise _table_error("a table needs one value per temperature (at least one), got "
+                               f"{_count(temperatures)} temperatures and {_count(values)} values")
+        kelvin = [_si(t, "temperature", False, f"temperatures[{i}]: ")
+                  for i, t in enumerate(temperatures)]
+        for i in range(1, len(kelvin)):
+            if kelvin[i] <= kelvin[i - 1]:
+                raise _table_error(f"the temperatures must increase, got {temperatures[i]!r} "
+                                   f"after {temperatures[i - 1]!r}")
+        return TemperatureTable(kelvin, [self._one(v, f"values[{i}]: ")
+                                         for i, v in enumerate(values)])
+
+    def _one(self, value: Any, where: str) -> float | None:
+        if value is None:
+            return None
+        if self.kind is None:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise _table_error(f"{where}expected a number, got {value!r}")
+            number = float(value)
+        else:
+            number = _si(value, self.kind, self.positive, where)
+        if self.check is not None:
+            try:
+                self.check(number)
+            except PydanticCustomError as error:
+                raise _table_error(f"{where}{error.message()}") from None
+        return number
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler):
+        return core_schema.no_info_plain_validator_function(self.validate)
+
+
+def _table_error(message: str) -> PydanticCustomError:
+    return PydanticCustomError("quantity", "{message}", {"message": message})
+
+
+def _count(items: Any) -> int:
+    return len(items) if isinstance(items, list) else 1
+
+
+def _si(value: Any, kind: str, positive: bool, where: str) -> float:
+    try:
+        return to_si(value, kind, positive=positive)
+    except QuantityError as error:
+        raise _table_error(f"{where}{error}") from None
+
+
 # Validators shared by Material and the case file's override tables (case.MaterialOverride).
-YOUNGS_MODULUS = SIQuantity("pressure", positive=True)
-POISSON_RATIO = AfterValidator(_check_poisson_ratio)
-THERMAL_EXPANSION = SIQuantity("thermal expansion coefficient")
+YOUNGS_MODULUS = TemperatureDependent("pressure", positive=True)
+POISSON_RATIO = TemperatureDependent(None, check=_check_poisson_ratio)
+THERMAL_EXPANSION = TemperatureDependent("thermal expansion coefficient")
 DENSITY = SIQuantity("density", positive=True)
 THERMAL_CONDUCTIVITY = SIQuantity("thermal conductivity", positive=True)
 SPECIFIC_HEAT = SIQuantity("specific heat", positive=True)
@@ -49,12 +130,23 @@ class Material(BaseModel):
 
     name: str = Field(description="library or case-file name of the material")
     source: str = Field(description="where the values come from")
-    youngs_modulus: Annotated[float, YOUNGS_MODULUS] = Field(description="Young's modulus E")
-    poisson_ratio: Annotated[float, POISSON_RATIO] = Field(
-        description="Poisson ratio nu, -1 < nu < 0.5"
+    youngs_modulus: Annotated[float | TemperatureTable, YOUNGS_MODULUS] = Field(
+        description="Young's modulus E" + TABLE_NOTE
     )
-    thermal_expansion: Annotated[float, THERMAL_EXPANSION] = Field(
-        description="linear thermal expansion coefficient (CTE)"
+    poisson_ratio: Annotated[float | TemperatureTable, POISSON_RATIO] = Field(
+        description="Poisson ratio nu, -1 < nu < 0.5" + TABLE_NOTE
+    )
+    thermal_expansion: Annotated[float | TemperatureTable, THERMAL_EXPANSION] = Field(
+        description="linear thermal expansion coefficient (CTE)" + TABLE_NOTE
+        + "; a table needs thermal_expansion_kind"
+    )
+    thermal_expansion_kind: Literal["secant", "instantaneous"] | None = Field(
+        None, description="what a CTE table holds: the secant (mean) coefficient from "
+        "thermal_expansion_reference, or the instantaneous one d(strain)/dT"
+    )
+    thermal_expansion_reference: Annotated[float | None, SIQuantity("temperature")] = Field(
+        None, description="the temperature a secant CTE table is measured from (required "
+        "with thermal_expansion_kind = secant)"
     )
     # Optional: a material defined in a case file may leave its thermal properties out. The
     # validator wraps the whole `float | None` so a bad value reports one error, not one per
@@ -84,6 +176,52 @@ class Material(BaseModel):
         None, description="Young's modulus at full lithiation (SOC = 1), linear in SOC "
         "from youngs_modulus; none: the modulus does not change"
     )
+
+    @model_validator(mode="after")
+    def _expansion_is_complete(self) -> Material:
+        problem = expansion_problem(self)
+        if problem is not None:
+            raise PydanticCustomError("case_rule", "{message}",
+                                      {"key": problem[0], "message": problem[1]})
+        return self
+
+    def thermal_strain(self, temperature: float | np.ndarray,
+                       stress_free_temperature: float) -> np.ndarray:
+        """The linear thermal strain at `temperature` from the stress-free temperature:
+        eps(T) - eps(T0) with eps of the CTE's kind (constitutive.thermal_strain)."""
+        if not isinstance(self.thermal_expansion, TemperatureTable):
+            return self.thermal_expansion * (np.asarray(temperature, dtype=float)
+                                             - stress_free_temperature)
+        reference = self.thermal_expansion_reference
+        if reference is None:  # instantaneous: integrated from anywhere, here T0
+            reference = stress_free_temperature
+        return (thermal_strain(self.thermal_expansion, temperature, reference,
+                               self.thermal_expansion_kind)
+                - thermal_strain(self.thermal_expansion, stress_free_temperature, reference,
+                                 self.thermal_expansion_kind))
+
+    def is_tabulated(self, *keys: str) -> bool:
+        """Whether any of the named properties depends on temperature (a table)."""
+        return any(isinstance(getattr(self, key), TemperatureTable) for key in keys)
+
+
+def largest(value: float | TemperatureTable) -> float:
+    """The largest value of a property over temperature (a scale, e.g. for the equations)."""
+    return float(np.max(value.values)) if isinstance(value, TemperatureTable) else value
+
+
+def expansion_problem(material: Material) -> tuple[str, str] | None:
+    """(key, message) if the CTE's kind or reference is missing, else None."""
+    if not isinstance(material.thermal_expansion, TemperatureTable):
+        return None
+    if material.thermal_expansion_kind is None:
+        return ("thermal_expansion_kind", "required with a thermal_expansion table: 'secant' "
+                "(mean coefficient from thermal_expansion_reference) or 'instantaneous'")
+    if material.thermal_expansion_kind == "secant" and \
+            material.thermal_expansion_reference is None:
+        return ("thermal_expansion_reference", "required with a secant thermal_expansion "
+                "table: the temperature its mean coefficients are measured from")
+    return None
 
 
 @functools.cache

@@ -20,7 +20,7 @@ from .furnace import solve_furnace
 from .inelastic import InelasticProblem
 from .interface import InterfaceProbe
 from .mesh import build_mesh
-from .schedule import TimeStep, time_steps
+from .schedule import TimeStep, step_statistics, time_steps
 from .swelling import run_swelling_stage
 from .thermoelastic import ThermoElasticProblem
 
@@ -158,6 +158,9 @@ def _solve_and_write(case, workdir: Path, comm, progress: bool, saved: Path,
                      "end_temperature": steps[-1].temperature,
                      "duration": steps[-1].time, "time_steps": len(steps) - 1,
                      "step_cuts": getattr(problem, "step_cuts", 0),
+                     **step_statistics(getattr(problem, "step_sizes", None)
+                                       or np.diff(step_times),
+                                       getattr(problem, "rejected_steps", 0)),
                      "newton_iterations": newton_iterations,
                      "atmosphere": case.schedule.atmosphere},
         "final": {"temperature": steps[-1].temperature,
