@@ -49,3 +49,8 @@ def cell_geometry_nodes(msh):
     if DOLFINX_VERSION >= (0, 10):
         return msh.geometry.dofmaps[0]
     return msh.geometry.dofmap
+
+
+def geometry_degree(msh) -> int:
+    """Polynomial degree of the mesh geometry (1: straight-sided cells)."""
+    return msh.geometry.cmap.degree

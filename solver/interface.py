@@ -77,8 +77,14 @@ class InterfaceProbe:
                 lower.append(cells[tags == lower_tag][0])
                 upper.append(cells[tags == upper_tag][0])
             lower, upper = np.array(lower, np.int32), np.array(upper, np.int32)
-            nodes = msh.geometry.x[compat.entities_to_geometry(msh, fdim, facets)]
-            midpoints = nodes.mean(axis=1) if len(facets) else np.zeros((0, 3))
+            geometry_nodes = msh.geometry.x[compat.entities_to_geometry(msh, fdim, facets)]
+            # A facet's geometry nodes are its vertices, then (second-order geometry) the
+            # nodes on its edges. On a curved 2D facet the middle node is the curve's midpoint,
+            # where the tangent is exactly the chord's.
+            nodes = geometry_nodes[:, :tdim]
+            curved = tdim == 2 and geometry_nodes.shape[1] == 3
+            midpoints = (geometry_nodes[:, 2] if curved else nodes.mean(axis=1)) if len(
+                facets) else np.zeros((0, 3))
             normals, sizes = _facet_normals(nodes, tdim)
             towards_upper = (mesh.compute_midpoints(msh, tdim, upper)
                              - mesh.compute_midpoints(msh, tdim, lower)) if len(facets) else 0

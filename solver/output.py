@@ -12,6 +12,7 @@ from dolfinx import fem
 from dolfinx.io import VTXWriter, XDMFFile
 from mpi4py import MPI
 
+from . import compat
 from .errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,8 @@ class ResultsDirectory:
 
 
 class FieldWriter:
-    """fields.xdmf: mesh, material and boundary tags, and per time step u (P1), T, sigma,
+    """fields.xdmf: mesh, material and boundary tags, and per time step u (at the degree of
+    the mesh geometry: P1, or P2 with solver.geometry_degree = 2), T, sigma,
     von_mises and material (cell-wise); displacement.bp (VTX): u at its element degree;
     stress.bp (VTX): sigma in DG of one degree less (the stress of the displacement
     element, exact for elastic materials, the L2 projection of the quadrature-point stress
@@ -81,8 +83,8 @@ class FieldWriter:
         self.xdmf.write_meshtags(emesh.cell_tags, msh.geometry)
         self.xdmf.write_meshtags(emesh.facet_tags, msh.geometry)
         gdim = msh.geometry.dim
-        self.displacement = fem.Function(fem.functionspace(msh, ("Lagrange", 1, (gdim,))),
-                                         name="u")
+        self.displacement = fem.Function(
+            fem.functionspace(msh, ("Lagrange", compat.geometry_degree(msh), (gdim,))), name="u")
         self.temperature = fem.Function(fem.functionspace(msh, ("DG", 0)), name="T")
         self.stress = fem.Function(fem.functionspace(msh, ("DG", 0, (3, 3))), name="sigma")
         self.von_mises = fem.Function(fem.functionspace(msh, ("DG", 0)), name="von_mises")
@@ -92,7 +94,7 @@ class FieldWriter:
         tags = emesh.cell_tags
         self.material.x.array[self.material.function_space.dofmap.list[tags.indices, 0]] = \
             tags.values
-        # XDMF holds P1 only: the displacement at its own (higher) degree goes to VTX
+        # XDMF holds the geometry's degree only: the displacement at its own degree goes to VTX
         self.vtx = VTXWriter(msh.comm, Path(path).with_name("displacement.bp"), [problem.u],
                              engine="BP4")
         stress_degree = problem.V.ufl_element().degree - 1
