@@ -44,6 +44,8 @@ from solver.materials import (
     THERMAL_EXPANSION,
     YOUNGS_MODULUS,
     Material,
+    TemperatureTable,
+    expansion_problem,
     library,
 )
 from solver.swelling import SwellingSection
@@ -411,11 +413,16 @@ def _material_field(field_name: str) -> Any:
 class MaterialOverride(_Table):
     """A [materials.NAME] table: any subset of a Material's values."""
 
-    youngs_modulus: Annotated[float | None, YOUNGS_MODULUS] = _material_field("youngs_modulus")
-    poisson_ratio: Annotated[float | None, POISSON_RATIO] = _material_field("poisson_ratio")
-    thermal_expansion: Annotated[float | None, THERMAL_EXPANSION] = _material_field(
-        "thermal_expansion"
-    )
+    youngs_modulus: Annotated[float | TemperatureTable | None, YOUNGS_MODULUS] = \
+        _material_field("youngs_modulus")
+    poisson_ratio: Annotated[float | TemperatureTable | None, POISSON_RATIO] = \
+        _material_field("poisson_ratio")
+    thermal_expansion: Annotated[float | TemperatureTable | None, THERMAL_EXPANSION] = \
+        _material_field("thermal_expansion")
+    thermal_expansion_kind: Literal["secant", "instantaneous"] | None = _material_field(
+        "thermal_expansion_kind")
+    thermal_expansion_reference: Annotated[float | None, SIQuantity("temperature")] = \
+        _material_field("thermal_expansion_reference")
     density: Annotated[float | None, DENSITY] = _material_field("density")
     thermal_conductivity: Annotated[float | None, THERMAL_CONDUCTIVITY] = _material_field(
         "thermal_conductivity"
@@ -571,6 +578,12 @@ class SolverSettings(_Table):
         16, ge=1, description="time steps per hold, growing geometrically, where a material "
         "has a history (plastic, viscoelastic); elastic cases take one step per hold"
     )
+    time_error_tolerance: float = Field(
+        1e-3, ge=0, lt=1,
+        description="largest estimated local time-integration error of a hold step of a "
+        "viscoelastic material, relative to its largest stress: hold steps are cut into "
+        "sub-steps that keep it (0: off, the steps of the schedule only)"
+    )
 
 
 class MixSection(_Table):
@@ -711,6 +724,11 @@ def _homogenize_mix(
             f"materials.{mix.material}.{sorted(typed_keys)[0]}",
             "is computed from [mix]; leave it out, or remove [mix] to give it by hand",
         )
+    for key in ("binder", "active", "conductive"):
+        name = getattr(mix, key)
+        if name is not None and materials[name].is_tabulated(*MECHANICAL_KEYS):
+            raise _rule_broken(f"mix.{key}", f"'{name}' has a temperature table for E, nu or "
+                               "the CTE; the homogenization takes constant values")
     properties = mix_properties(
         materials[mix.binder], materials[mix.active], mix.active_fraction,
         materials[mix.conductive] if mix.conductive else None, mix.conductive_fraction,
@@ -733,6 +751,9 @@ def _resolve_materials(overrides: dict[str, MaterialOverride]) -> dict[str, Mate
     materials = library()
     for name, override in overrides.items():
         given = override.model_dump(exclude_unset=True)
+        # a dump turns temperature tables into dicts: keep the tables themselves
+        given.update({key: getattr(override, key) for key in override.model_fields_set
+                      if isinstance(getattr(override, key), TemperatureTable)})
         base = materials.get(name)
         # behaviour parameters merge key by key too, over the library's (or the defaults)
         for key, table in (("plasticity", Plasticity), ("viscoelasticity", Viscoelasticity)):
@@ -747,6 +768,7 @@ def _resolve_materials(overrides: dict[str, MaterialOverride]) -> dict[str, Mate
             )
             # The values are validated SI floats already: a copy need not revalidate them.
             materials[name] = base.model_copy(update={**given, "source": source})
+            _check_expansion(name, materials[name])
             continue
         for key in MECHANICAL_KEYS:
             if key not in given:
@@ -756,8 +778,15 @@ def _resolve_materials(overrides: dict[str, MaterialOverride]) -> dict[str, Mate
                     f"{', '.join(MECHANICAL_KEYS)} (library: {', '.join(library())})",
                 )
         given.setdefault("source", "defined in the case file")
+        _check_expansion(name, Material.model_construct(name=name, **given))
         materials[name] = Material(name=name, **given)
     return materials
+
+
+def _check_expansion(name: str, material: Material):
+    problem = expansion_problem(material)
+    if problem is not None:
+        raise _rule_broken(f"materials.{name}.{problem[0]}", problem[1])
 
 
 @dataclass(frozen=True)
@@ -840,8 +869,10 @@ def _unwrap(annotation: Any) -> tuple[Any, list[Any]]:
             annotation, *extra = typing.get_args(annotation)
             metadata.extend(extra)
         elif _is_union(annotation) and type(None) in typing.get_args(annotation):
-            # `X | None`; the schema has no optional union of several types.
-            (annotation,) = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+            # `X | None`; the schema's only optional union of several types is a property
+            # that may be a temperature table, described by its SIQuantity metadata
+            rest = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+            annotation = rest[0] if len(rest) == 1 else Union[tuple(rest)]  # noqa: UP007
         else:
             return annotation, metadata
 
@@ -906,6 +937,8 @@ def _show(value: Any) -> str:
 def _what(annotation: Any, metadata: list[Any]) -> str:
     """What a key expects, as a user reads it: "a length (e.g. '2 um')", "2 or 3", ..."""
     for item in metadata:
+        if isinstance(item, SIQuantity) and item.kind is None:  # a number (or its table)
+            return "a number"
         if isinstance(item, SIQuantity):
             kind = KINDS[item.kind]
             adjective = "positive " if item.positive else ""
@@ -989,6 +1022,8 @@ def _default_text(field: FieldInfo, metadata: list[Any]) -> str:
 
 def _unit_text(annotation: Any, metadata: list[Any]) -> str:
     for item in metadata:
+        if isinstance(item, SIQuantity) and item.kind is None:  # a number (or its table)
+            return "number"
         if isinstance(item, SIQuantity):
             kind = KINDS[item.kind]
             return f"{kind.noun} [{kind.si_unit}], e.g. `{kind.example}`"
@@ -1009,7 +1044,8 @@ def _key_rows(model: type[BaseModel], prefix: str, note: str = "") -> list[str]:
             if _is_union(item) or _is_model(item):
                 rows += _union_rows(item, inner, field.discriminator, note)
                 continue
-        if _is_model(annotation) or _is_union(annotation):
+        if _is_model(annotation) or (_is_union(annotation) and any(
+                _is_model(member) for member in typing.get_args(annotation))):
             rows += _union_rows(annotation, key, field.discriminator, note)
             continue
         cells = [
