@@ -197,19 +197,18 @@ def height_map(nodules: list[Nodule], length: float, width: float,
     """(x, y, z): the top envelope of the foil and the nodules on the cell's grid.
 
     `envelopes` gives each nodule's envelope as (radii, heights) (e.g. measured on the built
-    curves); by default it is the closed-form profile's. A nodule only shows within its sector.
+    curves); by default it is the closed-form profile's. The grid covers the cell only, so a
+    quarter nodule at a corner shows as its quarter.
     """
     x, y = _grid(length, width)
     z = np.zeros_like(x)
     for index, nodule in enumerate(nodules):
-        reach = widest_radius(nodule.profile)
         if envelopes is None:
-            radii = np.linspace(0.0, reach, 2001)
+            radii = np.linspace(0.0, widest_radius(nodule.profile), 2001)
             heights = _envelope_of(nodule.profile, radii)
         else:
             radii, heights = envelopes[index]
-        dx, dy = x - nodule.x, y - nodule.y
-        rho = np.hypot(dx, dy)
+        rho = np.hypot(x - nodule.x, y - nodule.y)
         near = rho <= radii[-1]
         z[near] = np.maximum(z[near], np.interp(rho[near], radii, heights))
     return x, y, z
@@ -369,13 +368,6 @@ def rough_field(length: float, width: float, target_sa: float, nodule_count: int
     relative_heights = generator.uniform(1 - _HEIGHT_SPREAD, 1 + _HEIGHT_SPREAD, nodule_count)
     reaches = np.array([_largest_foot(shape, w) / 2 for shape, w in zip(shapes, widths,
                                                                            strict=True)])
-    centres = _place(reaches, length, width, interface_mesh_size, generator)
-    if centres is None:
-        raise GeometryError(
-            f"geometry: nodule_count ({nodule_count}) nodules of nodule_width "
-            f"({nodule_width:.4g} um, up to {2 * reaches.max():.4g} um wide) do not fit in "
-            f"length x width ({length:.4g} x {width:.4g} um) at least interface_mesh_size "
-            f"({interface_mesh_size:.4g} um) apart: fewer or narrower nodules, or a larger cell")
     # The generated shapes need a neck the interface elements resolve.
     narrowest_neck = min((_nodule_profile(s, w, 1.0).neck_width for s, w in zip(
         shapes, widths, strict=True) if s == "recurved"), default=math.inf)
@@ -384,6 +376,13 @@ def rough_field(length: float, width: float, target_sa: float, nodule_count: int
             f"geometry: interface_mesh_size ({interface_mesh_size:.4g} um) must be at most half "
             f"the narrowest neck ({narrowest_neck:.4g} um, from nodule_width "
             f"{nodule_width:.4g} um) to resolve it")
+    centres = _place(reaches, length, width, interface_mesh_size, generator)
+    if centres is None:
+        raise GeometryError(
+            f"geometry: nodule_count ({nodule_count}) nodules of nodule_width "
+            f"({nodule_width:.4g} um, up to {2 * reaches.max():.4g} um wide) do not fit in "
+            f"length x width ({length:.4g} x {width:.4g} um) at least interface_mesh_size "
+            f"({interface_mesh_size:.4g} um) apart: fewer or narrower nodules, or a larger cell")
 
     def field(height_scale: float) -> list[Nodule]:
         return [Nodule(float(x), float(y), _nodule_profile(shape, w, height_scale * relative))

@@ -217,11 +217,11 @@ def test_rough_cell_reports_the_built_sa(gmsh_model):
     (build_plain_3d, PLAIN_UM, {"base_width": 6.0}, ["pitch"]),
     (build_plain_3d, PLAIN_UM, {"top_width": 3.0}, ["top_width", "base_width"]),
     (build_rough_3d, {**ROUGH_UM, "nodule_count": 12}, {},
-     ["nodule_count", "nodule_width", "length", "width"]),
+     ["nodule_count", "nodule_width", "length", "width", "do not fit"]),
     (build_rough_3d, {**ROUGH_UM, "nodule_count": 4}, {"target_sa": 3.0},
      ["Sa", "mix_thickness"]),
     (build_rough_3d, {**ROUGH_UM, "nodule_count": 4}, {"interface_mesh_size": 0.6},
-     ["interface_mesh_size", "nodule_width"]),
+     ["interface_mesh_size", "nodule_width", "narrowest neck"]),
 ])
 def test_bad_parameters_are_one_line_errors(builder, parameters, changes_um, named):
     lengths = {k: v for k, v in parameters.items() if k != "nodule_count"}
