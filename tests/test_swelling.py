@@ -281,6 +281,26 @@ def test_shipped_case_summary_is_the_same_on_one_and_two_ranks(tmp_path):
     discharge) on 1 and 2 ranks: every summary number equal to 1e-6 relative."""
     serial, _ = summaries_on_one_and_two_ranks(SHIPPED, tmp_path)
     swelling = serial["swelling"]
-    assert swelling["increments"] == 6
+    assert swelling["increments"] == 4
     assert swelling["final"]["volume_ratio"]["silicon"] < \
         swelling["final"]["prescribed_volume_ratio"]["silicon"]
+
+
+@pytest.mark.parametrize("table, message", [
+    ('materials = ["copper"]', r"swelling.materials\[0\]: 'copper' has no swelling_coefficient"),
+    ('materials = ["silikon"]', r"swelling.materials\[0\]: unknown material 'silikon'"),
+    ('formulation = "large"', r"swelling.formulation: expected 'finite' or 'small'"),
+])
+def test_swelling_table_errors_name_the_key(table, message):
+    from solver.errors import CaseError
+
+    with pytest.raises(CaseError, match=message):
+        shipped_case_with(swelling_table("{ soc = 0.5 }") + table + "\n")
+
+
+def test_no_swelling_material_is_an_error():
+    from solver.errors import CaseError
+
+    with pytest.raises(CaseError, match="swelling.materials: no material of the geometry"):
+        shipped_case_with(swelling_table("{ soc = 0.5 }")
+                          + "[materials.silicon]\nswelling_coefficient = 0\n")
