@@ -29,7 +29,7 @@ from solver import cli
 from solver.case import load_case, load_case_text
 from solver.errors import CaseError
 
-from conftest import CASES, in_metres
+from conftest import CASES, in_metres, one_step_case
 
 MICROMETRE = 1e-6
 
@@ -203,12 +203,8 @@ def test_films_are_2d_only():
 
 
 def test_thinfilm_on_recurved_same_summary_on_one_and_two_ranks(tmp_path):
-    # The shipped case cooled in one step (the materials are elastic: the same end state) keeps
-    # the two runs to seconds.
-    case_file = tmp_path / "thinfilm-on-recurved.toml"
-    case_file.write_text((CASES / "thinfilm-on-recurved.toml").read_text()
-                         + '\n[solver]\ntemperature_increment = "375 K"\n')
-    serial, _ = summaries_on_one_and_two_ranks(case_file, tmp_path)
+    serial, _ = summaries_on_one_and_two_ranks(one_step_case(tmp_path, "thinfilm-on-recurved"),
+                                               tmp_path)
     assert serial["schedule"]["time_steps"] == 1
     assert list(serial["interfaces"]) == ["interface_copper_silicon_alloy_film",
                                           "interface_silicon_alloy_film_carbon_film",

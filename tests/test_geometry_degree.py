@@ -15,7 +15,7 @@ from solver.case import load_case_text
 from solver.errors import CaseError
 from solver.mesh import build_mesh
 
-from conftest import CASES
+from conftest import one_step_case
 
 PLAIN_CASE = """
 [case]
@@ -64,12 +64,10 @@ def test_recurved_run_with_curved_elements_agrees_with_straight_ones(tmp_path):
     """The recurved cell cooled in one step: interface risk and tractions with quadratic
     geometry within 2% of the straight-sided mesh's (measured 0.5%), and the outputs written
     (the displacement in fields.xdmf at the geometry's degree)."""
-    base = ((CASES / "recurved-2d.toml").read_text()
-            + '\n[solver]\ntemperature_increment = "375 K"\n')
     summaries = []
     for degree in (1, 2):
-        case_file = tmp_path / f"recurved-{degree}.toml"
-        case_file.write_text(base + f"geometry_degree = {degree}\n")
+        case_file = one_step_case(tmp_path / f"degree{degree}", "recurved-2d",
+                                  f"geometry_degree = {degree}\n")
         out = tmp_path / f"out{degree}"
         assert cli.main(["run", str(case_file), "--out", str(out), "-q", "--no-progress"]) == 0
         summaries.append(json.loads((out / "summary.json").read_text()))
@@ -86,8 +84,6 @@ def test_geometry_degree_must_not_exceed_the_displacement_degree():
 
 
 def test_curved_elements_give_the_same_summary_on_one_and_two_ranks(tmp_path):
-    case_file = tmp_path / "recurved-curved.toml"
-    case_file.write_text((CASES / "recurved-2d.toml").read_text()
-                         + '\n[solver]\ntemperature_increment = "375 K"\ngeometry_degree = 2\n')
+    case_file = one_step_case(tmp_path, "recurved-2d", "geometry_degree = 2\n")
     serial, _ = summaries_on_one_and_two_ranks(case_file, tmp_path)
     assert serial["geometry"]["geometry_degree"] == 2
