@@ -234,7 +234,8 @@ def _load_library() -> dict[str, Material]:
             materials[name] = Material(name=name, **entry)
         except ValidationError as error:
             first = error.errors()[0]
-            key = ".".join([name, *map(str, first["loc"])])
+            rule = [first["ctx"]["key"]] if first["type"] == "case_rule" else []
+            key = ".".join([name, *map(str, first["loc"]), *rule])
             raise CaseError(LIBRARY_FILE, key, first["msg"]) from None
     return materials
 

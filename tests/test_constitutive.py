@@ -608,3 +608,25 @@ def test_a_bad_property_table_is_one_line_naming_the_key(change, key, message):
     text = str(raised.value)
     assert "\n" not in text
     assert f"tables.toml: materials.polyimide.{key}: " in text and message in text, text
+
+
+def test_the_library_takes_tables_and_names_a_bad_one(tmp_path, monkeypatch):
+    from solver import materials
+
+    entry = TABULATED_POLYIMIDE.replace("[materials.polyimide]", "[hot_polyimide]")
+    library_file = tmp_path / "materials.toml"
+    library_file.write_text(entry + 'source = "test"\n')
+    monkeypatch.setattr(materials, "LIBRARY_FILE", library_file)
+    materials._load_library.cache_clear()
+    try:
+        polyimide = materials.library()["hot_polyimide"]
+        assert polyimide.youngs_modulus(ZERO_CELSIUS + 111.5) == pytest.approx(2.25e9)
+        library_file.write_text(entry.replace('thermal_expansion_kind = "secant"\n', "")
+                                + 'source = "test"\n')
+        materials._load_library.cache_clear()
+        with pytest.raises(CaseError) as raised:
+            materials.library()
+        assert "materials.toml: hot_polyimide" in str(raised.value)
+        assert "thermal_expansion_kind" in str(raised.value)
+    finally:
+        materials._load_library.cache_clear()
