@@ -23,9 +23,6 @@ from meshes.films import check_films_fit
 from meshes.profiles import RecurvedProfile
 from solver.errors import GeometryError
 
-# The old private name, still imported by meshes/collector3d.py (another session's work).
-_OUTLINE_POINTS_PER_HALF = OUTLINE_POINTS_PER_HALF
-
 
 def build_recurved_2d(
     pitch: float,
