@@ -180,7 +180,6 @@ class SwellingProblem:
         self._scale = 1.0 / (max_modulus * self.size ** (self.gdim - 1))
         self._absolute_tolerance = 1e-12 * np.sqrt(self.dofs)
 
-        self.initial_stress = initial_stress
         F = self.deformation_gradient(self.u)
         F_variable = ufl.variable(F)
         P = self._first_piola(F_variable)

@@ -304,3 +304,13 @@ def test_no_swelling_material_is_an_error():
     with pytest.raises(CaseError, match="swelling.materials: no material of the geometry"):
         shipped_case_with(swelling_table("{ soc = 0.5 }")
                           + "[materials.silicon]\nswelling_coefficient = 0\n")
+
+
+def test_soc_path_increments_and_cycles():
+    """Increments go linearly from the previous SOC; a cycle starts where the path ended."""
+    case = shipped_case_with(swelling_table(
+        "{ soc = 0.5, increments = 2 }, { soc = 0.0, increments = 1 }", cycles=2))
+    targets = case.swelling.soc_targets()
+    np.testing.assert_allclose([soc for soc, _, _ in targets], [0.25, 0.5, 0, 0.25, 0.5, 0])
+    assert [(cycle, step) for _, cycle, step in targets] == [
+        (0, 0), (0, 0), (0, 1), (1, 0), (1, 0), (1, 1)]
