@@ -8,9 +8,11 @@ from test_layers import TOLERANCE
 
 from solver.analytic import plane_strain_layers
 from solver.case import load_case_text
+from solver.mesh import build_mesh
 from solver.run import run_case
+from solver.thermoelastic import ThermoElasticProblem
 
-from conftest import REPO
+from conftest import REPO, layers_case
 
 CURING_HOLD = """
 [case]
@@ -80,3 +82,31 @@ def test_the_cell_follows_the_middle_wrap_of_a_roll(tmp_path):
     assert (set_point[heating] - history["temperature"][heating]).max() > 50  # it lags
     assert summary["furnace"]["positions"]["middle"]["max_lag"] > 50
     assert abs(summary["final"]["temperature"] - case.schedule.end_temperature) < 1.0
+
+
+@pytest.mark.parametrize("plane", ["generalized", "strain"])
+def test_a_process_eigenstrain_acts_as_the_equal_thermal_one(plane):
+    """An isotropic process eigenstrain e in the polyimide at the start temperature gives the
+    displacement of a thermal change dT with alpha_PI = e / dT and alpha_Cu = 0, also where
+    the out-of-plane strain is a global unknown (generalized plane strain: the unit
+    solutions must not carry the process eigenstrain)."""
+    eigenstrain, change = -0.01, -100.0
+    override = f"""
+[materials.copper]
+thermal_expansion = 0.0
+[materials.polyimide]
+thermal_expansion = {eigenstrain / change}
+"""
+    case = layers_case([("copper", "8 um"), ("polyimide", "8 um")], length="40 um",
+                       mesh_size="4 um", plane=plane, start="400 degC", end="300 degC",
+                       extra=override)
+    emesh = build_mesh(case)
+    thermal = ThermoElasticProblem(emesh, case)
+    thermal_state = thermal.solve(change)
+    process = ThermoElasticProblem(emesh, case)
+    process_state, _ = process.advance(case.schedule.start, 1.0, {"polyimide": eigenstrain})
+    scale = np.abs(thermal.u.x.array).max()
+    assert scale > 1e-9
+    np.testing.assert_allclose(process.u.x.array, thermal.u.x.array, atol=1e-9 * scale)
+    assert process_state.out_of_plane_strain == pytest.approx(
+        thermal_state.out_of_plane_strain, rel=1e-9, abs=1e-15)
