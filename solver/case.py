@@ -48,6 +48,7 @@ from solver.materials import (
     expansion_problem,
     library,
 )
+from solver.pulloff import PulloffSection
 from solver.swelling import SwellingSection
 from solver.units import KINDS, SIQuantity
 
@@ -552,6 +553,23 @@ class Interface(_Table):
         validate_default=True,
         description="length over which interface tractions are averaged when reported",
     )
+    # The cohesive zone (solver/cohesive.py): bilinear, mixed mode (Benzeggagh-Kenane).
+    mode_I_fracture_energy: Annotated[float, SIQuantity("fracture energy", positive=True)] = \
+        Field("25 J/m^2", validate_default=True,
+              description="cohesive zone: fracture energy in opening (polyimide/Cu intrinsic "
+              "adhesion 25-30 J/m^2, DOMAIN.md)")
+    mode_II_fracture_energy: Annotated[float, SIQuantity("fracture energy", positive=True)] = \
+        Field("25 J/m^2", validate_default=True,
+              description="cohesive zone: fracture energy in shear (a placeholder: no data)")
+    bk_exponent: float = Field(
+        2.0, gt=0, description="cohesive zone: Benzeggagh-Kenane mixed-mode exponent eta")
+    penalty_stiffness: Annotated[float, SIQuantity("stiffness per area", positive=True)] = \
+        Field("1e16 Pa/m", validate_default=True,
+              description="cohesive zone: initial stiffness K of the bonded interface (and the "
+              "contact penalty in compression)")
+    viscosity: Annotated[float, SIQuantity("time")] = Field(
+        "0 s", validate_default=True, ge=0,
+        description="cohesive zone: viscous regularization time of the damage (0: none)")
 
 
 class SolverSettings(_Table):
@@ -647,6 +665,11 @@ class CaseFile(_Table):
         None,
         description="optional composition of the mix layer: its material's E, nu and CTE "
         "are computed from it (solver/homogenization.py) instead of taken from the library",
+    )
+    pulloff: PulloffSection | None = Field(
+        None,
+        description="optional virtual pull-off test after the schedule (sinter pulloff, "
+        "solver/pulloff.py, docs/pulloff.md)",
     )
     swelling: SwellingSection | None = Field(
         None,
@@ -806,6 +829,7 @@ class Case:
     text: str = ""  # the case file's text, kept with the results
     mix_properties: dict[str, float] | None = None  # what [mix] computed, if given
     swelling: SwellingSection | None = None  # lithiation after the schedule, if given
+    pulloff: PulloffSection | None = None  # the virtual pull-off test, if given
 
     def materials_used(self) -> list[str]:
         """Names of the materials the geometry refers to, in order of first use."""
@@ -846,6 +870,7 @@ def load_case_text(text: str, *, file: str | Path = "<case>") -> Case:
         text=text,
         mix_properties=validated._mix_properties,
         swelling=validated.swelling,
+        pulloff=validated.pulloff,
     )
 
 

@@ -46,6 +46,15 @@ def _parser():
     run.add_argument("--restart", action="store_true",
                      help="continue a crashed run from its checkpoint")
 
+    pulloff = commands.add_parser(
+        "pulloff", parents=[verbosity],
+        help="virtual pull-off test: the schedule, then the layer pulled off the foil")
+    pulloff.add_argument("case", type=Path)
+    pulloff.add_argument("--out", type=Path, help="results directory (default "
+                         "results/NAME-pulloff)")
+    pulloff.add_argument("--np", type=int, default=1, metavar="N",
+                         help="run on N MPI ranks (the same as mpirun -n N sinter pulloff ...)")
+
     view = commands.add_parser("view", parents=[verbosity],
                                help="draw a result with ParaView into RUN_DIR/views/")
     view.add_argument("run_dir", type=Path, metavar="RUN_DIR")
@@ -70,8 +79,8 @@ def main(argv=None) -> int:
         from .sweep_cli import main as sweep_main
 
         return sweep_main(args)
-    if args.command == "run" and args.np > 1 and "OMPI_COMM_WORLD_SIZE" not in os.environ \
-            and "PMI_SIZE" not in os.environ:
+    if args.command in ("run", "pulloff") and args.np > 1 \
+            and "OMPI_COMM_WORLD_SIZE" not in os.environ and "PMI_SIZE" not in os.environ:
         return _relaunch_under_mpirun(argv, args.np)
 
     from .errors import UserError
@@ -93,6 +102,8 @@ def main(argv=None) -> int:
 
             write_report(args.run_dir)
             return 0
+        if args.command == "pulloff":
+            return _pulloff(args)
         return _run(args)
     except UserError as error:
         _error(str(error))
@@ -187,6 +198,24 @@ def _run(args) -> int:
     return 0
 
 
+def _pulloff(args) -> int:
+    from mpi4py import MPI
+
+    from .case import load_case
+    from .pulloff import run_pulloff
+
+    case = load_case(args.case)
+    out = args.out or Path("results") / f"{case.case.name}-pulloff"
+    summary = run_pulloff(case, out)
+    if MPI.COMM_WORLD.rank == 0 and not args.quiet:
+        result = summary["pulloff"]
+        print(f"{case.case.name}: {out}: strength {result['strength'] / 1e6:.2f} MPa, work of "
+              f"separation {result['work_of_separation']:.4g} J/m^2, load after debond "
+              f"{result['load_after_debond']:.3g} of the peak, debonded "
+              f"{100 * result['debonded_fraction']:.1f} %, {summary['wall_time']:.1f} s")
+    return 0
+
+
 def print_summary(summary: dict, out):
     from rich.console import Console
     from rich.table import Table
@@ -209,7 +238,7 @@ def print_summary(summary: dict, out):
                       f"{data['max_shear_traction'] / 1e6:.2f} MPa "
                       f"({data['max_shear_traction_averaged'] / 1e6:.2f} averaged)")
         table.add_row("max risk index", f"{data['max_risk']:.3g}")
-        table.add_row("length at risk >= 1", f"{100 * data['critical_fraction']:.1f} %")
+        table.add_row("share of interface at risk >= 1", f"{100 * data['critical_fraction']:.1f} %")
     if summary.get("process_window"):
         table.add_section()
         for row in summary["process_window"]:

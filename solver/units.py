@@ -51,6 +51,9 @@ KINDS: dict[str, QuantityKind] = {
         QuantityKind("activation energy", "[energy]/[substance]", "250 kJ/mol", "J/mol"),
         QuantityKind("pre-exponential factor", "1/[time]", "1e13 1/s", "1/s"),
         QuantityKind("work of sintering", "[time]/[temperature]", "1.2e-11 s/K", "s/K"),
+        QuantityKind("fracture energy", "[energy]/[length]**2", "25 J/m^2", "J/m^2"),
+        QuantityKind("stiffness per area", "[pressure]/[length]", "1e16 Pa/m", "Pa/m"),
+        QuantityKind("speed", "[length]/[time]", "1 um/s", "m/s"),
     )
 }
 

@@ -1,0 +1,308 @@
+"""The virtual pull-off test: after the schedule, the layer is pulled off the foil.
+
+1. Process stage: the case's schedule with the usual problem (solver/run.py make_problem,
+   solver/schedule.py time_steps), giving the residual stress at the end of the schedule.
+   It is projected to a cell-wise (DG) field and enters both bodies of the cohesive problem
+   as an initial stress; in step 0 the cohesive springs take up the interface tractions.
+2. Pull-off (solver/cohesive.py, plane strain): the layer's top moves up by d (displacement
+   control), the left and right faces of both bodies are symmetry rollers (u_x = 0), the
+   foil's bottom has u_y = 0. d grows in equal steps to `end_displacement`; a step that does
+   not converge, or that raises the damage at a node by more than `max_damage_increment`,
+   is cut in halves (reported as `step_cuts`).
+
+Force: the reaction on the top, per unit depth (N/m); pull-off strength: the peak force over
+the projected width of the cell (Pa). Work of separation: the external work per projected
+area up to the end displacement. Energy release rate: the cohesive dissipation per unit
+debonded interface length. load_after_debond: the force at the first step where every
+interface node is fully damaged (D = 1), or at the end displacement if that never happens
+(contact under a recurved head keeps some nodes from ever opening), over the peak force.
+"""
+
+import contextlib
+import logging
+import time
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from .units import SIQuantity
+
+logger = logging.getLogger(__name__)
+
+FULLY_DAMAGED = 1.0 - 1e-9
+
+
+class PulloffSection(BaseModel):
+    """[pulloff]: the virtual pull-off test (sinter pulloff)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    end_displacement: Annotated[float, SIQuantity("length", positive=True)] = Field(
+        "2 um", validate_default=True,
+        description="upward displacement of the layer's top at the end of the test")
+    steps: int = Field(40, ge=1, description="equal displacement steps to end_displacement "
+                       "(each cut where needed)")
+    rate: Annotated[float, SIQuantity("speed", positive=True)] = Field(
+        "1 um/s", validate_default=True,
+        description="pulling speed: the pseudo-time of a step for the interface viscosity")
+    max_damage_increment: float = Field(
+        0.3, gt=0, le=1, description="largest damage increase at a node in one step; larger "
+        "steps are cut (so that the peak force is not stepped over)")
+    residual_stress: bool = Field(
+        True, description="start from the residual stress of the schedule (false: stress-free)")
+
+
+def run_pulloff(case, out, comm=None) -> dict:
+    """Run the process stage and the pull-off test of a case; write the results to out."""
+    from mpi4py import MPI
+
+    from . import output
+
+    comm = comm or MPI.COMM_WORLD
+    started = time.perf_counter()
+    with output.ResultsDirectory(out, comm) as workdir, _run_log(workdir, comm):
+        summary = _pulloff_and_write(case, Path(workdir), comm)
+        summary["wall_time"] = time.perf_counter() - started
+        if comm.rank == 0:
+            output.write_summary(workdir / "summary.json", summary)
+    logger.info("pull-off results in %s (%.1f s)", out, summary["wall_time"])
+    return summary
+
+
+@contextlib.contextmanager
+def _run_log(workdir, comm):
+    """run.log in the results directory (rank 0) while the test runs."""
+    from . import log
+
+    logfile = log.attach_logfile(workdir / "run.log") if comm.rank == 0 else None
+    try:
+        yield
+    finally:
+        if logfile is not None:
+            logging.getLogger("solver").removeHandler(logfile)
+            logfile.close()
+
+
+def residual_stress(emesh, case):
+    """The stress at the end of the case's schedule, as a DG (3x3) field."""
+    from dolfinx import fem
+
+    from .inelastic import InelasticProblem
+    from .run import make_problem, process_eigenstrains
+    from .schedule import time_steps
+
+    problem = make_problem(emesh, case)
+    inelastic = isinstance(problem, InelasticProblem)
+    steps = time_steps(case.schedule, case.solver.temperature_increment,
+                       case.solver.hold_steps if inelastic else 1)
+    times = np.array([step.time for step in steps])
+    temperatures = np.array([step.temperature for step in steps])
+    strains = process_eigenstrains(case, times, temperatures)
+    # elasticity has no history: the last step alone gives the same state
+    indices = range(1, len(steps)) if inelastic else [len(steps) - 1]
+    previous = 0.0
+    for index in indices:
+        problem.advance(steps[index].temperature, steps[index].time - previous,
+                        {name: values[index] for name, values in strains.items()})
+        previous = steps[index].time
+    stress = fem.Function(fem.functionspace(emesh.mesh, ("DG", case.solver.degree - 1, (3, 3))))
+    return problem.stress_into(stress)
+
+
+def _room_value(value, temperature):
+    """A material property at a temperature (tables are callable)."""
+    return float(value(temperature)) if callable(value) else float(value)
+
+
+class _Elastic:
+    def __init__(self, youngs_modulus, poisson_ratio):
+        self.youngs_modulus, self.poisson_ratio = youngs_modulus, poisson_ratio
+
+
+def _pulloff_and_write(case, workdir: Path, comm) -> dict:
+    import ufl
+    from dolfinx import fem
+
+    from . import output
+    from .cohesive import CohesiveLaw, CohesiveProblem
+    from .errors import CaseError
+    from .mesh import build_mesh
+
+    if case.pulloff is None:
+        raise CaseError(case.source, "pulloff", "required by sinter pulloff: add a [pulloff] "
+                        "table (its keys: docs/case-keys.md)")
+    if case.geometry.kind not in ("recurved", "flat", "plain", "rough") or case.case.dim != 2:
+        raise CaseError(case.source, "geometry.kind", "the pull-off test runs on the 2D "
+                        "collector cells (recurved, flat, plain, rough), got "
+                        f"{case.case.dim}D '{case.geometry.kind}'")
+    settings = case.pulloff
+    emesh = build_mesh(case, comm)
+    process_started = time.perf_counter()
+    initial_stress = None
+    if settings.residual_stress:
+        stress = residual_stress(emesh, case)
+        initial_stress = ufl.as_matrix([[stress[0, 0], stress[0, 1]],
+                                        [stress[1, 0], stress[1, 1]]])
+    process_time = time.perf_counter() - process_started
+    end_temperature = case.schedule.end_temperature
+    materials = {name: _Elastic(_room_value(m.youngs_modulus, end_temperature),
+                                _room_value(m.poisson_ratio, end_temperature))
+                 for name, m in case.materials.items()
+                 if name in emesh.geometry.cell_materials.values()}
+    law = CohesiveLaw.from_interface(case.interface)
+    foil_material = case.geometry.foil_material
+    interface_name = next(name for name, (_, lower, _) in emesh.geometry.interfaces.items()
+                          if emesh.geometry.cell_materials[lower] == foil_material)
+    problem = CohesiveProblem(emesh, materials, law, degree=case.solver.degree,
+                              interface_name=interface_name, initial_stress=initial_stress)
+    for name in ("left", "right"):
+        for body in ("foil", "layer"):
+            problem.fix(body, 0, problem.facets(name))
+    problem.fix("foil", 1, problem.facets("bottom"))
+    top = problem.fix("layer", 1, problem.facets("top"))
+    pull = fem.Function(problem.W)  # the unit pattern of the pulled dofs: its work is F
+    top_dofs = fem.locate_dofs_topological(problem.W.sub(3), 1, problem.facets("top"))
+    pull.x.array[top_dofs] = 1.0
+    x = emesh.mesh.geometry.x[:, 0]
+    width = comm.allreduce(float(x.max()), op=_max()) - comm.allreduce(float(x.min()),
+                                                                        op=_min())
+    weights = problem.nodes.weights
+    interface_length = problem.interface_sum(np.ones_like(weights))
+
+    def set_displacement(value):
+        top.value = value
+
+    displacement_steps = np.linspace(0.0, settings.end_displacement, settings.steps + 1)
+    rows, interface_rows = [], []
+    record = {"dissipated": 0.0, "work": 0.0, "force": 0.0, "displacement": 0.0, "step": 0}
+
+    def converged(displacement, damage_before, report):
+        """Book-keeping after every converged (sub-)step."""
+        force = problem.reaction(pull)
+        record["dissipated"] += problem.interface_sum(problem.dissipation(damage_before))
+        record["work"] += 0.5 * (force + record["force"]) * (displacement
+                                                             - record["displacement"])
+        record.update(force=force, displacement=displacement)
+        debonded = problem.interface_sum((problem.damage >= FULLY_DAMAGED).astype(float))
+        rows.append([displacement, force, force / width, debonded / interface_length,
+                     record["dissipated"], record["work"], problem.elastic_energy(),
+                     problem.interface_sum(problem.nodal_free_energy()),
+                     report.newton_iterations])
+        interface_rows.extend(_interface_rows(problem, record["step"], displacement))
+        record["step"] += 1
+        logger.info("pull-off d = %.4g um: force %.4g N/m, debonded %.1f %%",
+                    displacement * 1e6, force, 100 * debonded / interface_length)
+
+    iterations = 0
+    for index, displacement in enumerate(displacement_steps):
+        start = displacement_steps[index - 1] if index else 0.0
+        dt = (displacement - start) / settings.rate if index else None
+        report = problem.advance(set_displacement, start, displacement, dt,
+                                 max_damage_increment=settings.max_damage_increment,
+                                 converged=converged)
+        iterations += report.newton_iterations
+    dissipated, external_work = record["dissipated"], record["work"]
+    table = np.array([row[:8] for row in rows])
+    displacement, force, debonded_fraction = table[:, 0], table[:, 1], table[:, 3]
+    peak = int(np.argmax(force))
+    fully = np.flatnonzero(debonded_fraction >= 1.0 - 1e-12)
+    after = int(fully[0]) if len(fully) else len(force) - 1
+    debonded_length = debonded_fraction[-1] * interface_length
+    summary = {
+        "case": case.case.name,
+        "case_file": str(case.source),
+        "ranks": comm.size,
+        "dofs": problem.dofs,
+        "cells": emesh.mesh.topology.index_map(emesh.mesh.topology.dim).size_global,
+        "geometry": {"kind": case.geometry.kind, **emesh.geometry.metrics},
+        "pulloff": {
+            "strength": float(force[peak] / width),
+            "peak_force": float(force[peak]),
+            "peak_displacement": float(displacement[peak]),
+            "work_of_separation": float(external_work / width),
+            "load_after_debond": float(force[after] / force[peak]),
+            "load_after_debond_displacement": float(displacement[after]),
+            "fully_debonded": bool(len(fully)),
+            "debonded_fraction": float(debonded_fraction[-1]),
+            "dissipated_energy": float(dissipated),
+            "energy_release_rate": float(dissipated / debonded_length)
+            if debonded_length > 0 else 0.0,
+            "external_work": float(external_work),
+            "projected_width": float(width),
+            "interface_length": float(interface_length),
+            "interface": interface_name,
+            "end_displacement": settings.end_displacement,
+            "steps": settings.steps,
+            "step_cuts": problem.step_cuts,
+            "newton_iterations": iterations,
+            "residual_stress": settings.residual_stress,
+            "process_time": process_time,
+        },
+    }
+    if comm.rank == 0:
+        output.write_table(workdir / "pulloff.csv", PULLOFF_COLUMNS, rows)
+        output.write_table(workdir / "interface_damage.csv", INTERFACE_COLUMNS, interface_rows)
+        (workdir / "case.toml").write_text(case.text)
+        plot_force_displacement(workdir / "pulloff.png", displacement, table[:, 2],
+                                debonded_fraction, case.case.name)
+    return summary
+
+
+PULLOFF_COLUMNS = ["displacement", "force", "force_per_width", "debonded_fraction",
+                   "dissipated_energy", "external_work", "elastic_energy",
+                   "cohesive_free_energy", "newton_iterations"]
+INTERFACE_COLUMNS = ["record", "displacement", "x", "y", "damage", "normal_traction",
+                     "shear_traction"]
+
+
+def _max():
+    from mpi4py import MPI
+
+    return MPI.MAX
+
+
+def _min():
+    from mpi4py import MPI
+
+    return MPI.MIN
+
+
+def _interface_rows(problem, step, displacement):
+    """Damage and tractions at the interface nodes (gathered on rank 0, sorted by x, y)."""
+    nodes = problem.nodes
+    delta = problem.jumps()
+    traction = problem.tractions(delta, problem.damage)
+    normal = nodes.normals
+    tangent = np.column_stack([normal[:, 1], -normal[:, 0]])
+    owned = nodes.owned
+    local = np.column_stack([nodes.coordinates[owned, 0], nodes.coordinates[owned, 1],
+                             problem.damage[owned],
+                             np.einsum("ni,ni->n", traction, normal)[owned],
+                             np.einsum("ni,ni->n", traction, tangent)[owned]])
+    gathered = problem.comm.gather(local, root=0)
+    if problem.comm.rank != 0:
+        return []
+    values = np.concatenate(gathered)
+    values = values[np.lexsort((values[:, 1], values[:, 0]))]
+    return [[step, displacement, *row] for row in values]
+
+
+def plot_force_displacement(path, displacement, force_per_width, debonded, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.plot(displacement * 1e6, force_per_width / 1e6, "-o", markersize=2, label="force")
+    axis.set_xlabel("pull-off displacement [um]")
+    axis.set_ylabel("force / projected area [MPa]")
+    other = axis.twinx()
+    other.plot(displacement * 1e6, 100 * debonded, "--", color="tab:red", label="debonded")
+    other.set_ylabel("debonded interface [%]", color="tab:red")
+    axis.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
