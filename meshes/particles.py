@@ -42,6 +42,7 @@ from scipy.special import ndtr
 
 from meshes.built import (
     MICROMETRE,
+    OUTLINE_POINTS_PER_HALF,
     BuiltGeometry,
     add_physical_group,
     boundary_tags,
@@ -144,10 +145,6 @@ class ParticleSpecies:
     diameters: DiameterDistribution
 
 
-# Points of each half of a projection's outline (as the recurved cell's spline).
-_OUTLINE_POINTS_PER_HALF = 161
-
-
 @dataclass(frozen=True)
 class Obstacle:
     """A copper projection standing in the layer (2D): its outline from the right foot over
@@ -159,7 +156,7 @@ class Obstacle:
 
     @classmethod
     def recurved(cls, profile: RecurvedProfile, axis: float) -> Obstacle:
-        right_x, right_y = profile.right_outline(_OUTLINE_POINTS_PER_HALF)
+        right_x, right_y = profile.right_outline(OUTLINE_POINTS_PER_HALF)
         x = np.concatenate([axis + right_x, axis - right_x[::-1][1:]])
         y = np.concatenate([right_y, right_y[::-1][1:]])
         return cls(x, y, profile.area())

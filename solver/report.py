@@ -160,7 +160,8 @@ def _interface_table(interfaces: dict) -> str:
         ))
     return _table(["interface", "materials (foil / layer)",
                    "max normal traction [MPa] (averaged)", "max shear traction [MPa] (averaged)",
-                   "max risk", "length at risk >= 1", "peak risk over the schedule"], rows)
+                   "max risk", "share of interface at risk >= 1",
+                   "peak risk over the schedule"], rows)
 
 
 def _raw_and_averaged(data: dict, key: str) -> str:

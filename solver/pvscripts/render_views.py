@@ -170,24 +170,29 @@ def _image_size(width, height):
 
 def _closeup_bounds(parameters, model, shift):
     """The region of the close-up in micrometres, within the model: the box of the interface
-    facets, or, for a straight interface (a flat box), a square the model's height around its
-    highest risk. The facets are where they were before the deformation: `shift` more on
-    every side."""
+    facets, or, for a flat interface (a flat box: a line in 2D, a plane in 3D), a square (a
+    cube) as tall as the model around its highest risk. The facets are where they were before
+    the deformation: `shift` more on every side."""
     box = parameters["closeup"]
-    lower = [v * 1e6 for v in box["lower"]]
-    upper = [v * 1e6 for v in box["upper"]]
+    axes = 2 if model[5] - model[4] <= 1e-9 * (model[1] - model[0]) else 3
+    up = axes - 1  # the stacking direction: y in 2D, z in 3D
+    lower = [v * 1e6 for v in box["lower"][:axes]]
+    upper = [v * 1e6 for v in box["upper"][:axes]]
     extent = [u - lo for u, lo in zip(upper, lower, strict=True)]
-    if min(extent[0], extent[1]) < 0.05 * max(extent[0], extent[1]):
-        centre = [v * 1e6 for v in box["highest_risk"]]
-        half = (model[3] - model[2]) / 2 + shift
+    height = model[2 * up + 1] - model[2 * up]
+    if min(extent) < 0.05 * max(extent):
+        centre = [v * 1e6 for v in box["highest_risk"][:axes]]
+        half = height / 2 + shift
         lower, upper = [c - half for c in centre], [c + half for c in centre]
     else:
         margin = 0.2 * max(extent) + shift
         lower, upper = [v - margin for v in lower], [v + margin for v in upper]
-    edge = 0.02 * (model[3] - model[2])  # beyond the model: enough to see its outline
-    return [max(lower[0], model[0] - edge), min(upper[0], model[1] + edge),
-            max(lower[1], model[2] - edge), min(upper[1], model[3] + edge),
-            model[4], model[5]]
+    edge = 0.02 * height  # beyond the model: enough to see its outline
+    bounds = []
+    for axis in range(axes):
+        bounds += [max(lower[axis], model[2 * axis] - edge),
+                   min(upper[axis], model[2 * axis + 1] + edge)]
+    return bounds + ([model[4], model[5]] if axes == 2 else [])
 
 
 def _frame(view, bounds, two_d):
