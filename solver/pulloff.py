@@ -192,7 +192,7 @@ def _pulloff_and_write(case, workdir: Path, comm) -> dict:
                      report.newton_iterations])
         interface_rows.extend(_interface_rows(problem, record["step"], displacement))
         record["step"] += 1
-        logger.info("pull-off d = %.4g um: force %.4g N/m, debonded %.1f %%",
+        logger.debug("pull-off d = %.4g um: force %.4g N/m, debonded %.1f %%",
                     displacement * 1e6, force, 100 * debonded / interface_length)
 
     iterations = 0
