@@ -62,6 +62,7 @@ def run_pulloff(case, out, comm=None) -> dict:
 
     comm = comm or MPI.COMM_WORLD
     started = time.perf_counter()
+    _check_case(case)
     with output.ResultsDirectory(out, comm) as workdir, _run_log(workdir, comm):
         summary = _pulloff_and_write(case, Path(workdir), comm)
         summary["wall_time"] = time.perf_counter() - started
@@ -69,6 +70,18 @@ def run_pulloff(case, out, comm=None) -> dict:
             output.write_summary(workdir / "summary.json", summary)
     logger.info("pull-off results in %s (%.1f s)", out, summary["wall_time"])
     return summary
+
+
+def _check_case(case):
+    from .errors import CaseError
+
+    if case.pulloff is None:
+        raise CaseError(case.source, "pulloff", "required by sinter pulloff: add a [pulloff] "
+                        "table (its keys: docs/case-keys.md)")
+    if case.geometry.kind not in ("recurved", "flat", "plain", "rough") or case.case.dim != 2:
+        raise CaseError(case.source, "geometry.kind", "the pull-off test runs on the 2D "
+                        "collector cells (recurved, flat, plain, rough), got "
+                        f"{case.case.dim}D '{case.geometry.kind}'")
 
 
 @contextlib.contextmanager
@@ -127,16 +140,8 @@ def _pulloff_and_write(case, workdir: Path, comm) -> dict:
 
     from . import output
     from .cohesive import CohesiveLaw, CohesiveProblem
-    from .errors import CaseError
     from .mesh import build_mesh
 
-    if case.pulloff is None:
-        raise CaseError(case.source, "pulloff", "required by sinter pulloff: add a [pulloff] "
-                        "table (its keys: docs/case-keys.md)")
-    if case.geometry.kind not in ("recurved", "flat", "plain", "rough") or case.case.dim != 2:
-        raise CaseError(case.source, "geometry.kind", "the pull-off test runs on the 2D "
-                        "collector cells (recurved, flat, plain, rough), got "
-                        f"{case.case.dim}D '{case.geometry.kind}'")
     settings = case.pulloff
     emesh = build_mesh(case, comm)
     process_started = time.perf_counter()

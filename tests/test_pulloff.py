@@ -130,3 +130,14 @@ def test_pulloff_is_the_same_on_one_and_two_ranks(tmp_path):
     for key, value in serial.items():
         if key != "process_time" and isinstance(value, int | float):
             assert parallel[key] == pytest.approx(value, rel=1e-6, abs=1e-12), key
+
+
+def test_pulloff_of_a_case_without_a_pulloff_table_is_a_one_line_error(tmp_path, capsys):
+    from solver.cli import main
+
+    out = tmp_path / "out"
+    assert main(["pulloff", str(CASES / "recurved-2d.toml"), "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == (f"sinter: error: {CASES / 'recurved-2d.toml'}: pulloff: required by "
+                     "sinter pulloff: add a [pulloff] table (its keys: docs/case-keys.md)")
+    assert not out.exists()
