@@ -135,12 +135,14 @@ class _Elastic:
 
 
 def _pulloff_and_write(case, workdir: Path, comm) -> dict:
+    import dolfinx
     import ufl
     from dolfinx import fem
 
     from . import output
     from .cohesive import CohesiveLaw, CohesiveProblem
     from .mesh import build_mesh
+    from .run import sinterfem_version
 
     settings = case.pulloff
     emesh = build_mesh(case, comm)
@@ -218,6 +220,8 @@ def _pulloff_and_write(case, workdir: Path, comm) -> dict:
     summary = {
         "case": case.case.name,
         "case_file": str(case.source),
+        "sinterfem_version": sinterfem_version(),
+        "dolfinx_version": dolfinx.__version__,
         "ranks": comm.size,
         "dofs": problem.dofs,
         "cells": emesh.mesh.topology.index_map(emesh.mesh.topology.dim).size_global,
