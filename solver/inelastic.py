@@ -225,19 +225,11 @@ class InelasticProblem:
         new_states = {}
         isotropic = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
         for name, (rows, stress_dofs, tangent_dofs, _) in self.material_points.items():
-            eigen = (self._thermal_strain(name, temperature)
+            eigen = (self.thermal_strain(name, temperature)
                      + process_eigenstrain.get(name, 0.0)) * isotropic
             stress[stress_dofs], tangent[tangent_dofs], new_states[name] = \
                 self.models[name].update(strain[rows], eigen, temperature, dt, self.states[name])
         return new_states
-
-    def _thermal_strain(self, name: str, temperature: float) -> float:
-        """The given thermal strain; a material with a CTE table has its own (its kind,
-        secant or instantaneous, from the stress-free start: Material.thermal_strain)."""
-        material = self.case.materials[name]
-        if material.is_tabulated("thermal_expansion"):
-            return float(material.thermal_strain(temperature, self.start_temperature))
-        return self.thermal_strain(name, temperature)
 
     # -- linear algebra ------------------------------------------------------------------
     def _solve(self, rhs_form, face_value):

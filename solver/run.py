@@ -227,7 +227,7 @@ def make_problem(emesh, case):
     start = case.schedule.start
     return InelasticProblem(
         emesh, case, {name: material_model(m) for name, m in used.items()},
-        lambda name, temperature: used[name].thermal_expansion * (temperature - start),
+        lambda name, temperature: float(used[name].thermal_strain(temperature, start)),
         start)
 
 
