@@ -22,8 +22,8 @@ def _film_on_substrate(mesh_size_um):
 name = "hutchinson-suo"
 [geometry]
 kind = "layers"
-length = "12 um"
-layers = [{{ material = "substrate", thickness = "3 um" }},
+length = "24 um"
+layers = [{{ material = "substrate", thickness = "2 um" }},
           {{ material = "film", thickness = "1 um" }}]
 mesh_size = "{mesh_size_um} um"
 [materials.substrate]
@@ -43,8 +43,10 @@ steps = [{{ hold = "1 s" }}]
 
 
 def test_film_delaminates_at_the_hutchinson_suo_energy_release_rate():
-    """A film (thickness h) with an isotropic misfit strain eps* on a substrate, plane strain,
-    with a free film edge and a pre-crack of 3 h from it.
+    """A film (thickness h) with an isotropic misfit strain eps* on a substrate (2 h, clamped
+    below), plane strain, with a free film edge, a pre-crack of 3 h from it and 21 h of bonded
+    film ahead (the steady state needs a long bonded ligament: with 9 h ahead and a 3 h
+    substrate the threshold came out at 1.08 G_c, with 6 h ahead at 1.14 G_c).
 
     Bonded far from the edge, the film has eps_xx = 0 (the substrate is unstrained: its
     bottom is clamped and the far face is a symmetry plane) and eps_zz = 0 (plane strain),
@@ -56,11 +58,11 @@ def test_film_delaminates_at_the_hutchinson_suo_energy_release_rate():
     = (1 - nu^2) sigma^2 h / (2E) (Hutchinson & Suo 1992), with sigma the bonded film's
     in-plane stress.
 
-    The misfit rises in steps of 2 % of G/G_c. With G_Ic = G_IIc and equal strengths the law
-    is independent of the mode mixity, so the front must start to run (no equilibrium with
-    the front in place: Newton fails, or the front moves) when G = G_c: within 10 %. At that
-    misfit, viscous steps then show the front running on. Measured: G = 1.08 G_c (1.06 still
-    arrested) with this mesh (0.25 um, P2), strength 150 MPa.
+    The misfit rises in steps of 2 % of G/G_c from 0.96 G_c. With G_Ic = G_IIc and equal
+    strengths the law is independent of the mode mixity, so the front must start to run (no
+    equilibrium with the front in place: Newton fails, or the front moves) when G = G_c:
+    within 10 %. At that misfit, viscous steps then show the front running on. Measured:
+    G = 1.02 G_c (1.00 still arrested) with this mesh (0.25 um, P2), strength 150 MPa.
     """
     case, emesh = _film_on_substrate(0.25)
     misfit = cellwise_field(emesh, {"substrate": 0.0, "film": 1.0}, "misfit")
@@ -88,7 +90,7 @@ def test_film_delaminates_at_the_hutchinson_suo_energy_release_rate():
         problem.load_factor.value = -value  # shrinkage: a film in tension
 
     previous, threshold = 0.0, None
-    for ratio in [0.5, *np.arange(0.90, 1.205, 0.02)]:  # G / G_c
+    for ratio in [0.5, *np.arange(0.96, 1.205, 0.02)]:  # G / G_c
         misfit_value = critical_misfit * np.sqrt(ratio)
         try:
             problem.advance(set_misfit, previous, misfit_value, cuts_left=2)
@@ -104,12 +106,12 @@ def test_film_delaminates_at_the_hutchinson_suo_energy_release_rate():
     assert abs(threshold - 1.0) <= 0.10, f"G at the threshold = {threshold:.3f} G_c"
     # at that misfit the front keeps running (viscous steps bound each step's damage, which
     # then approaches 1 geometrically: the front is where D >= 0.99)
-    fronts = [front(0.99)]
-    for _ in range(12):
-        problem.advance(set_misfit, misfit_value, misfit_value, dt=4.0)
-        fronts.append(front(0.99))
-    assert fronts[-1] > fronts[0] + 0.2e-6  # measured 3.5 -> 3.75 um: more than two nodes
-    assert fronts[-1] > fronts[-5]  # and still moving
+    start = front(0.99)
+    for _ in range(30):
+        problem.advance(set_misfit, misfit_value, misfit_value, dt=40.0)
+        if front(0.99) >= start + 0.25e-6:
+            break
+    assert front(0.99) >= start + 0.25e-6  # more than two nodes
 
 
 def _plain_cell(mesh="2 um", interface="0.4 um"):
