@@ -41,7 +41,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from pydantic_core import PydanticCustomError
 
 from solver import compat
+from solver.constitutive import TemperatureTable
 from solver.errors import SolverError
+from solver.materials import TABLE_NOTE, TemperatureDependent
 from solver.units import SIQuantity
 
 logger = logging.getLogger(__name__)
@@ -96,7 +98,11 @@ def _check_not_negative(value: float) -> float:
 PositiveLength = Annotated[float, SIQuantity("length", positive=True)]
 OptionalPositiveLength = Annotated[float | None, SIQuantity("length", positive=True)]
 Coordinate = Annotated[float, SIQuantity("length")]
-Conductivity = Annotated[float, SIQuantity("thermal conductivity", positive=True)]
+# k and c_p may be tables against temperature, read as the material library's tables are.
+Conductivity = Annotated[float | TemperatureTable,
+                         TemperatureDependent("thermal conductivity", positive=True)]
+SpecificHeat = Annotated[float | TemperatureTable,
+                         TemperatureDependent("specific heat", positive=True)]
 HeatTransferCoefficient = Annotated[
     float, SIQuantity("heat transfer coefficient"), AfterValidator(_check_not_negative)
 ]
@@ -132,19 +138,21 @@ class FurnaceSection(BaseModel):
     )
     k_through: Conductivity = Field(
         "0.7 W/m/K", validate_default=True,
-        description="effective thermal conductivity across the wraps or sheets (placeholder)",
+        description="effective thermal conductivity across the wraps or sheets (placeholder)"
+        + TABLE_NOTE,
     )
     k_along: Conductivity = Field(
         "40 W/m/K", validate_default=True,
-        description="effective thermal conductivity along the wraps or sheets (placeholder)",
+        description="effective thermal conductivity along the wraps or sheets (placeholder)"
+        + TABLE_NOTE,
     )
     density: Annotated[float, SIQuantity("density", positive=True)] = Field(
         "2300 kg/m^3", validate_default=True,
         description="effective density of the coil (placeholder)",
     )
-    specific_heat: Annotated[float, SIQuantity("specific heat", positive=True)] = Field(
+    specific_heat: SpecificHeat = Field(
         "600 J/kg/K", validate_default=True,
-        description="effective specific heat of the coil (placeholder)",
+        description="effective specific heat of the coil (placeholder)" + TABLE_NOTE,
     )
     heat_transfer_coefficient: HeatTransferCoefficient = Field(
         "10 W/m^2/K", validate_default=True,
@@ -245,7 +253,7 @@ class Body:
     upper: np.ndarray
     full_extent: np.ndarray  # the body's extent in body coordinates (for folding)
     axisymmetric: bool
-    conductivity: tuple[float, float]  # (k_xx, k_yy) in domain coordinates
+    conductivity: tuple[float | TemperatureTable, float | TemperatureTable]  # (k_xx, k_yy)
     faces: dict[str, tuple[int, float]]  # face name -> (axis, coordinate) of the plane
     positions: dict[str, tuple[float, float]]  # name -> body coordinates
 
@@ -408,6 +416,19 @@ class _PointEvaluator:
         return self.comm.allreduce(values) / self.found
 
 
+def _piecewise_linear(table: TemperatureTable, temperature, constant):
+    """The table's interpolation of `temperature` as a UFL expression: linear between the
+    points, constant beyond the first and the last (as TemperatureTable.__call__)."""
+    points = [constant(point) for point in table.temperatures]
+    values = [constant(value) for value in table.values]
+    expression = values[0]
+    for i in range(len(points) - 1):
+        clamped = ufl.min_value(ufl.max_value(temperature, points[i]), points[i + 1])
+        expression = expression + (values[i + 1] - values[i]) / (points[i + 1] - points[i]) \
+            * (clamped - points[i])
+    return expression
+
+
 def _step_times(t_end: float, dt_max: float, breakpoints: Sequence[float]) -> np.ndarray:
     """Times from 0 to t_end, every breakpoint among them, no step longer than dt_max."""
     marks = [0.0, t_end]
@@ -445,15 +466,30 @@ class FurnaceProblem:
         def constant(value):
             return fem.Constant(msh, PETSc.ScalarType(value))
 
-        # Every parameter is a Constant, so every coil with the same geometry kind shares
-        # one compiled form instead of compiling one per value.
+        def property_at_previous(value):
+            # A table is evaluated at the previous step's temperature (lagged), which keeps
+            # each step's problem as linear as the constant-property one.
+            if isinstance(value, TemperatureTable):
+                return _piecewise_linear(value, self.previous, constant)
+            return constant(value)
+
+        # Every parameter is a Constant, so every coil with the same geometry kind (and
+        # table lengths) shares one compiled form instead of compiling one per value.
         self.furnace_temperature = constant(initial_temperature)
         self.dt = constant(1.0)
-        k_xx, k_yy = constant(body.conductivity[0]), constant(body.conductivity[1])
-        heat_capacity = constant(section.density * section.specific_heat)
+        k_xx, k_yy = (property_at_previous(k) for k in body.conductivity)
+        if isinstance(section.specific_heat, TemperatureTable):
+            heat_capacity = constant(section.density) * property_at_previous(
+                section.specific_heat)
+        else:
+            heat_capacity = constant(section.density * section.specific_heat)
         h = constant(section.heat_transfer_coefficient)
         radiation = constant(section.emissivity * STEFAN_BOLTZMANN)
         self.linear = section.emissivity == 0.0
+        # With a table the matrix changes with the previous temperature, every step.
+        self.constant_properties = not any(
+            isinstance(value, TemperatureTable) for value in (*body.conductivity,
+                                                              section.specific_heat))
 
         ds = ufl.Measure("ds", domain=msh, subdomain_data=self._heated_facets())
         x = ufl.SpatialCoordinate(msh)
@@ -522,7 +558,7 @@ class FurnaceProblem:
         return ksp
 
     def _assemble_matrix(self, dt: float):
-        if self.linear and self._matrix_dt == dt:
+        if self.linear and self.constant_properties and self._matrix_dt == dt:
             return  # the matrix of a linear problem depends only on dt: keep its factors
         self.matrix.zeroEntries()
         fem_petsc.assemble_matrix(self.matrix, self.jacobian_form)
