@@ -16,13 +16,21 @@ area up to the end displacement. Energy release rate: the cohesive dissipation p
 debonded interface length. load_after_debond: the force at the first step where every
 interface node is fully damaged (D = 1), or at the end displacement if that never happens
 (contact under a recurved head keeps some nodes from ever opening), over the peak force.
+
+load = "swelling" (SOC at delamination onset): the top is not pulled (traction free); the
+SOC path of [swelling] (formulation "small") is applied instead as the eigenstrain
+beta SOC / 3 I of the swelling materials. The bulk is linear elastic, so this is the extra
+initial stress -C : eps_s(SOC) on top of the residual stress; the SOC path is stepped like the
+displacement (the same Newton, step cuts and damage update). Reported: the first SOC at which
+an interface node has D > 0 (soc_at_damage_onset) and at which one is fully damaged
+(soc_at_delamination), null if never.
 """
 
 import contextlib
 import logging
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -52,6 +60,10 @@ class PulloffSection(BaseModel):
         "steps are cut (so that the peak force is not stepped over)")
     residual_stress: bool = Field(
         True, description="start from the residual stress of the schedule (false: stress-free)")
+    load: Literal["pull", "swelling"] = Field(
+        "pull", description="pull: the top is pulled up to end_displacement; swelling: the "
+        "top is free and the SOC path of [swelling] (formulation small) is applied as the "
+        "swelling eigenstrain (docs/pulloff.md)")
 
 
 def run_pulloff(case, out, comm=None) -> dict:
@@ -82,6 +94,14 @@ def _check_case(case):
         raise CaseError(case.source, "geometry.kind", "the pull-off test runs on the 2D "
                         "collector cells (recurved, flat, plain, rough), got "
                         f"{case.case.dim}D '{case.geometry.kind}'")
+    if case.pulloff.load == "swelling":
+        if case.swelling is None:
+            raise CaseError(case.source, "pulloff.load", "'swelling' needs a [swelling] table "
+                            "with the SOC path (docs/swelling.md)")
+        if case.swelling.formulation != "small":
+            raise CaseError(case.source, "swelling.formulation", "the swelling-driven "
+                            "pull-off (pulloff.load = 'swelling') needs formulation = 'small' "
+                            "(a linear elastic bulk with the eigenstrain beta SOC / 3)")
 
 
 @contextlib.contextmanager
@@ -135,14 +155,12 @@ class _Elastic:
 
 
 def _pulloff_and_write(case, workdir: Path, comm) -> dict:
-    import dolfinx
     import ufl
     from dolfinx import fem
 
     from . import output
     from .cohesive import CohesiveLaw, CohesiveProblem
     from .mesh import build_mesh
-    from .run import sinterfem_version
 
     settings = case.pulloff
     emesh = build_mesh(case, comm)
@@ -162,13 +180,17 @@ def _pulloff_and_write(case, workdir: Path, comm) -> dict:
     foil_material = case.geometry.foil_material
     interface_name = next(name for name, (_, lower, _) in emesh.geometry.interfaces.items()
                           if emesh.geometry.cell_materials[lower] == foil_material)
+    swelling = settings.load == "swelling"
+    eigenstrain = _swelling_eigenstrain(emesh, case) if swelling else None
     problem = CohesiveProblem(emesh, materials, law, degree=case.solver.degree,
-                              interface_name=interface_name, initial_stress=initial_stress)
+                              interface_name=interface_name, initial_stress=initial_stress,
+                              eigenstrain=eigenstrain)
     for name in ("left", "right"):
         for body in ("foil", "layer"):
             problem.fix(body, 0, problem.facets(name))
     problem.fix("foil", 1, problem.facets("bottom"))
-    top = problem.fix("layer", 1, problem.facets("top"))
+    # the pulled top; under swelling it stays traction free (the pattern gives its reaction)
+    top = None if swelling else problem.fix("layer", 1, problem.facets("top"))
     pull = fem.Function(problem.W)  # the unit pattern of the pulled dofs: its work is F
     top_dofs = fem.locate_dofs_topological(problem.W.sub(3), 1, problem.facets("top"))
     pull.x.array[top_dofs] = 1.0
@@ -178,10 +200,16 @@ def _pulloff_and_write(case, workdir: Path, comm) -> dict:
     weights = problem.nodes.weights
     interface_length = problem.interface_sum(np.ones_like(weights))
 
-    def set_displacement(value):
-        top.value = value
+    def set_load(value):
+        if swelling:
+            problem.load_factor.value = value
+        else:
+            top.value = value
 
-    displacement_steps = np.linspace(0.0, settings.end_displacement, settings.steps + 1)
+    if swelling:
+        load_steps = np.array([0.0] + [soc for soc, _, _ in case.swelling.soc_targets()])
+    else:
+        load_steps = np.linspace(0.0, settings.end_displacement, settings.steps + 1)
     rows, interface_rows = [], []
     record = {"dissipated": 0.0, "work": 0.0, "force": 0.0, "displacement": 0.0, "step": 0}
 
@@ -196,21 +224,28 @@ def _pulloff_and_write(case, workdir: Path, comm) -> dict:
         rows.append([displacement, force, force / width, debonded / interface_length,
                      record["dissipated"], record["work"], problem.elastic_energy(),
                      problem.interface_sum(problem.nodal_free_energy()),
-                     report.newton_iterations])
+                     report.newton_iterations,
+                     problem.comm.allreduce(float(np.max(problem.damage, initial=0.0)),
+                                            op=_max())])
         interface_rows.extend(_interface_rows(problem, record["step"], displacement))
         record["step"] += 1
         logger.debug("pull-off d = %.4g um: force %.4g N/m, debonded %.1f %%",
                     displacement * 1e6, force, 100 * debonded / interface_length)
 
     iterations = 0
-    for index, displacement in enumerate(displacement_steps):
-        start = displacement_steps[index - 1] if index else 0.0
-        dt = (displacement - start) / settings.rate if index else None
-        report = problem.advance(set_displacement, start, displacement, dt,
+    for index, value in enumerate(load_steps):
+        start = load_steps[index - 1] if index else 0.0
+        # SOC steps have no pseudo-time: the interface viscosity acts on the pull only
+        dt = (value - start) / settings.rate if index and not swelling else None
+        report = problem.advance(set_load, start, value, dt,
                                  max_damage_increment=settings.max_damage_increment,
                                  converged=converged)
         iterations += report.newton_iterations
     dissipated, external_work = record["dissipated"], record["work"]
+    if swelling:
+        return _swelling_summary_and_write(case, emesh, problem, rows, interface_rows, workdir,
+                                           comm, iterations, process_time, width,
+                                           interface_length, interface_name)
     table = np.array([row[:8] for row in rows])
     displacement, force, debonded_fraction = table[:, 0], table[:, 1], table[:, 3]
     peak = int(np.argmax(force))
@@ -218,14 +253,7 @@ def _pulloff_and_write(case, workdir: Path, comm) -> dict:
     after = int(fully[0]) if len(fully) else len(force) - 1
     debonded_length = debonded_fraction[-1] * interface_length
     summary = {
-        "case": case.case.name,
-        "case_file": str(case.source),
-        "sinterfem_version": sinterfem_version(),
-        "dolfinx_version": dolfinx.__version__,
-        "ranks": comm.size,
-        "dofs": problem.dofs,
-        "cells": emesh.mesh.topology.index_map(emesh.mesh.topology.dim).size_global,
-        "geometry": {"kind": case.geometry.kind, **emesh.geometry.metrics},
+        **_run_header(case, emesh, problem, comm),
         "pulloff": {
             "strength": float(force[peak] / width),
             "peak_force": float(force[peak]),
@@ -261,7 +289,85 @@ def _pulloff_and_write(case, workdir: Path, comm) -> dict:
 
 PULLOFF_COLUMNS = ["displacement", "force", "force_per_width", "debonded_fraction",
                    "dissipated_energy", "external_work", "elastic_energy",
-                   "cohesive_free_energy", "newton_iterations"]
+                   "cohesive_free_energy", "newton_iterations", "max_damage"]
+# load = "swelling": the load parameter is the SOC, the top is free (its reaction ~ 0)
+SWELLING_COLUMNS = ["soc", "top_reaction", "debonded_fraction", "dissipated_energy",
+                    "max_damage", "newton_iterations"]
+
+
+def _run_header(case, emesh, problem, comm) -> dict:
+    """The summary's keys on the run (case, versions, sizes, geometry)."""
+    import dolfinx
+
+    from .run import sinterfem_version
+
+    return {
+        "case": case.case.name,
+        "case_file": str(case.source),
+        "sinterfem_version": sinterfem_version(),
+        "dolfinx_version": dolfinx.__version__,
+        "ranks": comm.size,
+        "dofs": problem.dofs,
+        "cells": emesh.mesh.topology.index_map(emesh.mesh.topology.dim).size_global,
+        "geometry": {"kind": case.geometry.kind, **emesh.geometry.metrics},
+    }
+
+
+def _swelling_eigenstrain(emesh, case):
+    """The DG0 isotropic eigenstrain per unit SOC, beta / 3, of the swelling materials."""
+    from .thermoelastic import cellwise_field
+
+    used = list(emesh.geometry.cell_materials.values())
+    swelling = case.swelling.swelling_materials(case.materials, used)
+    return cellwise_field(emesh, {name: case.materials[name].swelling_coefficient / 3
+                                  if name in swelling else 0.0 for name in used}, "eps_s")
+
+
+def _swelling_summary_and_write(case, emesh, problem, rows, interface_rows, workdir, comm,
+                                iterations, process_time, width, interface_length,
+                                interface_name) -> dict:
+    """summary.json and pulloff.csv of the swelling-driven run (rows as in PULLOFF_COLUMNS,
+    the displacement column holding the SOC)."""
+    from . import output
+
+    table = np.array(rows, dtype=float)
+    soc, debonded, max_damage = table[:, 0], table[:, 3], table[:, 9]
+
+    def first_soc(mask):
+        hits = np.flatnonzero(mask)
+        return float(soc[hits[0]]) if len(hits) else None
+
+    dissipated = float(table[-1, 4])
+    debonded_length = debonded[-1] * interface_length
+    summary = {
+        **_run_header(case, emesh, problem, comm),
+        "pulloff": {
+            "load": "swelling",
+            "soc_at_damage_onset": first_soc(max_damage > 0),
+            "soc_at_delamination": first_soc(max_damage >= FULLY_DAMAGED),
+            "end_soc": float(soc[-1]),
+            "max_damage": float(max_damage[-1]),
+            "debonded_fraction": float(debonded[-1]),
+            "dissipated_energy": dissipated,
+            "energy_release_rate": dissipated / debonded_length if debonded_length > 0 else 0.0,
+            "max_top_reaction": float(np.abs(table[:, 1]).max()),
+            "projected_width": float(width),
+            "interface_length": float(interface_length),
+            "interface": interface_name,
+            "soc_steps": len(case.swelling.soc_targets()),
+            "step_cuts": problem.step_cuts,
+            "newton_iterations": iterations,
+            "residual_stress": case.pulloff.residual_stress,
+            "process_time": process_time,
+        },
+    }
+    if comm.rank == 0:
+        output.write_table(workdir / "pulloff.csv", SWELLING_COLUMNS,
+                           [[row[0], row[1], row[3], row[4], row[9], row[8]] for row in rows])
+        output.write_table(workdir / "interface_damage.csv",
+                           ["record", "soc", *INTERFACE_COLUMNS[2:]], interface_rows)
+        (workdir / "case.toml").write_text(case.text)
+    return summary
 INTERFACE_COLUMNS = ["record", "displacement", "x", "y", "damage", "normal_traction",
                      "shear_traction"]
 

@@ -141,3 +141,62 @@ def test_pulloff_of_a_case_without_a_pulloff_table_is_a_one_line_error(tmp_path,
     assert error == (f"sinter: error: {CASES / 'recurved-2d.toml'}: pulloff: required by "
                      "sinter pulloff: add a [pulloff] table (its keys: docs/case-keys.md)")
     assert not out.exists()
+
+
+def swelling_case_text(kind, swelling_coefficient, formulation="small"):
+    """The reduced cell without the residual stress, its mix swelling over SOC 0 -> 1."""
+    return reduced_case_text(kind, **{"max_damage_increment = 0.3": (
+        'max_damage_increment = 0.3\nload = "swelling"\nresidual_stress = false\n'
+        f'[swelling]\nformulation = "{formulation}"\n'
+        "path = [ { soc = 1.0, increments = 10 } ]\n"
+        f"[materials.mix]\nswelling_coefficient = {swelling_coefficient}\n")})
+
+
+def test_swelling_of_a_flat_cell_leaves_its_interface_unloaded(tmp_path):
+    """Flat periodic cell, rollers on the sides, free top: the swelling mix is uniformly
+    stressed in plane (sigma_yy = 0), so the interface carries no traction and nothing
+    is damaged. Measured (beta = 0.3): tractions up to 3.6e-6 Pa against the in-plane
+    stress E beta / 3 / (1 - nu) = 1.43 GPa at SOC 1."""
+    summary = run_pulloff(load_case_text(swelling_case_text("flat", 0.3)), tmp_path / "flat")
+    result = summary["pulloff"]
+    assert result["soc_at_damage_onset"] is None and result["soc_at_delamination"] is None
+    assert result["max_damage"] == 0.0 and result["dissipated_energy"] == 0.0
+    nodes = list(csv.DictReader((tmp_path / "flat" / "interface_damage.csv").open()))
+    tractions = np.array([[float(row["normal_traction"]), float(row["shear_traction"])]
+                          for row in nodes])
+    assert np.abs(tractions).max() < 1e-6 * 50e6  # of the interface strength
+
+
+def test_swelling_of_the_mix_damages_the_recurved_interface(tmp_path):
+    """Recurved cell: the swelling mix opens the interface over the head's top and shears it
+    along the flanks, so it softens from some SOC on; damage and dissipation never decrease
+    with SOC. Measured (beta = 0.05, 10 SOC steps): onset at SOC 0.4, D_max 0.91 at SOC 1,
+    no node fully damaged."""
+    summary = run_pulloff(load_case_text(swelling_case_text("recurved", 0.05)),
+                          tmp_path / "recurved")
+    result = summary["pulloff"]
+    assert 0.0 < result["soc_at_damage_onset"] <= 1.0
+    rows = list(csv.DictReader((tmp_path / "recurved" / "pulloff.csv").open()))
+    soc = np.array([float(row["soc"]) for row in rows])
+    damage = np.array([float(row["max_damage"]) for row in rows])
+    dissipated = np.array([float(row["dissipated_energy"]) for row in rows])
+    assert soc[-1] == pytest.approx(1.0) and np.all(np.diff(soc) > 0)
+    assert np.all(np.diff(damage) >= 0) and np.all(np.diff(dissipated) >= -1e-15)
+    assert damage[-1] == pytest.approx(result["max_damage"]) and damage[-1] > 0.5
+    onset = np.flatnonzero(damage > 0)[0]
+    assert soc[onset] == result["soc_at_damage_onset"] and damage[onset - 1] == 0.0
+    assert abs(result["max_top_reaction"]) < 1e-6 * 50e6 * result["projected_width"]
+
+
+@pytest.mark.parametrize("text, key, message", [
+    (swelling_case_text("flat", 0.3, formulation="finite"), "swelling.formulation",
+     "needs formulation = 'small'"),
+    (swelling_case_text("flat", 0.3).split("[swelling]")[0], "pulloff.load",
+     "'swelling' needs a [swelling] table"),
+])
+def test_swelling_load_needs_a_small_strain_swelling_table(tmp_path, text, key, message):
+    with pytest.raises(CaseError) as error:
+        run_pulloff(load_case_text(text, file="x.toml"), tmp_path / "out")
+    assert "\n" not in str(error.value)
+    assert str(error.value).startswith(f"x.toml: {key}: ") and message in str(error.value)
+    assert not (tmp_path / "out").exists()
