@@ -229,8 +229,9 @@ def _pulloff_and_write(case, workdir: Path, comm) -> dict:
                                             op=_max())])
         interface_rows.extend(_interface_rows(problem, record["step"], displacement))
         record["step"] += 1
-        logger.debug("pull-off d = %.4g um: force %.4g N/m, debonded %.1f %%",
-                    displacement * 1e6, force, 100 * debonded / interface_length)
+        logger.debug("pull-off %s = %.4g: top force %.4g N/m, debonded %.1f %%",
+                     "SOC" if swelling else "d [m]", displacement, force,
+                     100 * debonded / interface_length)
 
     iterations = 0
     for index, value in enumerate(load_steps):
