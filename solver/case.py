@@ -165,10 +165,10 @@ def _array_field() -> Any:
     )
 
 
-class RecurvedGeometry(_CollectorCell):
-    kind: Literal["recurved"] = Field(description="kind of geometry")
-    pitch: PositiveLength = Field(description="distance between neighbouring projections")
-    array: Literal["square", "hexagonal"] = _array_field()
+class Projection(_Table):
+    """A recurved projection's shape: the recurved cell's, and [geometry.projection] under a
+    particle layer."""
+
     neck_width: PositiveLength = Field(description="width of a projection at its narrow neck")
     head_width: PositiveLength = Field(description="width of a projection at its head (> neck)")
     height: PositiveLength = Field(description="height of a projection above the foil")
@@ -184,27 +184,34 @@ class RecurvedGeometry(_CollectorCell):
     )
 
     @model_validator(mode="after")
-    def _derive_defaults_and_check_shape(self) -> "RecurvedGeometry":
+    def _derive_defaults_and_check_shape(self) -> "Projection":
         if self.neck_height is None:
             self.neck_height = 0.4 * self.height
         if self.fillet_radius is None:
             self.fillet_radius = 0.25 * self.neck_width
         if self.head_width <= self.neck_width:
             raise _rule_broken(
-                "head_width",
-                f"must be larger than neck_width ({_um(self.neck_width)}) for a recurved "
-                f"projection, got {_um(self.head_width)}",
-            )
+                "head_width", f"must be larger than neck_width ({_um(self.neck_width)}) for a "
+                f"recurved projection, got {_um(self.head_width)}")
+        if self.neck_height >= self.height:
+            raise _rule_broken(
+                "neck_height",
+                f"must be smaller than height ({_um(self.height)}), got {_um(self.neck_height)}")
+        return self
+
+
+class RecurvedGeometry(_CollectorCell, Projection):
+    kind: Literal["recurved"] = Field(description="kind of geometry")
+    pitch: PositiveLength = Field(description="distance between neighbouring projections")
+    array: Literal["square", "hexagonal"] = _array_field()
+
+    @model_validator(mode="after")
+    def _check_the_mix_covers_the_projection(self) -> "RecurvedGeometry":
         if self.height >= self.mix_thickness:
             raise _rule_broken(
                 "height",
                 f"must be smaller than mix_thickness ({_um(self.mix_thickness)}): the mix "
                 f"covers the projections, got {_um(self.height)}",
-            )
-        if self.neck_height >= self.height:
-            raise _rule_broken(
-                "neck_height",
-                f"must be smaller than height ({_um(self.height)}), got {_um(self.neck_height)}",
             )
         return self
 
@@ -257,40 +264,6 @@ class RoughGeometry(_CollectorCell):
         description="extent of the field along y (3D only; Ra is then the areal Sa)",
         json_schema_extra={"default_text": "required in 3D"},
     )
-
-
-class Projection(_Table):
-    """[geometry.projection]: a recurved projection of the foil under a particle layer."""
-
-    neck_width: PositiveLength = Field(description="width of the projection at its narrow neck")
-    head_width: PositiveLength = Field(description="width of the projection at its head (> neck)")
-    height: PositiveLength = Field(description="height of the projection above the foil")
-    neck_height: OptionalPositiveLength = Field(
-        None,
-        description="height of the neck above the foil",
-        json_schema_extra={"default_text": "0.4 × height"},
-    )
-    fillet_radius: OptionalPositiveLength = Field(
-        None,
-        description="radius rounding the re-entrant corners at the foot",
-        json_schema_extra={"default_text": "0.25 × neck_width"},
-    )
-
-    @model_validator(mode="after")
-    def _derive_defaults_and_check_shape(self) -> "Projection":
-        if self.neck_height is None:
-            self.neck_height = 0.4 * self.height
-        if self.fillet_radius is None:
-            self.fillet_radius = 0.25 * self.neck_width
-        if self.head_width <= self.neck_width:
-            raise _rule_broken(
-                "head_width", f"must be larger than neck_width ({_um(self.neck_width)}) for a "
-                f"recurved projection, got {_um(self.head_width)}")
-        if self.neck_height >= self.height:
-            raise _rule_broken(
-                "neck_height",
-                f"must be smaller than height ({_um(self.height)}), got {_um(self.neck_height)}")
-        return self
 
 
 class ParticlesGeometry(_Table):
