@@ -152,17 +152,24 @@ def use_size_field(field_tag: int, mesh_size: float) -> None:
 
 def refine_along(curves: set[int], mesh_size: float, interface_mesh_size: float) -> None:
     """Size elements interface_mesh_size at the curves, growing to mesh_size away from them."""
+    use_size_field(interface_threshold(1, curves, mesh_size, interface_mesh_size), mesh_size)
+
+
+def interface_threshold(dim: int, entities: set[int], mesh_size: float,
+                        interface_mesh_size: float) -> int:
+    """A size field: interface_mesh_size at the curves (dim 1) or surfaces (dim 2), growing
+    to mesh_size over 3 mesh_size away from them."""
     field = gmsh.model.mesh.field
     distance = field.add("Distance")
-    field.setNumbers(distance, "CurvesList", sorted(curves))
-    longest = max(gmsh.model.occ.getMass(1, curve) for curve in curves)
-    # Sample the curves finer than the target size so the distance is accurate along them.
-    field.setNumber(distance, "Sampling", math.ceil(2 * longest / interface_mesh_size) + 1)
+    field.setNumbers(distance, "CurvesList" if dim == 1 else "SurfacesList", sorted(entities))
+    largest = max(gmsh.model.occ.getMass(dim, entity) ** (1 / dim) for entity in entities)
+    # Sample the entities finer than the target size so the distance is accurate on them.
+    field.setNumber(distance, "Sampling", math.ceil(2 * largest / interface_mesh_size) + 1)
     threshold = field.add("Threshold")
     field.setNumber(threshold, "InField", distance)
     field.setNumber(threshold, "SizeMin", interface_mesh_size)
     field.setNumber(threshold, "SizeMax", mesh_size)
-    # Grow over a few coarse elements so neighbouring triangles differ little in size.
+    # Grow over a few coarse elements so neighbouring elements differ little in size.
     field.setNumber(threshold, "DistMin", interface_mesh_size)
     field.setNumber(threshold, "DistMax", interface_mesh_size + 3 * mesh_size)
-    use_size_field(threshold, mesh_size)
+    return threshold

@@ -45,6 +45,7 @@ from meshes.built import (
     entities_on_plane,
     generate_mesh,
     gmsh_errors,
+    interface_threshold,
     require_positive,
     use_size_field,
 )
@@ -577,18 +578,7 @@ def _refine(interface: set[int], nodules: list[Nodule], mesh_size: float,
     """Size elements interface_mesh_size at the interface and through each recurved nodule's
     neck and undercut ring, growing to mesh_size over 3 mesh_size away from them."""
     field = gmsh.model.mesh.field
-    distance = field.add("Distance")
-    field.setNumbers(distance, "SurfacesList", sorted(interface))
-    largest = max(math.sqrt(gmsh.model.occ.getMass(2, surface)) for surface in interface)
-    # Sample the surfaces finer than the target size so the distance is accurate on them.
-    field.setNumber(distance, "Sampling", math.ceil(2 * largest / interface_mesh_size) + 1)
-    threshold = field.add("Threshold")
-    field.setNumber(threshold, "InField", distance)
-    field.setNumber(threshold, "SizeMin", interface_mesh_size)
-    field.setNumber(threshold, "SizeMax", mesh_size)
-    field.setNumber(threshold, "DistMin", interface_mesh_size)
-    field.setNumber(threshold, "DistMax", interface_mesh_size + 3 * mesh_size)
-    fields = [threshold]
+    fields = [interface_threshold(2, interface, mesh_size, interface_mesh_size)]
     for nodule in nodules:
         profile = nodule.profile
         if not isinstance(profile, RecurvedProfile):

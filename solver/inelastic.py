@@ -267,7 +267,8 @@ class InelasticProblem:
 
     def _residual_norm(self, constraint_forces):
         """Norm of the out-of-balance forces on the free dofs and of the constraints' net
-        forces, in the scaled units of the equations."""
+        forces, in the scaled units of the equations; inf where it is not finite (an
+        inadmissible state, e.g. an element turned inside out)."""
         r = fem_petsc.assemble_vector(self.residual)
         r.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         owned = r.getLocalSize()
@@ -276,7 +277,8 @@ class InelasticProblem:
             r.array[dofs[dofs < owned]] = 0.0  # reactions, not out-of-balance forces
         norm = r.norm()
         r.destroy()
-        return float(np.sqrt(norm**2 + np.sum((self._scale * constraint_forces) ** 2)))
+        norm = float(np.sqrt(norm**2 + np.sum((self._scale * constraint_forces) ** 2)))
+        return norm if np.isfinite(norm) else np.inf
 
     # -- a time step -----------------------------------------------------------------------
     def step(self, temperature: float, dt: float, process_eigenstrain=None) -> StepResult:

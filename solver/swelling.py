@@ -276,26 +276,14 @@ class SwellingProblem:
 
     # The linearized solve with the free face's value, and the change of the constraints'
     # net forces, are the inelastic problem's (same attribute names: jacobian,
-    # negative_residual, constraints, ksp, V, _increment, _constraint_changes).
+    # negative_residual, residual, constraints, ksp, V, _increment, _constraint_changes,
+    # _scale).
     _solve = InelasticProblem._solve
     _constraint_change = InelasticProblem._constraint_change
+    _residual_norm = InelasticProblem._residual_norm
 
     def _constraint_forces(self):
         return np.array([self._integrate(f) for f in self._constraint_residuals])
-
-    def _residual_norm(self, constraint_forces):
-        """Out-of-balance forces on the free dofs and the constraints' net forces (scaled);
-        inf where the deformation is inadmissible (an element turned inside out)."""
-        r = fem_petsc.assemble_vector(self.residual)
-        r.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        owned = r.getLocalSize()
-        for bc in self.constraints.dirichlet:
-            dofs, _ = bc.dof_indices()
-            r.array[dofs[dofs < owned]] = 0.0  # reactions, not out-of-balance forces
-        norm = r.norm()
-        r.destroy()
-        norm = float(np.sqrt(norm**2 + np.sum((self._scale * constraint_forces) ** 2)))
-        return norm if np.isfinite(norm) else np.inf
 
     # -- an SOC increment ----------------------------------------------------------------
     def _current(self):
