@@ -543,6 +543,9 @@ class Interface(_Table):
     viscosity: Annotated[float, SIQuantity("time")] = Field(
         "0 s", validate_default=True, ge=0,
         description="cohesive zone: viscous regularization time of the damage (0: none)")
+    friction_coefficient: float = Field(
+        0.0, ge=0, description="cohesive zone: Coulomb friction coefficient mu_f of the damaged "
+        "interface in contact (0: frictionless; docs/pulloff.md)")
 
 
 class SolverSettings(_Table):

@@ -22,19 +22,31 @@ form of Camanho & Davila (2003, NASA/TM-2002-211737), one penalty stiffness K:
     delta_f = 2 (G_Ic + (G_IIc - G_Ic) B^eta) / (K delta_0)
     D_BK    = delta_f (delta_m - delta_0) / (delta_m (delta_f - delta_0)), clipped to [0, 1]
     D       = (D_old + r max(D_old, D_BK)) / (1 + r),  r = dt / viscosity (r = inf: no viscosity)
-    t       = K delta - D K (<delta_n> n + delta_s)
+    t       = K delta - D K (<delta_n> n + delta_s) + D t_f
 
-Compression is never damaged: the normal penalty K <-delta_n> acts whatever D is (no
-friction), so a debonded binder still bears on a copper head.
+Compression is never damaged: the normal penalty K <-delta_n> acts whatever D is, so a
+debonded binder still bears on a copper head. The damaged fraction D carries friction in
+contact (t_f = 0 when the coefficient mu_f is 0, the default): a regularized Coulomb law with
+the penalty K as the stick stiffness and an irreversible slip s_p per node, by return mapping:
+
+    t_trial = K (delta_s - s_p_old),  |t_f| <= mu_f K <-delta_n>
+    stick: t_f = t_trial;  slip: t_f = mu_f K <-delta_n> t_trial / |t_trial|
+    s_p     = delta_s - t_f / K  (out of contact the slip follows: s_p = delta_s, t_f = 0)
+
+The free energy per area is psi = K <-delta_n>^2 / 2 + (1 - D) K (<delta_n>^2 + |delta_s|^2) / 2
++ D K |delta_s - s_p|^2 / 2, so the dissipation is (psi_0 - psi_f) dD + D t_f . ds_p.
 
 The bulk is linear elastic with an optional initial stress and an isotropic eigenstrain, so
 its stiffness matrix is assembled once; the nodal springs are added to it in every Newton
-iteration (their tangent includes the softening, d D / d delta by central differences).
-Newton with a backtracking line search; a load step that does not converge is cut in halves.
+iteration (their tangent includes the softening, d D / d delta by central differences, and
+the consistent stick/slip tangent of the friction). Newton with a backtracking line search; a
+load step that does not converge is cut in halves. Damage and slip are updated only when a
+step has converged.
 """
 
 import logging
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import ufl
@@ -65,12 +77,14 @@ class CohesiveLaw:
     bk_exponent: float
     penalty_stiffness: float  # Pa/m
     viscosity: float = 0.0  # s; 0: rate independent
+    friction_coefficient: float = 0.0  # Coulomb mu_f on the damaged fraction; 0: frictionless
 
     @classmethod
     def from_interface(cls, interface):
         return cls(interface.normal_strength, interface.shear_strength,
                    interface.mode_I_fracture_energy, interface.mode_II_fracture_energy,
-                   interface.bk_exponent, interface.penalty_stiffness, interface.viscosity)
+                   interface.bk_exponent, interface.penalty_stiffness, interface.viscosity,
+                   interface.friction_coefficient)
 
     def onset_and_final(self, mixity):
         """delta_0 and delta_f for the mode mixity B = G_II / G_T (array)."""
@@ -147,6 +161,25 @@ class StepReport:
     cuts: int
 
 
+class InterfaceHistory(NamedTuple):
+    """The irreversible nodal state: damage (n,) and frictional slip (n, gdim)."""
+
+    damage: np.ndarray
+    slip: np.ndarray
+
+
+class Friction(NamedTuple):
+    """The return mapping at the nodes: traction of the damaged fraction, slip, and what the
+    tangent needs (sliding nodes, the slip direction, the trial traction's size)."""
+
+    traction: np.ndarray
+    slip: np.ndarray
+    sliding: np.ndarray
+    direction: np.ndarray
+    trial_size: np.ndarray
+    limit: np.ndarray
+
+
 class CohesiveProblem:
     """Two elastic bodies (foil, layer) joined by the cohesive interface.
 
@@ -191,6 +224,8 @@ class CohesiveProblem:
         foil_indicator.x.scatter_forward()
         self.nodes = InterfaceNodes(self.W, emesh, interface_name, foil_indicator, degree)
         self.damage = np.zeros(len(self.nodes.blocks))
+        self.slip = np.zeros((len(self.nodes.blocks), gdim))
+        self.friction = law.friction_coefficient > 0
         # a converged residual (scaled: strain times length) is this small in absolute terms
         length = self.comm.allreduce(float(self.nodes.weights[self.nodes.owned].sum()))
         count = self.comm.allreduce(int(self.nodes.owned.sum()))
@@ -270,6 +305,19 @@ class CohesiveProblem:
         self._bulk_matrix = None
         return constant
 
+    def traction(self, field: str, name: str) -> fem.Constant:
+        """A uniform traction [Pa] on the foil's or the layer's facets of the group `name`;
+        returns the (gdim vector) Constant that holds it, zero at first."""
+        msh = self.emesh.mesh
+        ds = ufl.Measure("ds", domain=msh, subdomain_data=self.emesh.facet_tags)(
+            self.emesh.geometry.facet_groups[name])
+        constant = fem.Constant(msh, np.zeros(self.gdim, dtype=PETSc.ScalarType))
+        body = self.foil if field == "foil" else self.layer
+        self._residual_ufl -= self.scale * ufl.inner(constant, body(self._test)) * ds
+        self.residual = fem.form(self._residual_ufl)
+        self._forms = {}  # the reactions are the residual's
+        return constant
+
     def facets(self, name):
         tag = self.emesh.geometry.facet_groups[name]
         return self.emesh.facet_tags.indices[self.emesh.facet_tags.values == tag]
@@ -304,8 +352,25 @@ class CohesiveProblem:
         """Tractions on the layer at the nodes (foil -> layer normal; tension positive)."""
         opening, shear = self._split(delta)
         k = self.law.penalty_stiffness
-        return k * delta - damage[:, None] * k * (
+        traction = k * delta - damage[:, None] * k * (
             np.maximum(opening, 0.0)[:, None] * self.nodes.normals + shear)
+        if self.friction:
+            traction += damage[:, None] * self.coulomb(delta).traction
+        return traction
+
+    def coulomb(self, delta) -> Friction:
+        """The friction of the damaged fraction for the opening delta, by return mapping from
+        the slip of the last converged step."""
+        opening, shear = self._split(delta)
+        k = self.law.penalty_stiffness
+        limit = self.law.friction_coefficient * k * np.maximum(-opening, 0.0)
+        trial = k * (shear - self.slip)
+        size = np.linalg.norm(trial, axis=1)
+        sliding = size > limit
+        direction = np.divide(trial, size[:, None], out=np.zeros_like(trial),
+                              where=size[:, None] > 0)
+        traction = np.where(sliding[:, None], limit[:, None] * direction, trial)
+        return Friction(traction, shear - traction / k, sliding, direction, size, limit)
 
     def _spring_tangent(self, delta, dt):
         """d t / d delta at the nodes: (n, gdim, gdim), softening included."""
@@ -318,6 +383,9 @@ class CohesiveProblem:
         k = self.law.penalty_stiffness
         open_projector = np.where((opening > 0)[:, None, None], nn, 0.0) + identity - nn
         tangent = k * identity - k * damage[:, None, None] * open_projector
+        if self.friction:
+            friction = self.coulomb(delta)
+            tangent = tangent + damage[:, None, None] * self._friction_tangent(friction, nn)
         # d D / d delta by central differences where the damage grows
         growing = damage > self.damage + 1e-14
         if growing.any():
@@ -333,7 +401,26 @@ class CohesiveProblem:
             opening_part = np.maximum(opening, 0.0)[:, None] * normal + (delta - opening[:, None]
                                                                           * normal)
             tangent = tangent - k * np.einsum("ni,nj->nij", opening_part, gradient)
+            if self.friction:
+                tangent = tangent + np.einsum("ni,nj->nij", friction.traction, gradient)
         return tangent
+
+    def _friction_tangent(self, friction: Friction, nn):
+        """d t_f / d delta: K P_t in stick; in slip -mu_f K e n (the limit falls as the
+        contact opens) + K limit / |t_trial| (P_t - e e) (the direction turns); 0 out of
+        contact."""
+        k, mu = self.law.penalty_stiffness, self.law.friction_coefficient
+        tangential = np.eye(self.gdim)[None] - nn
+        e = friction.direction
+        in_contact = (friction.limit > 0)[:, None, None]
+        turning = k * np.divide(friction.limit, friction.trial_size,
+                                out=np.zeros_like(friction.limit),
+                                where=friction.trial_size > 0)[:, None, None] * (
+            tangential - np.einsum("ni,nj->nij", e, e))
+        sliding = (np.where(in_contact, -mu * k * np.einsum("ni,nj->nij", e, self.nodes.normals),
+                            0.0) + turning)
+        stick = (~friction.sliding & (friction.limit > 0))[:, None, None]
+        return np.where(stick, k * tangential, sliding)
 
     # -- linear algebra --------------------------------------------------------------------
     def _bulk(self):
@@ -408,7 +495,7 @@ class CohesiveProblem:
         self.w.x.scatter_forward()
 
     def solve_step(self, dt=None) -> int:
-        """Equilibrium at the current loads; the damage history is updated only on
+        """Equilibrium at the current loads; the damage and slip history is updated only on
         convergence (else SolverError and w is restored). Returns the Newton iterations."""
         saved = self.w.x.array.copy()
         self._held = self._constrained_mask()
@@ -420,6 +507,8 @@ class CohesiveProblem:
             logger.debug("cohesive Newton %d: |R| = %.3e", iteration, norm)
             if norm <= max(self.newton_rtol * reference, self._absolute_tolerance):
                 delta = self.jumps()
+                if self.friction:
+                    self.slip = self.coulomb(delta).slip
                 self.damage = self.nodal_damage(delta, dt)
                 return iteration
             if iteration == self.max_newton_iterations:
@@ -456,20 +545,21 @@ class CohesiveProblem:
         """Move a load parameter from start to end (set_load(value) applies it) and solve.
         A step that fails, or that raises the damage at a node by more than
         max_damage_increment (so that a peak is not stepped over), is cut in halves.
-        dt: the pseudo-time of the step (for the viscosity); converged(value, damage before,
+        dt: the pseudo-time of the step (for the viscosity); converged(value, history before,
         report) is called after every converged (sub-)step."""
         set_load(end)
-        saved = self.w.x.array.copy(), self.damage.copy()
+        saved, before = self.w.x.array.copy(), self.history()
         try:
             iterations = self.solve_step(dt)
-            growth = self.comm.allreduce(float(np.max(self.damage - saved[1], initial=0.0)),
-                                         op=MPI.MAX)
+            growth = self.comm.allreduce(float(np.max(self.damage - before.damage,
+                                                      initial=0.0)), op=MPI.MAX)
             if growth <= max_damage_increment or cuts_left == 0:
                 report = StepReport(iterations, 0)
                 if converged is not None:
-                    converged(end, saved[1], report)
+                    converged(end, before, report)
                 return report
-            self.w.x.array[:], self.damage = saved
+            self.w.x.array[:] = saved
+            self.damage, self.slip = before
         except SolverError:
             if cuts_left == 0:
                 raise
@@ -483,6 +573,10 @@ class CohesiveProblem:
                               converged)
         return StepReport(first.newton_iterations + second.newton_iterations,
                           1 + first.cuts + second.cuts)
+
+    def history(self) -> InterfaceHistory:
+        """A copy of the irreversible nodal state."""
+        return InterfaceHistory(self.damage.copy(), self.slip.copy())
 
     # -- post-processing -------------------------------------------------------------------
     def reaction(self, weight: fem.Function) -> float:
@@ -504,19 +598,70 @@ class CohesiveProblem:
             self._forms["energy"] = fem.form(energy)
         return self.comm.allreduce(fem.assemble_scalar(self._forms["energy"]))
 
+    def stored_energy(self) -> float:
+        """The bodies' energy with the eigenstrain and the initial stress sigma_0, from the
+        unstrained state: 0.5 eps_e : C : eps_e + sigma_0 : eps_e, eps_e = eps - eps_s I (in
+        plane strain eps_zz = 0, so eps_e,zz = -eps_s). Its change is the work of the internal
+        forces on d eps plus the eigenstrain's (eigenstrain_work_rate)."""
+        if "stored" not in self._forms:
+            energy = 0.0
+            for field, measure in ((self.foil, self.dx_foil), (self.layer, self.dx_layer)):
+                strain = self.strain(field(self.w))
+                eigen = 0.0 if self.eigenstrain is None else self.load_factor * self.eigenstrain
+                elastic = strain - eigen * ufl.Identity(self.gdim)
+                out_of_plane = -eigen if self.gdim == 2 else 0.0  # eps_e,zz
+                volume = ufl.tr(elastic) + out_of_plane
+                density = 0.5 * (self.lame_lambda * volume**2 + 2 * self.shear_modulus * (
+                    ufl.inner(elastic, elastic) + out_of_plane**2))
+                if self.initial_stress is not None:
+                    density += ufl.inner(self.initial_stress, elastic)
+                energy += density * measure
+            self._forms["stored"] = fem.form(energy)
+        return self.comm.allreduce(fem.assemble_scalar(self._forms["stored"]))
+
+    def eigenstrain_work_rate(self) -> float:
+        """d W / d load_factor, the work of the eigenstrain eps_s I per unit load factor:
+        -integral of tr(sigma) eps_s (plane strain: sigma_zz = lambda tr eps
+        - (3 lambda + 2 mu) eps_s); 0 without an eigenstrain."""
+        if self.eigenstrain is None:
+            return 0.0
+        if "eigenstrain work" not in self._forms:
+            rate = 0.0
+            for field, measure in ((self.foil, self.dx_foil), (self.layer, self.dx_layer)):
+                u = field(self.w)
+                trace = ufl.tr(self.stress(u))
+                if self.gdim == 2:
+                    trace += self.lame_lambda * ufl.tr(self.strain(u)) - (
+                        3 * self.lame_lambda + 2 * self.shear_modulus) * (
+                        self.load_factor * self.eigenstrain)
+                rate += -trace * self.eigenstrain * measure
+            self._forms["eigenstrain work"] = fem.form(rate)
+        return self.comm.allreduce(fem.assemble_scalar(self._forms["eigenstrain work"]))
+
     def nodal_free_energy(self, damage=None):
         """Recoverable energy per area at the nodes."""
         damage = self.damage if damage is None else damage
         opening, shear = self._split(self.jumps())
         k = self.law.penalty_stiffness
-        return 0.5 * k * (np.minimum(opening, 0.0)**2 + (1 - damage)
-                          * (np.maximum(opening, 0.0)**2 + np.einsum("ni,ni->n", shear, shear)))
+        energy = 0.5 * k * (np.minimum(opening, 0.0)**2 + (1 - damage)
+                            * (np.maximum(opening, 0.0)**2 + np.einsum("ni,ni->n", shear, shear)))
+        if self.friction:
+            energy += damage * self._stick_energy(shear)
+        return energy
 
-    def dissipation(self, damage_before):
-        """Energy per area dissipated at the nodes since `damage_before`: the integral of
+    def _stick_energy(self, shear):
+        """K |delta_s - s_p|^2 / 2: the friction spring's energy per area (damaged part)."""
+        stick = shear - self.slip
+        return 0.5 * self.law.penalty_stiffness * np.einsum("ni,ni->n", stick, stick)
+
+    def dissipation(self, before: InterfaceHistory):
+        """Energy per area dissipated at the nodes since the history `before`: the integral of
         Y dD along the law's softening branch, Y = K delta(D)^2 / 2 with
         delta(D) = delta_0 delta_f / (delta_f - D (delta_f - delta_0)), at the current mode
-        mixity (exact for proportional paths; from D = 0 to 1 it is G_c(B))."""
+        mixity (exact for proportional paths; from D = 0 to 1 it is G_c(B)). With friction,
+        Y is less the friction spring's energy (taken at the end of the step), and the
+        friction's work D t_f . ds_p (backward Euler, like the return mapping) is added."""
+        damage_before = before.damage
         opening, shear = self._split(self.jumps())
         shear2 = np.einsum("ni,ni->n", shear, shear)
         magnitude2 = np.maximum(opening, 0.0)**2 + shear2
@@ -527,8 +672,14 @@ class CohesiveProblem:
         def inverse_separation(damage):
             return 1.0 / (final - damage * span)
 
-        return 0.5 * self.law.penalty_stiffness * (onset * final)**2 / span * (
+        dissipated = 0.5 * self.law.penalty_stiffness * (onset * final)**2 / span * (
             inverse_separation(self.damage) - inverse_separation(damage_before))
+        if self.friction:
+            stick = shear - self.slip  # t_f / K at a converged state
+            dissipated += self.damage * self.law.penalty_stiffness * np.einsum(
+                "ni,ni->n", stick, self.slip - before.slip) - self._stick_energy(shear) * (
+                self.damage - damage_before)
+        return dissipated
 
     def interface_sum(self, nodal_values) -> float:
         """Sum over the ranks of weight * value at the owned interface nodes."""

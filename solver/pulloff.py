@@ -23,7 +23,9 @@ beta SOC / 3 I of the swelling materials. The bulk is linear elastic, so this is
 initial stress -C : eps_s(SOC) on top of the residual stress; the SOC path is stepped like the
 displacement (the same Newton, step cuts and damage update). Reported: the first SOC at which
 an interface node has D > 0 (soc_at_damage_onset) and at which one is fully damaged
-(soc_at_delamination), null if never.
+(soc_at_delamination), null if never. There is no external work: the energy balance is the
+eigenstrain's work (trapezoidal in the SOC) against the change of the bodies' energy, the
+cohesive energy and the dissipation since SOC 0 (energy_balance_error, a fraction of the work).
 """
 
 import contextlib
@@ -211,12 +213,18 @@ def _pulloff_and_write(case, workdir: Path, comm) -> dict:
     else:
         load_steps = np.linspace(0.0, settings.end_displacement, settings.steps + 1)
     rows, interface_rows = [], []
-    record = {"dissipated": 0.0, "work": 0.0, "force": 0.0, "displacement": 0.0, "step": 0}
+    record = {"dissipated": 0.0, "work": 0.0, "force": 0.0, "displacement": 0.0, "step": 0,
+              "eigenstrain_work": 0.0, "eigenstrain_rate": 0.0}
 
-    def converged(displacement, damage_before, report):
+    def converged(displacement, before, report):
         """Book-keeping after every converged (sub-)step."""
         force = problem.reaction(pull)
-        record["dissipated"] += problem.interface_sum(problem.dissipation(damage_before))
+        record["dissipated"] += problem.interface_sum(problem.dissipation(before))
+        if swelling:  # the eigenstrain's work, trapezoidal in the SOC like the external work
+            rate = problem.eigenstrain_work_rate()
+            record["eigenstrain_work"] += 0.5 * (rate + record["eigenstrain_rate"]) * (
+                displacement - record["displacement"])
+            record["eigenstrain_rate"] = rate
         record["work"] += 0.5 * (force + record["force"]) * (displacement
                                                              - record["displacement"])
         record.update(force=force, displacement=displacement)
@@ -227,6 +235,8 @@ def _pulloff_and_write(case, workdir: Path, comm) -> dict:
                      report.newton_iterations,
                      problem.comm.allreduce(float(np.max(problem.damage, initial=0.0)),
                                             op=_max())])
+        if swelling:
+            rows[-1] += [record["eigenstrain_work"], problem.stored_energy()]
         interface_rows.extend(_interface_rows(problem, record["step"], displacement))
         record["step"] += 1
         logger.debug("pull-off %s = %.4g: top force %.4g N/m, debonded %.1f %%",
@@ -293,7 +303,8 @@ PULLOFF_COLUMNS = ["displacement", "force", "force_per_width", "debonded_fractio
                    "cohesive_free_energy", "newton_iterations", "max_damage"]
 # load = "swelling": the load parameter is the SOC, the top is free (its reaction ~ 0)
 SWELLING_COLUMNS = ["soc", "top_reaction", "debonded_fraction", "dissipated_energy",
-                    "max_damage", "newton_iterations"]
+                    "max_damage", "newton_iterations", "eigenstrain_work", "elastic_energy",
+                    "cohesive_free_energy", "energy_balance_error"]
 
 
 def _run_header(case, emesh, problem, comm) -> dict:
@@ -328,11 +339,20 @@ def _swelling_summary_and_write(case, emesh, problem, rows, interface_rows, work
                                 iterations, process_time, width, interface_length,
                                 interface_name) -> dict:
     """summary.json and pulloff.csv of the swelling-driven run (rows as in PULLOFF_COLUMNS,
-    the displacement column holding the SOC)."""
+    the displacement column holding the SOC, then the eigenstrain's work and the stored
+    energy of the bodies)."""
     from . import output
 
     table = np.array(rows, dtype=float)
     soc, debonded, max_damage = table[:, 0], table[:, 3], table[:, 9]
+    # energy balance from the state at SOC 0 (in its step the springs took up the residual
+    # stress's interface tractions from w = 0, not along a path): the eigenstrain's work =
+    # the change of the bodies' energy + the cohesive energy + the dissipation; as a fraction
+    # of the largest work
+    work = table[:, 10]
+    change = table[:, [11, 7, 4]] - table[0, [11, 7, 4]]
+    largest = np.abs(work).max()
+    imbalance = (work - change.sum(axis=1)) / largest if largest > 0 else np.zeros_like(work)
 
     def first_soc(mask):
         hits = np.flatnonzero(mask)
@@ -352,6 +372,8 @@ def _swelling_summary_and_write(case, emesh, problem, rows, interface_rows, work
             "dissipated_energy": dissipated,
             "energy_release_rate": dissipated / debonded_length if debonded_length > 0 else 0.0,
             "max_top_reaction": float(np.abs(table[:, 1]).max()),
+            "eigenstrain_work": float(work[-1]),
+            "energy_balance_error": float(np.abs(imbalance).max()),
             "projected_width": float(width),
             "interface_length": float(interface_length),
             "interface": interface_name,
@@ -364,7 +386,8 @@ def _swelling_summary_and_write(case, emesh, problem, rows, interface_rows, work
     }
     if comm.rank == 0:
         output.write_table(workdir / "pulloff.csv", SWELLING_COLUMNS,
-                           [[row[0], row[1], row[3], row[4], row[9], row[8]] for row in rows])
+                           [[row[0], row[1], row[3], row[4], row[9], row[8], row[10], row[11],
+                             row[7], error] for row, error in zip(rows, imbalance, strict=True)])
         output.write_table(workdir / "interface_damage.csv",
                            ["record", "soc", *INTERFACE_COLUMNS[2:]], interface_rows)
         (workdir / "case.toml").write_text(case.text)

@@ -1,5 +1,7 @@
 """The cohesive interface (solver/cohesive.py) against closed forms and its invariants."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from dolfinx import fem
@@ -16,30 +18,35 @@ from conftest import CASES
 FILM_MODULUS, FILM_POISSON, FILM_THICKNESS, TOUGHNESS = 100e9, 0.3, 1e-6, 1.0
 
 
-def _film_on_substrate(mesh_size_um):
+def _two_layers(length_um, lower, upper, mesh_size_um, poisson_ratio=FILM_POISSON):
+    """A `layers` case of two materials with the modulus FILM_MODULUS, lower and upper given
+    as (name, thickness in um), and its mesh."""
+    materials = "".join(f"""
+[materials.{name}]
+youngs_modulus = {FILM_MODULUS}
+poisson_ratio = {poisson_ratio}
+thermal_expansion = 0
+""" for name, _ in (lower, upper))
     text = f"""
 [case]
-name = "hutchinson-suo"
+name = "two-layers"
 [geometry]
 kind = "layers"
-length = "24 um"
-layers = [{{ material = "substrate", thickness = "2 um" }},
-          {{ material = "film", thickness = "1 um" }}]
+length = "{length_um} um"
+layers = [{{ material = "{lower[0]}", thickness = "{lower[1]} um" }},
+          {{ material = "{upper[0]}", thickness = "{upper[1]} um" }}]
 mesh_size = "{mesh_size_um} um"
-[materials.substrate]
-youngs_modulus = {FILM_MODULUS}
-poisson_ratio = {FILM_POISSON}
-thermal_expansion = 0
-[materials.film]
-youngs_modulus = {FILM_MODULUS}
-poisson_ratio = {FILM_POISSON}
-thermal_expansion = 0
+{materials}
 [schedule]
 start = "25 degC"
 steps = [{{ hold = "1 s" }}]
 """
     case = load_case_text(text)
     return case, build_mesh(case)
+
+
+def _film_on_substrate(mesh_size_um):
+    return _two_layers(24, ("substrate", 2), ("film", 1), mesh_size_um)
 
 
 def test_film_delaminates_at_the_hutchinson_suo_energy_release_rate():
@@ -122,8 +129,9 @@ def _plain_cell(mesh="2 um", interface="0.4 um"):
     return case, build_mesh(case)
 
 
-def _pulled(case, emesh):
-    law = CohesiveLaw.from_interface(case.interface)
+def _pulled(case, emesh, friction_coefficient=0.0):
+    law = replace(CohesiveLaw.from_interface(case.interface),
+                  friction_coefficient=friction_coefficient)
     problem = CohesiveProblem(emesh, case.materials, law, degree=2)
     for name in ("left", "right"):
         for body in ("foil", "layer"):
@@ -135,14 +143,16 @@ def _pulled(case, emesh):
     return problem, top, pull
 
 
-def test_damage_never_heals_and_the_energy_balances_on_a_load_unload_path():
+@pytest.mark.parametrize("friction_coefficient", [0.0, 0.5])
+def test_damage_never_heals_and_the_energy_balances_on_a_load_unload_path(friction_coefficient):
     """The plain cell pulled to partial damage, unloaded, pushed into contact, reloaded past
     separation: at every node D never decreases, and at every step the external work equals
     the elastic energy + the recoverable cohesive energy + the cohesive dissipation within
-    0.5 % of the largest external work (trapezoidal work: O(step^2); measured 0.12 %).
+    0.5 % of the largest external work (trapezoidal work: O(step^2); measured 0.12 %), also
+    with friction on the damaged part (mu_f = 0.5: the pushed flanks slip).
     Reloading after damage is softer than virgin loading."""
     case, emesh = _plain_cell()
-    problem, top, pull = _pulled(case, emesh)
+    problem, top, pull = _pulled(case, emesh, friction_coefficient)
 
     def set_pull(value):
         top.value = value
@@ -152,7 +162,7 @@ def test_damage_never_heals_and_the_energy_balances_on_a_load_unload_path():
     work, dissipated, previous_force = 0.0, 0.0, 0.0
     damage_history, imbalance, works, forces = [problem.damage.copy()], [], [], []
     for start, end in zip(path[:-1], path[1:], strict=True):
-        before = problem.damage.copy()
+        before = problem.history()
         problem.advance(set_pull, start, end)
         dissipated += problem.interface_sum(problem.dissipation(before))
         force = problem.reaction(pull)
@@ -171,3 +181,82 @@ def test_damage_never_heals_and_the_energy_balances_on_a_load_unload_path():
     # at 0.02 um: virgin loading against reloading after the damage
     assert path[1] == pytest.approx(path[24], abs=1e-12)
     assert forces[23] < 0.5 * forces[0]  # measured: 28.6 against 79.2 N/m
+    print(f"mu_f {friction_coefficient}: imbalance {np.abs(imbalance).max() / max(works):.2e}, "
+          f"slip {np.abs(problem.slip).max():.3e} m, forces {forces[23]:.1f} {forces[0]:.1f}, "
+          f"dissipated {dissipated:.4e}")
+
+
+def _block_on_a_foil(length_um, friction_coefficient, stiffness):
+    """A 0.5 um block on a 0.5 um foil, both with nu = 0 (a uniform pressure stays uniform),
+    the foil clamped below: a fully damaged interface (D = 1)."""
+    case, emesh = _two_layers(length_um, ("foil", 0.5), ("block", 0.5), 0.25, poisson_ratio=0)
+    law = CohesiveLaw(50e6, 50e6, 25.0, 25.0, 2.0, stiffness,
+                      friction_coefficient=friction_coefficient)
+    problem = CohesiveProblem(emesh, case.materials, law, degree=2)
+    problem.damage[:] = 1.0
+    for component in (0, 1):
+        problem.fix("foil", component, problem.facets("bottom"))
+    return problem
+
+
+def test_friction_on_a_debonded_interface_is_coulomb():
+    """A block pressed with p = 10 MPa on a fully debonded interface (D = 1, mu_f = 0.3,
+    K = 5e13 Pa/m) and sheared by moving its top: the shear force
+    - sticks with the penalty stiffness: F / u = K A within 1 % in the first step (the
+      elastic block and foil add 0.2 % of compliance),
+    - slides on a plateau F = mu_f p A within 1 %,
+    - dissipates mu_f p A times the slip (the nodes' irreversible slip, which is the
+      displacement less mu_f p / K) within 1 %,
+    and the external work (shear force and pressure) is the stored energy plus the
+    dissipation within 0.5 % of the work. Measured: see the asserts' comments."""
+    length, mu, pressure, stiffness = 80e-6, 0.3, 10e6, 5e13
+    problem = _block_on_a_foil(80, mu, stiffness)
+    top = problem.fix("layer", 0, problem.facets("top"))
+    load = problem.traction("layer", "top")
+    shear = fem.Function(problem.W)
+    shear.x.array[fem.locate_dofs_topological(problem.W.sub(2), 1, problem.facets("top"))] = 1
+    lift = fem.Function(problem.W)
+    lift.x.array[fem.locate_dofs_topological(problem.W.sub(3), 1, problem.facets("top"))] = 1
+
+    def set_shear(value):
+        top.value = value
+
+    def set_pressure(value):
+        load.value[:] = [0.0, -value]
+
+    stick_limit = mu * pressure / stiffness
+    problem.advance(set_pressure, 0.0, pressure)
+    assert np.abs(problem.slip).max() < 1e-9 * stick_limit  # pressing alone does not slip
+
+    def top_height():
+        """The mean vertical displacement of the top (the pressure's work is -p A d it)."""
+        values = problem.w.x.array[lift.x.array > 0]
+        return problem.comm.allreduce(float(values.sum())) / problem.comm.allreduce(
+            len(values))
+
+    path = np.linspace(0.0, 10 * stick_limit, 21)
+    forces, work = [0.0], 0.0
+    energy = problem.elastic_energy() + problem.interface_sum(problem.nodal_free_energy())
+    height, dissipated = top_height(), 0.0
+    for start, end in zip(path[:-1], path[1:], strict=True):
+        before = problem.history()
+        problem.advance(set_shear, start, end)
+        dissipated += problem.interface_sum(problem.dissipation(before))
+        forces.append(problem.reaction(shear))
+        work += 0.5 * (forces[-1] + forces[-2]) * (end - start)
+    new_height = top_height()
+    work -= pressure * length * (new_height - height)
+    stored = problem.elastic_energy() + problem.interface_sum(problem.nodal_free_energy())
+    forces = np.array(forces)
+    slip = problem.interface_sum(problem.slip[:, 0]) / length
+    assert path[1] < stick_limit
+    assert forces[1] / path[1] == pytest.approx(stiffness * length, rel=0.01)
+    assert forces[-5:] == pytest.approx(mu * pressure * length, rel=0.01)
+    assert slip == pytest.approx(path[-1] - stick_limit, rel=0.01)
+    assert dissipated == pytest.approx(mu * pressure * length * slip, rel=0.01)
+    assert abs(work - (stored - energy) - dissipated) <= 5e-3 * work
+    print(f"stick {forces[1] / path[1] / (stiffness * length):.5f} K A, plateau "
+          f"{forces[-1] / (mu * pressure * length):.6f} mu p A, slip "
+          f"{slip / (path[-1] - stick_limit):.5f}, dissipation "
+          f"{dissipated / (mu * pressure * length * slip):.6f}, imbalance "
+          f"{(work - (stored - energy) - dissipated) / work:.2e}")

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from mpi4py import MPI
 
 from solver.case import load_case_text
 from solver.errors import CaseError
@@ -156,9 +157,17 @@ def test_swelling_of_a_flat_cell_leaves_its_interface_unloaded(tmp_path):
     """Flat periodic cell, rollers on the sides, free top: the swelling mix is uniformly
     stressed in plane (sigma_yy = 0), so the interface carries no traction and nothing
     is damaged. Measured (beta = 0.3): tractions up to 3.6e-6 Pa against the in-plane
-    stress E beta / 3 / (1 - nu) = 1.43 GPa at SOC 1."""
-    summary = run_pulloff(load_case_text(swelling_case_text("flat", 0.3)), tmp_path / "flat")
+    stress E beta / 3 / (1 - nu) = 1.43 GPa at SOC 1. The eigenstrain's work is the mix's
+    elastic energy, E/(1 - nu) (beta SOC / 3)^2 per volume (eps_e,xx = eps_e,zz = -beta SOC / 3),
+    to 1e-9 (measured 1e-15), and so is the energy balance."""
+    case = load_case_text(swelling_case_text("flat", 0.3))
+    summary = run_pulloff(case, tmp_path / "flat")
     result = summary["pulloff"]
+    mix = case.materials["mix"]
+    volume = result["projected_width"] * case.geometry.mix_thickness
+    assert result["eigenstrain_work"] == pytest.approx(
+        volume * mix.youngs_modulus / (1 - mix.poisson_ratio) * (0.3 / 3)**2, rel=1e-9)
+    assert result["energy_balance_error"] < 1e-9
     assert result["soc_at_damage_onset"] is None and result["soc_at_delamination"] is None
     assert result["max_damage"] == 0.0 and result["dissipated_energy"] == 0.0
     nodes = list(csv.DictReader((tmp_path / "flat" / "interface_damage.csv").open()))
@@ -186,6 +195,65 @@ def test_swelling_of_the_mix_damages_the_recurved_interface(tmp_path):
     onset = np.flatnonzero(damage > 0)[0]
     assert soc[onset] == result["soc_at_damage_onset"] and damage[onset - 1] == 0.0
     assert abs(result["max_top_reaction"]) < 1e-6 * 50e6 * result["projected_width"]
+
+
+def _swelling_energy_terms(out):
+    rows = list(csv.DictReader((out / "pulloff.csv").open()))
+    return {key: np.array([float(row[key]) for row in rows]) for key in rows[0]}
+
+
+@pytest.mark.parametrize("residual_stress", [False, True])
+def test_swelling_energy_balances(tmp_path, residual_stress):
+    """The recurved cell swelling (beta = 0.05) to SOC 1, from a stress-free state and with
+    the residual stress of the schedule: at every step the eigenstrain's work (trapezoidal in
+    the SOC) is the change since SOC 0 of the bodies' energy + the cohesive energy + the
+    dissipation. energy_balance_error (over the largest work) <= 2e-4, and the imbalance is
+    within 2 % of the dissipated energy (which is about 1 % of the work). Measured:
+    5.7e-5 (0.7 % of the dissipation) stress-free, 1.4e-5 (0.15 %) with the residual stress."""
+    text = swelling_case_text("recurved", 0.05)
+    if residual_stress:
+        text = text.replace("residual_stress = false\n", "")
+    result = run_pulloff(load_case_text(text), tmp_path / "recurved")["pulloff"]
+    assert result["residual_stress"] == residual_stress
+    terms = _swelling_energy_terms(tmp_path / "recurved")
+    work = terms["eigenstrain_work"]
+    change = sum(terms[key] - terms[key][0]
+                 for key in ("elastic_energy", "cohesive_free_energy", "dissipated_energy"))
+    imbalance = np.abs(work - change)
+    assert result["energy_balance_error"] == pytest.approx(imbalance.max() / work.max())
+    assert np.abs(terms["energy_balance_error"]).max() == result["energy_balance_error"]
+    assert result["energy_balance_error"] <= 2e-4
+    assert result["dissipated_energy"] > 0.005 * work[-1]
+    assert imbalance.max() <= 0.02 * result["dissipated_energy"]
+    print(f"residual stress {residual_stress}: error {result['energy_balance_error']:.2e}, "
+          f"{imbalance.max() / result['dissipated_energy']:.2%} of the dissipation, "
+          f"dissipation {result['dissipated_energy'] / work[-1]:.2%} of the work")
+
+
+@pytest.mark.mpi
+def test_swelling_pulloff_is_the_same_on_one_and_two_ranks(tmp_path_factory):
+    """Under mpirun -n 2: the reduced recurved cell with its residual stress, swelling
+    (beta = 0.05) to SOC 1, distributed over the ranks and on each rank alone: every number
+    of the pulloff summary equal to 1e-6 relative (the top reaction is round-off, ~1e-12 N/m
+    against forces of ~1 N/m: compared to 1e-9 absolute)."""
+    comm = MPI.COMM_WORLD
+    base = comm.bcast(str(tmp_path_factory.mktemp("swelling")) if comm.rank == 0 else None)
+    text = swelling_case_text("recurved", 0.05).replace("residual_stress = false\n", "")
+    case = load_case_text(text, file="swelling-recurved.toml")
+    distributed = run_pulloff(case, f"{base}/np{comm.size}", comm=comm)
+    serial = run_pulloff(case, f"{base}/serial-rank{comm.rank}", comm=MPI.COMM_SELF)
+    assert distributed["ranks"] == comm.size and serial["ranks"] == 1
+    assert serial["pulloff"]["soc_at_damage_onset"] is not None
+    assert serial["dofs"] == distributed["dofs"] and serial["cells"] == distributed["cells"]
+    for key, value in serial["pulloff"].items():
+        if key in ("process_time", "max_top_reaction"):
+            continue
+        if isinstance(value, int | float):
+            assert distributed["pulloff"][key] == pytest.approx(value, rel=1e-6), key
+        else:
+            assert distributed["pulloff"][key] == value, key
+    assert distributed["pulloff"]["max_top_reaction"] == pytest.approx(
+        serial["pulloff"]["max_top_reaction"], abs=1e-9)
 
 
 @pytest.mark.parametrize("text, key, message", [
