@@ -37,6 +37,9 @@ from solver.homogenization import mix_properties
 from solver.kinetics import Atmosphere, KineticsSection
 from solver.materials import (
     DENSITY,
+    FLOW_STRESS,
+    FLOW_VISCOSITY,
+    HARDENING_MODULUS,
     MECHANICAL_KEYS,
     POISSON_RATIO,
     SPECIFIC_HEAT,
@@ -411,6 +414,12 @@ class MaterialOverride(_Table):
         json_schema_extra={"default_text": "library value"})
     lithiated_youngs_modulus: Annotated[float | None, YOUNGS_MODULUS] = _material_field(
         "lithiated_youngs_modulus")
+    swelling_flow_stress: Annotated[float | None, FLOW_STRESS] = _material_field(
+        "swelling_flow_stress")
+    swelling_hardening_modulus: Annotated[float | None, HARDENING_MODULUS] = _material_field(
+        "swelling_hardening_modulus")
+    swelling_flow_viscosity: Annotated[float | None, FLOW_VISCOSITY] = _material_field(
+        "swelling_flow_viscosity")
 
 
 class Ramp(_Table):

@@ -118,6 +118,9 @@ YOUNGS_MODULUS = TemperatureDependent("pressure", positive=True)
 POISSON_RATIO = TemperatureDependent(None, check=_check_poisson_ratio)
 THERMAL_EXPANSION = TemperatureDependent("thermal expansion coefficient")
 DENSITY = SIQuantity("density", positive=True)
+FLOW_STRESS = SIQuantity("pressure", positive=True)
+FLOW_VISCOSITY = SIQuantity("viscosity", positive=True)
+HARDENING_MODULUS = SIQuantity("pressure", positive=True)
 THERMAL_CONDUCTIVITY = SIQuantity("thermal conductivity", positive=True)
 SPECIFIC_HEAT = SIQuantity("specific heat", positive=True)
 
@@ -175,6 +178,20 @@ class Material(BaseModel):
     lithiated_youngs_modulus: Annotated[float | None, YOUNGS_MODULUS] = Field(
         None, description="Young's modulus at full lithiation (SOC = 1), linear in SOC "
         "from youngs_modulus; none: the modulus does not change"
+    )
+    swelling_flow_stress: Annotated[float | None, FLOW_STRESS] = Field(
+        None, description="von Mises flow stress (of the Cauchy stress) in the [swelling] "
+        "stage, perfectly plastic J2 flow; of the lithiated material for one that "
+        "lithiates; none: elastic in that stage"
+    )
+    swelling_hardening_modulus: Annotated[float | None, HARDENING_MODULUS] = Field(
+        None, description="H of the linear isotropic hardening of the swelling stage's flow, "
+        "flow stress + H (equivalent plastic strain); none: perfectly plastic"
+    )
+    swelling_flow_viscosity: Annotated[float | None, FLOW_VISCOSITY] = Field(
+        None, description="eta of the overstress law sigma_eq = flow stress + eta "
+        "(equivalent plastic strain rate) (+ the hardening), with [swelling] soc_rate; none: "
+        "rate-independent"
     )
 
     @model_validator(mode="after")

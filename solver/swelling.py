@@ -1,19 +1,35 @@
 """The swelling stage: lithiation of the active materials, from the sintered state.
 
 A state of charge (SOC, 0 to 1) swells each lithiating material isotropically,
-V/V0 = 1 + beta SOC, and softens it linearly from E to its lithiated modulus.
+V/V0 = 1 + beta SOC, and softens it linearly from E to its lithiated modulus. A material
+with a `swelling_flow_stress` (lithiated silicon, and the binder and foil around it) flows
+plastically (J2, von Mises of the Cauchy stress, linear isotropic hardening
+`swelling_hardening_modulus` H; with a `swelling_flow_viscosity` eta the overstress law
+sigma_eq = sigma_f + H p + eta dp/dt, the time of an increment being its SOC change over
+`soc_rate`).
 
 - `finite` (default): total Lagrangian, F = I + grad u = Fe Fs with the swelling stretch
   Fs = (1 + beta SOC)^(1/3) I (identity where nothing swells), a compressible neo-Hookean
   law in Fe, and the first Piola stress P = J_s P_e(Fe) Fs^-T. Exact at +280 % volume.
+  Plastic flow makes it F = Fe Fp Fs (Simo 1992; Simo & Hughes 1998, box 9.1): the
+  state is Cp^-1 at the quadrature points; the trial be = Fm Cp^-1 Fm^T with Fm = F / s,
+  the Kirchhoff deviator mu dev be is returned radially onto the yield radius
+  sqrt(2/3) sigma_f Je (the flow stress is one of the Cauchy stress, tau / Je), and
+  be = s / mu + tr(be_trial) / 3 I. Without flow this is exactly the neo-Hookean law.
 - `small`: linear elasticity with the eigenstrain beta SOC / 3 I; it agrees with `finite`
-  to first order in beta SOC.
+  to first order in beta SOC. Plastic flow: radial return of the small-strain deviator,
+  the state is the plastic strain.
+
+The return mapping is written in UFL and closed-form (perfect plasticity, linear
+overstress, linear hardening), so the tangent UFL derives from it is the consistent one.
 
 The sintered residual stress of the same run enters as a constant initial stress added to
 P (a small-strain prestress: it is neither rotated nor convected with the deformation), and
 the displacement is measured from the sintered configuration. Every material is elastic in
-this stage (neo-Hookean in `finite`): the process stage's plastic and viscoelastic states
-are not continued.
+this stage (neo-Hookean in `finite`) but for the flow above: the
+process stage's plastic and viscoelastic states are not continued, but the initial stress
+enters the yield condition (a sintered stress above a material's flow stress relaxes in the
+first increment).
 
 Newton's method with a backtracking line search solves each SOC increment, with the
 tangent from UFL (the derivative of P with respect to F); an increment where Newton fails
@@ -25,7 +41,7 @@ coupled system.
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import ufl
@@ -39,6 +55,7 @@ from . import boundary, compat
 from .errors import SolverError
 from .inelastic import InelasticProblem
 from .thermoelastic import cellwise_field, configured_ksp
+from .units import SIQuantity
 
 logger = logging.getLogger(__name__)
 
@@ -66,12 +83,20 @@ class SwellingSection(BaseModel):
     )
     cycles: int = Field(1, ge=1, description="times the path is run, one after the other")
     formulation: Literal["finite", "small"] = Field(
-        "finite", description="finite strain (F = Fe Fs, neo-Hookean) or small strain "
-        "(linear elastic with the eigenstrain beta SOC / 3)")
+        "finite", description="finite strain (F = Fe Fp Fs, neo-Hookean) or small strain "
+        "(linear elastic with the eigenstrain beta SOC / 3); both with J2 flow where "
+        "plastic_flow")
     materials: list[str] | None = Field(
         None, description="the materials that lithiate",
         json_schema_extra={"default_text": "every material with a swelling_coefficient > 0"},
     )
+    plastic_flow: bool = Field(
+        True, description="materials with a swelling_flow_stress flow plastically; "
+        "false: every material is elastic")
+    soc_rate: Annotated[float, SIQuantity("charging rate", positive=True)] = Field(
+        0.1 / 3600, description="SOC change per unit time along the path (C-rate): the "
+        "time of an increment, for swelling_flow_viscosity",
+        json_schema_extra={"default_text": "'0.1 1/h' (C/10)"})
     max_step_cuts: int = Field(
         8, ge=0, description="times an SOC increment may be halved where Newton fails")
     max_newton_iterations: int = Field(25, ge=1, description="Newton iterations per increment")
@@ -139,7 +164,8 @@ class SwellingProblem:
 
     def __init__(self, emesh, case, initial_stress: fem.Function | None = None,
                  constraints=None):
-        self.emesh, self.section = emesh, case.swelling
+        self.emesh, self.case, self.section = emesh, case, case.swelling
+        self._projectors = {}
         msh = emesh.mesh
         self.comm = msh.comm
         self.gdim = msh.geometry.dim
@@ -167,7 +193,13 @@ class SwellingProblem:
         self.V = fem.functionspace(msh, ("Lagrange", degree, (self.gdim,)))
         self.u = fem.Function(self.V, name="u")
         self.dofs = self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs
-        self.dx = ufl.Measure("dx", domain=msh, metadata={"quadrature_degree": 2 * degree})
+        quadrature = {"quadrature_degree": 2 * degree, "quadrature_scheme": "default"}
+        self.dx = ufl.Measure("dx", domain=msh, metadata=quadrature)
+        self.flowing_materials = [name for name in materials if self.section.plastic_flow
+                                  and materials[name].swelling_flow_stress is not None]
+        self._state_buffers = ()
+        if self.flowing_materials:
+            self._set_up_flow(emesh, materials, 2 * degree)
         self.constraints = constraints(self.V) if constraints is not None else \
             boundary.cell_constraints(case, emesh, self.V)
 
@@ -182,10 +214,18 @@ class SwellingProblem:
 
         F = self.deformation_gradient(self.u)
         F_variable = ufl.variable(F)
+        self.initial_stress = initial_stress
         P = self._first_piola(F_variable)
         if initial_stress is not None:
             P = P + initial_stress
         self.first_piola, self.tangent, self.F = P, ufl.diff(P, F_variable), F
+        self._flow_updates = []
+        if self.flowing_materials:
+            points = compat.interpolation_points(self.plastic_state.function_space)
+            self._flow_updates = [
+                (self.plastic_state, fem.Expression(self._new_plastic_state, points)),
+                (self.equivalent_plastic_strain,
+                 fem.Expression(self._new_equivalent_plastic_strain, points))]
         v, du = ufl.TestFunction(self.V), ufl.TrialFunction(self.V)
         test_gradient = self.gradient_3d(v)
         residual = ufl.inner(self.first_piola, test_gradient) * self.dx
@@ -245,22 +285,118 @@ class SwellingProblem:
         """s with Fs = s I: V/V0 = s^3 = 1 + beta SOC."""
         return (1 + self.beta * self.soc) ** (1.0 / 3.0)
 
+    def _set_up_flow(self, emesh, materials, quadrature_degree):
+        """Quadrature-point state of the flowing materials: Cp^-1 (finite) or the plastic
+        strain (small), and the equivalent plastic strain; cell-wise flow parameters."""
+        import basix.ufl
+
+        msh = emesh.mesh
+        cell = msh.topology.cell_name()
+        tensor = basix.ufl.quadrature_element(cell, value_shape=(3, 3),
+                                              degree=quadrature_degree)
+        scalar = basix.ufl.quadrature_element(cell, value_shape=(), degree=quadrature_degree)
+        self.plastic_state = fem.Function(fem.functionspace(msh, tensor))
+        if self.section.formulation == "finite":
+            self.plastic_state.x.array.reshape(-1, 9)[:] = np.eye(3).ravel()
+        self.equivalent_plastic_strain = fem.Function(fem.functionspace(msh, scalar))
+        self._state_buffers = (fem.Function(self.plastic_state.function_space),
+                               fem.Function(self.equivalent_plastic_strain.function_space))
+        self.flow_indicator = cellwise_field(
+            emesh, {n: float(n in self.flowing_materials) for n in materials}, "flowing")
+        self.flow_stress = cellwise_field(
+            emesh, {n: materials[n].swelling_flow_stress if n in self.flowing_materials
+                    else 0.0 for n in materials}, "flow_stress")
+        self.hardening_modulus = cellwise_field(
+            emesh, {n: (materials[n].swelling_hardening_modulus or 0.0)
+                    if n in self.flowing_materials else 0.0 for n in materials},
+            "hardening_modulus")
+        self.flow_viscosity = cellwise_field(
+            emesh, {n: (materials[n].swelling_flow_viscosity or 0.0)
+                    if n in self.flowing_materials else 0.0 for n in materials},
+            "flow_viscosity")
+        self.time_step = fem.Constant(msh, PETSc.ScalarType(1.0))
+
     def _first_piola(self, F):
         mu, lmbda = self.shear_modulus, self.lame_lambda
         identity = ufl.Identity(3)
+        flowing = bool(self.flowing_materials)
         if self.section.formulation == "small":
             strain = ufl.sym(F - identity) - self.beta * self.soc / 3 * identity
-            return lmbda * ufl.tr(strain) * identity + 2 * mu * strain
+            if not flowing:
+                return lmbda * ufl.tr(strain) * identity + 2 * mu * strain
+            strain = strain - self.plastic_state
+            trial = 2 * mu * ufl.dev(strain) + self._initial_deviator()
+            multiplier, scale = self._return_mapping(trial, mu, 1.0)
+            plastic_change = (1 - scale) * trial / (2 * mu)  # gamma n
+            self._new_plastic_state = self.plastic_state + plastic_change
+            self._new_equivalent_plastic_strain = self.equivalent_plastic_strain \
+                + np.sqrt(2 / 3) * multiplier
+            return lmbda * ufl.tr(strain) * identity + 2 * mu * strain - 2 * mu * plastic_change
         s = self.swelling_stretch()
-        Fe = F / s
-        Fe_inverse_transpose = ufl.inv(Fe).T
-        elastic = mu * (Fe - Fe_inverse_transpose) + lmbda * ufl.ln(ufl.det(Fe)) \
-            * Fe_inverse_transpose
-        return s**2 * elastic  # J_s P_e Fs^-T with Fs = s I
+        if not flowing:
+            Fe = F / s
+            Fe_inverse_transpose = ufl.inv(Fe).T
+            elastic = mu * (Fe - Fe_inverse_transpose) + lmbda * ufl.ln(ufl.det(Fe)) \
+                * Fe_inverse_transpose
+            return s**2 * elastic  # J_s P_e Fs^-T with Fs = s I
+        Fm = F / s
+        Je = ufl.det(Fm)
+        be_trial = Fm * self.plastic_state * Fm.T
+        trial = mu * ufl.dev(be_trial) + self._initial_deviator()
+        multiplier, scale = self._return_mapping(trial, mu * ufl.tr(be_trial) / 3, Je)
+        deviator = scale * trial - self._initial_deviator()  # the part be carries
+        be = deviator / mu + ufl.tr(be_trial) / 3 * identity
+        Fm_inverse = ufl.inv(Fm)
+        self._new_plastic_state = Fm_inverse * be * Fm_inverse.T
+        self._new_equivalent_plastic_strain = self.equivalent_plastic_strain \
+            + np.sqrt(2 / 3) * multiplier
+        kirchhoff = deviator + (mu * (ufl.tr(be_trial) / 3 - 1) + lmbda * ufl.ln(Je)) * identity
+        return s**3 * kirchhoff * ufl.inv(F).T  # J_s tau_e F^-T
+
+    def _initial_deviator(self):
+        """The deviator of the sintered stress, which the yield condition sees with the
+        stage's own stress (at small strain: it is added to P, not convected)."""
+        if self.initial_stress is None:
+            return ufl.as_matrix([[0, 0, 0], [0, 0, 0], [0, 0, 0]])
+        return ufl.dev(ufl.sym(self.initial_stress))
+
+    def _return_mapping(self, trial_deviator, shear_modulus, elastic_volume_ratio):
+        """Radial return of a trial (Kirchhoff) stress deviator: (plastic multiplier gamma,
+        factor scaling the trial deviator). Yield radius sqrt(2/3) (sigma_f + H p) Je: the
+        flow stress is the Cauchy stress's, with linear isotropic hardening H in the
+        equivalent plastic strain p; gamma = (|s_trial| - radius) / (2 mu + (2/3) (H + eta /
+        dt) Je) from |s| = radius + (2/3) (H + eta / dt) Je gamma (the overstress law), and
+        0 where the trial stress is inside the yield surface or the material does not
+        flow."""
+        # + 1 Pa^2 keeps the norm's derivative finite at a zero deviator (a free swelling)
+        norm = ufl.sqrt(ufl.inner(trial_deviator, trial_deviator) + 1.0)
+        radius = np.sqrt(2 / 3) * elastic_volume_ratio * (
+            self.flow_stress + self.hardening_modulus * self.equivalent_plastic_strain)
+        overstress = norm - radius
+        resistance = 2 * shear_modulus + 2 / 3 * elastic_volume_ratio * (
+            self.hardening_modulus + self.flow_viscosity / self.time_step)
+        multiplier = ufl.conditional(
+            ufl.And(ufl.gt(self.flow_indicator, 0.5), ufl.gt(overstress, 0)),
+            overstress / resistance, 0)
+        return multiplier, 1 - 2 * shear_modulus * multiplier / norm
 
     def cauchy_stress(self):
-        """sigma = P F^T / det F (with the initial stress carried in P)."""
+        """sigma = P F^T / det F (with the initial stress carried in P); at small strain the
+        stress is P itself."""
+        if self.section.formulation == "small":
+            return self.first_piola
         return self.first_piola * self.F.T / ufl.det(self.F)
+
+    def stress_into(self, target: fem.Function, expression=None, name="cauchy"):
+        """A stress (default: the Cauchy stress) on a DG space: interpolated, or with plastic
+        flow (whose state lives at quadrature points) its L2 projection, local to each cell.
+        `name` keys the projection's forms, one per expression and space."""
+        expression = self.cauchy_stress() if expression is None else expression
+        if not self.flowing_materials:
+            target.interpolate(fem.Expression(
+                expression, compat.interpolation_points(target.function_space)))
+            return target
+        return self._project(name, lambda: expression, target)
 
     def volume_ratios(self) -> dict[str, float]:
         """V/V0 of each swelling material, from the integral of det F."""
@@ -281,6 +417,7 @@ class SwellingProblem:
     _solve = InelasticProblem._solve
     _constraint_change = InelasticProblem._constraint_change
     _residual_norm = InelasticProblem._residual_norm
+    _project = InelasticProblem._project
 
     def _constraint_forces(self):
         return np.array([self._integrate(f) for f in self._constraint_residuals])
@@ -299,6 +436,9 @@ class SwellingProblem:
         """Solve for `soc` from the current state; returns the Newton iterations. The state
         is kept only when Newton converges (else SolverError and the state is restored)."""
         saved = self._current()
+        if self.flowing_materials:
+            # the time of the increment, for the overstress law (never 0: eta / dt)
+            self.time_step.value = max(abs(soc - saved[3]) / self.section.soc_rate, 1e-30)
         self.soc.value = soc
         first_norm = None
         for iteration in range(self.section.max_newton_iterations + 1):
@@ -309,6 +449,7 @@ class SwellingProblem:
             if not np.isfinite(norm):
                 break
             if norm <= max(self.section.newton_rtol * first_norm, self._absolute_tolerance):
+                self._commit_flow()
                 return iteration
             if iteration == self.section.max_newton_iterations:
                 break
@@ -380,6 +521,19 @@ class SwellingProblem:
         first = self.advance(0.5 * (previous + soc), cuts_left - 1)
         return first + self.advance(soc, cuts_left - 1)
 
+    def _commit_flow(self):
+        """The converged increment's plastic state becomes the start of the next one
+        (every new value is evaluated from the old state before any is replaced)."""
+        pairs = list(zip(self._flow_updates, self._state_buffers, strict=True))
+        for (_, expression), buffer in pairs:
+            buffer.interpolate(expression)
+        for (target, _), buffer in pairs:
+            target.x.array[:] = buffer.x.array
+
+    def max_equivalent_plastic_strain(self) -> float:
+        local = self.equivalent_plastic_strain.x.array if self.flowing_materials else []
+        return self.comm.allreduce(float(np.max(local)) if len(local) else 0.0, op=MPI.MAX)
+
     def state(self) -> SwellingState:
         return SwellingState(float(self.soc.value), float(self.out_of_plane_strain.value),
                              self.face_displacement)
@@ -405,25 +559,29 @@ class SwellingFields:
         tags = emesh.cell_tags
         self.material.x.array[self.material.function_space.dofmap.list[tags.indices, 0]] = \
             tags.values
-        self._cauchy_expression = fem.Expression(
-            problem.cauchy_stress(), compat.interpolation_points(self.cauchy.function_space))
         # nominal stress (force per reference area) for the interface tractions
         self.nominal = fem.Function(fem.functionspace(msh, ("DG", stress_degree, (3, 3))))
-        self._nominal_expression = fem.Expression(
-            problem.first_piola, compat.interpolation_points(self.nominal.function_space))
+        self.plastic_strain = None
+        if problem.flowing_materials:
+            self.plastic_strain = fem.Function(fem.functionspace(msh, ("DG", 0)),
+                                               name="equivalent_plastic_strain")
 
     def write(self, step_number: float):
         self.displacement.interpolate(self.problem.u)
-        self.cauchy.interpolate(self._cauchy_expression)
+        self.problem.stress_into(self.cauchy)
         stress = self.cauchy.x.array.reshape(-1, 3, 3)
         deviator = stress - np.trace(stress, axis1=1, axis2=2)[:, None, None] / 3 * np.eye(3)
         self.von_mises.x.array[:] = np.sqrt(1.5 * np.einsum("nij,nij->n", deviator, deviator))
-        for function in (self.displacement, self.cauchy, self.von_mises, self.material):
+        functions = [self.displacement, self.cauchy, self.von_mises, self.material]
+        if self.plastic_strain is not None:
+            self.problem.stress_into(self.plastic_strain,
+                                     self.problem.equivalent_plastic_strain, "plastic strain")
+            functions.append(self.plastic_strain)
+        for function in functions:
             self.xdmf.write_function(function, step_number)
 
     def nominal_stress(self) -> fem.Function:
-        self.nominal.interpolate(self._nominal_expression)
-        return self.nominal
+        return self.problem.stress_into(self.nominal, self.problem.first_piola, "nominal")
 
     def max_von_mises(self) -> float:
         local = self.von_mises.x.array
@@ -451,6 +609,8 @@ def run_swelling_stage(case, emesh, sintered_stress: fem.Function, probe, workdi
     problem = SwellingProblem(emesh, case, sintered_stress)
     logger.info("swelling (%s strain) of %s: %d displacement DOFs", case.swelling.formulation,
                 ", ".join(problem.swelling_materials), problem.dofs)
+    if problem.flowing_materials:
+        logger.info("plastic flow in %s", ", ".join(problem.flowing_materials))
     targets = case.swelling.soc_targets()
     names = problem.swelling_materials
     rows, peak, tractions, interface_peaks = [], {"value": -np.inf}, {}, {}
@@ -481,7 +641,7 @@ def run_swelling_stage(case, emesh, sintered_stress: fem.Function, probe, workdi
                              problem.step_cuts - cuts_before, von_mises,
                              *(ratios[n] for n in names),
                              *(problem.prescribed_volume_ratio(n) for n in names),
-                             *interface_values])
+                             *interface_values, problem.max_equivalent_plastic_strain()])
                 bar.update(len(rows), f"swelling SOC {soc:.3f}")
                 logger.debug("SOC %.4g: max von Mises %.4g Pa, V/V0 %s", soc, von_mises, ratios)
     finally:
@@ -503,6 +663,8 @@ def run_swelling_stage(case, emesh, sintered_stress: fem.Function, probe, workdi
                   "out_of_plane_strain": state.out_of_plane_strain,
                   "face_displacement": state.face_displacement},
         "peak_max_von_mises": peak,
+        "plastic_flow": {"materials": problem.flowing_materials,
+                         "max_equivalent_plastic_strain": rows[-1][-1]},
         "interfaces": {},
     }
     if comm.rank == 0:
@@ -514,6 +676,7 @@ def run_swelling_stage(case, emesh, sintered_stress: fem.Function, probe, workdi
             ["step", "soc", "cycle", "path_step", "newton_iterations", "step_cuts",
              "max_von_mises", *(f"volume_ratio:{n}" for n in names),
              *(f"prescribed_volume_ratio:{n}" for n in names),
-             *(f"{key}:{name}" for name in tractions for key in TRACTION_COLUMNS)],
+             *(f"{key}:{name}" for name in tractions for key in TRACTION_COLUMNS),
+             "max_equivalent_plastic_strain"],
             rows)
     return summary

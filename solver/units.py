@@ -54,6 +54,8 @@ KINDS: dict[str, QuantityKind] = {
         QuantityKind("fracture energy", "[energy]/[length]**2", "25 J/m^2", "J/m^2"),
         QuantityKind("stiffness per area", "[pressure]/[length]", "1e16 Pa/m", "Pa/m"),
         QuantityKind("speed", "[length]/[time]", "1 um/s", "m/s"),
+        QuantityKind("viscosity", "[pressure]*[time]", "1e12 Pa*s", "Pa*s"),
+        QuantityKind("charging rate", "1/[time]", "0.1 1/h", "1/s"),
     )
 }
 

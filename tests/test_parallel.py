@@ -38,7 +38,8 @@ def test_recurved_run_in_parallel_writes_one_result(tmp_path_factory):
 
 def _summary_numbers(summary, prefix=""):
     """Every number in a summary that must not depend on the ranks."""
-    skip = {"wall_time", "ranks", "host"}
+    # Newton's iteration counts may differ by roundoff (a line search's comparison)
+    skip = {"wall_time", "ranks", "host", "newton_iterations"}
     for key, value in summary.items():
         if key in skip:
             continue
