@@ -144,6 +144,7 @@ class LithiumDiffusion:
         self._every_cell = ufl.Measure("dx", domain=msh, subdomain_data=cell_tags,
                                        metadata={"quadrature_degree": 2 * degree + 1})
         self.dx = self._every_cell(active_tags)
+        self._active_tags = active_tags
         one = fem.Constant(msh, PETSc.ScalarType(1.0))
         self.volume = self.comm.allreduce(fem.assemble_scalar(fem.form(one * self.dx)),
                                           op=MPI.SUM)
@@ -232,16 +233,21 @@ class LithiumDiffusion:
                  for f in self._flux_norms]
         return float(np.sqrt(norms[0] / norms[1]))
 
-    def set_hydrostatic_stress(self, expression):
+    def set_hydrostatic_stress(self, expression, quadrature_degree: int | None = None):
         """L2-project the hydrostatic stress (a UFL expression, Pa) over the active cells
-        onto the concentration space: the stress term of the flux takes its gradient."""
+        onto the concentration space: the stress term of the flux takes its gradient.
+        quadrature_degree: that of an expression holding quadrature-point data (whose
+        points the load's rule must then be)."""
         key = id(expression)
         if key not in self._projections:
             V, volume = self.space, self.size ** self.mesh.topology.dim
             p, q = ufl.TrialFunction(V), ufl.TestFunction(V)
+            dx = self.dx if quadrature_degree is None else self._every_cell(
+                self._active_tags, metadata={"quadrature_degree": quadrature_degree,
+                                             "quadrature_scheme": "default"})
             system = _LinearSystem(self.comm, "diffusion_projection",
                                    fem.form(p * q / volume * self.dx + self._pattern(p, q)),
-                                   fem.form(expression * q / volume * self.dx))
+                                   fem.form(expression * q / volume * dx))
             # the expression is kept with its system: its id is then not reused
             self._projections[key] = (expression, system)
         system = self._projections[key][1]

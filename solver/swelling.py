@@ -71,6 +71,36 @@ class SocStep(BaseModel):
     increments: int = Field(10, ge=1, description="load increments from the previous SOC")
 
 
+class DiffusionSection(BaseModel):
+    """The optional [swelling.diffusion] table: lithium diffuses into the lithiating
+    material from its surfaces (solver/diffusion.py), instead of a uniform SOC."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    diffusivity: Annotated[float, SIQuantity("diffusivity", positive=True)] = Field(
+        description="D of lithium in the lithiating material (a-Si: 1e-16 to 1e-14 m^2/s, "
+        "Ding et al. 2009)")
+    coupling: Literal["two-way", "one-way"] = Field(
+        "two-way", description="two-way: the hydrostatic stress drives the flux (j = -D "
+        "(grad c - c Omega / (R T) grad sigma_h)); one-way: Fickian diffusion, the stress "
+        "follows")
+    blocking_materials: list[str] = Field(
+        ["copper"], description="materials whose contact blocks lithium; every other "
+        "boundary of the lithiating material with another material, and its part of the "
+        "`top` face, holds the path's SOC")
+    max_concentration: Annotated[float, SIQuantity("concentration", positive=True)] = Field(
+        3.75 * 2330.0 / 28.0855e-3, description="lithium concentration at SOC 1 (Omega = "
+        "beta / max_concentration)", json_schema_extra={"default_text": "Li15Si4: 3.11e5 "
+                                                          "mol/m^3"})
+    temperature: Annotated[float, SIQuantity("temperature", positive=True)] = Field(
+        298.15, description="temperature of the cell (R T of the chemical potential)",
+        json_schema_extra={"default_text": "'25 degC'"})
+    coupling_tolerance: float = Field(
+        1e-6, gt=0, description="two-way: largest SOC change between staggering iterates")
+    max_coupling_iterations: int = Field(
+        50, ge=1, description="two-way: staggering iterations per increment")
+
+
 class SwellingSection(BaseModel):
     """The optional [swelling] table: lithiation after the sintering schedule."""
 
@@ -97,6 +127,9 @@ class SwellingSection(BaseModel):
         0.1 / 3600, description="SOC change per unit time along the path (C-rate): the "
         "time of an increment, for swelling_flow_viscosity",
         json_schema_extra={"default_text": "'0.1 1/h' (C/10)"})
+    diffusion: DiffusionSection | None = Field(
+        None, description="lithium diffusion from the surfaces (the path's SOC is the "
+        "surface SOC, over time from soc_rate) instead of a uniform SOC; docs/diffusion.md")
     max_step_cuts: int = Field(
         8, ge=0, description="times an SOC increment may be halved where Newton fails")
     max_newton_iterations: int = Field(25, ge=1, description="Newton iterations per increment")
@@ -120,9 +153,18 @@ class SwellingSection(BaseModel):
             if materials[name].swelling_coefficient <= 0:
                 return (f"materials[{index}]", f"'{name}' has no swelling_coefficient; give "
                         f"one in [materials.{name}]")
-        if not self.swelling_materials(materials, used):
+        lithiating = self.swelling_materials(materials, used)
+        if not lithiating:
             return ("materials", "no material of the geometry swells: give a "
                     "swelling_coefficient in [materials.NAME] or name the materials")
+        if self.diffusion is not None:
+            if len(lithiating) > 1:
+                return ("diffusion", "diffusion takes one lithiating material, got "
+                        f"{', '.join(lithiating)}: name one in swelling.materials")
+            for index, name in enumerate(self.diffusion.blocking_materials):
+                if name not in materials:
+                    return (f"diffusion.blocking_materials[{index}]",
+                            f"unknown material '{name}'; known: {', '.join(materials)}")
         return None
 
     def soc_targets(self) -> list[tuple[float, int, int]]:
@@ -147,6 +189,37 @@ class SwellingState:
     soc: float
     out_of_plane_strain: float  # F_zz - 1 in generalized plane strain, else 0
     face_displacement: float  # of a unit cell's free face, from the sintered state
+
+
+def lithium_surface(emesh, active_tags, blocking_tags) -> np.ndarray:
+    """Owned facets through which lithium enters the active cells: those shared with a cell
+    of another material that does not block it, and the active cells' part of the `top`
+    face (the electrolyte side). Symmetry and periodic faces stay closed."""
+    msh, tags = emesh.mesh, emesh.cell_tags
+    tdim = msh.topology.dim
+    msh.topology.create_connectivity(tdim - 1, tdim)
+    facet_cells = msh.topology.connectivity(tdim - 1, tdim)
+    cells = msh.topology.index_map(tdim)
+    material = np.full(cells.size_local + cells.num_ghosts, -1, dtype=np.int64)
+    material[tags.indices] = tags.values
+    owned = msh.topology.index_map(tdim - 1).size_local
+    offsets = facet_cells.offsets
+    counts = np.diff(offsets)[:owned]
+    # shared_facet ghosting (solver.mesh): both cells of an owned interior facet are local
+    interior = np.flatnonzero(counts == 2)
+    first = material[facet_cells.array[offsets[interior]]]
+    second = material[facet_cells.array[offsets[interior] + 1]]
+    first_active, second_active = np.isin(first, active_tags), np.isin(second, active_tags)
+    other = np.where(first_active, second, first)
+    surface = [interior[(first_active != second_active) & ~np.isin(other, blocking_tags)]]
+    top = emesh.geometry.facet_groups.get("top")
+    if top is not None:
+        facets = emesh.facet_tags.indices[emesh.facet_tags.values == top]
+        facets = facets[facets < owned]
+        facets = facets[counts[facets] == 1]
+        surface.append(facets[np.isin(material[facet_cells.array[offsets[facets]]],
+                                      active_tags)])
+    return np.concatenate(surface).astype(np.int32)
 
 
 def _contract(tangent, direction):
@@ -179,14 +252,21 @@ class SwellingProblem:
         lithiated = {name: (m.lithiated_youngs_modulus or m.youngs_modulus)
                      if name in self.swelling_materials else m.youngs_modulus
                      for name, m in materials.items()}
-        self.soc = fem.Constant(msh, PETSc.ScalarType(0.0))
+        self.soc = fem.Constant(msh, PETSc.ScalarType(0.0))  # the path's SOC
+        self.time_step = fem.Constant(msh, PETSc.ScalarType(1.0))  # of the increment, s
+        self.quadrature_degree = 2 * degree
+        self.diffusion = None
+        if self.section.diffusion is not None:
+            self.diffusion = self._set_up_diffusion(emesh, materials)
+        # the SOC in the material: the path's, or the diffusing field (0 outside)
+        self.local_soc = self.soc if self.diffusion is None else self.diffusion.soc
         self.out_of_plane_strain = fem.Constant(msh, PETSc.ScalarType(0.0))
         E0 = cellwise_field(emesh, {n: m.youngs_modulus for n, m in materials.items()}, "E")
         E1 = cellwise_field(emesh, lithiated, "E_lithiated")
         nu = cellwise_field(emesh, {n: m.poisson_ratio for n, m in materials.items()}, "nu")
         self.beta = cellwise_field(emesh, {n: self.swelling_coefficients.get(n, 0.0)
                                            for n in materials}, "beta")
-        E = E0 + (E1 - E0) * self.soc
+        E = E0 + (E1 - E0) * self.local_soc
         self.shear_modulus = E / (2 * (1 + nu))
         self.lame_lambda = E * nu / ((1 + nu) * (1 - 2 * nu))
 
@@ -219,6 +299,7 @@ class SwellingProblem:
         if initial_stress is not None:
             P = P + initial_stress
         self.first_piola, self.tangent, self.F = P, ufl.diff(P, F_variable), F
+        self._hydrostatic_stress = ufl.tr(self.cauchy_stress()) / 3
         self._flow_updates = []
         if self.flowing_materials:
             points = compat.interpolation_points(self.plastic_state.function_space)
@@ -283,7 +364,7 @@ class SwellingProblem:
 
     def swelling_stretch(self):
         """s with Fs = s I: V/V0 = s^3 = 1 + beta SOC."""
-        return (1 + self.beta * self.soc) ** (1.0 / 3.0)
+        return (1 + self.beta * self.local_soc) ** (1.0 / 3.0)
 
     def _set_up_flow(self, emesh, materials, quadrature_degree):
         """Quadrature-point state of the flowing materials: Cp^-1 (finite) or the plastic
@@ -314,14 +395,34 @@ class SwellingProblem:
             emesh, {n: (materials[n].swelling_flow_viscosity or 0.0)
                     if n in self.flowing_materials else 0.0 for n in materials},
             "flow_viscosity")
-        self.time_step = fem.Constant(msh, PETSc.ScalarType(1.0))
+
+    def _set_up_diffusion(self, emesh, materials):
+        """Lithium diffusion in the (one) lithiating material, from its surfaces."""
+        from .diffusion import LithiumDiffusion, inclusion_stress_response
+        from .materials import largest
+
+        settings = self.section.diffusion
+        (name,) = self.swelling_materials
+        material = materials[name]
+        geometry = emesh.geometry
+        active = [tag for tag, n in geometry.cell_materials.items() if n == name]
+        blocking = [tag for tag, n in geometry.cell_materials.items()
+                    if n in settings.blocking_materials]
+        return LithiumDiffusion(
+            emesh.mesh, emesh.cell_tags, active, lithium_surface(emesh, active, blocking),
+            settings.diffusivity, swelling_coefficient=material.swelling_coefficient,
+            max_concentration=settings.max_concentration, temperature=settings.temperature,
+            # the unlithiated modulus: the larger response, a safe stabilization
+            stress_response=inclusion_stress_response(
+                largest(material.youngs_modulus), largest(material.poisson_ratio),
+                material.swelling_coefficient))
 
     def _first_piola(self, F):
         mu, lmbda = self.shear_modulus, self.lame_lambda
         identity = ufl.Identity(3)
         flowing = bool(self.flowing_materials)
         if self.section.formulation == "small":
-            strain = ufl.sym(F - identity) - self.beta * self.soc / 3 * identity
+            strain = ufl.sym(F - identity) - self.beta * self.local_soc / 3 * identity
             if not flowing:
                 return lmbda * ufl.tr(strain) * identity + 2 * mu * strain
             strain = strain - self.plastic_state
@@ -403,8 +504,14 @@ class SwellingProblem:
         return {name: self._integrate(form) / volume
                 for name, (form, volume) in self._volumes.items()}
 
+    def material_soc(self) -> float:
+        """The SOC of the lithiating materials: the path's, or with diffusion the mean of
+        the field over the material."""
+        return float(self.soc.value) if self.diffusion is None else self.diffusion.mean_soc()
+
     def prescribed_volume_ratio(self, name: str) -> float:
-        return 1 + self.swelling_coefficients[name] * float(self.soc.value)
+        """1 + beta SOC (with diffusion: of the mean SOC, the free volume of the material)."""
+        return 1 + self.swelling_coefficients[name] * self.material_soc()
 
     # -- linear algebra ------------------------------------------------------------------
     def _integrate(self, form) -> float:
@@ -424,22 +531,61 @@ class SwellingProblem:
 
     # -- an SOC increment ----------------------------------------------------------------
     def _current(self):
+        diffusion = () if self.diffusion is None else (
+            self.diffusion.soc.x.array.copy(), self.diffusion.hydrostatic_stress.x.array.copy())
         return (self.u.x.array.copy(), float(self.out_of_plane_strain.value),
-                self.face_displacement, float(self.soc.value))
+                self.face_displacement, float(self.soc.value), diffusion)
 
     def _restore(self, saved):
         self.u.x.array[:], self.out_of_plane_strain.value, self.face_displacement, \
-            self.soc.value = saved
+            self.soc.value, diffusion = saved
+        if diffusion:
+            self.diffusion.soc.x.array[:], self.diffusion.hydrostatic_stress.x.array[:] = \
+                diffusion
         self.constraints.set_face_displacement(self.face_displacement)
 
     def step(self, soc: float) -> int:
         """Solve for `soc` from the current state; returns the Newton iterations. The state
-        is kept only when Newton converges (else SolverError and the state is restored)."""
+        is kept only when Newton (and the diffusion coupling) converges, else SolverError
+        and the state is restored."""
         saved = self._current()
-        if self.flowing_materials:
-            # the time of the increment, for the overstress law (never 0: eta / dt)
-            self.time_step.value = max(abs(soc - saved[3]) / self.section.soc_rate, 1e-30)
+        # the time of the increment: for the overstress law and the diffusion (never 0)
+        self.time_step.value = max(abs(soc - saved[3]) / self.section.soc_rate, 1e-30)
         self.soc.value = soc
+        try:
+            iterations = self._newton(soc) if self.diffusion is None else \
+                self._coupled_solve(soc)
+        except SolverError:
+            self._restore(saved)
+            raise
+        self._commit_flow()
+        if self.diffusion is not None:
+            self.diffusion.commit()
+        return iterations
+
+    def _coupled_solve(self, soc: float) -> int:
+        """Diffusion with the path's SOC at the surface over the increment's time, then the
+        mechanics with the new SOC field; two-way: staggered with the hydrostatic stress
+        until the SOC settles (solver/diffusion.py's stabilized staggering)."""
+        settings = self.section.diffusion
+        two_way = settings.coupling == "two-way"
+        iterations = 0
+        for _ in range(settings.max_coupling_iterations if two_way else 1):
+            change = self.diffusion.solve(float(self.time_step.value), surface_soc=soc,
+                                          staggered=two_way)
+            iterations += self._newton(soc)
+            if not two_way:
+                return iterations
+            self.diffusion.set_hydrostatic_stress(self._hydrostatic_stress,
+                                                  quadrature_degree=self.quadrature_degree)
+            if change <= settings.coupling_tolerance:
+                return iterations
+        raise SolverError(f"the diffusion-stress coupling did not converge in "
+                          f"{settings.max_coupling_iterations} iterations at SOC = {soc:.6g}")
+
+    def _newton(self, soc: float) -> int:
+        """Newton's method on the mechanics at the current load; returns its iterations, or
+        raises SolverError."""
         first_norm = None
         for iteration in range(self.section.max_newton_iterations + 1):
             forces = self._constraint_forces()
@@ -449,7 +595,6 @@ class SwellingProblem:
             if not np.isfinite(norm):
                 break
             if norm <= max(self.section.newton_rtol * first_norm, self._absolute_tolerance):
-                self._commit_flow()
                 return iteration
             if iteration == self.section.max_newton_iterations:
                 break
@@ -483,7 +628,6 @@ class SwellingProblem:
                     zz_change = amplitudes[column]
             self._line_search(increment, face_change, zz_change, norm)
             A.destroy()
-        self._restore(saved)
         raise SolverError(f"Newton did not converge in {self.section.max_newton_iterations} "
                           f"iterations at SOC = {soc:.6g}")
 
@@ -577,6 +721,8 @@ class SwellingFields:
             self.problem.stress_into(self.plastic_strain,
                                      self.problem.equivalent_plastic_strain, "plastic strain")
             functions.append(self.plastic_strain)
+        if self.problem.diffusion is not None:
+            functions.append(self.problem.diffusion.soc)
         for function in functions:
             self.xdmf.write_function(function, step_number)
 
@@ -611,6 +757,9 @@ def run_swelling_stage(case, emesh, sintered_stress: fem.Function, probe, workdi
                 ", ".join(problem.swelling_materials), problem.dofs)
     if problem.flowing_materials:
         logger.info("plastic flow in %s", ", ".join(problem.flowing_materials))
+    if problem.diffusion is not None:
+        logger.info("lithium diffusion (%s coupling), D = %.3g m^2/s",
+                    case.swelling.diffusion.coupling, case.swelling.diffusion.diffusivity)
     targets = case.swelling.soc_targets()
     names = problem.swelling_materials
     rows, peak, tractions, interface_peaks = [], {"value": -np.inf}, {}, {}
@@ -641,7 +790,8 @@ def run_swelling_stage(case, emesh, sintered_stress: fem.Function, probe, workdi
                              problem.step_cuts - cuts_before, von_mises,
                              *(ratios[n] for n in names),
                              *(problem.prescribed_volume_ratio(n) for n in names),
-                             *interface_values, problem.max_equivalent_plastic_strain()])
+                             *interface_values, problem.max_equivalent_plastic_strain(),
+                             problem.material_soc()])
                 bar.update(len(rows), f"swelling SOC {soc:.3f}")
                 logger.debug("SOC %.4g: max von Mises %.4g Pa, V/V0 %s", soc, von_mises, ratios)
     finally:
@@ -656,7 +806,8 @@ def run_swelling_stage(case, emesh, sintered_stress: fem.Function, probe, workdi
         "first_step": first_step + 1,
         "step_cuts": problem.step_cuts,
         "newton_iterations": problem.newton_iterations,
-        "final": {"soc": state.soc, "max_von_mises": rows[-1][6],
+        "final": {"soc": state.soc, "material_soc": rows[-1][-1],
+                  "max_von_mises": rows[-1][6],
                   "volume_ratio": dict(zip(names, rows[-1][7:7 + len(names)], strict=True)),
                   "prescribed_volume_ratio": {n: problem.prescribed_volume_ratio(n)
                                               for n in names},
@@ -664,7 +815,7 @@ def run_swelling_stage(case, emesh, sintered_stress: fem.Function, probe, workdi
                   "face_displacement": state.face_displacement},
         "peak_max_von_mises": peak,
         "plastic_flow": {"materials": problem.flowing_materials,
-                         "max_equivalent_plastic_strain": rows[-1][-1]},
+                         "max_equivalent_plastic_strain": rows[-1][-2]},
         "interfaces": {},
     }
     if comm.rank == 0:
@@ -677,6 +828,6 @@ def run_swelling_stage(case, emesh, sintered_stress: fem.Function, probe, workdi
              "max_von_mises", *(f"volume_ratio:{n}" for n in names),
              *(f"prescribed_volume_ratio:{n}" for n in names),
              *(f"{key}:{name}" for name in tractions for key in TRACTION_COLUMNS),
-             "max_equivalent_plastic_strain"],
+             "max_equivalent_plastic_strain", "material_soc"],
             rows)
     return summary

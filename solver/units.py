@@ -56,6 +56,8 @@ KINDS: dict[str, QuantityKind] = {
         QuantityKind("speed", "[length]/[time]", "1 um/s", "m/s"),
         QuantityKind("viscosity", "[pressure]*[time]", "1e12 Pa*s", "Pa*s"),
         QuantityKind("charging rate", "1/[time]", "0.1 1/h", "1/s"),
+        QuantityKind("diffusivity", "[length]**2/[time]", "1e-15 m^2/s", "m^2/s"),
+        QuantityKind("concentration", "[substance]/[length]**3", "3.11e5 mol/m^3", "mol/m^3"),
     )
 }
 

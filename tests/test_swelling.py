@@ -340,6 +340,56 @@ def test_plastic_flow_can_be_switched_off():
     assert xx.max() < -5 * FLOW_STRESS
 
 
+# --- lithium diffusion ([swelling.diffusion]) -----------------------------------------------
+
+FILM, DIFFUSIVITY = 1e-6, 1e-15  # m, m^2/s: FILM^2 / DIFFUSIVITY = 1000 s
+
+
+def _diffusing_film(coupling, increments, mesh_size, extra=""):
+    """A 1 um silicon film on 1 um of copper (which blocks lithium), lithiated from its top
+    with the surface SOC rising linearly to 0.1 over FILM^2 / D. Returns the problem,
+    swelled."""
+    rate = 0.1 / (FILM**2 / DIFFUSIVITY)
+    table = swelling_table(f"{{ soc = 0.1, increments = {increments} }}",
+                           formulation='"small"', soc_rate=f'"{rate} 1/s"') + extra
+    table += f'[swelling.diffusion]\ndiffusivity = "{DIFFUSIVITY} m^2/s"\n' \
+             f'coupling = "{coupling}"\n'
+    case = layers_case([("copper", "1 um"), ("silicon", "1 um")], length="2 um",
+                       mesh_size=mesh_size, extra=table)
+    return swell(SwellingProblem(build_mesh(case), case), case)
+
+
+def test_one_way_diffusion_into_a_film_follows_crank():
+    """Surface SOC k t at the top, no flux into the copper (Crank, The Mathematics of
+    Diffusion, 4.3, a slab with a linearly rising surface concentration): mean SOC
+    k t - k l^2 / (3 D) + 32 k l^2 / (D pi^4) sum exp(-D (2n+1)^2 pi^2 t / (4 l^2)) /
+    (2n+1)^4 at t = l^2 / D. Backward Euler, 20 and 40 increments: within 1%, and the
+    error falls."""
+    k, time = 0.1 / (FILM**2 / DIFFUSIVITY), FILM**2 / DIFFUSIVITY
+    series = sum(np.exp(-DIFFUSIVITY * (2 * n + 1) ** 2 * np.pi**2 * time / (4 * FILM**2))
+                 / (2 * n + 1) ** 4 for n in range(100))
+    exact = k * time - k * FILM**2 / (3 * DIFFUSIVITY) \
+        + 32 * k * FILM**2 / (DIFFUSIVITY * np.pi**4) * series
+    errors = [abs(_diffusing_film("one-way", n, "0.1 um").material_soc() / exact - 1)
+              for n in (20, 40)]
+    print(f"film uptake {exact:.6g}: relative errors {errors}")
+    assert errors[1] < errors[0] < 0.01
+
+
+def test_two_way_diffusion_is_faster_in_a_compressed_film():
+    """Two-way coupling in an elastic film: the compression is largest near the surface,
+    where the SOC is high, so the stress pushes lithium in (j = -D (grad c - c Omega / RT
+    grad sigma_h)) and the film takes up more than with Fickian diffusion."""
+    elastic = "plastic_flow = false\n"
+    one_way = _diffusing_film("one-way", 5, "0.25 um", elastic)
+    two_way = _diffusing_film("two-way", 5, "0.25 um", elastic)
+    uptakes = one_way.material_soc(), two_way.material_soc()
+    print(f"uptake one-way {uptakes[0]:.6g}, two-way {uptakes[1]:.6g}")
+    assert uptakes[1] > 1.02 * uptakes[0]
+    assert two_way.prescribed_volume_ratio("silicon") == pytest.approx(
+        1 + 2.8 * uptakes[1], rel=1e-12)
+
+
 # --- the stage in `sinter run` ----------------------------------------------------------
 
 SHIPPED = CASES / "swelling-particles-2d.toml"
@@ -418,6 +468,10 @@ def test_shipped_case_summary_is_the_same_on_one_and_two_ranks(tmp_path):
 
 
 @pytest.mark.parametrize("table, message", [
+    ('[swelling.diffusion]\ndiffusivity = "1e-15 m^2/s"\nblocking_materials = ["kupfer"]',
+     r"swelling.diffusion.blocking_materials\[0\]: unknown material 'kupfer'"),
+    ('[swelling.diffusion]\ndiffusivity = "1e-15 m"',
+     r"swelling.diffusion.diffusivity: expected a positive diffusivity"),
     ('materials = ["copper"]', r"swelling.materials\[0\]: 'copper' has no swelling_coefficient"),
     ('materials = ["silikon"]', r"swelling.materials\[0\]: unknown material 'silikon'"),
     ('formulation = "large"', r"swelling.formulation: expected 'finite' or 'small'"),
