@@ -499,3 +499,11 @@ def test_soc_path_increments_and_cycles():
     np.testing.assert_allclose([soc for soc, _, _ in targets], [0.25, 0.5, 0, 0.25, 0.5, 0])
     assert [(cycle, step) for _, cycle, step in targets] == [
         (0, 0), (0, 0), (0, 1), (1, 0), (1, 0), (1, 1)]
+
+
+def test_diffusion_case_is_the_same_on_one_and_two_ranks(tmp_path):
+    """The shipped diffusion case (2C charge, two-way coupling, plastic flow) on 1 and 2
+    ranks: every summary number equal to 1e-6 relative; the surface leads the mean SOC."""
+    serial, _ = summaries_on_one_and_two_ranks(CASES / "swelling-diffusion-2d.toml", tmp_path)
+    final = serial["swelling"]["final"]
+    assert 0.45 < final["material_soc"] < final["soc"] == 0.5
