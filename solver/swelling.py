@@ -254,6 +254,9 @@ class SwellingProblem:
                      for name, m in materials.items()}
         self.soc = fem.Constant(msh, PETSc.ScalarType(0.0))  # the path's SOC
         self.time_step = fem.Constant(msh, PETSc.ScalarType(1.0))  # of the increment, s
+        # 1 while an increment is solved; 0 once its plastic state is committed, so that
+        # the stress evaluated afterwards (outputs) is the converged one, not returned again
+        self._returning = fem.Constant(msh, PETSc.ScalarType(0.0))
         self.quadrature_degree = 2 * degree
         self.diffusion = None
         if self.section.diffusion is not None:
@@ -477,7 +480,7 @@ class SwellingProblem:
         resistance = 2 * shear_modulus + 2 / 3 * elastic_volume_ratio * (
             self.hardening_modulus + self.flow_viscosity / self.time_step)
         multiplier = ufl.conditional(
-            ufl.And(ufl.gt(self.flow_indicator, 0.5), ufl.gt(overstress, 0)),
+            ufl.And(ufl.gt(self.flow_indicator * self._returning, 0.5), ufl.gt(overstress, 0)),
             overstress / resistance, 0)
         return multiplier, 1 - 2 * shear_modulus * multiplier / norm
 
@@ -552,6 +555,7 @@ class SwellingProblem:
         # the time of the increment: for the overstress law and the diffusion (never 0)
         self.time_step.value = max(abs(soc - saved[3]) / self.section.soc_rate, 1e-30)
         self.soc.value = soc
+        self._returning.value = 1.0
         try:
             iterations = self._newton(soc) if self.diffusion is None else \
                 self._coupled_solve(soc)
@@ -633,18 +637,27 @@ class SwellingProblem:
 
     def _line_search(self, increment, face_change, zz_change, norm, halvings=6):
         """Take the Newton increment, halved while it does not reduce the residual (a full
-        step can turn elements inside out when the swelling is large)."""
+        step can turn elements inside out when the swelling is large); if no length
+        reduces it, the one with the smallest residual (an infinite one only if all are)."""
         start = self.u.x.array.copy(), self.face_displacement, \
             float(self.out_of_plane_strain.value)
-        fraction = 1.0
-        for attempt in range(halvings + 1):
+
+        def take(fraction):
             self.u.x.array[:] = start[0] + fraction * increment.x.array
             self.face_displacement = start[1] + fraction * face_change
             self.out_of_plane_strain.value = start[2] + fraction * zz_change
             self.constraints.set_face_displacement(self.face_displacement)
-            if attempt == halvings or self._residual_norm(self._constraint_forces()) < norm:
+            return self._residual_norm(self._constraint_forces())
+
+        tried = []
+        for attempt in range(halvings + 1):
+            fraction = 0.5**attempt
+            tried.append((take(fraction), fraction))
+            if tried[-1][0] < norm:
                 break
-            fraction /= 2
+        else:
+            best, fraction = min(tried)
+            take(fraction)
         if fraction < 1:
             logger.debug("line search: step length %g", fraction)
 
@@ -667,12 +680,14 @@ class SwellingProblem:
 
     def _commit_flow(self):
         """The converged increment's plastic state becomes the start of the next one
-        (every new value is evaluated from the old state before any is replaced)."""
+        (every new value is evaluated from the old state before any is replaced). The
+        stress is then the elastic one of the new state: the converged stress."""
         pairs = list(zip(self._flow_updates, self._state_buffers, strict=True))
         for (_, expression), buffer in pairs:
             buffer.interpolate(expression)
         for (target, _), buffer in pairs:
             target.x.array[:] = buffer.x.array
+        self._returning.value = 0.0
 
     def max_equivalent_plastic_strain(self) -> float:
         local = self.equivalent_plastic_strain.x.array if self.flowing_materials else []

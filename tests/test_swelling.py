@@ -283,8 +283,8 @@ def test_overstress_flow_follows_its_closed_form_at_first_order_in_time():
     """Small strain, constant modulus, flow viscosity eta, charged at 1C: after yield the
     overstress x = |sigma| - sigma_f obeys x' = M eps_s' - M x / (2 eta) (M = E / (1 - nu),
     the biaxial modulus; dp/dt = 2 |d eps_p,xx / dt|), so x -> 2 eta eps_s'. At SOC 0.1
-    backward Euler's error falls at first order in the SOC increment (fitted rate 0.85 to
-    1.15) and is < 1% at 320 increments."""
+    backward Euler's error falls at first order in the SOC increment (fitted rate 0.9 to
+    1.1) and is < 0.1% at 320 increments."""
     eta, rate = 1e13, 1 / 3600
     materials = ("[materials.silicon]\nlithiated_youngs_modulus = \"160 GPa\"\n"
                  f"swelling_flow_viscosity = \"{eta} Pa*s\"\n")
@@ -306,8 +306,29 @@ def test_overstress_flow_follows_its_closed_form_at_first_order_in_time():
         sizes.append(0.1 / increments)
     order = np.polyfit(np.log(sizes), np.log(errors), 1)[0]
     print(f"overstress: relative errors {errors}, order {order:.3f}")
-    assert 0.85 < order < 1.15
-    assert errors[-1] < 0.01
+    assert 0.9 < order < 1.1
+    assert errors[-1] < 1e-3
+
+
+def test_overstress_flow_at_finite_strain_reaches_its_steady_state():
+    """Finite strain, constant modulus, 1C to SOC 0.5 (+140 % free volume), eta = 1e11
+    Pa s (relaxation time 2 eta / M about 1 s, against 36 s increments): the in-plane
+    stretch stays 1, so the plastic (logarithmic) strain rate is the swelling's, dp/dt =
+    2 d ln s / dt = 2 beta rate / (3 (1 + beta SOC)), and the Cauchy stress sits at
+    sigma_f + eta dp/dt: the overstress within 1% (measured 0.7%: a finite-strain
+    difference). With the modulus softening, the elastic strain grows as the modulus falls
+    and the overstress is 3% lower (not asserted)."""
+    eta, rate = 1e11, 1 / 3600
+    problem, case = _constrained_film(
+        "finite", "{ soc = 0.5, increments = 50 }",
+        extra=f'soc_rate = "1 1/h"\n[materials.silicon]\nswelling_flow_viscosity = '
+              f'"{eta} Pa*s"\nlithiated_youngs_modulus = "160 GPa"\n')
+    swell(problem, case)
+    overstress = eta * 2 * 2.8 * rate / (3 * (1 + 2.8 * 0.5))
+    xx, zz, _ = _film_stresses(problem)
+    print(f"finite-strain overstress: {-xx.mean() - FLOW_STRESS:.6g} vs {overstress:.6g}")
+    assert -xx - FLOW_STRESS == pytest.approx(overstress, rel=1e-2)
+    assert zz == pytest.approx(xx, rel=1e-10)
 
 
 def test_linear_hardening_follows_its_closed_form():
@@ -460,7 +481,7 @@ def test_shipped_case_summary_is_the_same_on_one_and_two_ranks(tmp_path):
     relative."""
     serial, _ = summaries_on_one_and_two_ranks(SHIPPED, tmp_path)
     swelling = serial["swelling"]
-    assert swelling["increments"] == 16
+    assert swelling["increments"] == 26
     assert swelling["plastic_flow"]["max_equivalent_plastic_strain"] > 1
     # the binder yields: the particles are within 1% of their free volume (elastic: 5% below)
     assert swelling["final"]["volume_ratio"]["silicon"] == pytest.approx(
