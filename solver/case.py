@@ -420,6 +420,9 @@ class MaterialOverride(_Table):
         "swelling_hardening_modulus")
     swelling_flow_viscosity: Annotated[float | None, FLOW_VISCOSITY] = _material_field(
         "swelling_flow_viscosity")
+    elongation_at_break: float | None = Field(
+        None, gt=0, description=Material.model_fields["elongation_at_break"].description,
+        json_schema_extra={"default_text": "library value"})
 
 
 class Ramp(_Table):

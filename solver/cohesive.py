@@ -37,11 +37,16 @@ The free energy per area is psi = K <-delta_n>^2 / 2 + (1 - D) K (<delta_n>^2 + 
 + D K |delta_s - s_p|^2 / 2, so the dissipation is (psi_0 - psi_f) dD + D t_f . ds_p.
 
 The bulk is linear elastic with an optional initial stress and an isotropic eigenstrain, so
-its stiffness matrix is assembled once; the nodal springs are added to it in every Newton
+its stiffness matrix is assembled once; or (plastic = True) small-strain J2 plasticity with
+linear hardening in the materials with a `swelling_flow_stress` (solver/plasticity.py: the
+plastic strain and the equivalent plastic strain at the quadrature points, the initial stress
+in the yield condition, the consistent tangent by UFL), and then the bulk stiffness is
+assembled in every Newton iteration. The nodal springs are added to it in every Newton
 iteration (their tangent includes the softening, d D / d delta by central differences, and
 the consistent stick/slip tangent of the friction). Newton with a backtracking line search; a
-load step that does not converge is cut in halves. Damage and slip are updated only when a
-step has converged.
+load step that does not converge is cut in halves. Damage, slip and the plastic state are
+updated only when a step has converged; the plastic work (trapezoidal in the stress, so that
+it closes the energy balance with the trapezoidal external work) is `plastic_work`.
 """
 
 import logging
@@ -55,7 +60,9 @@ from dolfinx.fem import petsc as fem_petsc
 from mpi4py import MPI
 from petsc4py import PETSc
 
+from . import compat
 from .errors import SolverError
+from .plasticity import radial_return
 from .thermoelastic import configured_ksp
 
 logger = logging.getLogger(__name__)
@@ -181,17 +188,20 @@ class Friction(NamedTuple):
 
 
 class CohesiveProblem:
-    """Two elastic bodies (foil, layer) joined by the cohesive interface.
+    """Two bodies (foil, layer) joined by the cohesive interface.
 
-    emesh: solver.mesh.ElectrodeMesh; materials: name -> Material (E, nu);
-    initial_stress: an optional 2x2 (gdim x gdim) UFL stress added in both bodies;
-    eigenstrain: an optional DG0 isotropic eigenstrain field, scaled by self.load_factor.
+    emesh: solver.mesh.ElectrodeMesh; materials: name -> Material (E, nu; with plastic, the
+    swelling_flow_stress and swelling_hardening_modulus);
+    initial_stress: an optional UFL stress added in both bodies, gdim x gdim or, in 2D, 3x3
+    (its in-plane part is added; with plasticity the yield condition sees all of it);
+    eigenstrain: an optional DG0 isotropic eigenstrain field, scaled by self.load_factor;
+    plastic: J2 flow in the materials with a swelling_flow_stress (others stay elastic).
     Plane strain in 2D.
     """
 
     def __init__(self, emesh, materials, law: CohesiveLaw, degree=2, interface_name=None,
                  initial_stress=None, eigenstrain=None, newton_rtol=1e-9,
-                 max_newton_iterations=30):
+                 max_newton_iterations=30, plastic=False):
         self.emesh, self.law = emesh, law
         msh = emesh.mesh
         self.comm = msh.comm
@@ -216,6 +226,10 @@ class CohesiveProblem:
         self.w = fem.Function(self.W, name="w")
         self.load_factor = fem.Constant(msh, PETSc.ScalarType(0.0))
         self.eigenstrain = eigenstrain
+        self._full_initial_stress = initial_stress
+        if initial_stress is not None and gdim == 2 and ufl.shape(initial_stress) == (3, 3):
+            initial_stress = ufl.as_matrix([[initial_stress[0, 0], initial_stress[0, 1]],
+                                            [initial_stress[1, 0], initial_stress[1, 1]]])
         self.initial_stress = initial_stress
         foil_indicator = fem.Function(fem.functionspace(msh, ("DG", 0)))
         tags = emesh.cell_tags
@@ -231,7 +245,20 @@ class CohesiveProblem:
         count = self.comm.allreduce(int(self.nodes.owned.sum()))
         self._absolute_tolerance = 1e-13 * length / max(count, 1)
 
-        dx = ufl.Measure("dx", domain=msh, subdomain_data=tags)
+        self.flowing_materials = sorted(
+            {n for n in names.values()
+             if plastic and getattr(materials[n], "swelling_flow_stress", None) is not None})
+        self.plastic = bool(self.flowing_materials)
+        self.plastic_work = 0.0
+        measure = {}
+        if self.plastic:
+            # the state lives at these points; the elastic part is integrated exactly
+            quadrature_degree = max(2 * (degree - 1), 1)
+            measure = {"metadata": {"quadrature_degree": quadrature_degree,
+                                    "quadrature_scheme": "default"}}
+            self.dx_all = ufl.Measure("dx", domain=msh, **measure)
+            self._set_up_flow(materials, quadrature_degree)
+        dx = ufl.Measure("dx", domain=msh, subdomain_data=tags, **measure)
         self.dx_foil = dx(foil_tag)
         self.dx_layer = sum((dx(tag) for tag in layer_tags[1:]), dx(layer_tags[0]))
         v = ufl.TestFunction(self.W)
@@ -244,6 +271,10 @@ class CohesiveProblem:
         self.residual = fem.form(residual)
         self.jacobian = fem.form(ufl.derivative(residual, self.w, ufl.TrialFunction(self.W)))
 
+        if self.plastic:
+            # each cell's state is that of its body's field
+            body = foil_indicator * self.foil(self.w) + (1 - foil_indicator) * self.layer(self.w)
+            self._set_up_flow_updates(body)
         self.dirichlet = self._inactive_dofs(foil_cells, [c for t in layer_tags
                                                           for c in tags.indices[tags.values == t]])
         self.step_cuts = 0
@@ -265,7 +296,14 @@ class CohesiveProblem:
         return ufl.sym(ufl.grad(u))
 
     def stress(self, u, with_initial=True):
-        """Plane-strain (2D) or 3D stress, eigenstrain and initial stress included."""
+        """Plane-strain (2D) or 3D stress, eigenstrain and initial stress included; with
+        plasticity, the return mapping's stress from the committed plastic state."""
+        if self.plastic:
+            change, _ = self._flow(u)
+            sigma = self._hooke(self._elastic_strain(u) - change)
+            if with_initial and self._full_initial_stress is not None:
+                sigma += self._initial_stress_3d()
+            return self._in_plane(sigma)
         identity = ufl.Identity(self.gdim)
         eps = self.strain(u)
         volume_change = ufl.tr(eps)
@@ -276,6 +314,130 @@ class CohesiveProblem:
         if with_initial and self.initial_stress is not None:
             sigma += self.initial_stress
         return sigma
+
+    # -- plasticity ------------------------------------------------------------------------
+    def _set_up_flow(self, materials, quadrature_degree):
+        """Quadrature-point state: plastic strain (3x3), equivalent plastic strain, and the
+        stress of the last converged step (for the trapezoidal plastic work); cell-wise flow
+        parameters."""
+        import basix.ufl
+
+        from .thermoelastic import cellwise_field
+
+        msh = self.emesh.mesh
+        cell = msh.topology.cell_name()
+        tensor = fem.functionspace(msh, basix.ufl.quadrature_element(
+            cell, value_shape=(3, 3), degree=quadrature_degree))
+        scalar = fem.functionspace(msh, basix.ufl.quadrature_element(
+            cell, value_shape=(), degree=quadrature_degree))
+        self.plastic_strain = fem.Function(tensor, name="plastic_strain")
+        self.equivalent_plastic_strain = fem.Function(scalar, name="equivalent_plastic_strain")
+        self._converged_stress = fem.Function(tensor)
+        self._flow_state = (self.plastic_strain, self.equivalent_plastic_strain,
+                            self._converged_stress)
+        self._flow_buffers = tuple(fem.Function(f.function_space) for f in self._flow_state)
+        used = self.emesh.geometry.cell_materials.values()
+
+        def parameter(key, label):
+            return cellwise_field(self.emesh, {n: (getattr(materials[n], key, None) or 0.0)
+                                               if n in self.flowing_materials else 0.0
+                                               for n in used}, label)
+
+        self.flow_indicator = cellwise_field(
+            self.emesh, {n: float(n in self.flowing_materials) for n in used}, "flowing")
+        self.flow_stress = parameter("swelling_flow_stress", "flow_stress")
+        self.hardening_modulus = parameter("swelling_hardening_modulus", "hardening_modulus")
+
+    def _set_up_flow_updates(self, body):
+        """The new state at the quadrature points from the body displacement field `body`,
+        the plastic work of a step and the cell averages of p."""
+        change, multiplier = self._flow(body)
+        stress = self._hooke(self._elastic_strain(body) - change)
+        if self._full_initial_stress is not None:
+            stress += self._initial_stress_3d()
+        points = compat.interpolation_points(self.plastic_strain.function_space)
+        self._flow_updates = [
+            fem.Expression(self.plastic_strain + change, points),
+            fem.Expression(self.equivalent_plastic_strain + np.sqrt(2 / 3) * multiplier,
+                           points),
+            fem.Expression(stress, points)]
+        self._converged_stress.interpolate(self._flow_updates[2])  # w = 0
+        new_strain, _, new_stress = self._flow_buffers
+        self._plastic_work_form = fem.form(0.5 * ufl.inner(
+            self._converged_stress + new_stress, new_strain - self.plastic_strain)
+            * self.dx_all)
+        cells = fem.functionspace(self.emesh.mesh, ("DG", 0))
+        test = ufl.TestFunction(cells)
+        self._cell_forms = (fem.form(self.equivalent_plastic_strain * test * self.dx_all),
+                            fem.form(test * self.dx_all))
+
+    def _embedded(self, tensor):
+        """A gdim x gdim tensor as 3x3 (plane strain: zero out-of-plane row and column)."""
+        if self.gdim == 3:
+            return tensor
+        return ufl.as_matrix([[tensor[0, 0], tensor[0, 1], 0], [tensor[1, 0], tensor[1, 1], 0],
+                              [0, 0, 0]])
+
+    def _in_plane(self, tensor):
+        if self.gdim == 3:
+            return tensor
+        return ufl.as_matrix([[tensor[0, 0], tensor[0, 1]], [tensor[1, 0], tensor[1, 1]]])
+
+    def _initial_stress_3d(self):
+        stress = self._full_initial_stress
+        return stress if ufl.shape(stress) == (3, 3) else self._embedded(stress)
+
+    def _elastic_strain(self, u):
+        """3x3 strain less the eigenstrain and the committed plastic strain."""
+        strain = self._embedded(self.strain(u)) - self.plastic_strain
+        if self.eigenstrain is not None:
+            strain -= self.load_factor * self.eigenstrain * ufl.Identity(3)
+        return strain
+
+    def _hooke(self, strain):
+        return self.lame_lambda * ufl.tr(strain) * ufl.Identity(3) \
+            + 2 * self.shear_modulus * strain
+
+    def _flow(self, u):
+        """The return mapping at u: (plastic strain increment, plastic multiplier). The
+        yield condition sees the initial stress's deviator with the trial deviator."""
+        trial = 2 * self.shear_modulus * ufl.dev(self._elastic_strain(u))
+        if self._full_initial_stress is not None:
+            trial += ufl.dev(self._initial_stress_3d())
+        multiplier, scale = radial_return(trial, self.shear_modulus, self.flow_stress,
+                                          self.hardening_modulus,
+                                          self.equivalent_plastic_strain, self.flow_indicator)
+        return (1 - scale) * trial / (2 * self.shear_modulus), multiplier
+
+    def _commit_flow(self):
+        """The converged step's plastic state becomes the start of the next one, and its
+        plastic work is added to plastic_work (every new value is evaluated from the old
+        state before any is replaced)."""
+        for expression, buffer in zip(self._flow_updates, self._flow_buffers, strict=True):
+            buffer.interpolate(expression)
+        self.plastic_work += self.comm.allreduce(fem.assemble_scalar(self._plastic_work_form))
+        for state, buffer in zip(self._flow_state, self._flow_buffers, strict=True):
+            state.x.array[:] = buffer.x.array
+
+    def _flow_snapshot(self):
+        if not self.plastic:
+            return None
+        return [f.x.array.copy() for f in self._flow_state], self.plastic_work
+
+    def _restore_flow(self, snapshot):
+        if snapshot is not None:
+            arrays, self.plastic_work = snapshot
+            for state, array in zip(self._flow_state, arrays, strict=True):
+                state.x.array[:] = array
+
+    def cell_plastic_strain(self) -> np.ndarray:
+        """The cell averages of the equivalent plastic strain on this rank's owned cells
+        (zeros without plasticity)."""
+        cells = self.emesh.mesh.topology.index_map(self.gdim).size_local
+        if not self.plastic:
+            return np.zeros(cells)
+        integral, volume = (_assembled(form)[:cells] for form in self._cell_forms)
+        return integral / volume
 
     def _inactive_dofs(self, foil_cells, layer_cells):
         """Zero Dirichlet conditions on each field's dofs outside its cells' closure."""
@@ -428,6 +590,10 @@ class CohesiveProblem:
             self._bulk_matrix = fem_petsc.assemble_matrix(self.jacobian, bcs=self.dirichlet)
             self._bulk_matrix.assemble()
             self._newton_matrix = None
+        elif self.plastic:  # the consistent tangent changes with w
+            self._bulk_matrix.zeroEntries()
+            fem_petsc.assemble_matrix(self._bulk_matrix, self.jacobian, bcs=self.dirichlet)
+            self._bulk_matrix.assemble()
         return self._bulk_matrix
 
     def _constrained_mask(self):
@@ -495,8 +661,9 @@ class CohesiveProblem:
         self.w.x.scatter_forward()
 
     def solve_step(self, dt=None) -> int:
-        """Equilibrium at the current loads; the damage and slip history is updated only on
-        convergence (else SolverError and w is restored). Returns the Newton iterations."""
+        """Equilibrium at the current loads; the damage and slip history and the plastic
+        state are updated only on convergence (else SolverError and w is restored). Returns
+        the Newton iterations."""
         saved = self.w.x.array.copy()
         self._held = self._constrained_mask()
         self._prescribed()
@@ -510,6 +677,8 @@ class CohesiveProblem:
                 if self.friction:
                     self.slip = self.coulomb(delta).slip
                 self.damage = self.nodal_damage(delta, dt)
+                if self.plastic:
+                    self._commit_flow()
                 return iteration
             if iteration == self.max_newton_iterations:
                 break
@@ -549,6 +718,7 @@ class CohesiveProblem:
         report) is called after every converged (sub-)step."""
         set_load(end)
         saved, before = self.w.x.array.copy(), self.history()
+        flow_before = self._flow_snapshot()
         try:
             iterations = self.solve_step(dt)
             growth = self.comm.allreduce(float(np.max(self.damage - before.damage,
@@ -560,6 +730,7 @@ class CohesiveProblem:
                 return report
             self.w.x.array[:] = saved
             self.damage, self.slip = before
+            self._restore_flow(flow_before)
         except SolverError:
             if cuts_left == 0:
                 raise
@@ -588,11 +759,16 @@ class CohesiveProblem:
         return self.comm.allreduce(fem.assemble_scalar(self._forms[key])) / self.scale
 
     def elastic_energy(self) -> float:
-        """Strain energy of both bodies (without the initial stress), per unit depth in 2D."""
+        """Strain energy of both bodies (without the initial stress), per unit depth in 2D;
+        with plasticity, of the elastic strain of the committed state."""
         if "energy" not in self._forms:
             energy = 0.0
             for field, measure in ((self.foil, self.dx_foil), (self.layer, self.dx_layer)):
                 u = field(self.w)
+                if self.plastic:
+                    elastic = self._elastic_strain(u)
+                    energy += 0.5 * ufl.inner(self._hooke(elastic), elastic) * measure
+                    continue
                 energy += 0.5 * ufl.inner(self.stress(u, with_initial=False),
                                           self.strain(u)) * measure
             self._forms["energy"] = fem.form(energy)
@@ -601,11 +777,18 @@ class CohesiveProblem:
     def stored_energy(self) -> float:
         """The bodies' energy with the eigenstrain and the initial stress sigma_0, from the
         unstrained state: 0.5 eps_e : C : eps_e + sigma_0 : eps_e, eps_e = eps - eps_s I (in
-        plane strain eps_zz = 0, so eps_e,zz = -eps_s). Its change is the work of the internal
-        forces on d eps plus the eigenstrain's (eigenstrain_work_rate)."""
+        plane strain eps_zz = 0, so eps_e,zz = -eps_s; with plasticity less the committed
+        plastic strain). Its change is the work of the internal forces on d eps plus the
+        eigenstrain's (eigenstrain_work_rate), less the plastic work."""
         if "stored" not in self._forms:
             energy = 0.0
             for field, measure in ((self.foil, self.dx_foil), (self.layer, self.dx_layer)):
+                if self.plastic:  # the 3x3 elastic strain and initial stress
+                    elastic = self._elastic_strain(field(self.w))
+                    energy += 0.5 * ufl.inner(self._hooke(elastic), elastic) * measure
+                    if self._full_initial_stress is not None:
+                        energy += ufl.inner(self._initial_stress_3d(), elastic) * measure
+                    continue
                 strain = self.strain(field(self.w))
                 eigen = 0.0 if self.eigenstrain is None else self.load_factor * self.eigenstrain
                 elastic = strain - eigen * ufl.Identity(self.gdim)
@@ -629,6 +812,12 @@ class CohesiveProblem:
             rate = 0.0
             for field, measure in ((self.foil, self.dx_foil), (self.layer, self.dx_layer)):
                 u = field(self.w)
+                if self.plastic:  # the committed state's 3x3 stress
+                    stress = self._hooke(self._elastic_strain(u))
+                    if self._full_initial_stress is not None:
+                        stress += self._initial_stress_3d()
+                    rate += -ufl.tr(stress) * self.eigenstrain * measure
+                    continue
                 trace = ufl.tr(self.stress(u))
                 if self.gdim == 2:
                     trace += self.lame_lambda * ufl.tr(self.strain(u)) - (

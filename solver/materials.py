@@ -188,6 +188,11 @@ class Material(BaseModel):
         None, description="H of the linear isotropic hardening of the swelling stage's flow, "
         "flow stress + H (equivalent plastic strain); none: perfectly plastic"
     )
+    elongation_at_break: float | None = Field(
+        None, gt=0, description="tensile elongation at break (engineering strain): the "
+        "pull-off test's layer-failure criterion on the equivalent plastic strain of the "
+        "binder (docs/pulloff.md); none: no criterion"
+    )
     swelling_flow_viscosity: Annotated[float | None, FLOW_VISCOSITY] = Field(
         None, description="eta of the overstress law sigma_eq = flow stress + eta "
         "(equivalent plastic strain rate) (+ the hardening), with [swelling] soc_rate; none: "

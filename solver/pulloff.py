@@ -17,10 +17,16 @@ debonded interface length. load_after_debond: the force at the first step where 
 interface node is fully damaged (D = 1), or at the end displacement if that never happens
 (contact under a recurved head keeps some nodes from ever opening), over the peak force.
 
+The bulk flows (J2, linear hardening, solver/plasticity.py) where a material has a
+swelling_flow_stress, unless plastic_bulk = false; the plastic work is part of the dissipated
+energy. layer_failure: the first step where the binder's (the non-foil material at the
+interface) largest cell-averaged equivalent plastic strain reaches its elongation_at_break
+(mesh-dependent: reported with the mesh sizes).
+
 load = "swelling" (SOC at delamination onset): the top is not pulled (traction free); the
 SOC path of [swelling] (formulation "small") is applied instead as the eigenstrain
-beta SOC / 3 I of the swelling materials. The bulk is linear elastic, so this is the extra
-initial stress -C : eps_s(SOC) on top of the residual stress; the SOC path is stepped like the
+beta SOC / 3 I of the swelling materials (in the elastic strain, with the residual stress as
+an initial stress); the SOC path is stepped like the
 displacement (the same Newton, step cuts and damage update). Reported: the first SOC at which
 an interface node has D > 0 (soc_at_damage_onset) and at which one is fully damaged
 (soc_at_delamination), null if never. There is no external work: the energy balance is the
@@ -62,6 +68,10 @@ class PulloffSection(BaseModel):
         "steps are cut (so that the peak force is not stepped over)")
     residual_stress: bool = Field(
         True, description="start from the residual stress of the schedule (false: stress-free)")
+    plastic_bulk: bool = Field(
+        True, description="small-strain J2 plasticity with linear hardening in both bodies, "
+        "for the materials with a swelling_flow_stress (and swelling_hardening_modulus); the "
+        "others, and every material with false, stay linear elastic (docs/pulloff.md)")
     load: Literal["pull", "swelling"] = Field(
         "pull", description="pull: the top is pulled up to end_displacement; swelling: the "
         "top is free and the SOC path of [swelling] (formulation small) is applied as the "
@@ -151,13 +161,17 @@ def _room_value(value, temperature):
     return float(value(temperature)) if callable(value) else float(value)
 
 
-class _Elastic:
-    def __init__(self, youngs_modulus, poisson_ratio):
-        self.youngs_modulus, self.poisson_ratio = youngs_modulus, poisson_ratio
+class _RoomMaterial:
+    """The constants the cohesive problem uses, at the end temperature of the schedule."""
+
+    def __init__(self, material, temperature):
+        self.youngs_modulus = _room_value(material.youngs_modulus, temperature)
+        self.poisson_ratio = _room_value(material.poisson_ratio, temperature)
+        self.swelling_flow_stress = material.swelling_flow_stress
+        self.swelling_hardening_modulus = material.swelling_hardening_modulus
 
 
 def _pulloff_and_write(case, workdir: Path, comm) -> dict:
-    import ufl
     from dolfinx import fem
 
     from . import output
@@ -167,16 +181,11 @@ def _pulloff_and_write(case, workdir: Path, comm) -> dict:
     settings = case.pulloff
     emesh = build_mesh(case, comm)
     process_started = time.perf_counter()
-    initial_stress = None
-    if settings.residual_stress:
-        stress = residual_stress(emesh, case)
-        initial_stress = ufl.as_matrix([[stress[0, 0], stress[0, 1]],
-                                        [stress[1, 0], stress[1, 1]]])
+    # 3x3: the in-plane part loads the bodies, all of it enters the yield condition
+    initial_stress = residual_stress(emesh, case) if settings.residual_stress else None
     process_time = time.perf_counter() - process_started
     end_temperature = case.schedule.end_temperature
-    materials = {name: _Elastic(_room_value(m.youngs_modulus, end_temperature),
-                                _room_value(m.poisson_ratio, end_temperature))
-                 for name, m in case.materials.items()
+    materials = {name: _RoomMaterial(m, end_temperature) for name, m in case.materials.items()
                  if name in emesh.geometry.cell_materials.values()}
     law = CohesiveLaw.from_interface(case.interface)
     foil_material = case.geometry.foil_material
@@ -186,7 +195,8 @@ def _pulloff_and_write(case, workdir: Path, comm) -> dict:
     eigenstrain = _swelling_eigenstrain(emesh, case) if swelling else None
     problem = CohesiveProblem(emesh, materials, law, degree=case.solver.degree,
                               interface_name=interface_name, initial_stress=initial_stress,
-                              eigenstrain=eigenstrain)
+                              eigenstrain=eigenstrain, plastic=settings.plastic_bulk)
+    failure = _LayerFailure(case, emesh, problem, interface_name)
     for name in ("left", "right"):
         for body in ("foil", "layer"):
             problem.fix(body, 0, problem.facets(name))
@@ -213,13 +223,14 @@ def _pulloff_and_write(case, workdir: Path, comm) -> dict:
     else:
         load_steps = np.linspace(0.0, settings.end_displacement, settings.steps + 1)
     rows, interface_rows = [], []
-    record = {"dissipated": 0.0, "work": 0.0, "force": 0.0, "displacement": 0.0, "step": 0,
-              "eigenstrain_work": 0.0, "eigenstrain_rate": 0.0}
+    record = {"dissipated": 0.0, "cohesive_dissipated": 0.0, "work": 0.0, "force": 0.0,
+              "displacement": 0.0, "step": 0, "eigenstrain_work": 0.0, "eigenstrain_rate": 0.0}
 
     def converged(displacement, before, report):
         """Book-keeping after every converged (sub-)step."""
         force = problem.reaction(pull)
-        record["dissipated"] += problem.interface_sum(problem.dissipation(before))
+        record["cohesive_dissipated"] += problem.interface_sum(problem.dissipation(before))
+        record["dissipated"] = record["cohesive_dissipated"] + problem.plastic_work
         if swelling:  # the eigenstrain's work, trapezoidal in the SOC like the external work
             rate = problem.eigenstrain_work_rate()
             record["eigenstrain_work"] += 0.5 * (rate + record["eigenstrain_rate"]) * (
@@ -237,6 +248,8 @@ def _pulloff_and_write(case, workdir: Path, comm) -> dict:
                                             op=_max())])
         if swelling:
             rows[-1] += [record["eigenstrain_work"], problem.stored_energy()]
+        else:
+            rows[-1] += [problem.plastic_work, failure.update(displacement, force)]
         interface_rows.extend(_interface_rows(problem, record["step"], displacement))
         record["step"] += 1
         logger.debug("pull-off %s = %.4g: top force %.4g N/m, debonded %.1f %%",
@@ -252,7 +265,7 @@ def _pulloff_and_write(case, workdir: Path, comm) -> dict:
                                  max_damage_increment=settings.max_damage_increment,
                                  converged=converged)
         iterations += report.newton_iterations
-    dissipated, external_work = record["dissipated"], record["work"]
+    dissipated, external_work = record["cohesive_dissipated"], record["work"]
     if swelling:
         return _swelling_summary_and_write(case, emesh, problem, rows, interface_rows, workdir,
                                            comm, iterations, process_time, width,
@@ -274,10 +287,14 @@ def _pulloff_and_write(case, workdir: Path, comm) -> dict:
             "load_after_debond_displacement": float(displacement[after]),
             "fully_debonded": bool(len(fully)),
             "debonded_fraction": float(debonded_fraction[-1]),
-            "dissipated_energy": float(dissipated),
+            "dissipated_energy": float(dissipated + problem.plastic_work),
             "energy_release_rate": float(dissipated / debonded_length)
             if debonded_length > 0 else 0.0,
             "external_work": float(external_work),
+            "plastic_bulk": problem.plastic,
+            "plastic_dissipation": float(problem.plastic_work),
+            "max_binder_plastic_strain": failure.largest,
+            "layer_failure": failure.summary(width),
             "projected_width": float(width),
             "interface_length": float(interface_length),
             "interface": interface_name,
@@ -300,11 +317,50 @@ def _pulloff_and_write(case, workdir: Path, comm) -> dict:
 
 PULLOFF_COLUMNS = ["displacement", "force", "force_per_width", "debonded_fraction",
                    "dissipated_energy", "external_work", "elastic_energy",
-                   "cohesive_free_energy", "newton_iterations", "max_damage"]
+                   "cohesive_free_energy", "newton_iterations", "max_damage",
+                   "plastic_dissipation", "binder_plastic_strain"]
 # load = "swelling": the load parameter is the SOC, the top is free (its reaction ~ 0)
 SWELLING_COLUMNS = ["soc", "top_reaction", "debonded_fraction", "dissipated_energy",
                     "max_damage", "newton_iterations", "eigenstrain_work", "elastic_energy",
                     "cohesive_free_energy", "energy_balance_error"]
+
+
+class _LayerFailure:
+    """The layer-failure criterion: the largest cell average of the equivalent plastic strain
+    in the binder (the non-foil material at the interface) reaches its elongation_at_break.
+    Pointwise near re-entrant corners, so mesh-dependent: reported with the mesh sizes."""
+
+    def __init__(self, case, emesh, problem, interface_name):
+        _, _, binder_tag = emesh.geometry.interfaces[interface_name]
+        self.material = emesh.geometry.cell_materials[binder_tag]
+        self.elongation = case.materials[self.material].elongation_at_break
+        self.problem, self.case = problem, case
+        tags = emesh.cell_tags
+        owned = emesh.mesh.topology.index_map(emesh.mesh.topology.dim).size_local
+        binder = tags.indices[np.isin(tags.values, [
+            tag for tag, name in emesh.geometry.cell_materials.items() if name == self.material])]
+        self.cells = binder[binder < owned]
+        self.largest = 0.0
+        self.at = None  # (displacement, force) where the criterion is first met
+
+    def update(self, displacement, force) -> float:
+        """The binder's largest cell-averaged equivalent plastic strain now."""
+        values = self.problem.cell_plastic_strain()[self.cells]
+        self.largest = self.problem.comm.allreduce(float(np.max(values, initial=0.0)),
+                                                   op=_max())
+        if self.elongation is not None and self.at is None and self.largest >= self.elongation:
+            self.at = (displacement, force)
+        return self.largest
+
+    def summary(self, width):
+        if self.at is None:
+            return None
+        geometry = self.case.geometry
+        return {"displacement": float(self.at[0]), "force": float(self.at[1]),
+                "force_per_width": float(self.at[1] / width), "material": self.material,
+                "elongation_at_break": self.elongation,
+                "mesh_size": geometry.mesh_size,
+                "interface_mesh_size": getattr(geometry, "interface_mesh_size", None)}
 
 
 def _run_header(case, emesh, problem, comm) -> dict:
@@ -359,6 +415,7 @@ def _swelling_summary_and_write(case, emesh, problem, rows, interface_rows, work
         return float(soc[hits[0]]) if len(hits) else None
 
     dissipated = float(table[-1, 4])
+    cohesive = dissipated - problem.plastic_work  # the energy release rate's part
     debonded_length = debonded[-1] * interface_length
     summary = {
         **_run_header(case, emesh, problem, comm),
@@ -370,7 +427,9 @@ def _swelling_summary_and_write(case, emesh, problem, rows, interface_rows, work
             "max_damage": float(max_damage[-1]),
             "debonded_fraction": float(debonded[-1]),
             "dissipated_energy": dissipated,
-            "energy_release_rate": dissipated / debonded_length if debonded_length > 0 else 0.0,
+            "energy_release_rate": cohesive / debonded_length if debonded_length > 0 else 0.0,
+            "plastic_bulk": problem.plastic,
+            "plastic_dissipation": float(problem.plastic_work),
             "max_top_reaction": float(np.abs(table[:, 1]).max()),
             "eigenstrain_work": float(work[-1]),
             "energy_balance_error": float(np.abs(imbalance).max()),
