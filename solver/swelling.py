@@ -54,6 +54,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from . import boundary, compat
 from .errors import SolverError
 from .inelastic import InelasticProblem
+from .plasticity import radial_return
 from .thermoelastic import cellwise_field, configured_ksp
 from .units import SIQuantity
 
@@ -465,24 +466,12 @@ class SwellingProblem:
         return ufl.dev(ufl.sym(self.initial_stress))
 
     def _return_mapping(self, trial_deviator, shear_modulus, elastic_volume_ratio):
-        """Radial return of a trial (Kirchhoff) stress deviator: (plastic multiplier gamma,
-        factor scaling the trial deviator). Yield radius sqrt(2/3) (sigma_f + H p) Je: the
-        flow stress is the Cauchy stress's, with linear isotropic hardening H in the
-        equivalent plastic strain p; gamma = (|s_trial| - radius) / (2 mu + (2/3) (H + eta /
-        dt) Je) from |s| = radius + (2/3) (H + eta / dt) Je gamma (the overstress law), and
-        0 where the trial stress is inside the yield surface or the material does not
-        flow."""
-        # + 1 Pa^2 keeps the norm's derivative finite at a zero deviator (a free swelling)
-        norm = ufl.sqrt(ufl.inner(trial_deviator, trial_deviator) + 1.0)
-        radius = np.sqrt(2 / 3) * elastic_volume_ratio * (
-            self.flow_stress + self.hardening_modulus * self.equivalent_plastic_strain)
-        overstress = norm - radius
-        resistance = 2 * shear_modulus + 2 / 3 * elastic_volume_ratio * (
-            self.hardening_modulus + self.flow_viscosity / self.time_step)
-        multiplier = ufl.conditional(
-            ufl.And(ufl.gt(self.flow_indicator * self._returning, 0.5), ufl.gt(overstress, 0)),
-            overstress / resistance, 0)
-        return multiplier, 1 - 2 * shear_modulus * multiplier / norm
+        """solver/plasticity.radial_return with this stage's flow parameters: only while an
+        increment is solved, with the overstress viscosity over the increment's time."""
+        return radial_return(trial_deviator, shear_modulus, self.flow_stress,
+                             self.hardening_modulus, self.equivalent_plastic_strain,
+                             self.flow_indicator * self._returning, elastic_volume_ratio,
+                             self.flow_viscosity / self.time_step)
 
     def cauchy_stress(self):
         """sigma = P F^T / det F (with the initial stress carried in P); at small strain the
