@@ -52,5 +52,7 @@ def cell_geometry_nodes(msh):
 
 
 def geometry_degree(msh) -> int:
-    """Polynomial degree of the mesh geometry (1: straight-sided cells)."""
-    return msh.geometry.cmap.degree
+    """Polynomial degree of the mesh geometry (1: straight-sided cells); 0.11 deprecates
+    geometry.cmap for one coordinate element per cell type, cmaps."""
+    cmaps = getattr(msh.geometry, "cmaps", None)
+    return cmaps[0].degree if cmaps else msh.geometry.cmap.degree
