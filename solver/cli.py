@@ -63,7 +63,7 @@ def _parser():
                                  help="write RUN_DIR/report.html, one self-contained page")
     report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
 
-    from .sweep_cli import add_parser as add_sweep_parser
+    from solver.sweep.cli import add_parser as add_sweep_parser
 
     add_sweep_parser(commands, [verbosity])
     return parser
@@ -76,15 +76,15 @@ def main(argv=None) -> int:
     args.verbose = getattr(args, "verbose", False)
     if args.command == "sweep":
         # before MPI is initialised here: a sweep launches mpirun for its cases
-        from .sweep_cli import main as sweep_main
+        from solver.sweep.cli import main as sweep_main
 
         return sweep_main(args)
     if args.command in ("run", "pulloff") and args.np > 1 \
             and "OMPI_COMM_WORLD_SIZE" not in os.environ and "PMI_SIZE" not in os.environ:
         return _relaunch_under_mpirun(argv, args.np)
 
-    from .errors import UserError
-    from .log import setup_logging
+    from solver.errors import UserError
+    from solver.io.log import setup_logging
 
     setup_logging(-1 if args.quiet else 1 if args.verbose else 0)
     try:
@@ -93,12 +93,12 @@ def main(argv=None) -> int:
         if args.command == "mesh":
             return _mesh(args)
         if args.command == "view":
-            from .views import render_views
+            from solver.report.views import render_views
 
             render_views(args.run_dir)
             return 0
         if args.command == "report":
-            from .report import write_report
+            from solver.report.report import write_report
 
             write_report(args.run_dir)
             return 0
@@ -136,7 +136,7 @@ def _relaunch_under_mpirun(argv, ranks: int) -> int:
 
 
 def _check(args) -> int:
-    from .case import load_case
+    from solver.case.schema import load_case
 
     case = load_case(args.case)
     from mpi4py import MPI
@@ -154,8 +154,8 @@ def _mesh(args) -> int:
     from dolfinx.io import XDMFFile
     from mpi4py import MPI
 
-    from .case import load_case
-    from .mesh import build_mesh
+    from solver.case.schema import load_case
+    from solver.geometry.mesh import build_mesh
 
     case = load_case(args.case)
     comm = MPI.COMM_WORLD
@@ -184,8 +184,8 @@ def _mesh(args) -> int:
 
 
 def _run(args) -> int:
-    from .case import load_case
-    from .run import run_case
+    from solver.case.schema import load_case
+    from solver.stages.process import run_case
 
     case = load_case(args.case)
     out = args.out or Path("results") / case.case.name
@@ -201,8 +201,8 @@ def _run(args) -> int:
 def _pulloff(args) -> int:
     from mpi4py import MPI
 
-    from .case import load_case
-    from .pulloff import run_pulloff
+    from solver.case.schema import load_case
+    from solver.stages.pulloff import run_pulloff
 
     case = load_case(args.case)
     out = args.out or Path("results") / f"{case.case.name}-pulloff"

@@ -9,10 +9,10 @@ import pytest
 from dolfinx import fem
 
 from meshes.built import MICROMETRE
-from solver import postprocess
-from solver.case import load_case, load_case_text
-from solver.mesh import build_mesh
-from solver.thermoelastic import ThermoElasticProblem
+from solver.case.schema import load_case, load_case_text
+from solver.geometry.mesh import build_mesh
+from solver.physics.thermoelastic import ThermoElasticProblem
+from solver.post import probes
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = REPO / "cases"
@@ -29,7 +29,7 @@ class Solved:
         """The 3x3 stress in a DG space that holds it exactly (degree - 1)."""
         degree = self.case.solver.degree - 1 if degree is None else degree
         space = fem.functionspace(self.emesh.mesh, ("DG", degree, (3, 3)))
-        return postprocess.interpolate_expression(fem.Function(space),
+        return probes.interpolate_expression(fem.Function(space),
                                                   self.problem.stress_tensor_3d())
 
 
@@ -61,7 +61,7 @@ def fitted_mid_layer_stress(solved: Solved, x: float, component=(0, 0), samples=
             points = np.column_stack([np.full(samples, x),
                                       np.full(samples, geometry.width / 2 + 0.123e-6),
                                       heights])
-        values = postprocess.probe(stress, points)[:, 3 * component[0] + component[1]]
+        values = probes.probe(stress, points)[:, 3 * component[0] + component[1]]
         slope, intercept = np.polyfit(heights, values, 1)
         results.append(slope * (bottom + top) / 2 + intercept)
         bottom = top

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from solver.analytic import (
+from solver.post.closed_forms import (
     generalized_plane_strain_layers,
     plane_strain_layers,
     timoshenko_curvature,

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from solver.case import keys_table_markdown, load_case, load_case_text
+from solver.case.schema import keys_table_markdown, load_case, load_case_text
+from solver.case.units import parse_quantity
 from solver.errors import CaseError
-from solver.materials import library
-from solver.units import parse_quantity
+from solver.materials.library import library
 
 REPO = Path(__file__).resolve().parents[1]
 BILAYER = REPO / "cases" / "bilayer-cu-pi.toml"

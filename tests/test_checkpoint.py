@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from solver.case import load_case_text
+from solver.case.schema import load_case_text
 from solver.errors import SolverError
-from solver.inelastic import InelasticProblem
-from solver.run import run_case
+from solver.physics.inelastic import InelasticProblem
+from solver.stages.process import run_case
 
 from conftest import CASES
 

@@ -1,4 +1,4 @@
-"""The cohesive interface (solver/cohesive.py) against closed forms and its invariants."""
+"""The cohesive interface (solver/physics/cohesive.py) against closed forms and its invariants."""
 
 from dataclasses import replace
 
@@ -7,11 +7,11 @@ import pytest
 from dolfinx import fem
 from mpi4py import MPI
 
-from solver.case import load_case_text
-from solver.cohesive import CohesiveLaw, CohesiveProblem
+from solver.case.schema import load_case_text
 from solver.errors import SolverError
-from solver.mesh import build_mesh
-from solver.thermoelastic import cellwise_field
+from solver.geometry.mesh import build_mesh
+from solver.physics.cohesive import CohesiveLaw, CohesiveProblem
+from solver.physics.thermoelastic import cellwise_field
 
 from conftest import CASES
 

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from scipy.special import exp1
 
-from solver.case import load_case_text
-from solver.constitutive import (
+from solver.case.schema import load_case_text
+from solver.errors import CaseError
+from solver.materials.constitutive import (
     GAS_CONSTANT,
     IDENTITY,
     ZERO_CELSIUS,
@@ -25,7 +26,6 @@ from solver.constitutive import (
     thermal_strain,
     to_mandel,
 )
-from solver.errors import CaseError
 
 ROOM = ZERO_CELSIUS + 25.0
 RNG_SEED = 20240604
@@ -611,22 +611,22 @@ def test_a_bad_property_table_is_one_line_naming_the_key(change, key, message):
 
 
 def test_the_library_takes_tables_and_names_a_bad_one(tmp_path, monkeypatch):
-    from solver import materials
+    from solver.materials import library
 
     entry = TABULATED_POLYIMIDE.replace("[materials.polyimide]", "[hot_polyimide]")
     library_file = tmp_path / "materials.toml"
     library_file.write_text(entry + 'source = "test"\n')
-    monkeypatch.setattr(materials, "LIBRARY_FILE", library_file)
-    materials._load_library.cache_clear()
+    monkeypatch.setattr(library, "LIBRARY_FILE", library_file)
+    library._load_library.cache_clear()
     try:
-        polyimide = materials.library()["hot_polyimide"]
+        polyimide = library.library()["hot_polyimide"]
         assert polyimide.youngs_modulus(ZERO_CELSIUS + 111.5) == pytest.approx(2.25e9)
         library_file.write_text(entry.replace('thermal_expansion_kind = "secant"\n', "")
                                 + 'source = "test"\n')
-        materials._load_library.cache_clear()
+        library._load_library.cache_clear()
         with pytest.raises(CaseError) as raised:
-            materials.library()
+            library.library()
         assert "materials.toml: hot_polyimide" in str(raised.value)
         assert "thermal_expansion_kind" in str(raised.value)
     finally:
-        materials._load_library.cache_clear()
+        library._load_library.cache_clear()

@@ -1,4 +1,4 @@
-"""Lithium diffusion with a stress-dependent chemical potential (solver/diffusion.py)."""
+"""Lithium diffusion with a stress-dependent chemical potential (solver/physics/diffusion.py)."""
 
 import gmsh
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 from dolfinx import fem
 from mpi4py import MPI
 
-from solver import compat, postprocess
-from solver.diffusion import (
+from solver.numerics import compat
+from solver.physics.diffusion import (
     GAS_CONSTANT,
     ROOM_TEMPERATURE,
     SILICON_MAX_CONCENTRATION,
@@ -16,6 +16,7 @@ from solver.diffusion import (
     inclusion_stress_response,
     solve_coupled,
 )
+from solver.post import probes
 
 RADIUS = 1e-6  # m
 DIFFUSIVITY = 1e-15  # m^2/s (Li in a-Si: 1e-16 to 1e-14)
@@ -131,7 +132,7 @@ def shell_averages(function, radii, component=None, count=12):
     """function averaged over `count` directions of the octant at each radius (m);
     component(direction, value) turns a tensor value into a scalar."""
     unit = directions(count)
-    values = postprocess.probe(function, (radii[:, None, None] * unit[None]).reshape(-1, 3))
+    values = probes.probe(function, (radii[:, None, None] * unit[None]).reshape(-1, 3))
     values = values.reshape(len(radii), count, -1)
     if component is None:
         return values[..., 0].mean(axis=1)
@@ -238,7 +239,7 @@ def test_one_way_stress_in_a_free_sphere_matches_the_closed_form():
                             surface_soc=lambda t: 1.0, coupling="one-way")
     assert np.all(diffusion.hydrostatic_stress.x.array == 0)  # no feedback
     assert history.mean_soc[-1] == pytest.approx(crank_uptake(t_end), abs=0.02)
-    stress = postprocess.interpolate_expression(
+    stress = probes.interpolate_expression(
         fem.Function(fem.functionspace(msh, ("DG", 1, (3, 3)))), elasticity.stress())
     radii = np.array([0.25, 0.5, 0.75, 0.95]) * RADIUS
     fe_radial, fe_tangential = radial_and_tangential(stress, radii)
@@ -383,16 +384,16 @@ def test_closed_film_relaxes_to_a_uniform_chemical_potential():
     times = TAU * np.concatenate([[0], np.geomspace(0.01, 100, 16)])
     history = solve_coupled(diffusion, elasticity, times)
     np.testing.assert_allclose(history.mean_soc, 0.5, atol=1e-10)
-    soc = postprocess.probe(diffusion.soc, FILM_POINTS)[:, 0]
+    soc = probes.probe(diffusion.soc, FILM_POINTS)[:, 0]
     drive = diffusion.partial_molar_volume / (GAS_CONSTANT * ROOM_TEMPERATURE) \
-        * postprocess.probe(diffusion.hydrostatic_stress, FILM_POINTS)[:, 0]
+        * probes.probe(diffusion.hydrostatic_stress, FILM_POINTS)[:, 0]
     potential = np.log(soc) - drive
     print(f"film: SOC {soc}; Omega sigma_h / RT {drive}; ln c - that {potential}; flux "
           f"residual {diffusion.flux_residual():.3g}; iterations {history.iterations}")
     assert soc[3] > soc[0] + 0.05 and drive[3] > drive[0]  # drawn to the less compressed
     assert np.ptp(potential) < 2e-3 * np.ptp(drive)
     assert np.ptp(drive) > 0.1
-    substrate = postprocess.probe(diffusion.soc, np.array([[1.0, 0.5]]) * RADIUS)
+    substrate = probes.probe(diffusion.soc, np.array([[1.0, 0.5]]) * RADIUS)
     assert substrate[0, 0] == 0.0  # inactive cells hold no lithium
 
 
@@ -410,8 +411,8 @@ def test_coupled_film_is_the_same_on_every_number_of_ranks():
         diffusion, elasticity = film(comm)
         history = solve_coupled(diffusion, elasticity, times, tolerance=1e-12)
         results.append((np.array(history.mean_soc),
-                        postprocess.probe(diffusion.soc, FILM_POINTS)[:, 0],
-                        postprocess.probe(diffusion.hydrostatic_stress, FILM_POINTS)[:, 0]))
+                        probes.probe(diffusion.soc, FILM_POINTS)[:, 0],
+                        probes.probe(diffusion.hydrostatic_stress, FILM_POINTS)[:, 0]))
     for distributed, serial in zip(*results, strict=True):
         np.testing.assert_allclose(distributed, serial, rtol=1e-8)
     assert MPI.COMM_WORLD.size == 1 or np.ptp(results[1][1]) > 0.01  # not trivially uniform

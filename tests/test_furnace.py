@@ -1,4 +1,4 @@
-"""Furnace-scale heat transfer (solver/furnace.py) against closed forms and ODE solutions.
+"""Furnace-scale heat transfer (solver/physics/furnace.py) against closed forms and ODE solutions.
 
 Each check states its tolerance on the dimensionless temperature
 theta = (T - T_furnace) / (T_start - T_furnace) (or the step fraction, for the erf case),
@@ -15,9 +15,9 @@ from pydantic import ValidationError
 from scipy import optimize, special
 from scipy.integrate import solve_ivp
 
-from solver.case import load_case_text
+from solver.case.schema import load_case_text
 from solver.errors import CaseError
-from solver.furnace import STEFAN_BOLTZMANN, FurnaceSection, _step_times, solve_furnace
+from solver.physics.furnace import STEFAN_BOLTZMANN, FurnaceSection, _step_times, solve_furnace
 
 REPO = Path(__file__).resolve().parents[1]
 START, FURNACE = 300.0, 400.0  # K: the body's start and the furnace after its step

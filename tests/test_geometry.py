@@ -6,8 +6,8 @@ import ufl
 from dolfinx import fem, mesh
 
 from meshes import GeometryError, RecurvedProfile, build_recurved_2d
-from solver.case import load_case
-from solver.mesh import build_mesh
+from solver.case.schema import load_case
+from solver.geometry.mesh import build_mesh
 
 from conftest import CASES, layers_case
 

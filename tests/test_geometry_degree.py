@@ -11,9 +11,9 @@ from test_parallel import summaries_on_one_and_two_ranks
 
 from meshes import PlainProfile
 from solver import cli
-from solver.case import load_case_text
+from solver.case.schema import load_case_text
 from solver.errors import CaseError
-from solver.mesh import build_mesh
+from solver.geometry.mesh import build_mesh
 
 from conftest import one_step_case
 

@@ -4,9 +4,9 @@ solution and Levin's CTE relation; the [mix] table of a case."""
 import numpy as np
 import pytest
 
-from solver.case import load_case_text
+from solver.case.schema import load_case_text
 from solver.errors import CaseError
-from solver.homogenization import (
+from solver.materials.homogenization import (
     Effective,
     Phase,
     hashin_shtrikman_bounds,
@@ -14,7 +14,7 @@ from solver.homogenization import (
     mix_properties,
     mori_tanaka,
 )
-from solver.materials import library
+from solver.materials.library import library
 
 MATERIALS = library()
 

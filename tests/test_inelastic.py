@@ -11,14 +11,14 @@ from dolfinx import fem
 from test_constitutive import TABULATED_POLYIMIDE
 from test_layers import TOLERANCE, curvature
 
-from solver.analytic import plane_strain_layers
-from solver.behaviour import material_model
-from solver.case import load_case, load_case_text
-from solver.constitutive import as_table
-from solver.inelastic import InelasticProblem
-from solver.mesh import build_mesh
-from solver.run import make_problem
-from solver.thermoelastic import ThermoElasticProblem
+from solver.case.schema import load_case, load_case_text
+from solver.geometry.mesh import build_mesh
+from solver.materials.behaviour import material_model
+from solver.materials.constitutive import as_table
+from solver.physics.inelastic import InelasticProblem
+from solver.physics.thermoelastic import ThermoElasticProblem
+from solver.post.closed_forms import plane_strain_layers
+from solver.stages.process import make_problem
 
 from conftest import CASES, REPO, layers_case
 

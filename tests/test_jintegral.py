@@ -1,8 +1,9 @@
-"""The domain J-integral (solver/jintegral.py) against closed forms, its path independence
+"""The domain J-integral (solver/post/jintegral.py) against closed forms, its path independence
 under an eigenstrain gradient, and 1 against 2 ranks.
 
 The meshes are built here with Gmsh's built-in kernel in micrometres (on rank 0, imported
-with solver.compat.model_to_mesh like solver.mesh.build_mesh does), refined around the tip.
+with solver.numerics.compat.model_to_mesh like solver.geometry.mesh.build_mesh does), refined
+around the tip.
 """
 
 import gmsh
@@ -15,16 +16,21 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from meshes.built import MICROMETRE
-from solver import compat
-from solver.cohesive import DIRECT_SOLVER, SERIAL_DIRECT_SOLVER, CohesiveLaw, CohesiveProblem
-from solver.jintegral import (
+from solver.geometry.mesh import build_mesh
+from solver.numerics import compat
+from solver.physics.cohesive import (
+    DIRECT_SOLVER,
+    SERIAL_DIRECT_SOLVER,
+    CohesiveLaw,
+    CohesiveProblem,
+)
+from solver.physics.thermoelastic import cellwise_field, configured_ksp
+from solver.post.jintegral import (
     cohesive_displacement,
     initial_stress_eigenstrain,
     j_integral,
     plane_strain_stress,
 )
-from solver.mesh import build_mesh
-from solver.thermoelastic import cellwise_field, configured_ksp
 
 from conftest import layers_case
 
@@ -456,7 +462,7 @@ def test_an_eigenstrain_step_between_equal_materials_is_the_same_either_way():
 
 
 def test_j_around_a_cohesive_zone_is_the_hutchinson_suo_release_rate():
-    """The cohesive film (solver/cohesive.py: one displacement per body, the interface a
+    """The cohesive film (solver/physics/cohesive.py: one displacement per body, the interface a
     cohesive zone, 150 MPa, G_c = 1 J/m^2, K = 1e18 Pa/m) of the Hutchinson-Suo test: film
     h = 1 um, substrate 3 h (clamped), pre-crack 10 h from the free edge, 20 h bonded ahead,
     loaded by a misfit to G = 0.8 G_c (the zone ahead of the pre-crack damaged to 0.985, not

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from scipy.constants import R as GAS_CONSTANT
 from scipy.special import exp1
 
-from solver.kinetics import (
+from solver.physics.kinetics import (
     KINETICS_COLUMNS,
     BinderDecomposition,
     Crystallization,

@@ -7,7 +7,7 @@ curvature and for the mid-height stress of every layer at mid-length.
 import numpy as np
 import pytest
 
-from solver.analytic import (
+from solver.post.closed_forms import (
     generalized_plane_strain_layers,
     plane_strain_layers,
     timoshenko_curvature,
@@ -30,7 +30,7 @@ def analytic(case):
 
 
 def curvature(solved):
-    from solver.postprocess import bending_curvature
+    from solver.post.probes import bending_curvature
 
     g = solved.emesh.geometry
     tags = solved.emesh.facet_tags
@@ -110,8 +110,8 @@ def test_mesh_refinement_reduces_the_error():
 def test_3d_plate_matches_biaxial_closed_form():
     """A square bilayer plate: far from its edges it bends like an infinite plate, with
     biaxial moduli E/(1-nu) and eigenstrains alpha dT, equally in x and y."""
-    from solver.analytic import multilayer_beam
-    from solver.postprocess import bending_curvature
+    from solver.post.closed_forms import multilayer_beam
+    from solver.post.probes import bending_curvature
 
     case = layers_case([("copper", "6 um"), ("polyimide", "6 um")], length="120 um",
                        width="120 um", mesh_size="4 um", dim=3)

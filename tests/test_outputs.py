@@ -5,9 +5,9 @@ import os
 import numpy as np
 import pytest
 
-from solver.mesh import build_mesh
-from solver.output import FieldWriter
-from solver.run import make_problem
+from solver.geometry.mesh import build_mesh
+from solver.io.output import FieldWriter
+from solver.stages.process import make_problem
 
 from conftest import layers_case
 

@@ -13,8 +13,8 @@ import pytest
 from mpi4py import MPI
 from test_layers import check_against_closed_form
 
-from solver.case import load_case
-from solver.run import run_case
+from solver.case.schema import load_case
+from solver.stages.process import run_case
 
 from conftest import CASES, REPO, solve_final
 
@@ -78,7 +78,7 @@ def test_recurved_summary_is_the_same_on_one_and_two_ranks(tmp_path):
 @pytest.mark.mpi
 def test_probe_agrees_across_ranks(shipped_bilayer):
     solved = solve_final(shipped_bilayer)
-    from solver.postprocess import probe
+    from solver.post.probes import probe
 
     points = np.array([[100e-6, 9e-6], [200e-6, 28e-6], [399e-6, 37e-6]])
     values = probe(solved.problem.u, points)

@@ -10,9 +10,9 @@ import pytest
 
 from meshes import GeometryError, RecurvedProfile, build_particles, pack_particles
 from meshes.particles import DiameterDistribution, Obstacle, Packing, ParticleSpecies
-from solver.case import load_case, load_case_text
+from solver.case.schema import load_case, load_case_text
 from solver.errors import CaseError
-from solver.run import run_case
+from solver.stages.process import run_case
 
 from conftest import CASES, in_metres, solve_final
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from test_layers import TOLERANCE
 
-from solver.analytic import plane_strain_layers
-from solver.case import load_case_text
-from solver.mesh import build_mesh
-from solver.run import run_case
-from solver.thermoelastic import ThermoElasticProblem
+from solver.case.schema import load_case_text
+from solver.geometry.mesh import build_mesh
+from solver.physics.thermoelastic import ThermoElasticProblem
+from solver.post.closed_forms import plane_strain_layers
+from solver.stages.process import run_case
 
 from conftest import REPO, layers_case
 

@@ -1,4 +1,4 @@
-"""The virtual pull-off test (solver/pulloff.py) on reduced meshes of the shipped cases."""
+"""The virtual pull-off test (solver/stages/pulloff.py) on reduced meshes of the shipped cases."""
 
 import csv
 import json
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from solver.case import load_case_text
+from solver.case.schema import load_case_text
 from solver.errors import CaseError
-from solver.pulloff import run_pulloff
+from solver.stages.pulloff import run_pulloff
 
 from conftest import CASES, REPO
 

@@ -1,5 +1,6 @@
-"""J2 plasticity of the pull-off's bulk (solver/plasticity.py in solver/cohesive.py) against the
-uniaxial closed form, the energy balance, and plastic_bulk = false against the elastic bulk."""
+"""J2 plasticity of the pull-off's bulk (solver/materials/plasticity.py in
+solver/physics/cohesive.py) against the uniaxial closed form, the energy balance, and
+plastic_bulk = false against the elastic bulk."""
 
 import csv
 import json
@@ -9,10 +10,10 @@ import pytest
 from dolfinx import fem
 from test_pulloff import reduced_case_text
 
-from solver.case import load_case_text
-from solver.cohesive import CohesiveLaw, CohesiveProblem
-from solver.mesh import build_mesh
-from solver.pulloff import run_pulloff
+from solver.case.schema import load_case_text
+from solver.geometry.mesh import build_mesh
+from solver.physics.cohesive import CohesiveLaw, CohesiveProblem
+from solver.stages.pulloff import run_pulloff
 
 E, NU, FLOW_STRESS, HARDENING = 100e9, 0.3, 200e6, 10e9
 PENALTY = 1e18  # Pa/m

@@ -13,8 +13,8 @@ import tomllib
 import pytest
 from mpi4py import MPI
 
-from solver.case import load_case_text
-from solver.sweep import case_toml
+from solver.case.schema import load_case_text
+from solver.sweep.plan import case_toml
 
 from conftest import CASES
 
@@ -42,12 +42,12 @@ def test_shipped_case_runs_on_two_ranks(name, tmp_path_factory):
     base = comm.bcast(str(tmp_path_factory.mktemp("shipped")) if comm.rank == 0 else None)
     case = quick(CASES / name)
     if case.pulloff is not None:
-        from solver.pulloff import run_pulloff
+        from solver.stages.pulloff import run_pulloff
 
         summary = run_pulloff(case, f"{base}/{name}", comm=comm)
         assert summary["pulloff"]["strength"] > 0
     else:
-        from solver.run import run_case
+        from solver.stages.process import run_case
 
         summary = run_case(case, f"{base}/{name}", comm=comm, progress=False)
         assert summary["final"]["max_von_mises"] > 0

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from slurm_cluster import SlurmCluster, available, describe
 
-from solver.case import load_case
+from solver.case.schema import load_case
 from solver.cli import main
-from solver.sweep import (
+from solver.sweep.plan import (
     SweepError,
     case_hash,
     case_toml,
@@ -21,8 +21,8 @@ from solver.sweep import (
     set_key_path,
     toml_dumps,
 )
-from solver.sweep_plots import plot, sensitivity
-from solver.sweep_results import flatten
+from solver.sweep.plots import plot, sensitivity
+from solver.sweep.results import flatten
 
 from conftest import CASES, REPO
 
@@ -332,7 +332,7 @@ def test_reference_lines_on_design_maps(tmp_path, monkeypatch):
         drawn[path.name] = figure
         return path
 
-    monkeypatch.setattr("solver.sweep_plots._save", keep)
+    monkeypatch.setattr("solver.sweep.plots._save", keep)
     sweep = pd.DataFrame({"neck": [1.0, 2.0, 3.0, 1.0, 2.0, 3.0],
                           "height": [2.0, 2.0, 2.0, 3.0, 3.0, 3.0]}).assign(
         status="ok", reference=None, metric=lambda t: t.neck + t.height)

@@ -1,4 +1,4 @@
-"""The swelling stage (solver/swelling.py): lithiation at finite and small strain."""
+"""The swelling stage (solver/physics/swelling.py): lithiation at finite and small strain."""
 
 import numpy as np
 import pytest
@@ -6,10 +6,10 @@ from dolfinx import fem
 from mpi4py import MPI
 from test_parallel import summaries_on_one_and_two_ranks
 
-from solver.case import load_case_text
-from solver.mesh import build_mesh
-from solver.run import run_case
-from solver.swelling import SwellingProblem
+from solver.case.schema import load_case_text
+from solver.geometry.mesh import build_mesh
+from solver.physics.swelling import SwellingProblem
+from solver.stages.process import run_case
 
 from conftest import CASES, layers_case
 
@@ -60,8 +60,8 @@ def _octant_sphere_mesh(comm):
     import gmsh
 
     from meshes.built import BuiltGeometry
-    from solver import compat
-    from solver.mesh import ElectrodeMesh
+    from solver.geometry.mesh import ElectrodeMesh
+    from solver.numerics import compat
 
     gmsh.initialize()
     gmsh.option.setNumber("General.Terminal", 0)
@@ -119,8 +119,9 @@ def test_eshelby_sphere_pressure_and_radial_decay():
     sigma_rr outside (r = 1.3 a to 3 a), each averaged over 24 directions of the octant,
     within 2% of the composite-sphere
     closed form, whose r^-3 term decays with the fitted exponent -3 within 2%."""
-    from solver import boundary, postprocess
-    from solver.case import load_case_text
+    from solver.case.schema import load_case_text
+    from solver.physics import boundary
+    from solver.post import probes
 
     case = load_case_text("""
 [case]
@@ -171,7 +172,7 @@ path = [ { soc = 1.0, increments = 1 } ]
                                   np.sin(polar) * np.sin(azimuth), np.cos(polar)])
 
     def shell_average(r, quantity):
-        values = postprocess.probe(stress, r * directions).reshape(-1, 3, 3)
+        values = probes.probe(stress, r * directions).reshape(-1, 3, 3)
         return np.mean([quantity(d, v) for d, v in zip(directions, values, strict=True)])
 
     fe_pressure = np.array([shell_average(r * a, lambda d, v: -np.trace(v) / 3)
@@ -221,7 +222,7 @@ def _constrained_film(formulation, path, extra=""):
     """A silicon film held in x at both ends and in y at the bottom, plane strain: a
     homogeneous biaxial state (sigma_xx = sigma_zz, sigma_yy = 0), as a film on a rigid
     substrate. Returns (problem, case)."""
-    from solver import boundary
+    from solver.physics import boundary
 
     case = layers_case([("silicon", "2 um")], length="4 um", mesh_size="1 um",
                        extra=swelling_table(path, formulation=f'"{formulation}"') + extra)
@@ -459,7 +460,7 @@ def test_a_too_large_soc_increment_is_cut(caplog):
                                             plastic_flow="false"))
     emesh = build_mesh(case)
     problem = SwellingProblem(emesh, case)
-    with caplog.at_level(logging.INFO, logger="solver.swelling"):
+    with caplog.at_level(logging.INFO, logger="solver.physics.swelling"):
         problem.advance(1.0)
     assert problem.step_cuts >= 1
     assert "cutting the SOC increment" in caplog.text

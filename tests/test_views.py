@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from solver import views
 from solver.cli import main
+from solver.report import views
 
 from conftest import CASES
 

@@ -1,0 +1,1 @@
+"""Case files: schema, loading and errors."""

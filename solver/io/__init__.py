@@ -1,0 +1,1 @@
+"""Result directories, field and table writers, checkpoints, logging."""

@@ -1,0 +1,1 @@
+"""The material library (data), material-point laws (numpy and UFL), homogenization."""

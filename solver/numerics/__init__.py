@@ -1,0 +1,1 @@
+"""Numerics shared by every physics: Newton, step cuts, linear solves, version differences."""

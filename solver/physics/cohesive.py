@@ -1,0 +1,885 @@
+"""A cohesive zone along the foil/layer interface, on the conformal mesh.
+
+The interface is duplicated without re-meshing: the displacement is a blocked Lagrange field
+with 2*gdim components, w = (u_foil, u_layer). u_foil lives on the foil cells and u_layer on
+the other cells; every dof outside the closure of its field's cells is held at zero. At an
+interface node both fields are active, and their difference is the opening
+delta = u_layer - u_foil.
+
+The interface acts at its nodes: a node carries the lumped weight w_i = integral of its
+basis function over the interface (for quadratic elements these are Simpson's weights, a
+Newton-Cotes rule: nodal integration of cohesive elements has no spurious traction
+oscillations), the lumped normal n_i (the projection of the foil's outward normal, so it
+points from the foil into the layer and opening is positive) and a damage variable D_i.
+Because the damage lives exactly where it is used, it never heals and the energy balance
+closes.
+
+Traction-separation law: bilinear, mixed mode with the Benzeggagh-Kenane criterion in the
+form of Camanho & Davila (2003, NASA/TM-2002-211737), one penalty stiffness K:
+
+    delta_m = sqrt(<delta_n>^2 + |delta_s|^2),   B = |delta_s|^2 / delta_m^2
+    delta_0 = sqrt(delta_n0^2 + (delta_s0^2 - delta_n0^2) B^eta),  delta_n0 = N/K, delta_s0 = S/K
+    delta_f = 2 (G_Ic + (G_IIc - G_Ic) B^eta) / (K delta_0)
+    D_BK    = delta_f (delta_m - delta_0) / (delta_m (delta_f - delta_0)), clipped to [0, 1]
+    D       = (D_old + r max(D_old, D_BK)) / (1 + r),  r = dt / viscosity (r = inf: no viscosity)
+    t       = K delta - D K (<delta_n> n + delta_s) + D t_f
+
+Compression is never damaged: the normal penalty K <-delta_n> acts whatever D is, so a
+debonded binder still bears on a copper head. The damaged fraction D carries friction in
+contact (t_f = 0 when the coefficient mu_f is 0, the default): a regularized Coulomb law with
+the penalty K as the stick stiffness and an irreversible slip s_p per node, by return mapping:
+
+    t_trial = K (delta_s - s_p_old),  |t_f| <= mu_f K <-delta_n>
+    stick: t_f = t_trial;  slip: t_f = mu_f K <-delta_n> t_trial / |t_trial|
+    s_p     = delta_s - t_f / K  (out of contact the slip follows: s_p = delta_s, t_f = 0)
+
+The free energy per area is psi = K <-delta_n>^2 / 2 + (1 - D) K (<delta_n>^2 + |delta_s|^2) / 2
++ D K |delta_s - s_p|^2 / 2, so the dissipation is (psi_0 - psi_f) dD + D t_f . ds_p.
+
+The bulk is linear elastic with an optional initial stress and an isotropic eigenstrain, so
+its stiffness matrix is assembled once; or (plastic = True) small-strain J2 plasticity with
+linear hardening in the materials with a `swelling_flow_stress` (solver/materials/plasticity.py: the
+plastic strain and the equivalent plastic strain at the quadrature points, the initial stress
+in the yield condition, the consistent tangent by UFL), and then the bulk stiffness is
+assembled in every Newton iteration. The nodal springs are added to it in every Newton
+iteration (their tangent includes the softening, d D / d delta by central differences, and
+the consistent stick/slip tangent of the friction). Newton with a backtracking line search; a
+load step that does not converge is cut in halves. Damage, slip and the plastic state are
+updated only when a step has converged; the plastic work (trapezoidal in the stress, so that
+it closes the energy balance with the trapezoidal external work) is `plastic_work`.
+"""
+
+import logging
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import ufl
+from dolfinx import fem
+from dolfinx.fem import petsc as fem_petsc
+from mpi4py import MPI
+from petsc4py import PETSc
+
+from solver.errors import SolverError
+from solver.materials.plasticity import radial_return
+from solver.numerics import compat
+from solver.physics.thermoelastic import configured_ksp
+
+logger = logging.getLogger(__name__)
+
+DIRECT_SOLVER = {"ksp_type": "preonly", "pc_type": "lu",
+                 "pc_factor_mat_solver_type": "mumps"}
+SERIAL_DIRECT_SOLVER = {"ksp_type": "preonly", "pc_type": "lu",
+                        "pc_factor_mat_solver_type": "petsc", "pc_factor_mat_ordering_type": "nd"}
+
+
+@dataclass(frozen=True)
+class CohesiveLaw:
+    """Bilinear mixed-mode (Benzeggagh-Kenane) traction-separation law, SI units."""
+
+    normal_strength: float  # Pa
+    shear_strength: float  # Pa
+    mode_I_fracture_energy: float  # J/m^2
+    mode_II_fracture_energy: float  # J/m^2
+    bk_exponent: float
+    penalty_stiffness: float  # Pa/m
+    viscosity: float = 0.0  # s; 0: rate independent
+    friction_coefficient: float = 0.0  # Coulomb mu_f on the damaged fraction; 0: frictionless
+
+    @classmethod
+    def from_interface(cls, interface):
+        return cls(interface.normal_strength, interface.shear_strength,
+                   interface.mode_I_fracture_energy, interface.mode_II_fracture_energy,
+                   interface.bk_exponent, interface.penalty_stiffness, interface.viscosity,
+                   interface.friction_coefficient)
+
+    def onset_and_final(self, mixity):
+        """delta_0 and delta_f for the mode mixity B = G_II / G_T (array)."""
+        k = self.penalty_stiffness
+        weight = np.power(mixity, self.bk_exponent)
+        normal_onset, shear_onset = self.normal_strength / k, self.shear_strength / k
+        onset = np.sqrt(normal_onset**2 + (shear_onset**2 - normal_onset**2) * weight)
+        energy = self.mode_I_fracture_energy + (
+            self.mode_II_fracture_energy - self.mode_I_fracture_energy) * weight
+        final = 2 * energy / (k * onset)
+        return onset, np.maximum(final, onset * (1 + 1e-9))
+
+    def damage(self, opening, shear):
+        """The damage the law gives for a normal opening and a shear-slip vector (no history).
+        opening: (n,), shear: (n, gdim)."""
+        positive = np.maximum(opening, 0.0)
+        shear2 = np.einsum("ni,ni->n", shear, shear)
+        magnitude2 = positive**2 + shear2
+        magnitude = np.sqrt(magnitude2)
+        mixity = np.divide(shear2, magnitude2, out=np.zeros_like(shear2),
+                           where=magnitude2 > 0)
+        onset, final = self.onset_and_final(mixity)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = final * (magnitude - onset) / (magnitude * (final - onset))
+        return np.clip(np.nan_to_num(d, nan=0.0), 0.0, 1.0)
+
+    def critical_energy(self, mixity):
+        """G_c(B) of the BK criterion."""
+        return self.mode_I_fracture_energy + (
+            self.mode_II_fracture_energy - self.mode_I_fracture_energy) * mixity**self.bk_exponent
+
+
+class InterfaceNodes:
+    """The interface's nodes on this rank: weights, normals, blocks of the mixed space."""
+
+    def __init__(self, W, emesh, interface_name, foil_indicator, degree):
+        msh = emesh.mesh
+        self.gdim = msh.geometry.dim
+        facet_tag = emesh.geometry.interfaces[interface_name][0]
+        dS = ufl.Measure("dS", domain=msh, subdomain_data=emesh.facet_tags)(facet_tag)
+        scalar = fem.functionspace(msh, ("Lagrange", degree))
+        vector = fem.functionspace(msh, ("Lagrange", degree, (self.gdim,)))
+        n = ufl.FacetNormal(msh)
+        chi = foil_indicator
+        foil_normal = chi("+") * n("+") + chi("-") * n("-")
+        weights = _assembled(fem.form(ufl.avg(ufl.TestFunction(scalar)) * dS))
+        normals = _assembled(fem.form(ufl.inner(foil_normal, ufl.avg(ufl.TestFunction(vector)))
+                                      * dS))
+        self.blocks = np.flatnonzero(weights > 0).astype(np.int32)
+        self.weights = weights[self.blocks]
+        normals = normals.reshape(-1, self.gdim)[self.blocks]
+        self.normals = normals / np.linalg.norm(normals, axis=1)[:, None]
+        owned_blocks = W.dofmap.index_map.size_local
+        self.owned = self.blocks < owned_blocks
+        coordinates = scalar.tabulate_dof_coordinates()
+        self.coordinates = coordinates[self.blocks]
+        assert scalar.dofmap.index_map.size_local == owned_blocks
+
+
+def _assembled(form) -> np.ndarray:
+    """A vector form assembled, summed over the ranks and scattered to the ghosts."""
+    vector = fem_petsc.assemble_vector(form)
+    vector.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+    vector.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
+    with vector.localForm() as local:
+        values = local.array.copy()
+    vector.destroy()
+    return values
+
+
+@dataclass
+class StepReport:
+    newton_iterations: int
+    cuts: int
+
+
+class InterfaceHistory(NamedTuple):
+    """The irreversible nodal state: damage (n,) and frictional slip (n, gdim)."""
+
+    damage: np.ndarray
+    slip: np.ndarray
+
+
+class Friction(NamedTuple):
+    """The return mapping at the nodes: traction of the damaged fraction, slip, and what the
+    tangent needs (sliding nodes, the slip direction, the trial traction's size)."""
+
+    traction: np.ndarray
+    slip: np.ndarray
+    sliding: np.ndarray
+    direction: np.ndarray
+    trial_size: np.ndarray
+    limit: np.ndarray
+
+
+class CohesiveProblem:
+    """Two bodies (foil, layer) joined by the cohesive interface.
+
+    emesh: solver.geometry.mesh.ElectrodeMesh; materials: name -> Material (E, nu; with plastic, the
+    swelling_flow_stress and swelling_hardening_modulus);
+    initial_stress: an optional UFL stress added in both bodies, gdim x gdim or, in 2D, 3x3
+    (its in-plane part is added; with plasticity the yield condition sees all of it);
+    eigenstrain: an optional DG0 isotropic eigenstrain field, scaled by self.load_factor;
+    plastic: J2 flow in the materials with a swelling_flow_stress (others stay elastic).
+    Plane strain in 2D.
+    """
+
+    def __init__(self, emesh, materials, law: CohesiveLaw, degree=2, interface_name=None,
+                 initial_stress=None, eigenstrain=None, newton_rtol=1e-9,
+                 max_newton_iterations=30, plastic=False):
+        self.emesh, self.law = emesh, law
+        msh = emesh.mesh
+        self.comm = msh.comm
+        self.gdim = gdim = msh.geometry.dim
+        interface_name = interface_name or next(iter(emesh.geometry.interfaces))
+        _, foil_tag, _ = emesh.geometry.interfaces[interface_name]
+        self.foil_tag = foil_tag
+        layer_tags = [tag for tag in emesh.geometry.cell_materials if tag != foil_tag]
+        self.newton_rtol, self.max_newton_iterations = newton_rtol, max_newton_iterations
+
+        from solver.physics.thermoelastic import cellwise_field
+
+        names = emesh.geometry.cell_materials
+        E = cellwise_field(emesh, {n: materials[n].youngs_modulus for n in names.values()}, "E")
+        nu = cellwise_field(emesh, {n: materials[n].poisson_ratio for n in names.values()}, "nu")
+        self.lame_lambda = E * nu / ((1 + nu) * (1 - 2 * nu))
+        self.shear_modulus = E / (2 * (1 + nu))
+        max_modulus = max(materials[n].youngs_modulus for n in names.values())
+        self.scale = 1.0 / max_modulus  # equations in O(1) numbers: strain times length
+
+        self.W = fem.functionspace(msh, ("Lagrange", degree, (2 * gdim,)))
+        self.w = fem.Function(self.W, name="w")
+        self.load_factor = fem.Constant(msh, PETSc.ScalarType(0.0))
+        self.eigenstrain = eigenstrain
+        self._full_initial_stress = initial_stress
+        if initial_stress is not None and gdim == 2 and ufl.shape(initial_stress) == (3, 3):
+            initial_stress = ufl.as_matrix([[initial_stress[0, 0], initial_stress[0, 1]],
+                                            [initial_stress[1, 0], initial_stress[1, 1]]])
+        self.initial_stress = initial_stress
+        foil_indicator = fem.Function(fem.functionspace(msh, ("DG", 0)))
+        tags = emesh.cell_tags
+        foil_cells = tags.indices[tags.values == foil_tag]
+        foil_indicator.x.array[foil_indicator.function_space.dofmap.list[foil_cells, 0]] = 1.0
+        foil_indicator.x.scatter_forward()
+        self.nodes = InterfaceNodes(self.W, emesh, interface_name, foil_indicator, degree)
+        self.damage = np.zeros(len(self.nodes.blocks))
+        self.slip = np.zeros((len(self.nodes.blocks), gdim))
+        self.friction = law.friction_coefficient > 0
+        # a converged residual (scaled: strain times length) is this small in absolute terms
+        length = self.comm.allreduce(float(self.nodes.weights[self.nodes.owned].sum()))
+        count = self.comm.allreduce(int(self.nodes.owned.sum()))
+        self._absolute_tolerance = 1e-13 * length / max(count, 1)
+
+        self.flowing_materials = sorted(
+            {n for n in names.values()
+             if plastic and getattr(materials[n], "swelling_flow_stress", None) is not None})
+        self.plastic = bool(self.flowing_materials)
+        self.plastic_work = 0.0
+        measure = {}
+        if self.plastic:
+            # the state lives at these points; the elastic part is integrated exactly
+            quadrature_degree = max(2 * (degree - 1), 1)
+            measure = {"metadata": {"quadrature_degree": quadrature_degree,
+                                    "quadrature_scheme": "default"}}
+            self.dx_all = ufl.Measure("dx", domain=msh, **measure)
+            self._set_up_flow(materials, quadrature_degree)
+        dx = ufl.Measure("dx", domain=msh, subdomain_data=tags, **measure)
+        self.dx_foil = dx(foil_tag)
+        self.dx_layer = sum((dx(tag) for tag in layer_tags[1:]), dx(layer_tags[0]))
+        v = ufl.TestFunction(self.W)
+        self._test = v
+        residual = self.scale * (
+            ufl.inner(self.stress(self.foil(self.w)), self.strain(self.foil(v))) * self.dx_foil
+            + ufl.inner(self.stress(self.layer(self.w)), self.strain(self.layer(v)))
+            * self.dx_layer)
+        self._residual_ufl = residual
+        self.residual = fem.form(residual)
+        self.jacobian = fem.form(ufl.derivative(residual, self.w, ufl.TrialFunction(self.W)))
+
+        if self.plastic:
+            # each cell's state is that of its body's field
+            body = foil_indicator * self.foil(self.w) + (1 - foil_indicator) * self.layer(self.w)
+            self._set_up_flow_updates(body)
+        self.dirichlet = self._inactive_dofs(foil_cells, [c for t in layer_tags
+                                                          for c in tags.indices[tags.values == t]])
+        self.step_cuts = 0
+        self._forms = {}
+        # PETSc's own LU (nested dissection) is the faster one on one rank; MUMPS in parallel
+        self.ksp = configured_ksp(self.comm, "cohesive", DIRECT_SOLVER if self.comm.size > 1
+                                  else SERIAL_DIRECT_SOLVER)
+        self._bulk_matrix = self._newton_matrix = None
+        self.dofs = self.W.dofmap.index_map.size_global * self.W.dofmap.index_map_bs
+
+    # -- fields and kinematics -------------------------------------------------------------
+    def foil(self, w):
+        return ufl.as_vector([w[i] for i in range(self.gdim)])
+
+    def layer(self, w):
+        return ufl.as_vector([w[self.gdim + i] for i in range(self.gdim)])
+
+    def strain(self, u):
+        return ufl.sym(ufl.grad(u))
+
+    def stress(self, u, with_initial=True):
+        """Plane-strain (2D) or 3D stress, eigenstrain and initial stress included; with
+        plasticity, the return mapping's stress from the committed plastic state."""
+        if self.plastic:
+            change, _ = self._flow(u)
+            sigma = self._hooke(self._elastic_strain(u) - change)
+            if with_initial and self._full_initial_stress is not None:
+                sigma += self._initial_stress_3d()
+            return self._in_plane(sigma)
+        identity = ufl.Identity(self.gdim)
+        eps = self.strain(u)
+        volume_change = ufl.tr(eps)
+        sigma = self.lame_lambda * volume_change * identity + 2 * self.shear_modulus * eps
+        if self.eigenstrain is not None:
+            eigen = self.load_factor * self.eigenstrain
+            sigma -= (3 * self.lame_lambda + 2 * self.shear_modulus) * eigen * identity
+        if with_initial and self.initial_stress is not None:
+            sigma += self.initial_stress
+        return sigma
+
+    # -- plasticity ------------------------------------------------------------------------
+    def _set_up_flow(self, materials, quadrature_degree):
+        """Quadrature-point state: plastic strain (3x3), equivalent plastic strain, and the
+        stress of the last converged step (for the trapezoidal plastic work); cell-wise flow
+        parameters."""
+        import basix.ufl
+
+        from solver.physics.thermoelastic import cellwise_field
+
+        msh = self.emesh.mesh
+        cell = msh.topology.cell_name()
+        tensor = fem.functionspace(msh, basix.ufl.quadrature_element(
+            cell, value_shape=(3, 3), degree=quadrature_degree))
+        scalar = fem.functionspace(msh, basix.ufl.quadrature_element(
+            cell, value_shape=(), degree=quadrature_degree))
+        self.plastic_strain = fem.Function(tensor, name="plastic_strain")
+        self.equivalent_plastic_strain = fem.Function(scalar, name="equivalent_plastic_strain")
+        self._converged_stress = fem.Function(tensor)
+        self._flow_state = (self.plastic_strain, self.equivalent_plastic_strain,
+                            self._converged_stress)
+        self._flow_buffers = tuple(fem.Function(f.function_space) for f in self._flow_state)
+        used = self.emesh.geometry.cell_materials.values()
+
+        def parameter(key, label):
+            return cellwise_field(self.emesh, {n: (getattr(materials[n], key, None) or 0.0)
+                                               if n in self.flowing_materials else 0.0
+                                               for n in used}, label)
+
+        self.flow_indicator = cellwise_field(
+            self.emesh, {n: float(n in self.flowing_materials) for n in used}, "flowing")
+        self.flow_stress = parameter("swelling_flow_stress", "flow_stress")
+        self.hardening_modulus = parameter("swelling_hardening_modulus", "hardening_modulus")
+
+    def _set_up_flow_updates(self, body):
+        """The new state at the quadrature points from the body displacement field `body`,
+        the plastic work of a step and the cell averages of p."""
+        change, multiplier = self._flow(body)
+        stress = self._hooke(self._elastic_strain(body) - change)
+        if self._full_initial_stress is not None:
+            stress += self._initial_stress_3d()
+        points = compat.interpolation_points(self.plastic_strain.function_space)
+        self._flow_updates = [
+            fem.Expression(self.plastic_strain + change, points),
+            fem.Expression(self.equivalent_plastic_strain + np.sqrt(2 / 3) * multiplier,
+                           points),
+            fem.Expression(stress, points)]
+        self._converged_stress.interpolate(self._flow_updates[2])  # w = 0
+        new_strain, _, new_stress = self._flow_buffers
+        self._plastic_work_form = fem.form(0.5 * ufl.inner(
+            self._converged_stress + new_stress, new_strain - self.plastic_strain)
+            * self.dx_all)
+        cells = fem.functionspace(self.emesh.mesh, ("DG", 0))
+        test = ufl.TestFunction(cells)
+        self._cell_forms = (fem.form(self.equivalent_plastic_strain * test * self.dx_all),
+                            fem.form(test * self.dx_all))
+
+    def _embedded(self, tensor):
+        """A gdim x gdim tensor as 3x3 (plane strain: zero out-of-plane row and column)."""
+        if self.gdim == 3:
+            return tensor
+        return ufl.as_matrix([[tensor[0, 0], tensor[0, 1], 0], [tensor[1, 0], tensor[1, 1], 0],
+                              [0, 0, 0]])
+
+    def _in_plane(self, tensor):
+        if self.gdim == 3:
+            return tensor
+        return ufl.as_matrix([[tensor[0, 0], tensor[0, 1]], [tensor[1, 0], tensor[1, 1]]])
+
+    def _initial_stress_3d(self):
+        stress = self._full_initial_stress
+        return stress if ufl.shape(stress) == (3, 3) else self._embedded(stress)
+
+    def _elastic_strain(self, u):
+        """3x3 strain less the eigenstrain and the committed plastic strain."""
+        strain = self._embedded(self.strain(u)) - self.plastic_strain
+        if self.eigenstrain is not None:
+            strain -= self.load_factor * self.eigenstrain * ufl.Identity(3)
+        return strain
+
+    def _hooke(self, strain):
+        return self.lame_lambda * ufl.tr(strain) * ufl.Identity(3) \
+            + 2 * self.shear_modulus * strain
+
+    def _flow(self, u):
+        """The return mapping at u: (plastic strain increment, plastic multiplier). The
+        yield condition sees the initial stress's deviator with the trial deviator."""
+        trial = 2 * self.shear_modulus * ufl.dev(self._elastic_strain(u))
+        if self._full_initial_stress is not None:
+            trial += ufl.dev(self._initial_stress_3d())
+        multiplier, scale = radial_return(trial, self.shear_modulus, self.flow_stress,
+                                          self.hardening_modulus,
+                                          self.equivalent_plastic_strain, self.flow_indicator)
+        return (1 - scale) * trial / (2 * self.shear_modulus), multiplier
+
+    def _commit_flow(self):
+        """The converged step's plastic state becomes the start of the next one, and its
+        plastic work is added to plastic_work (every new value is evaluated from the old
+        state before any is replaced)."""
+        for expression, buffer in zip(self._flow_updates, self._flow_buffers, strict=True):
+            buffer.interpolate(expression)
+        self.plastic_work += self.comm.allreduce(fem.assemble_scalar(self._plastic_work_form))
+        for state, buffer in zip(self._flow_state, self._flow_buffers, strict=True):
+            state.x.array[:] = buffer.x.array
+
+    def _flow_snapshot(self):
+        if not self.plastic:
+            return None
+        return [f.x.array.copy() for f in self._flow_state], self.plastic_work
+
+    def _restore_flow(self, snapshot):
+        if snapshot is not None:
+            arrays, self.plastic_work = snapshot
+            for state, array in zip(self._flow_state, arrays, strict=True):
+                state.x.array[:] = array
+
+    def cell_plastic_strain(self) -> np.ndarray:
+        """The cell averages of the equivalent plastic strain on this rank's owned cells
+        (zeros without plasticity)."""
+        cells = self.emesh.mesh.topology.index_map(self.gdim).size_local
+        if not self.plastic:
+            return np.zeros(cells)
+        integral, volume = (_assembled(form)[:cells] for form in self._cell_forms)
+        return integral / volume
+
+    def _inactive_dofs(self, foil_cells, layer_cells):
+        """Zero Dirichlet conditions on each field's dofs outside its cells' closure."""
+        msh = self.emesh.mesh
+        scalar = fem.functionspace(msh, ("Lagrange", self.W.ufl_element().degree))
+        conditions = []
+        for field, cells in ((0, foil_cells), (1, np.asarray(layer_cells, np.int32))):
+            marker = fem.Function(scalar)
+            marker.x.array[scalar.dofmap.list[cells].ravel()] = 1.0
+            active = _assembled_from(marker) > 0
+            inactive_blocks = np.flatnonzero(~active).astype(np.int32)
+            for component in range(self.gdim):
+                index = field * self.gdim + component
+                dofs = inactive_blocks * 2 * self.gdim + index
+                conditions.append(fem.dirichletbc(PETSc.ScalarType(0.0), dofs.astype(np.int32),
+                                                  self.W.sub(index)))
+        return conditions
+
+    def fix(self, field: str, component: int, facets, value: float = 0.0) -> fem.Constant:
+        """Hold a component of the foil or layer displacement on facets at a (changeable)
+        value; returns the Constant that holds it."""
+        index = (0 if field == "foil" else self.gdim) + component
+        fdim = self.emesh.mesh.topology.dim - 1
+        dofs = fem.locate_dofs_topological(self.W.sub(index), fdim, facets)
+        constant = fem.Constant(self.emesh.mesh, PETSc.ScalarType(value))
+        self.dirichlet.append(fem.dirichletbc(constant, dofs, self.W.sub(index)))
+        self._bulk_matrix = None
+        return constant
+
+    def traction(self, field: str, name: str) -> fem.Constant:
+        """A uniform traction [Pa] on the foil's or the layer's facets of the group `name`;
+        returns the (gdim vector) Constant that holds it, zero at first."""
+        msh = self.emesh.mesh
+        ds = ufl.Measure("ds", domain=msh, subdomain_data=self.emesh.facet_tags)(
+            self.emesh.geometry.facet_groups[name])
+        constant = fem.Constant(msh, np.zeros(self.gdim, dtype=PETSc.ScalarType))
+        body = self.foil if field == "foil" else self.layer
+        self._residual_ufl -= self.scale * ufl.inner(constant, body(self._test)) * ds
+        self.residual = fem.form(self._residual_ufl)
+        self._forms = {}  # the reactions are the residual's
+        return constant
+
+    def facets(self, name):
+        tag = self.emesh.geometry.facet_groups[name]
+        return self.emesh.facet_tags.indices[self.emesh.facet_tags.values == tag]
+
+    # -- interface -------------------------------------------------------------------------
+    def jumps(self, values=None):
+        """Opening delta = u_layer - u_foil at the interface nodes: (n, gdim)."""
+        w = (self.w.x.array if values is None else values).reshape(-1, 2 * self.gdim)
+        nodes = w[self.nodes.blocks]
+        return nodes[:, self.gdim:] - nodes[:, :self.gdim]
+
+    def _split(self, delta):
+        normal = self.nodes.normals
+        opening = np.einsum("ni,ni->n", delta, normal)
+        return opening, delta - opening[:, None] * normal
+
+    def _rate_weight(self, dt):
+        """Weight of the rate-independent damage in the viscous update."""
+        if self.law.viscosity <= 0 or dt is None:
+            return 1.0
+        r = dt / self.law.viscosity
+        return r / (1 + r)
+
+    def nodal_damage(self, delta, dt=None):
+        """D at the nodes for the opening delta, from the damage of the last converged step."""
+        opening, shear = self._split(delta)
+        target = np.maximum(self.damage, self.law.damage(opening, shear))
+        weight = self._rate_weight(dt)
+        return (1 - weight) * self.damage + weight * target
+
+    def tractions(self, delta, damage):
+        """Tractions on the layer at the nodes (foil -> layer normal; tension positive)."""
+        opening, shear = self._split(delta)
+        k = self.law.penalty_stiffness
+        traction = k * delta - damage[:, None] * k * (
+            np.maximum(opening, 0.0)[:, None] * self.nodes.normals + shear)
+        if self.friction:
+            traction += damage[:, None] * self.coulomb(delta).traction
+        return traction
+
+    def coulomb(self, delta) -> Friction:
+        """The friction of the damaged fraction for the opening delta, by return mapping from
+        the slip of the last converged step."""
+        opening, shear = self._split(delta)
+        k = self.law.penalty_stiffness
+        limit = self.law.friction_coefficient * k * np.maximum(-opening, 0.0)
+        trial = k * (shear - self.slip)
+        size = np.linalg.norm(trial, axis=1)
+        sliding = size > limit
+        direction = np.divide(trial, size[:, None], out=np.zeros_like(trial),
+                              where=size[:, None] > 0)
+        traction = np.where(sliding[:, None], limit[:, None] * direction, trial)
+        return Friction(traction, shear - traction / k, sliding, direction, size, limit)
+
+    def _spring_tangent(self, delta, dt):
+        """d t / d delta at the nodes: (n, gdim, gdim), softening included."""
+        n, gdim = len(delta), self.gdim
+        damage = self.nodal_damage(delta, dt)
+        opening, _ = self._split(delta)
+        normal = self.nodes.normals
+        nn = np.einsum("ni,nj->nij", normal, normal)
+        identity = np.broadcast_to(np.eye(gdim), (n, gdim, gdim))
+        k = self.law.penalty_stiffness
+        open_projector = np.where((opening > 0)[:, None, None], nn, 0.0) + identity - nn
+        tangent = k * identity - k * damage[:, None, None] * open_projector
+        if self.friction:
+            friction = self.coulomb(delta)
+            tangent = tangent + damage[:, None, None] * self._friction_tangent(friction, nn)
+        # d D / d delta by central differences where the damage grows
+        growing = damage > self.damage + 1e-14
+        if growing.any():
+            size = 1e-6 * np.maximum(np.linalg.norm(delta, axis=1),
+                                     self.law.normal_strength / k)
+            gradient = np.zeros((n, gdim))
+            for i in range(gdim):
+                step = np.zeros((n, gdim))
+                step[:, i] = size
+                gradient[:, i] = (self.nodal_damage(delta + step, dt)
+                                  - self.nodal_damage(delta - step, dt)) / (2 * size)
+            gradient[~growing] = 0.0
+            opening_part = np.maximum(opening, 0.0)[:, None] * normal + (delta - opening[:, None]
+                                                                          * normal)
+            tangent = tangent - k * np.einsum("ni,nj->nij", opening_part, gradient)
+            if self.friction:
+                tangent = tangent + np.einsum("ni,nj->nij", friction.traction, gradient)
+        return tangent
+
+    def _friction_tangent(self, friction: Friction, nn):
+        """d t_f / d delta: K P_t in stick; in slip -mu_f K e n (the limit falls as the
+        contact opens) + K limit / |t_trial| (P_t - e e) (the direction turns); 0 out of
+        contact."""
+        k, mu = self.law.penalty_stiffness, self.law.friction_coefficient
+        tangential = np.eye(self.gdim)[None] - nn
+        e = friction.direction
+        in_contact = (friction.limit > 0)[:, None, None]
+        turning = k * np.divide(friction.limit, friction.trial_size,
+                                out=np.zeros_like(friction.limit),
+                                where=friction.trial_size > 0)[:, None, None] * (
+            tangential - np.einsum("ni,nj->nij", e, e))
+        sliding = (np.where(in_contact, -mu * k * np.einsum("ni,nj->nij", e, self.nodes.normals),
+                            0.0) + turning)
+        stick = (~friction.sliding & (friction.limit > 0))[:, None, None]
+        return np.where(stick, k * tangential, sliding)
+
+    # -- linear algebra --------------------------------------------------------------------
+    def _bulk(self):
+        if self._bulk_matrix is None:
+            self._bulk_matrix = fem_petsc.assemble_matrix(self.jacobian, bcs=self.dirichlet)
+            self._bulk_matrix.assemble()
+            self._newton_matrix = None
+        elif self.plastic:  # the consistent tangent changes with w
+            self._bulk_matrix.zeroEntries()
+            fem_petsc.assemble_matrix(self._bulk_matrix, self.jacobian, bcs=self.dirichlet)
+            self._bulk_matrix.assemble()
+        return self._bulk_matrix
+
+    def _constrained_mask(self):
+        """(n_nodes, 2 gdim) True where an interface node's component is held."""
+        mask = np.zeros(len(self.w.x.array), bool)
+        for bc in self.dirichlet:
+            dofs, _ = bc.dof_indices()
+            mask[dofs] = True
+        return mask.reshape(-1, 2 * self.gdim)[self.nodes.blocks]
+
+    def _residual(self, dt):
+        """The scaled residual vector (ghosts updated, Dirichlet rows zero)."""
+        b = fem_petsc.assemble_vector(self.residual)
+        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        delta = self.jumps()
+        forces = self.scale * self.nodes.weights[:, None] * self.tractions(
+            delta, self.nodal_damage(delta, dt))
+        owned = self.nodes.owned
+        bs = 2 * self.gdim
+        array = b.array  # owned entries
+        rows = self.nodes.blocks[owned]
+        for i in range(self.gdim):
+            array[rows * bs + i] -= forces[owned, i]
+            array[rows * bs + self.gdim + i] += forces[owned, i]
+        for bc in self.dirichlet:
+            dofs, _ = bc.dof_indices()
+            array[dofs[dofs < len(array)]] = 0.0
+        return b
+
+    def _matrix(self, dt):
+        """The Newton matrix: the bulk stiffness plus the springs' tangent, in one matrix that
+        is refilled each time (the factorization reuses its ordering)."""
+        bulk = self._bulk()
+        if self._newton_matrix is None:
+            self._newton_matrix = bulk.copy()
+        A = self._newton_matrix
+        bulk.copy(A, structure=PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
+        delta = self.jumps()
+        tangent = self.scale * self.nodes.weights[:, None, None] * self._spring_tangent(delta,
+                                                                                         dt)
+        gdim, bs = self.gdim, 2 * self.gdim
+        block = np.zeros((len(delta), bs, bs))
+        block[:, :gdim, :gdim] = tangent
+        block[:, gdim:, gdim:] = tangent
+        block[:, :gdim, gdim:] = -tangent
+        block[:, gdim:, :gdim] = -tangent
+        held = self._held
+        block[held[:, :, None] | held[:, None, :]] = 0.0
+        for node in np.flatnonzero(self.nodes.owned):
+            A.setValuesBlockedLocal([self.nodes.blocks[node]], [self.nodes.blocks[node]],
+                                    block[node], addv=PETSc.InsertMode.ADD)
+        A.assemble()
+        return A
+
+    # -- solution --------------------------------------------------------------------------
+    def _norm(self, dt):
+        b = self._residual(dt)
+        norm = b.norm()
+        b.destroy()
+        return norm
+
+    def _prescribed(self):
+        """Put the Dirichlet values into w."""
+        fem_petsc.set_bc(self.w.x.petsc_vec, self.dirichlet)
+        self.w.x.scatter_forward()
+
+    def solve_step(self, dt=None) -> int:
+        """Equilibrium at the current loads; the damage and slip history and the plastic
+        state are updated only on convergence (else SolverError and w is restored). Returns
+        the Newton iterations."""
+        saved = self.w.x.array.copy()
+        self._held = self._constrained_mask()
+        self._prescribed()
+        first = self._norm(dt)
+        reference = max(first, 1e-300)
+        norm = first
+        for iteration in range(self.max_newton_iterations + 1):
+            logger.debug("cohesive Newton %d: |R| = %.3e", iteration, norm)
+            if norm <= max(self.newton_rtol * reference, self._absolute_tolerance):
+                delta = self.jumps()
+                if self.friction:
+                    self.slip = self.coulomb(delta).slip
+                self.damage = self.nodal_damage(delta, dt)
+                if self.plastic:
+                    self._commit_flow()
+                return iteration
+            if iteration == self.max_newton_iterations:
+                break
+            A = self._matrix(dt)
+            self.ksp.setOperators(A)
+            b = self._residual(dt)
+            increment = fem.Function(self.W)
+            self.ksp.solve(b, increment.x.petsc_vec)
+            b.destroy()
+            if self.ksp.getConvergedReason() <= 0:
+                break
+            increment.x.scatter_forward()
+            norm = self._line_search(increment, norm, dt)
+            if not np.isfinite(norm):
+                break
+        self.w.x.array[:] = saved
+        raise SolverError(f"the cohesive Newton iteration did not converge "
+                          f"(|R| = {norm:.3e} of {reference:.3e})")
+
+    def _line_search(self, increment, norm, dt, halvings=6):
+        start = self.w.x.array.copy()
+        fraction = 1.0
+        for attempt in range(halvings + 1):
+            self.w.x.array[:] = start - fraction * increment.x.array
+            new_norm = self._norm(dt)
+            if new_norm < norm or attempt == halvings:
+                return new_norm
+            fraction /= 2
+        return new_norm
+
+    def advance(self, set_load, start: float, end: float, dt=None, cuts_left=8,
+                max_damage_increment=1.0, converged=None) -> StepReport:
+        """Move a load parameter from start to end (set_load(value) applies it) and solve.
+        A step that fails, or that raises the damage at a node by more than
+        max_damage_increment (so that a peak is not stepped over), is cut in halves.
+        dt: the pseudo-time of the step (for the viscosity); converged(value, history before,
+        report) is called after every converged (sub-)step."""
+        set_load(end)
+        saved, before = self.w.x.array.copy(), self.history()
+        flow_before = self._flow_snapshot()
+        try:
+            iterations = self.solve_step(dt)
+            growth = self.comm.allreduce(float(np.max(self.damage - before.damage,
+                                                      initial=0.0)), op=MPI.MAX)
+            if growth <= max_damage_increment or cuts_left == 0:
+                report = StepReport(iterations, 0)
+                if converged is not None:
+                    converged(end, before, report)
+                return report
+            self.w.x.array[:] = saved
+            self.damage, self.slip = before
+            self._restore_flow(flow_before)
+        except SolverError:
+            if cuts_left == 0:
+                raise
+        self.step_cuts += 1
+        middle = 0.5 * (start + end)
+        half = None if dt is None else dt / 2
+        logger.debug("cohesive step %.4g -> %.4g cut in two", start, end)
+        first = self.advance(set_load, start, middle, half, cuts_left - 1, max_damage_increment,
+                             converged)
+        second = self.advance(set_load, middle, end, half, cuts_left - 1, max_damage_increment,
+                              converged)
+        return StepReport(first.newton_iterations + second.newton_iterations,
+                          1 + first.cuts + second.cuts)
+
+    def history(self) -> InterfaceHistory:
+        """A copy of the irreversible nodal state."""
+        return InterfaceHistory(self.damage.copy(), self.slip.copy())
+
+    # -- post-processing -------------------------------------------------------------------
+    def reaction(self, weight: fem.Function) -> float:
+        """The virtual work of the internal forces on the displacement pattern `weight` (the
+        reaction to it, in N per unit depth in 2D)."""
+        key = ("reaction", id(weight))
+        if key not in self._forms:
+            self._forms[key] = fem.form(ufl.replace(self._residual_ufl, {self._test: weight}))
+        return self.comm.allreduce(fem.assemble_scalar(self._forms[key])) / self.scale
+
+    def elastic_energy(self) -> float:
+        """Strain energy of both bodies (without the initial stress), per unit depth in 2D;
+        with plasticity, of the elastic strain of the committed state."""
+        if "energy" not in self._forms:
+            energy = 0.0
+            for field, measure in ((self.foil, self.dx_foil), (self.layer, self.dx_layer)):
+                u = field(self.w)
+                if self.plastic:
+                    elastic = self._elastic_strain(u)
+                    energy += 0.5 * ufl.inner(self._hooke(elastic), elastic) * measure
+                    continue
+                energy += 0.5 * ufl.inner(self.stress(u, with_initial=False),
+                                          self.strain(u)) * measure
+            self._forms["energy"] = fem.form(energy)
+        return self.comm.allreduce(fem.assemble_scalar(self._forms["energy"]))
+
+    def stored_energy(self) -> float:
+        """The bodies' energy with the eigenstrain and the initial stress sigma_0, from the
+        unstrained state: 0.5 eps_e : C : eps_e + sigma_0 : eps_e, eps_e = eps - eps_s I (in
+        plane strain eps_zz = 0, so eps_e,zz = -eps_s; with plasticity less the committed
+        plastic strain). Its change is the work of the internal forces on d eps plus the
+        eigenstrain's (eigenstrain_work_rate), less the plastic work."""
+        if "stored" not in self._forms:
+            energy = 0.0
+            for field, measure in ((self.foil, self.dx_foil), (self.layer, self.dx_layer)):
+                if self.plastic:  # the 3x3 elastic strain and initial stress
+                    elastic = self._elastic_strain(field(self.w))
+                    energy += 0.5 * ufl.inner(self._hooke(elastic), elastic) * measure
+                    if self._full_initial_stress is not None:
+                        energy += ufl.inner(self._initial_stress_3d(), elastic) * measure
+                    continue
+                strain = self.strain(field(self.w))
+                eigen = 0.0 if self.eigenstrain is None else self.load_factor * self.eigenstrain
+                elastic = strain - eigen * ufl.Identity(self.gdim)
+                out_of_plane = -eigen if self.gdim == 2 else 0.0  # eps_e,zz
+                volume = ufl.tr(elastic) + out_of_plane
+                density = 0.5 * (self.lame_lambda * volume**2 + 2 * self.shear_modulus * (
+                    ufl.inner(elastic, elastic) + out_of_plane**2))
+                if self.initial_stress is not None:
+                    density += ufl.inner(self.initial_stress, elastic)
+                energy += density * measure
+            self._forms["stored"] = fem.form(energy)
+        return self.comm.allreduce(fem.assemble_scalar(self._forms["stored"]))
+
+    def eigenstrain_work_rate(self) -> float:
+        """d W / d load_factor, the work of the eigenstrain eps_s I per unit load factor:
+        -integral of tr(sigma) eps_s (plane strain: sigma_zz = lambda tr eps
+        - (3 lambda + 2 mu) eps_s); 0 without an eigenstrain."""
+        if self.eigenstrain is None:
+            return 0.0
+        if "eigenstrain work" not in self._forms:
+            rate = 0.0
+            for field, measure in ((self.foil, self.dx_foil), (self.layer, self.dx_layer)):
+                u = field(self.w)
+                if self.plastic:  # the committed state's 3x3 stress
+                    stress = self._hooke(self._elastic_strain(u))
+                    if self._full_initial_stress is not None:
+                        stress += self._initial_stress_3d()
+                    rate += -ufl.tr(stress) * self.eigenstrain * measure
+                    continue
+                trace = ufl.tr(self.stress(u))
+                if self.gdim == 2:
+                    trace += self.lame_lambda * ufl.tr(self.strain(u)) - (
+                        3 * self.lame_lambda + 2 * self.shear_modulus) * (
+                        self.load_factor * self.eigenstrain)
+                rate += -trace * self.eigenstrain * measure
+            self._forms["eigenstrain work"] = fem.form(rate)
+        return self.comm.allreduce(fem.assemble_scalar(self._forms["eigenstrain work"]))
+
+    def nodal_free_energy(self, damage=None):
+        """Recoverable energy per area at the nodes."""
+        damage = self.damage if damage is None else damage
+        opening, shear = self._split(self.jumps())
+        k = self.law.penalty_stiffness
+        energy = 0.5 * k * (np.minimum(opening, 0.0)**2 + (1 - damage)
+                            * (np.maximum(opening, 0.0)**2 + np.einsum("ni,ni->n", shear, shear)))
+        if self.friction:
+            energy += damage * self._stick_energy(shear)
+        return energy
+
+    def _stick_energy(self, shear):
+        """K |delta_s - s_p|^2 / 2: the friction spring's energy per area (damaged part)."""
+        stick = shear - self.slip
+        return 0.5 * self.law.penalty_stiffness * np.einsum("ni,ni->n", stick, stick)
+
+    def dissipation(self, before: InterfaceHistory):
+        """Energy per area dissipated at the nodes since the history `before`: the integral of
+        Y dD along the law's softening branch, Y = K delta(D)^2 / 2 with
+        delta(D) = delta_0 delta_f / (delta_f - D (delta_f - delta_0)), at the current mode
+        mixity (exact for proportional paths; from D = 0 to 1 it is G_c(B)). With friction,
+        Y is less the friction spring's energy (taken at the end of the step), and the
+        friction's work D t_f . ds_p (backward Euler, like the return mapping) is added."""
+        damage_before = before.damage
+        opening, shear = self._split(self.jumps())
+        shear2 = np.einsum("ni,ni->n", shear, shear)
+        magnitude2 = np.maximum(opening, 0.0)**2 + shear2
+        mixity = np.divide(shear2, magnitude2, out=np.ones_like(shear2), where=magnitude2 > 0)
+        onset, final = self.law.onset_and_final(mixity)
+        span = final - onset
+
+        def inverse_separation(damage):
+            return 1.0 / (final - damage * span)
+
+        dissipated = 0.5 * self.law.penalty_stiffness * (onset * final)**2 / span * (
+            inverse_separation(self.damage) - inverse_separation(damage_before))
+        if self.friction:
+            stick = shear - self.slip  # t_f / K at a converged state
+            dissipated += self.damage * self.law.penalty_stiffness * np.einsum(
+                "ni,ni->n", stick, self.slip - before.slip) - self._stick_energy(shear) * (
+                self.damage - damage_before)
+        return dissipated
+
+    def interface_sum(self, nodal_values) -> float:
+        """Sum over the ranks of weight * value at the owned interface nodes."""
+        owned = self.nodes.owned
+        return self.comm.allreduce(float(np.sum(self.nodes.weights[owned]
+                                                * nodal_values[owned])))
+
+
+def _assembled_from(function: fem.Function) -> np.ndarray:
+    """Sum of the values every rank set in a function (ghosts included), on all ranks."""
+    vector = function.x.petsc_vec
+    vector.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+    vector.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
+    return function.x.array.copy()

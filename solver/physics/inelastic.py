@@ -1,0 +1,468 @@
+"""Quasi-static small-strain thermo-mechanics with history-dependent materials.
+
+Stresses, consistent tangents and internal variables live at quadrature points; the
+material models (solver/materials/constitutive.py) update them in vectorized numpy, and Newton's
+method with the consistent tangent drives the global residual to zero. The global unknowns
+of the unit cells (out-of-plane strain in generalized plane strain, the uniform
+displacement of the free face) are eliminated in every Newton iteration by superposing
+solutions of the linearized system, as in solver/physics/thermoelastic.py: the linearized problem
+is linear, so the superposition is exact and Newton converges as for the coupled system.
+"""
+
+import logging
+from dataclasses import dataclass
+
+import basix.ufl
+import numpy as np
+import ufl
+from dolfinx import fem
+from dolfinx.fem import petsc as fem_petsc
+from mpi4py import MPI
+from petsc4py import PETSc
+
+from solver.errors import SolverError
+from solver.materials.library import largest
+from solver.physics import boundary
+from solver.physics.thermoelastic import (
+    ELASTICITY_SOLVER,
+    ElasticState,
+    configured_ksp,
+    rigid_body_modes,
+)
+
+logger = logging.getLogger(__name__)
+
+SQRT2 = np.sqrt(2.0)
+
+# The step-size controller of advance: a sub-step's error is third order in its length, the
+# next one is SAFETY (tolerance/error)^(1/3) times it, within [MIN_SHRINK, MAX_GROWTH] times;
+# a sub-step shorter than the driver's step / 2^ERROR_CUTS is accepted whatever its error.
+SAFETY = 0.9
+MIN_SHRINK = 0.2
+MAX_GROWTH = 4.0
+ERROR_CUTS = 12
+
+
+@dataclass
+class StepResult:
+    state: ElasticState
+    newton_iterations: int
+
+
+class InelasticProblem:
+    """models: material name -> a MaterialModel (solver/materials/constitutive.py);
+    thermal_strain(name, T): the isotropic thermal eigenstrain of that material at
+    temperature T, from the stress-free start at start_temperature."""
+
+    def __init__(self, emesh, case, models: dict, thermal_strain, start_temperature: float,
+                 newton_rtol: float = 1e-9, max_newton_iterations: int = 25):
+        self.emesh, self.case = emesh, case
+        msh = emesh.mesh
+        self.gdim = msh.geometry.dim
+        self.generalized = self.gdim == 2 and case.case.plane == "generalized"
+        self.models = models
+        self.thermal_strain = thermal_strain
+        self.newton_rtol, self.max_newton_iterations = newton_rtol, max_newton_iterations
+        degree = case.solver.degree
+        self.V = fem.functionspace(msh, ("Lagrange", degree, (self.gdim,)))
+        self.u = fem.Function(self.V, name="u")
+        self.out_of_plane_strain = fem.Constant(msh, PETSc.ScalarType(0.0))
+        self.temperature = self.start_temperature = start_temperature
+        # sigma:eps(v) with eps of degree-1 polynomials is exact at this degree
+        self.quadrature_degree = max(2 * (degree - 1), 1)
+        cell = msh.topology.cell_name()
+        vector_element = basix.ufl.quadrature_element(cell, value_shape=(6,),
+                                                      degree=self.quadrature_degree)
+        matrix_element = basix.ufl.quadrature_element(cell, value_shape=(6, 6),
+                                                      degree=self.quadrature_degree)
+        scalar_element = basix.ufl.quadrature_element(cell, value_shape=(),
+                                                      degree=self.quadrature_degree)
+        self.stress_q = fem.Function(fem.functionspace(msh, vector_element))
+        self.tangent_q = fem.Function(fem.functionspace(msh, matrix_element))
+        self.scalar_q = fem.Function(fem.functionspace(msh, scalar_element))
+        self.dx = ufl.Measure("dx", domain=msh,
+                              metadata={"quadrature_degree": self.quadrature_degree,
+                                        "quadrature_scheme": "default"})
+        points, _ = basix.make_quadrature(basix.CellType[msh.topology.cell_name()],
+                                          self.quadrature_degree)
+        self.points_per_cell = points.shape[0]
+        self._strain_expression = fem.Expression(
+            self.mandel_strain(self.u, self.out_of_plane_strain), points)
+        cells = msh.topology.index_map(msh.topology.dim)
+        self._all_cells = np.arange(cells.size_local + cells.num_ghosts, dtype=np.int32)
+        tags = emesh.cell_tags
+        # Rows of the evaluated strain go cell by cell (all local cells, point by point); the
+        # quadrature functions' values follow their dofmaps.
+        strain_rows, stress_dofs, tangent_dofs, scalar_dofs = {}, {}, {}, {}
+        for tag, material in emesh.geometry.cell_materials.items():
+            material_cells = tags.indices[tags.values == tag]
+            strain_rows.setdefault(material, []).append(
+                (material_cells[:, None] * self.points_per_cell
+                 + np.arange(self.points_per_cell)).ravel())
+            stress_dofs.setdefault(material, []).append(
+                self.stress_q.function_space.dofmap.list[material_cells].ravel())
+            tangent_dofs.setdefault(material, []).append(
+                self.tangent_q.function_space.dofmap.list[material_cells].ravel())
+            scalar_dofs.setdefault(material, []).append(
+                self.scalar_q.function_space.dofmap.list[material_cells].ravel())
+        # rows of the strain, dofs of stress_q, tangent_q, scalar_q: all point by point
+        self.material_points = {
+            name: (np.concatenate(strain_rows[name]), np.concatenate(stress_dofs[name]),
+                   np.concatenate(tangent_dofs[name]), np.concatenate(scalar_dofs[name]))
+            for name in strain_rows}
+        self.states = {name: models[name].initial_state(len(points[0]), start_temperature)
+                       for name, points in self.material_points.items()}
+
+        self.constraints = boundary.cell_constraints(case, emesh, self.V)
+        max_modulus = max(largest(case.materials[name].youngs_modulus)
+                          for name in self.material_points)
+        # A residual this small (in scaled units: strain times cell size) is converged.
+        self._absolute_tolerance = 1e-13 * case.geometry.mesh_size ** (self.gdim - 1)
+        self._scale = 1.0 / (max_modulus * case.geometry.mesh_size ** (self.gdim - 2))
+        v, du = ufl.TestFunction(self.V), ufl.TrialFunction(self.V)
+        self._test_strain = self.mandel_strain(v)
+        self.residual = fem.form(self._scale * ufl.inner(self.stress_q, self._test_strain)
+                                 * self.dx)
+        self.jacobian = fem.form(self._scale * ufl.inner(
+            ufl.dot(self.tangent_q, self.mandel_strain(du)), self._test_strain) * self.dx)
+        unit_zz = ufl.as_vector([0, 0, 1, 0, 0, 0])
+        self.negative_residual = fem.form(-self._scale * ufl.inner(self.stress_q,
+                                                                   self._test_strain) * self.dx)
+        self.negative_out_of_plane_coupling = fem.form(-self._scale * ufl.inner(
+            ufl.dot(self.tangent_q, unit_zz), self._test_strain) * self.dx)
+        self._increment = fem.Function(self.V)
+        self._increment_zz = fem.Constant(msh, PETSc.ScalarType(0.0))
+        increment_strain = ufl.dot(self.tangent_q, self.mandel_strain(self._increment)
+                                   + self._increment_zz * unit_zz)
+        self._constraint_residuals, self._constraint_changes = [], []
+        if self.constraints.free_face is not None:
+            face_strain = self.mandel_strain(self.constraints._face_weight)
+            self._constraint_residuals.append(
+                fem.form(ufl.inner(self.stress_q, face_strain) * self.dx))
+            self._constraint_changes.append(
+                fem.form(ufl.inner(increment_strain, face_strain) * self.dx))
+        if self.generalized:
+            self._constraint_residuals.append(fem.form(self.stress_q[2] * self.dx))
+            self._constraint_changes.append(fem.form(increment_strain[2] * self.dx))
+        self.dofs = self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs
+        self._nullspace = rigid_body_modes(self.V)
+        self.ksp = configured_ksp(msh.comm, "inelastic",
+                                  {**ELASTICITY_SOLVER, "ksp_rtol": case.solver.rtol})
+        self.face_displacement = 0.0
+        self._projectors = {}
+        self._last_eigenstrain = {}
+        self.step_cuts = 0
+        # error-driven sub-steps (advance): the tolerance on the estimated local error of a
+        # step relative to the largest stress of the material; 0 switches them off
+        self.time_error_tolerance = case.solver.time_error_tolerance
+        self.step_sizes: list[float] = []  # every accepted (sub-)step that took time, s
+        self.rejected_steps = 0
+
+    # -- kinematics ----------------------------------------------------------------------
+    def mandel_strain(self, u, out_of_plane_strain=0):
+        """The 3D small strain as a Mandel 6-vector [xx, yy, zz, sqrt2 yz, sqrt2 xz, sqrt2 xy];
+        in 2D eps_zz is the (uniform) out-of-plane strain."""
+        e = ufl.sym(ufl.grad(u))
+        if self.gdim == 2:
+            return ufl.as_vector([e[0, 0], e[1, 1], out_of_plane_strain, 0, 0,
+                                  SQRT2 * e[0, 1]])
+        return ufl.as_vector([e[0, 0], e[1, 1], e[2, 2], SQRT2 * e[1, 2], SQRT2 * e[0, 2],
+                              SQRT2 * e[0, 1]])
+
+    def stress_tensor_3d(self):
+        """The 3x3 stress from the quadrature values (for projections, not interpolation)."""
+        s = self.stress_q
+        return ufl.as_matrix([[s[0], s[5] / SQRT2, s[4] / SQRT2],
+                              [s[5] / SQRT2, s[1], s[3] / SQRT2],
+                              [s[4] / SQRT2, s[3] / SQRT2, s[2]]])
+
+    def stress_into(self, target: fem.Function):
+        """L2 projection of the quadrature-point stress onto a DG tensor space (3x3)."""
+        return self._project("stress", self.stress_tensor_3d, target)
+
+    def internal_variable_names(self) -> list[str]:
+        """The per-point scalars the materials offer for output (constitutive `output`)."""
+        names = [name for model in self.models.values()
+                 for name in getattr(model, "output_variables", ())]
+        return list(dict.fromkeys(names))
+
+    def internal_variable_into(self, variable: str, target: fem.Function):
+        """L2 projection of an internal variable onto a scalar DG space; zero in materials
+        that do not have it."""
+        values = self.scalar_q.x.array
+        values[:] = 0.0
+        for name, (*_, scalar_dofs) in self.material_points.items():
+            model = self.models[name]
+            if variable in getattr(model, "output_variables", ()):
+                values[scalar_dofs] = model.output(self.states[name])[variable]
+        return self._project("scalar", lambda: self.scalar_q, target)
+
+    def _project(self, quantity: str, expression, target: fem.Function):
+        """L2 projection of a quadrature expression (built by expression() once per target
+        space) onto a DG space: local to each cell, so a block-Jacobi LU solve is exact."""
+        space = target.function_space
+        key = (id(space), quantity)
+        if key not in self._projectors:
+            tau, w = ufl.TrialFunction(space), ufl.TestFunction(space)
+            # per unit cell size: LU takes entries of the order of a cell's area for zero
+            volume = self.case.geometry.mesh_size ** self.gdim
+            mass = fem_petsc.assemble_matrix(fem.form(ufl.inner(tau, w) / volume * self.dx))
+            mass.assemble()
+            ksp = configured_ksp(self.emesh.mesh.comm, "projection",
+                                 {"ksp_type": "preonly", "pc_type": "bjacobi",
+                                  "sub_ksp_type": "preonly", "sub_pc_type": "lu"})
+            ksp.setOperators(mass)
+            load = fem.form(ufl.inner(expression(), w) / volume * self.dx)
+            self._projectors[key] = (ksp, load, space)
+        ksp, load, *_ = self._projectors[key]
+        b = fem_petsc.assemble_vector(load)
+        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        ksp.solve(b, target.x.petsc_vec)
+        b.destroy()
+        target.x.scatter_forward()
+        return target
+
+    # -- material points -----------------------------------------------------------------
+    def _update_material_points(self, temperature, dt, process_eigenstrain):
+        strain = self._strain_expression.eval(self.emesh.mesh, self._all_cells).reshape(-1, 6)
+        stress = self.stress_q.x.array.reshape(-1, 6)
+        tangent = self.tangent_q.x.array.reshape(-1, 6, 6)
+        new_states = {}
+        isotropic = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+        for name, (rows, stress_dofs, tangent_dofs, _) in self.material_points.items():
+            eigen = (self.thermal_strain(name, temperature)
+                     + process_eigenstrain.get(name, 0.0)) * isotropic
+            stress[stress_dofs], tangent[tangent_dofs], new_states[name] = \
+                self.models[name].update(strain[rows], eigen, temperature, dt, self.states[name])
+        return new_states
+
+    # -- linear algebra ------------------------------------------------------------------
+    def _solve(self, rhs_form, face_value):
+        """Solve K x = b (b assembled from rhs_form; None: zero) with x = face_value on the
+        free face and 0 on the other Dirichlet dofs.
+
+        Signs live in the forms, not in a scaling of the assembled vector: a ghosted vector's
+        scale() leaves the ghost entries alone, which would then be added to their owners
+        unscaled.
+        """
+        b = fem_petsc.assemble_vector(self.negative_residual if rhs_form is None else rhs_form)
+        if rhs_form is None:
+            with b.localForm() as local:
+                local.set(0.0)
+        self.constraints.set_face_displacement(face_value)
+        fem_petsc.apply_lifting(b, [self.jacobian], bcs=[self.constraints.dirichlet])
+        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        fem_petsc.set_bc(b, self.constraints.dirichlet)
+        solution = fem.Function(self.V)
+        self.ksp.solve(b, solution.x.petsc_vec)
+        b.destroy()
+        if self.ksp.getConvergedReason() <= 0:
+            raise SolverError(f"the linearized solve did not converge (KSP reason "
+                              f"{self.ksp.getConvergedReason()})")
+        solution.x.scatter_forward()
+        return solution
+
+    def _integrate(self, form):
+        return self.emesh.mesh.comm.allreduce(fem.assemble_scalar(form))
+
+    def _constraint_change(self, increment, increment_zz):
+        self._increment.x.array[:] = increment.x.array
+        self._increment_zz.value = increment_zz
+        return np.array([self._integrate(f) for f in self._constraint_changes])
+
+    def _residual_norm(self, constraint_forces):
+        """Norm of the out-of-balance forces on the free dofs and of the constraints' net
+        forces, in the scaled units of the equations; inf where it is not finite (an
+        inadmissible state, e.g. an element turned inside out)."""
+        r = fem_petsc.assemble_vector(self.residual)
+        r.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        owned = r.getLocalSize()
+        for bc in self.constraints.dirichlet:
+            dofs, _ = bc.dof_indices()
+            r.array[dofs[dofs < owned]] = 0.0  # reactions, not out-of-balance forces
+        norm = r.norm()
+        r.destroy()
+        norm = float(np.sqrt(norm**2 + np.sum((self._scale * constraint_forces) ** 2)))
+        return norm if np.isfinite(norm) else np.inf
+
+    # -- a time step -----------------------------------------------------------------------
+    def step(self, temperature: float, dt: float, process_eigenstrain=None) -> StepResult:
+        """Advance to `temperature` over `dt`; the state is kept only when Newton converges
+        (else SolverError, and the caller may cut the step)."""
+        process_eigenstrain = process_eigenstrain or {}
+        saved = self.u.x.array.copy(), float(self.out_of_plane_strain.value), \
+            self.face_displacement
+        first_norm = None
+        for iteration in range(self.max_newton_iterations + 1):
+            new_states = self._update_material_points(temperature, dt, process_eigenstrain)
+            forces = np.array([self._integrate(f) for f in self._constraint_residuals])
+            norm = self._residual_norm(forces)
+            first_norm = norm if first_norm is None else first_norm
+            logger.debug("Newton %d: |R| = %.3e", iteration, norm)
+            if norm <= max(self.newton_rtol * first_norm,
+                           self._absolute_tolerance * np.sqrt(self.dofs)):
+                self.states = new_states
+                self.temperature = temperature
+                self._last_eigenstrain = dict(process_eigenstrain)
+                state = ElasticState(temperature - self.start_temperature,
+                                     float(self.out_of_plane_strain.value),
+                                     self.face_displacement)
+                return StepResult(state, iteration)
+            if iteration == self.max_newton_iterations:
+                break
+            A = fem_petsc.assemble_matrix(self.jacobian, bcs=self.constraints.dirichlet)
+            A.assemble()
+            A.setNearNullSpace(self._nullspace)
+            self.ksp.setOperators(A)
+            increment = self._solve(self.negative_residual, 0.0)
+            changes = [(increment, 0.0)]
+            if self.constraints.free_face is not None:
+                changes.append((self._solve(None, 1.0), 0.0))
+            if self.generalized:
+                changes.append((self._solve(self.negative_out_of_plane_coupling, 0.0), 1.0))
+            face_change = zz_change = 0.0
+            if len(changes) > 1:
+                base = self._constraint_change(*changes[0])
+                matrix = np.column_stack([self._constraint_change(*c) for c in changes[1:]])
+                amplitudes = np.linalg.solve(matrix, -(forces + base))
+                names = (["face"] if self.constraints.free_face is not None else []) + \
+                    (["zz"] if self.generalized else [])
+                for name, amplitude, (solution, zz) in zip(names, amplitudes, changes[1:],
+                                                           strict=True):
+                    increment.x.array[:] += amplitude * solution.x.array
+                    if name == "face":
+                        face_change = amplitude
+                    else:
+                        zz_change = amplitude * zz
+            self._line_search(increment, face_change, zz_change, norm, temperature, dt,
+                              process_eigenstrain)
+            A.destroy()
+        self.u.x.array[:], self.out_of_plane_strain.value, self.face_displacement = saved
+        raise SolverError(f"Newton did not converge in {self.max_newton_iterations} "
+                          f"iterations at T = {temperature:.2f} K, dt = {dt:.3g} s")
+
+    def _line_search(self, increment, face_change, zz_change, norm, temperature, dt,
+                     process_eigenstrain, halvings=4):
+        """Take the Newton increment, halved while it does not reduce the residual: points
+        that flip between elastic and plastic from one iterate to the next otherwise stall
+        Newton. The full step is tried first and kept whenever it helps."""
+        start = self.u.x.array.copy(), self.face_displacement, \
+            float(self.out_of_plane_strain.value)
+        fraction = 1.0
+        for attempt in range(halvings + 1):
+            self.u.x.array[:] = start[0] + fraction * increment.x.array
+            self.face_displacement = start[1] + fraction * face_change
+            self.out_of_plane_strain.value = start[2] + fraction * zz_change
+            if attempt == halvings:
+                break
+            self._update_material_points(temperature, dt, process_eigenstrain)
+            forces = np.array([self._integrate(f) for f in self._constraint_residuals])
+            if self._residual_norm(forces) < norm:
+                break
+            fraction /= 2
+        if fraction < 1:
+            logger.debug("line search: step length %g", fraction)
+
+    def advance(self, temperature: float, dt: float, process_eigenstrain: dict):
+        """Step to `temperature` over dt (temperature and eigenstrains linear in time in
+        between); an isothermal step in sub-steps that keep the estimated local
+        time-integration error of every material within time_error_tolerance (relative to the
+        material's largest stress).
+        Returns (state, Newton iterations of all sub-steps); self.step_sizes gets the accepted
+        sub-steps, self.rejected_steps and self.step_cuts count the redone ones."""
+        # Only isothermal steps (holds): along ramps the plastic return mapping's path error,
+        # first order in the temperature step and not estimated, dominates, and sub-steps
+        # there would change it at random places (solver.temperature_increment governs it).
+        isothermal = temperature == self.temperature
+        if dt <= 0.0 or self.time_error_tolerance <= 0.0 or not isothermal \
+                or not self._has_time_error():
+            state, iterations = self._advance_cutting(temperature, dt, process_eigenstrain)
+            if dt > 0.0:
+                self.step_sizes.append(dt)
+            return state, iterations
+        start_eigenstrain = dict(self._last_eigenstrain)
+        iterations, elapsed = 0, 0.0
+        # every driver step starts whole: advance depends on the state only (a restart
+        # from a checkpoint takes the same sub-steps)
+        substep = dt
+        smallest = dt / 2**ERROR_CUTS
+        while elapsed < dt:
+            # the last sub-step takes what is left, a sliver is spread over the one before
+            substep = dt - elapsed if elapsed + 1.05 * substep >= dt else substep
+            end = elapsed + substep
+            fraction = end / dt
+            saved = self._saved()
+            state, used = self._advance_cutting(
+                temperature, substep,
+                {name: start_eigenstrain.get(name, 0.0) + fraction
+                 * (value - start_eigenstrain.get(name, 0.0))
+                 for name, value in process_eigenstrain.items()})
+            iterations += used
+            error = self._relative_time_error(saved[0])
+            factor = (SAFETY * (self.time_error_tolerance / error) ** (1.0 / 3.0)
+                      if error > 0.0 else MAX_GROWTH)
+            if error > self.time_error_tolerance and substep > smallest:
+                self._restore(saved)
+                self.rejected_steps += 1
+                logger.debug("sub-step %.3g s rejected: error %.2e", substep, error)
+                substep = max(substep * max(factor, MIN_SHRINK), smallest)
+                continue
+            elapsed = end
+            self.step_sizes.append(substep)
+            if error > 0.0:
+                substep *= min(max(factor, MIN_SHRINK), MAX_GROWTH)
+            else:  # no estimate (a first step, or nothing relaxing): the rest of the step
+                substep = dt
+        return state, iterations
+
+    def _has_time_error(self) -> bool:
+        return any(hasattr(model, "time_error") for model in self.models.values())
+
+    def _relative_time_error(self, start_states: dict) -> float:
+        """The largest estimated local error of the last step over all materials, each
+        relative to its largest stress (the same on every rank)."""
+        comm = self.emesh.mesh.comm
+        stress = self.stress_q.x.array.reshape(-1, 6)
+        worst = 0.0
+        for name, (_, stress_dofs, *_) in self.material_points.items():
+            model = self.models[name]
+            if not hasattr(model, "time_error"):
+                continue
+            local_error = model.time_error(start_states[name], self.states[name])
+            error = comm.allreduce(float(local_error.max(initial=0.0)), op=MPI.MAX)
+            scale = comm.allreduce(float(np.linalg.norm(stress[stress_dofs], axis=1)
+                                         .max(initial=0.0)), op=MPI.MAX)
+            if error > 0.0:
+                worst = max(worst, error / scale if scale > 0.0 else np.inf)
+        return worst
+
+    def _saved(self):
+        """What a rejected sub-step must put back."""
+        return (self.states, self.u.x.array.copy(), float(self.out_of_plane_strain.value),
+                self.face_displacement, self.temperature, dict(self._last_eigenstrain))
+
+    def _restore(self, saved):
+        (self.states, u, self.out_of_plane_strain.value, self.face_displacement,
+         self.temperature, self._last_eigenstrain) = saved
+        self.u.x.array[:] = u
+
+    def _advance_cutting(self, temperature: float, dt: float, process_eigenstrain: dict,
+                         cuts_left: int = 8):
+        """Step to `temperature` over dt; where Newton fails, the step is cut in halves
+        (temperature and eigenstrains linear in between). Returns (state, Newton iterations
+        of all sub-steps); self.step_cuts counts the cuts."""
+        try:
+            result = self.step(temperature, dt, process_eigenstrain)
+            return result.state, result.newton_iterations
+        except SolverError:
+            if cuts_left == 0:
+                raise
+        self.step_cuts += 1
+        logger.info("cutting the step to T = %.2f K (dt = %.3g s) in two", temperature, dt)
+        middle_eigenstrain = {name: 0.5 * (value + self._last_eigenstrain.get(name, 0.0))
+                              for name, value in process_eigenstrain.items()}
+        _, first = self._advance_cutting(0.5 * (self.temperature + temperature), dt / 2,
+                                         middle_eigenstrain, cuts_left - 1)
+        state, second = self._advance_cutting(temperature, dt / 2, process_eigenstrain,
+                                              cuts_left - 1)
+        return state, first + second

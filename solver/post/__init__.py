@@ -1,0 +1,1 @@
+"""Quantities derived from solutions: interface tractions, J-integral, probes, closed forms."""

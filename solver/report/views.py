@@ -1,0 +1,192 @@
+"""`sinter view RUN_DIR`: the standard pictures of a result, drawn by ParaView, and a state file.
+
+ParaView's Python is not the solver's: the pictures are drawn by
+`pvscripts/render_views.py`, run by `pvbatch` in a subprocess (under `xvfb-run` when there
+is no display, since Debian's ParaView renders only into an X window). The interface
+tractions are a line plot, drawn here with matplotlib from interface.csv.
+"""
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+
+from solver.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+PVSCRIPTS = Path(__file__).parent / "pvscripts"
+XVFB_SCREEN = "-screen 0 1600x1200x24"
+PVBATCH_TIMEOUT = 300  # s; a 2D cell renders in a few seconds
+MPA = 1e6
+MICROMETRE = 1e-6
+
+
+def result_directory(run_dir) -> Path:
+    """The absolute path of a complete result (it has summary.json), or a UserError."""
+    path = Path(run_dir).absolute()
+    if not (path / "summary.json").is_file():
+        raise UserError(f"{run_dir}: not a sinterfem result (no summary.json); "
+                        "give the --out directory of a finished `sinter run`")
+    return path
+
+
+X_SERVER_ATTEMPTS = 3
+
+
+def pvbatch_command(script, *args) -> list[str]:
+    """The command that runs `script` with ParaView's pvbatch, under Xvfb without a display."""
+    pvbatch = shutil.which("pvbatch")
+    if pvbatch is None:
+        raise UserError("ParaView's pvbatch is not on the PATH; install ParaView "
+                        "(Debian: apt install paraview) to draw views")
+    command = [pvbatch, str(script), *map(str, args)]
+    if os.environ.get("DISPLAY"):
+        return command
+    xvfb_run = shutil.which("xvfb-run")
+    if xvfb_run is None:
+        raise UserError("no DISPLAY and no xvfb-run: ParaView needs an X server to render "
+                        "(Debian: apt install xvfb xauth)")
+    return [xvfb_run, "-a", "-s", XVFB_SCREEN, *command]
+
+
+def run_pvbatch(script, *args) -> str:
+    """Run a pvbatch script; its standard output, or a UserError with the last message."""
+    command = pvbatch_command(script, *args)
+    for attempt in range(X_SERVER_ATTEMPTS):
+        logger.debug("running %s", " ".join(command))
+        try:
+            result = subprocess.run(command, capture_output=True, text=True,
+                                    timeout=PVBATCH_TIMEOUT)
+        except subprocess.TimeoutExpired as timeout:
+            raise UserError(f"pvbatch {Path(script).name} did not finish in "
+                            f"{PVBATCH_TIMEOUT} s") from timeout
+        # A freshly started Xvfb occasionally refuses ParaView's first window (seen once in
+        # CI: vtkXOpenGLRenderWindow::CreateAWindow aborts); a new server then works.
+        if not (result.returncode != 0 and "CreateAWindow" in result.stderr):
+            break
+        logger.info("pvbatch could not open a window on the X server (attempt %d); retrying",
+                    attempt + 1)
+    if result.stderr.strip():
+        logger.debug("pvbatch %s said:\n%s", Path(script).name, result.stderr.rstrip())
+    if result.returncode != 0:
+        last = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]
+        raise UserError(f"pvbatch {Path(script).name} failed (exit {result.returncode}): {last}")
+    return result.stdout
+
+
+def write_tags_xdmf(fields_xdmf, path) -> Path:
+    """An XDMF file with only the mesh and its tag sets (`materials`, `boundaries`).
+
+    ParaView's XDMF3 readers leave the time-independent grids out of a file that holds time
+    series, so the tags in fields.xdmf never reach ParaView. This file holds the same grids
+    without the time series and points into the same fields.h5, by a relative path so that
+    the result directory can move.
+    """
+    fields_xdmf, path = Path(fields_xdmf).absolute(), Path(path).absolute()
+    tree = ET.parse(fields_xdmf)
+    domain = tree.getroot().find("Domain")
+    for grid in domain.findall("Grid"):
+        if grid.get("GridType") == "Collection":
+            domain.remove(grid)
+    for item in domain.iter("DataItem"):
+        if item.get("Format") == "HDF":
+            h5_name, dataset = item.text.strip().split(":", 1)
+            h5_path = fields_xdmf.parent / h5_name
+            item.text = f"{os.path.relpath(h5_path, path.parent)}:{dataset}"
+    ET.register_namespace("xi", _xinclude_namespace(fields_xdmf))
+    tree.write(path, xml_declaration=True, encoding="utf-8")
+    return path
+
+
+def _xinclude_namespace(xdmf) -> str:
+    # DOLFINx writes XInclude as https://www.w3.org/2001/XInclude; keep whatever it wrote.
+    for _, (prefix, uri) in ET.iterparse(xdmf, events=["start-ns"]):
+        if prefix == "xi":
+            return uri
+    return "http://www.w3.org/2001/XInclude"
+
+
+def closeup_box(interface_csv) -> dict:
+    """Where to look closely, from the interface facets (m): their bounding box, and the
+    midpoint of the facet with the highest risk (for an interface that is a straight line,
+    whose box is flat)."""
+    import pandas as pd
+
+    frame = pd.read_csv(interface_csv)
+    points = frame[["x", "y", "z"]].to_numpy()
+    worst = frame["risk"].fillna(0.0).to_numpy().argmax()
+    return {"lower": points.min(axis=0).tolist(), "upper": points.max(axis=0).tolist(),
+            "highest_risk": points[worst].tolist()}
+
+
+def render_views(run_dir) -> list[Path]:
+    """Draw the pictures of a result into RUN_DIR/views/; returns the files written."""
+    run_dir = result_directory(run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    views = run_dir / "views"
+    views.mkdir(exist_ok=True)
+    tags = write_tags_xdmf(run_dir / "fields.xdmf", views / "tags.xdmf")
+    parameters = {
+        "fields": str(run_dir / "fields.xdmf"),
+        "tags": str(tags),
+        "out": str(views),
+        "case": summary["case"],
+        "kind": summary["geometry"]["kind"],
+        "materials": summary["materials"],
+        "final_temperature": summary["final"]["temperature"],
+        "closeup": closeup_box(run_dir / "interface.csv"),
+    }
+    written = json.loads(run_pvbatch(PVSCRIPTS / "render_views.py",
+                                     json.dumps(parameters)).strip().splitlines()[-1])
+    figure = interface_figure(run_dir / "interface.csv", summary)
+    figure.savefig(views / "interface_tractions.png", dpi=110)
+    files = [tags, *map(Path, written), views / "interface_tractions.png"]
+    logger.info("views of %s written to %s: %s", summary["case"], views,
+                ", ".join(f.name for f in files))
+    return files
+
+
+def interface_figure(interface_csv, summary: dict):
+    """Tractions (raw and averaged) and the risk index along each interface chain: lines
+    along the arc length in 2D, dots over x in 3D (where the facets have no order)."""
+    # The object-oriented API with an explicit Agg canvas: no pyplot, no global backend.
+    import pandas as pd
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    frame = pd.read_csv(interface_csv)
+    along_curves = bool(frame["arc_length"].notna().all())
+    style = {} if along_curves else {"linestyle": "none", "marker": ".", "markersize": 3}
+    figure = Figure(figsize=(8, 7), layout="constrained")
+    FigureCanvasAgg(figure)
+    normal_axes, shear_axes, risk_axes = figure.subplots(3, 1, sharex=True)
+    for (name, chain), facets in frame.groupby(["interface", "chain"], sort=False):
+        label = name if frame["chain"].nunique() == 1 else f"{name}, piece {chain}"
+        along = (facets["arc_length"] if along_curves else facets["x"]).to_numpy() / MICROMETRE
+        for axes, column in ((normal_axes, "normal_traction"), (shear_axes, "shear_traction")):
+            raw = axes.plot(along, facets[column] / MPA, linewidth=0.8, alpha=0.5,
+                            label=f"{label}, facet", **style)
+            axes.plot(along, facets[f"{column}_averaged"] / MPA, color=raw[0].get_color(),
+                      linewidth=1.8, label=f"{label}, averaged", **style)
+        risk_axes.plot(along, facets["risk"], linewidth=1.8, label=label, **style)
+    normal_axes.set_ylabel("normal traction [MPa]\n(tension > 0)")
+    shear_axes.set_ylabel("shear traction [MPa]" if along_curves
+                          else "shear traction [MPa]\n(magnitude)")
+    risk_axes.set_ylabel("risk index")
+    risk_axes.axhline(1.0, color="tab:red", linestyle="--", linewidth=1, label="risk = 1")
+    risk_axes.set_ylim(bottom=0.0, top=max(1.1, float(np.nanmax(frame["risk"])) * 1.05))
+    risk_axes.set_xlabel("arc length along the interface [um]" if along_curves else "x [um]")
+    for axes in (normal_axes, shear_axes, risk_axes):
+        axes.grid(True, alpha=0.3)
+        axes.legend(loc="best", fontsize="small")
+    lengths = sorted({data["averaging_length"] for data in summary["interfaces"].values()})
+    averaging = ", ".join(f"{length / MICROMETRE:g} um" for length in lengths)
+    figure.suptitle(f"{summary['case']}: interface tractions at the end of the schedule"
+                    + (f" (averaged over {averaging})" if averaging else ""))
+    return figure

@@ -1,0 +1,1 @@
+"""The stages a case runs: the process schedule, swelling, pull-off."""

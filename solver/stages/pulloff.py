@@ -1,0 +1,506 @@
+"""The virtual pull-off test: after the schedule, the layer is pulled off the foil.
+
+1. Process stage: the case's schedule with the usual problem (solver/stages/process.py make_problem,
+   solver/stages/schedule.py time_steps), giving the residual stress at the end of the schedule.
+   It is projected to a cell-wise (DG) field and enters both bodies of the cohesive problem
+   as an initial stress; in step 0 the cohesive springs take up the interface tractions.
+2. Pull-off (solver/physics/cohesive.py, plane strain): the layer's top moves up by d (displacement
+   control), the left and right faces of both bodies are symmetry rollers (u_x = 0), the
+   foil's bottom has u_y = 0. d grows in equal steps to `end_displacement`; a step that does
+   not converge, or that raises the damage at a node by more than `max_damage_increment`,
+   is cut in halves (reported as `step_cuts`).
+
+Force: the reaction on the top, per unit depth (N/m); pull-off strength: the peak force over
+the projected width of the cell (Pa). Work of separation: the external work per projected
+area up to the end displacement. Energy release rate: the cohesive dissipation per unit
+debonded interface length. load_after_debond: the force at the first step where every
+interface node is fully damaged (D = 1), or at the end displacement if that never happens
+(contact under a recurved head keeps some nodes from ever opening), over the peak force.
+
+The bulk flows (J2, linear hardening, solver/materials/plasticity.py) where a material has a
+swelling_flow_stress, unless plastic_bulk = false; the plastic work is part of the dissipated
+energy. layer_failure: the first step where the binder's (the non-foil material at the
+interface) largest cell-averaged equivalent plastic strain reaches its elongation_at_break
+(mesh-dependent: reported with the mesh sizes).
+
+load = "swelling" (SOC at delamination onset): the top is not pulled (traction free); the
+SOC path of [swelling] (formulation "small") is applied instead as the eigenstrain
+beta SOC / 3 I of the swelling materials (in the elastic strain, with the residual stress as
+an initial stress); the SOC path is stepped like the
+displacement (the same Newton, step cuts and damage update). Reported: the first SOC at which
+an interface node has D > 0 (soc_at_damage_onset) and at which one is fully damaged
+(soc_at_delamination), null if never. There is no external work: the energy balance is the
+eigenstrain's work (trapezoidal in the SOC) against the change of the bodies' energy, the
+cohesive energy and the dissipation since SOC 0 (energy_balance_error, a fraction of the work).
+"""
+
+import contextlib
+import logging
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from solver.case.units import SIQuantity
+
+logger = logging.getLogger(__name__)
+
+FULLY_DAMAGED = 1.0 - 1e-9
+
+
+class PulloffSection(BaseModel):
+    """[pulloff]: the virtual pull-off test (sinter pulloff)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    end_displacement: Annotated[float, SIQuantity("length", positive=True)] = Field(
+        "2 um", validate_default=True,
+        description="upward displacement of the layer's top at the end of the test")
+    steps: int = Field(40, ge=1, description="equal displacement steps to end_displacement "
+                       "(each cut where needed)")
+    rate: Annotated[float, SIQuantity("speed", positive=True)] = Field(
+        "1 um/s", validate_default=True,
+        description="pulling speed: the pseudo-time of a step for the interface viscosity")
+    max_damage_increment: float = Field(
+        0.3, gt=0, le=1, description="largest damage increase at a node in one step; larger "
+        "steps are cut (so that the peak force is not stepped over)")
+    residual_stress: bool = Field(
+        True, description="start from the residual stress of the schedule (false: stress-free)")
+    plastic_bulk: bool = Field(
+        True, description="small-strain J2 plasticity with linear hardening in both bodies, "
+        "for the materials with a swelling_flow_stress (and swelling_hardening_modulus); the "
+        "others, and every material with false, stay linear elastic (docs/pulloff.md)")
+    load: Literal["pull", "swelling"] = Field(
+        "pull", description="pull: the top is pulled up to end_displacement; swelling: the "
+        "top is free and the SOC path of [swelling] (formulation small) is applied as the "
+        "swelling eigenstrain (docs/pulloff.md)")
+
+
+def run_pulloff(case, out, comm=None) -> dict:
+    """Run the process stage and the pull-off test of a case; write the results to out."""
+    from mpi4py import MPI
+
+    from solver.io import output
+
+    comm = comm or MPI.COMM_WORLD
+    started = time.perf_counter()
+    _check_case(case)
+    with output.ResultsDirectory(out, comm) as workdir, _run_log(workdir, comm):
+        summary = _pulloff_and_write(case, Path(workdir), comm)
+        summary["wall_time"] = time.perf_counter() - started
+        if comm.rank == 0:
+            output.write_summary(workdir / "summary.json", summary)
+    logger.info("pull-off results in %s (%.1f s)", out, summary["wall_time"])
+    return summary
+
+
+def _check_case(case):
+    from solver.errors import CaseError
+
+    if case.pulloff is None:
+        raise CaseError(case.source, "pulloff", "required by sinter pulloff: add a [pulloff] "
+                        "table (its keys: docs/case-keys.md)")
+    if case.geometry.kind not in ("recurved", "flat", "plain", "rough") or case.case.dim != 2:
+        raise CaseError(case.source, "geometry.kind", "the pull-off test runs on the 2D "
+                        "collector cells (recurved, flat, plain, rough), got "
+                        f"{case.case.dim}D '{case.geometry.kind}'")
+    if case.pulloff.load == "swelling":
+        if case.swelling is None:
+            raise CaseError(case.source, "pulloff.load", "'swelling' needs a [swelling] table "
+                            "with the SOC path (docs/swelling.md)")
+        if case.swelling.formulation != "small":
+            raise CaseError(case.source, "swelling.formulation", "the swelling-driven "
+                            "pull-off (pulloff.load = 'swelling') needs formulation = 'small' "
+                            "(a linear elastic bulk with the eigenstrain beta SOC / 3)")
+
+
+@contextlib.contextmanager
+def _run_log(workdir, comm):
+    """run.log in the results directory (rank 0) while the test runs."""
+    from solver.io import log
+
+    logfile = log.attach_logfile(workdir / "run.log") if comm.rank == 0 else None
+    try:
+        yield
+    finally:
+        if logfile is not None:
+            logging.getLogger("solver").removeHandler(logfile)
+            logfile.close()
+
+
+def residual_stress(emesh, case):
+    """The stress at the end of the case's schedule, as a DG (3x3) field."""
+    from dolfinx import fem
+
+    from solver.physics.inelastic import InelasticProblem
+    from solver.stages.process import make_problem, process_eigenstrains
+    from solver.stages.schedule import time_steps
+
+    problem = make_problem(emesh, case)
+    inelastic = isinstance(problem, InelasticProblem)
+    steps = time_steps(case.schedule, case.solver.temperature_increment,
+                       case.solver.hold_steps if inelastic else 1)
+    times = np.array([step.time for step in steps])
+    temperatures = np.array([step.temperature for step in steps])
+    strains = process_eigenstrains(case, times, temperatures)
+    # elasticity has no history: the last step alone gives the same state
+    indices = range(1, len(steps)) if inelastic else [len(steps) - 1]
+    previous = 0.0
+    for index in indices:
+        problem.advance(steps[index].temperature, steps[index].time - previous,
+                        {name: values[index] for name, values in strains.items()})
+        previous = steps[index].time
+    stress = fem.Function(fem.functionspace(emesh.mesh, ("DG", case.solver.degree - 1, (3, 3))))
+    return problem.stress_into(stress)
+
+
+def _room_value(value, temperature):
+    """A material property at a temperature (tables are callable)."""
+    return float(value(temperature)) if callable(value) else float(value)
+
+
+class _RoomMaterial:
+    """The constants the cohesive problem uses, at the end temperature of the schedule."""
+
+    def __init__(self, material, temperature):
+        self.youngs_modulus = _room_value(material.youngs_modulus, temperature)
+        self.poisson_ratio = _room_value(material.poisson_ratio, temperature)
+        self.swelling_flow_stress = material.swelling_flow_stress
+        self.swelling_hardening_modulus = material.swelling_hardening_modulus
+
+
+def _pulloff_and_write(case, workdir: Path, comm) -> dict:
+    from dolfinx import fem
+
+    from solver.geometry.mesh import build_mesh
+    from solver.io import output
+    from solver.physics.cohesive import CohesiveLaw, CohesiveProblem
+
+    settings = case.pulloff
+    emesh = build_mesh(case, comm)
+    process_started = time.perf_counter()
+    # 3x3: the in-plane part loads the bodies, all of it enters the yield condition
+    initial_stress = residual_stress(emesh, case) if settings.residual_stress else None
+    process_time = time.perf_counter() - process_started
+    end_temperature = case.schedule.end_temperature
+    materials = {name: _RoomMaterial(m, end_temperature) for name, m in case.materials.items()
+                 if name in emesh.geometry.cell_materials.values()}
+    law = CohesiveLaw.from_interface(case.interface)
+    foil_material = case.geometry.foil_material
+    interface_name = next(name for name, (_, lower, _) in emesh.geometry.interfaces.items()
+                          if emesh.geometry.cell_materials[lower] == foil_material)
+    swelling = settings.load == "swelling"
+    eigenstrain = _swelling_eigenstrain(emesh, case) if swelling else None
+    problem = CohesiveProblem(emesh, materials, law, degree=case.solver.degree,
+                              interface_name=interface_name, initial_stress=initial_stress,
+                              eigenstrain=eigenstrain, plastic=settings.plastic_bulk)
+    failure = _LayerFailure(case, emesh, problem, interface_name)
+    for name in ("left", "right"):
+        for body in ("foil", "layer"):
+            problem.fix(body, 0, problem.facets(name))
+    problem.fix("foil", 1, problem.facets("bottom"))
+    # the pulled top; under swelling it stays traction free (the pattern gives its reaction)
+    top = None if swelling else problem.fix("layer", 1, problem.facets("top"))
+    pull = fem.Function(problem.W)  # the unit pattern of the pulled dofs: its work is F
+    top_dofs = fem.locate_dofs_topological(problem.W.sub(3), 1, problem.facets("top"))
+    pull.x.array[top_dofs] = 1.0
+    x = emesh.mesh.geometry.x[:, 0]
+    width = comm.allreduce(float(x.max()), op=_max()) - comm.allreduce(float(x.min()),
+                                                                        op=_min())
+    weights = problem.nodes.weights
+    interface_length = problem.interface_sum(np.ones_like(weights))
+
+    def set_load(value):
+        if swelling:
+            problem.load_factor.value = value
+        else:
+            top.value = value
+
+    if swelling:
+        load_steps = np.array([0.0] + [soc for soc, _, _ in case.swelling.soc_targets()])
+    else:
+        load_steps = np.linspace(0.0, settings.end_displacement, settings.steps + 1)
+    rows, interface_rows = [], []
+    record = {"dissipated": 0.0, "cohesive_dissipated": 0.0, "work": 0.0, "force": 0.0,
+              "displacement": 0.0, "step": 0, "eigenstrain_work": 0.0, "eigenstrain_rate": 0.0}
+
+    def converged(displacement, before, report):
+        """Book-keeping after every converged (sub-)step."""
+        force = problem.reaction(pull)
+        record["cohesive_dissipated"] += problem.interface_sum(problem.dissipation(before))
+        record["dissipated"] = record["cohesive_dissipated"] + problem.plastic_work
+        if swelling:  # the eigenstrain's work, trapezoidal in the SOC like the external work
+            rate = problem.eigenstrain_work_rate()
+            record["eigenstrain_work"] += 0.5 * (rate + record["eigenstrain_rate"]) * (
+                displacement - record["displacement"])
+            record["eigenstrain_rate"] = rate
+        record["work"] += 0.5 * (force + record["force"]) * (displacement
+                                                             - record["displacement"])
+        record.update(force=force, displacement=displacement)
+        debonded = problem.interface_sum((problem.damage >= FULLY_DAMAGED).astype(float))
+        rows.append([displacement, force, force / width, debonded / interface_length,
+                     record["dissipated"], record["work"], problem.elastic_energy(),
+                     problem.interface_sum(problem.nodal_free_energy()),
+                     report.newton_iterations,
+                     problem.comm.allreduce(float(np.max(problem.damage, initial=0.0)),
+                                            op=_max())])
+        if swelling:
+            rows[-1] += [record["eigenstrain_work"], problem.stored_energy()]
+        else:
+            rows[-1] += [problem.plastic_work, failure.update(displacement, force)]
+        interface_rows.extend(_interface_rows(problem, record["step"], displacement))
+        record["step"] += 1
+        logger.debug("pull-off %s = %.4g: top force %.4g N/m, debonded %.1f %%",
+                     "SOC" if swelling else "d [m]", displacement, force,
+                     100 * debonded / interface_length)
+
+    iterations = 0
+    for index, value in enumerate(load_steps):
+        start = load_steps[index - 1] if index else 0.0
+        # SOC steps have no pseudo-time: the interface viscosity acts on the pull only
+        dt = (value - start) / settings.rate if index and not swelling else None
+        report = problem.advance(set_load, start, value, dt,
+                                 max_damage_increment=settings.max_damage_increment,
+                                 converged=converged)
+        iterations += report.newton_iterations
+    dissipated, external_work = record["cohesive_dissipated"], record["work"]
+    if swelling:
+        return _swelling_summary_and_write(case, emesh, problem, rows, interface_rows, workdir,
+                                           comm, iterations, process_time, width,
+                                           interface_length, interface_name)
+    table = np.array([row[:8] for row in rows])
+    displacement, force, debonded_fraction = table[:, 0], table[:, 1], table[:, 3]
+    peak = int(np.argmax(force))
+    fully = np.flatnonzero(debonded_fraction >= 1.0 - 1e-12)
+    after = int(fully[0]) if len(fully) else len(force) - 1
+    debonded_length = debonded_fraction[-1] * interface_length
+    summary = {
+        **_run_header(case, emesh, problem, comm),
+        "pulloff": {
+            "strength": float(force[peak] / width),
+            "peak_force": float(force[peak]),
+            "peak_displacement": float(displacement[peak]),
+            "work_of_separation": float(external_work / width),
+            "load_after_debond": float(force[after] / force[peak]),
+            "load_after_debond_displacement": float(displacement[after]),
+            "fully_debonded": bool(len(fully)),
+            "debonded_fraction": float(debonded_fraction[-1]),
+            "dissipated_energy": float(dissipated + problem.plastic_work),
+            "energy_release_rate": float(dissipated / debonded_length)
+            if debonded_length > 0 else 0.0,
+            "external_work": float(external_work),
+            "plastic_bulk": problem.plastic,
+            "plastic_dissipation": float(problem.plastic_work),
+            "max_binder_plastic_strain": failure.largest,
+            "layer_failure": failure.summary(width),
+            "projected_width": float(width),
+            "interface_length": float(interface_length),
+            "interface": interface_name,
+            "end_displacement": settings.end_displacement,
+            "steps": settings.steps,
+            "step_cuts": problem.step_cuts,
+            "newton_iterations": iterations,
+            "residual_stress": settings.residual_stress,
+            "process_time": process_time,
+        },
+    }
+    if comm.rank == 0:
+        output.write_table(workdir / "pulloff.csv", PULLOFF_COLUMNS, rows)
+        output.write_table(workdir / "interface_damage.csv", INTERFACE_COLUMNS, interface_rows)
+        (workdir / "case.toml").write_text(case.text)
+        plot_force_displacement(workdir / "pulloff.png", displacement, table[:, 2],
+                                debonded_fraction, case.case.name)
+    return summary
+
+
+PULLOFF_COLUMNS = ["displacement", "force", "force_per_width", "debonded_fraction",
+                   "dissipated_energy", "external_work", "elastic_energy",
+                   "cohesive_free_energy", "newton_iterations", "max_damage",
+                   "plastic_dissipation", "binder_plastic_strain"]
+# load = "swelling": the load parameter is the SOC, the top is free (its reaction ~ 0)
+SWELLING_COLUMNS = ["soc", "top_reaction", "debonded_fraction", "dissipated_energy",
+                    "max_damage", "newton_iterations", "eigenstrain_work", "elastic_energy",
+                    "cohesive_free_energy", "energy_balance_error"]
+
+
+class _LayerFailure:
+    """The layer-failure criterion: the largest cell average of the equivalent plastic strain
+    in the binder (the non-foil material at the interface) reaches its elongation_at_break.
+    Pointwise near re-entrant corners, so mesh-dependent: reported with the mesh sizes."""
+
+    def __init__(self, case, emesh, problem, interface_name):
+        _, _, binder_tag = emesh.geometry.interfaces[interface_name]
+        self.material = emesh.geometry.cell_materials[binder_tag]
+        self.elongation = case.materials[self.material].elongation_at_break
+        self.problem, self.case = problem, case
+        tags = emesh.cell_tags
+        owned = emesh.mesh.topology.index_map(emesh.mesh.topology.dim).size_local
+        binder = tags.indices[np.isin(tags.values, [
+            tag for tag, name in emesh.geometry.cell_materials.items() if name == self.material])]
+        self.cells = binder[binder < owned]
+        self.largest = 0.0
+        self.at = None  # (displacement, force) where the criterion is first met
+
+    def update(self, displacement, force) -> float:
+        """The binder's largest cell-averaged equivalent plastic strain now."""
+        values = self.problem.cell_plastic_strain()[self.cells]
+        self.largest = self.problem.comm.allreduce(float(np.max(values, initial=0.0)),
+                                                   op=_max())
+        if self.elongation is not None and self.at is None and self.largest >= self.elongation:
+            self.at = (displacement, force)
+        return self.largest
+
+    def summary(self, width):
+        if self.at is None:
+            return None
+        geometry = self.case.geometry
+        return {"displacement": float(self.at[0]), "force": float(self.at[1]),
+                "force_per_width": float(self.at[1] / width), "material": self.material,
+                "elongation_at_break": self.elongation,
+                "mesh_size": geometry.mesh_size,
+                "interface_mesh_size": getattr(geometry, "interface_mesh_size", None)}
+
+
+def _run_header(case, emesh, problem, comm) -> dict:
+    """The summary's keys on the run (case, versions, sizes, geometry)."""
+    import dolfinx
+
+    from solver.stages.process import sinterfem_version
+
+    return {
+        "case": case.case.name,
+        "case_file": str(case.source),
+        "sinterfem_version": sinterfem_version(),
+        "dolfinx_version": dolfinx.__version__,
+        "ranks": comm.size,
+        "dofs": problem.dofs,
+        "cells": emesh.mesh.topology.index_map(emesh.mesh.topology.dim).size_global,
+        "geometry": {"kind": case.geometry.kind, **emesh.geometry.metrics},
+    }
+
+
+def _swelling_eigenstrain(emesh, case):
+    """The DG0 isotropic eigenstrain per unit SOC, beta / 3, of the swelling materials."""
+    from solver.physics.thermoelastic import cellwise_field
+
+    used = list(emesh.geometry.cell_materials.values())
+    swelling = case.swelling.swelling_materials(case.materials, used)
+    return cellwise_field(emesh, {name: case.materials[name].swelling_coefficient / 3
+                                  if name in swelling else 0.0 for name in used}, "eps_s")
+
+
+def _swelling_summary_and_write(case, emesh, problem, rows, interface_rows, workdir, comm,
+                                iterations, process_time, width, interface_length,
+                                interface_name) -> dict:
+    """summary.json and pulloff.csv of the swelling-driven run (rows as in PULLOFF_COLUMNS,
+    the displacement column holding the SOC, then the eigenstrain's work and the stored
+    energy of the bodies)."""
+    from solver.io import output
+
+    table = np.array(rows, dtype=float)
+    soc, debonded, max_damage = table[:, 0], table[:, 3], table[:, 9]
+    # energy balance from the state at SOC 0 (in its step the springs took up the residual
+    # stress's interface tractions from w = 0, not along a path): the eigenstrain's work =
+    # the change of the bodies' energy + the cohesive energy + the dissipation; as a fraction
+    # of the largest work
+    work = table[:, 10]
+    change = table[:, [11, 7, 4]] - table[0, [11, 7, 4]]
+    largest = np.abs(work).max()
+    imbalance = (work - change.sum(axis=1)) / largest if largest > 0 else np.zeros_like(work)
+
+    def first_soc(mask):
+        hits = np.flatnonzero(mask)
+        return float(soc[hits[0]]) if len(hits) else None
+
+    dissipated = float(table[-1, 4])
+    cohesive = dissipated - problem.plastic_work  # the energy release rate's part
+    debonded_length = debonded[-1] * interface_length
+    summary = {
+        **_run_header(case, emesh, problem, comm),
+        "pulloff": {
+            "load": "swelling",
+            "soc_at_damage_onset": first_soc(max_damage > 0),
+            "soc_at_delamination": first_soc(max_damage >= FULLY_DAMAGED),
+            "end_soc": float(soc[-1]),
+            "max_damage": float(max_damage[-1]),
+            "debonded_fraction": float(debonded[-1]),
+            "dissipated_energy": dissipated,
+            "energy_release_rate": cohesive / debonded_length if debonded_length > 0 else 0.0,
+            "plastic_bulk": problem.plastic,
+            "plastic_dissipation": float(problem.plastic_work),
+            "max_top_reaction": float(np.abs(table[:, 1]).max()),
+            "eigenstrain_work": float(work[-1]),
+            "energy_balance_error": float(np.abs(imbalance).max()),
+            "projected_width": float(width),
+            "interface_length": float(interface_length),
+            "interface": interface_name,
+            "soc_steps": len(case.swelling.soc_targets()),
+            "step_cuts": problem.step_cuts,
+            "newton_iterations": iterations,
+            "residual_stress": case.pulloff.residual_stress,
+            "process_time": process_time,
+        },
+    }
+    if comm.rank == 0:
+        output.write_table(workdir / "pulloff.csv", SWELLING_COLUMNS,
+                           [[row[0], row[1], row[3], row[4], row[9], row[8], row[10], row[11],
+                             row[7], error] for row, error in zip(rows, imbalance, strict=True)])
+        output.write_table(workdir / "interface_damage.csv",
+                           ["record", "soc", *INTERFACE_COLUMNS[2:]], interface_rows)
+        (workdir / "case.toml").write_text(case.text)
+    return summary
+INTERFACE_COLUMNS = ["record", "displacement", "x", "y", "damage", "normal_traction",
+                     "shear_traction"]
+
+
+def _max():
+    from mpi4py import MPI
+
+    return MPI.MAX
+
+
+def _min():
+    from mpi4py import MPI
+
+    return MPI.MIN
+
+
+def _interface_rows(problem, step, displacement):
+    """Damage and tractions at the interface nodes (gathered on rank 0, sorted by x, y)."""
+    nodes = problem.nodes
+    delta = problem.jumps()
+    traction = problem.tractions(delta, problem.damage)
+    normal = nodes.normals
+    tangent = np.column_stack([normal[:, 1], -normal[:, 0]])
+    owned = nodes.owned
+    local = np.column_stack([nodes.coordinates[owned, 0], nodes.coordinates[owned, 1],
+                             problem.damage[owned],
+                             np.einsum("ni,ni->n", traction, normal)[owned],
+                             np.einsum("ni,ni->n", traction, tangent)[owned]])
+    gathered = problem.comm.gather(local, root=0)
+    if problem.comm.rank != 0:
+        return []
+    values = np.concatenate(gathered)
+    values = values[np.lexsort((values[:, 1], values[:, 0]))]
+    return [[step, displacement, *row] for row in values]
+
+
+def plot_force_displacement(path, displacement, force_per_width, debonded, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.plot(displacement * 1e6, force_per_width / 1e6, "-o", markersize=2, label="force")
+    axis.set_xlabel("pull-off displacement [um]")
+    axis.set_ylabel("force / projected area [MPa]")
+    other = axis.twinx()
+    other.plot(displacement * 1e6, 100 * debonded, "--", color="tab:red", label="debonded")
+    other.set_ylabel("debonded interface [%]", color="tab:red")
+    axis.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

@@ -1,0 +1,1 @@
+"""Parameter sweeps: plan, backends, results, plots and their command line."""

@@ -1,0 +1,348 @@
+"""Running the cases of a sweep: one attempt of a case, the local pool and the Slurm array.
+
+Both backends run a case the same way (`attempt`): `sinter run` in a fresh process, under
+`mpirun -n RANKS` when RANKS > 1, and record the outcome in status/NAME.json. This process
+never imports MPI itself: a process with MPI initialised must not launch mpirun.
+
+`python3 -m solver.sweep.backends task DIR NAME` is one Slurm array task.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+from solver.errors import UserError
+from solver.sweep.plan import Sweep, SweepCase, case_file_hash, read_plan
+
+logger = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+# --- Provenance ---------------------------------------------------------------------------
+
+
+def _version(distribution: str, fallback: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return fallback
+
+
+def git_commit(repo: Path = REPO) -> str:
+    """The commit checked out in the source tree, read from .git (git may not be installed)."""
+    git = repo / ".git"
+    try:
+        if git.is_file():  # a worktree: "gitdir: PATH"
+            git = (repo / git.read_text().split(":", 1)[1].strip()).resolve()
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head  # a detached HEAD is the commit itself
+        ref = head.removeprefix("ref: ")
+        # a worktree keeps its branches in the main repository's directory
+        common = git / "commondir"
+        common = (git / common.read_text().strip()).resolve() if common.exists() else git
+        if (common / ref).exists():
+            return (common / ref).read_text().strip()
+        for line in (common / "packed-refs").read_text().splitlines():
+            if line.endswith(f" {ref}"):
+                return line.split()[0]
+    except OSError:
+        pass
+    return ""
+
+
+def provenance(ranks: int) -> dict:
+    """Where and with what a case is run. Versions come from package metadata: importing
+    solver.stages.process or dolfinx here would initialise MPI in this process."""
+    return {
+        # the same fallback as solver.stages.process.sinterfem_version, for a source checkout
+        "sinterfem_version": _version("sinterfem", "0.1.0+source"),
+        "git_commit": git_commit(),
+        "dolfinx_version": _version("fenics-dolfinx", ""),
+        "host": platform.node(),
+        "ranks": ranks,
+    }
+
+
+# --- One attempt --------------------------------------------------------------------------
+
+
+def run_dir(out: Path, case: SweepCase) -> Path:
+    return Path(out) / "runs" / case.name
+
+
+def status_file(out: Path, case: SweepCase) -> Path:
+    return Path(out) / "status" / f"{case.name}.json"
+
+
+def is_complete(out: Path, case: SweepCase) -> bool:
+    """A complete result (summary.json is written last) of exactly this case's content."""
+    result = run_dir(out, case)
+    return (result / "summary.json").exists() and case_file_hash(result / "case.toml") == case.hash
+
+
+def read_status(out: Path, case: SweepCase) -> dict | None:
+    """The record of the last attempt at this case's current content, if any."""
+    try:
+        record = json.loads(status_file(out, case).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return record if record.get("case_hash") == case.hash else None
+
+
+def _write_status(out: Path, case: SweepCase, record: dict):
+    path = status_file(out, case)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(record, indent=1) + "\n")
+    partial.replace(path)
+
+
+def record_invalid(out: Path, case: SweepCase, ranks: int):
+    """An invalid combination of parameters is a failed case that is never run."""
+    _write_status(out, case, {"name": case.name, "case_hash": case.hash, "status": "failed",
+                              "error": case.error, "wall_time": 0.0, "backend": "none",
+                              "finished": _now(), **provenance(ranks)})
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _one_line_error(stderr: str, returncode: int) -> str:
+    """The CLI's own one-line error if there is one, else the last line (of a traceback)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("sinter: error: "):
+            return line.removeprefix("sinter: error: ")
+    return lines[-1] if lines else f"exit status {returncode}"
+
+
+def case_command(out: Path, case: SweepCase, ranks: int) -> list[str]:
+    command = [sys.executable, "-m", "solver.cli", "run", str(Path(out) / "cases" /
+               f"{case.name}.toml"), "--out", str(run_dir(out, case)), "-q", "--no-progress"]
+    if ranks > 1:
+        mpirun = shutil.which("mpirun") or shutil.which("mpiexec")
+        if mpirun is None:
+            raise UserError(f"{ranks} ranks per case need mpirun on the PATH")
+        command = [mpirun, "-n", str(ranks), *command]
+    return command
+
+
+def attempt(out: Path, case: SweepCase, ranks: int, backend: str) -> dict:
+    """Run one case in a fresh process and record the outcome; never raises for the case."""
+    out = Path(out)
+    # a partial result left by an interrupted attempt (ResultsDirectory's temporary)
+    for leftover in (out / "runs").glob(f".{case.name}.partial-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    started = time.perf_counter()
+    process = subprocess.run(case_command(out, case, ranks), capture_output=True, text=True,
+                             env=env, cwd=out)
+    wall_time = time.perf_counter() - started
+    ok = process.returncode == 0 and is_complete(out, case)
+    if not ok:
+        # the whole stderr, for what the one line in results.csv leaves out
+        log = status_file(out, case).with_suffix(".stderr")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(process.stderr)
+    record = {"name": case.name, "case_hash": case.hash, "status": "ok" if ok else "failed",
+              "error": None if ok else _one_line_error(process.stderr, process.returncode),
+              "wall_time": wall_time, "backend": backend, "finished": _now(),
+              **provenance(ranks)}
+    if "SLURM_JOB_ID" in os.environ:
+        record["slurm_job"] = (f"{os.environ.get('SLURM_ARRAY_JOB_ID', os.environ['SLURM_JOB_ID'])}"
+                               f"_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}")
+    _write_status(out, case, record)
+    return record
+
+
+def pending(out: Path, sweep: Sweep) -> list[SweepCase]:
+    """Valid cases without a complete result of their current content."""
+    return [case for case in sweep.cases if case.error is None and not is_complete(out, case)]
+
+
+# --- Local backend ------------------------------------------------------------------------
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def workers(jobs: int | None, ranks: int) -> int:
+    """Concurrent cases: as asked, but never more ranks in all than the machine's cores."""
+    fit = max(1, cores() // ranks)
+    if jobs is not None and jobs > fit:
+        logger.warning("--jobs %d with %d rank(s) each is more than %d cores; running %d at "
+                       "a time", jobs, ranks, cores(), fit)
+    return min(jobs or fit, fit)
+
+
+def _progress_enabled(enabled: bool) -> bool:
+    # Only on a terminal, and once when someone starts the sweep itself under mpirun.
+    rank = os.environ.get("OMPI_COMM_WORLD_RANK") or os.environ.get("PMI_RANK") or "0"
+    return enabled and rank == "0" and sys.stderr.isatty()
+
+
+def run_local(out: Path, sweep: Sweep, todo: list[SweepCase], jobs: int | None,
+              progress: bool) -> list[dict]:
+    """Run `todo` on a pool of workers, with a progress bar over cases."""
+    records = []
+    if not todo:
+        return records
+    count = workers(jobs, sweep.ranks)
+    logger.info("running %d case(s), %d at a time on %d rank(s) each", len(todo), count,
+                sweep.ranks)
+    bar = None
+    if _progress_enabled(progress):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("cases"), TimeElapsedColumn(), transient=True)
+        bar.start()
+        task = bar.add_task("sweep", total=len(todo))
+    try:
+        with ThreadPoolExecutor(count) as pool:
+            futures = [pool.submit(attempt, out, case, sweep.ranks, "local") for case in todo]
+            for future in as_completed(futures):
+                record = future.result()
+                records.append(record)
+                if record["status"] == "failed":
+                    logger.warning("%s failed: %s", record["name"], record["error"])
+                if bar is not None:
+                    failed = sum(r["status"] == "failed" for r in records)
+                    bar.update(task, advance=1, description=f"sweep ({failed} failed)")
+    finally:
+        if bar is not None:
+            bar.stop()
+    return records
+
+
+# --- Slurm backend ------------------------------------------------------------------------
+
+# sbatch options by [slurm] key of the sweep file (and command-line flag)
+_SBATCH_OPTIONS = {"partition": "--partition", "time": "--time",
+                   "cpus_per_task": "--cpus-per-task"}
+
+
+def slurm_script(out: Path, sweep: Sweep, todo: list[SweepCase], resources: dict) -> str:
+    """An sbatch array script: task i runs the i-th case of `todo` on sweep.ranks ranks."""
+    out = Path(out).resolve()
+    throttle = f"%{resources['max_parallel']}" if resources.get("max_parallel") else ""
+    directives = [f"--job-name=sweep-{Path(sweep.file).stem}",
+                  f"--array=0-{len(todo) - 1}{throttle}",
+                  f"--ntasks={sweep.ranks}",
+                  f"--output={out / 'slurm' / 'logs' / '%A_%a.out'}",
+                  f"--chdir={out}"]
+    directives += [f"{option}={resources[key]}" for key, option in _SBATCH_OPTIONS.items()
+                   if resources.get(key) is not None]
+    directives += list(resources.get("options", []))
+    names = "\n".join(f"  {case.name}" for case in todo)
+    return "\n".join([
+        "#!/bin/bash",
+        *(f"#SBATCH {directive}" for directive in directives),
+        "# One array task per case: the task runs",
+        f"#   {'mpirun -n ' + str(sweep.ranks) + ' ' if sweep.ranks > 1 else ''}"
+        "python3 -m solver.cli run cases/NAME.toml --out runs/NAME",
+        "# and records the outcome in status/NAME.json.",
+        "set -eu",
+        f"cases=(\n{names}\n)",
+        'name=${cases[$SLURM_ARRAY_TASK_ID]}',
+        f"export PYTHONPATH={shlex.quote(str(REPO))}${{PYTHONPATH:+:$PYTHONPATH}}",
+        f"exec {shlex.quote(sys.executable)} -m solver.sweep.backends task "
+        f"{shlex.quote(str(out))} \"$name\"",
+        "",
+    ])
+
+
+def submit_slurm(out: Path, sweep: Sweep, todo: list[SweepCase], resources: dict,
+                 wait: bool) -> str:
+    """Write the array script for `todo`, submit it; with wait, return when it has left the
+    queue (polled with squeue: sbatch --wait polls at up to 10 s intervals)."""
+    if shutil.which("sbatch") is None:
+        raise UserError("the slurm backend needs sbatch on the PATH")
+    slurm = Path(out) / "slurm"
+    (slurm / "logs").mkdir(parents=True, exist_ok=True)
+    jobs = slurm_jobs(out)
+    script = slurm / f"sweep-{len(jobs)}.sbatch"
+    script.write_text(slurm_script(out, sweep, todo, resources))
+    process = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True,
+                             text=True)
+    job_id = process.stdout.strip().split(";")[0]  # --parsable: "ID" or "ID;CLUSTER"
+    if process.returncode != 0 or not job_id:
+        raise UserError(f"sbatch {script}: "
+                        f"{process.stderr.strip() or f'exit status {process.returncode}'}")
+    jobs.append({"job_id": job_id, "script": script.name, "cases": len(todo),
+                 "submitted": _now()})
+    (slurm / "jobs.json").write_text(json.dumps(jobs, indent=1) + "\n")
+    logger.info("submitted job %s (%s): %d case(s)", job_id, script, len(todo))
+    interval = 0.25
+    while wait and _in_queue(job_id):
+        time.sleep(interval)
+        interval = min(2 * interval, 10.0)
+    return job_id
+
+
+def _in_queue(job_id: str) -> bool:
+    process = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%i"], capture_output=True,
+                             text=True)
+    # squeue fails for a job id the controller has already forgotten: not queued either
+    return process.returncode == 0 and bool(process.stdout.strip())
+
+
+def slurm_jobs(out: Path) -> list[dict]:
+    jobs_file = Path(out) / "slurm" / "jobs.json"
+    return json.loads(jobs_file.read_text()) if jobs_file.exists() else []
+
+
+def queued_tasks(out: Path) -> dict[str, int]:
+    """Array tasks of this sweep's jobs still in the queue, counted by state."""
+    ids = [job["job_id"] for job in slurm_jobs(out)]
+    if not ids or shutil.which("squeue") is None:
+        return {}
+    process = subprocess.run(["squeue", "-h", "-r", "-j", ",".join(ids), "-o", "%T"],
+                             capture_output=True, text=True)
+    states: dict[str, int] = {}
+    for state in process.stdout.split():
+        states[state] = states.get(state, 0) + 1
+    return states
+
+
+def _task(argv: list[str]) -> int:
+    """One Slurm array task: `task DIR NAME`. Exits 1 when the case fails, so Slurm shows it."""
+    if len(argv) != 3 or argv[0] != "task":
+        print("usage: python3 -m solver.sweep.backends task DIR NAME", file=sys.stderr)
+        return 2
+    out, name = Path(argv[1]), argv[2]
+    sweep = read_plan(out)
+    (case,) = [case for case in sweep.cases if case.name == name]
+    record = attempt(out, case, sweep.ranks, "slurm")
+    print(f"{name}: {record['status']}" + (f": {record['error']}" if record["error"] else ""))
+    return 0 if record["status"] == "ok" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(_task(sys.argv[1:]))

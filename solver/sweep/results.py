@@ -1,0 +1,123 @@
+"""The results table of a sweep: one row per case, from its summary.json and status record."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from solver.sweep.backends import is_complete, read_status, run_dir
+from solver.sweep.plan import Sweep, SweepCase, read_plan
+
+logger = logging.getLogger(__name__)
+
+PROVENANCE = ("case_hash", "sinterfem_version", "git_commit", "dolfinx_version", "host",
+              "ranks", "wall_time", "backend", "slurm_job")
+# summary.json keys that are provenance or bookkeeping rather than metrics
+_NOT_METRICS = {"case", "case_file", "materials", "wall_time", "sinterfem_version",
+                "dolfinx_version", "host", "ranks"}
+
+
+def flatten(data: dict, prefix: str = "") -> dict:
+    """{'interfaces': {'i': {'max_risk': 1}}} -> {'interfaces.i.max_risk': 1}. The process
+    window's list of conditions becomes process_window.<condition>.value and .pass (the
+    condition's words before any parenthesis); other lists are dropped."""
+    flat = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        elif isinstance(value, list):
+            for row in value:
+                if isinstance(row, dict) and "condition" in row:
+                    slug = re.sub(r"\W+", "_", row["condition"].split("(")[0].strip()).lower()
+                    flat[f"{name}.{slug}.value"] = row.get("value")
+                    flat[f"{name}.{slug}.pass"] = row.get("pass")
+        else:
+            flat[name] = value
+    return flat
+
+
+def _peaks(history: Path) -> dict:
+    """Largest von Mises stress and risk over the whole schedule (summary.json has the final
+    state only; a process schedule peaks at its hold, not at its end)."""
+    try:
+        table = pd.read_csv(history)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return {}
+    peaks = {"peak.max_von_mises": float(table["max_von_mises"].max())}
+    for column in table.columns:
+        if column.startswith("max_risk:"):
+            name = column.removeprefix("max_risk:")
+            peaks[f"peak.interfaces.{name}.max_risk"] = float(table[column].max())
+    return peaks
+
+
+def case_row(out: Path, sweep: Sweep, case: SweepCase) -> tuple[dict, dict, dict]:
+    """(head, metrics, provenance) columns of one case."""
+    record = read_status(out, case) or {}
+    head = {"index": case.index, "name": case.name, "status": "pending", "error": None,
+            "reference": case.reference, **case.si}
+    metrics: dict = {}
+    provenance = {"case_hash": case.hash, **{key: record.get(key) for key in PROVENANCE[1:]}}
+    if is_complete(out, case):
+        summary = json.loads((run_dir(out, case) / "summary.json").read_text())
+        head["status"] = "ok"
+        metrics = {key: value for key, value in flatten(summary).items()
+                   if key.split(".")[0] not in _NOT_METRICS}
+        metrics.update(_peaks(run_dir(out, case) / "history.csv"))
+        provenance.update({key: summary[key] for key in
+                           ("sinterfem_version", "dolfinx_version", "host", "ranks")})
+        if record.get("status") != "ok":  # completed, but its record was not written
+            provenance["wall_time"] = summary["wall_time"]
+    elif case.error is not None or record.get("status") == "failed":
+        head["status"] = "failed"
+        head["error"] = case.error or record.get("error")
+    return head, metrics, provenance
+
+
+def collect(out: Path) -> pd.DataFrame:
+    """Build results.csv (and results.parquet where pyarrow is present) in the sweep dir."""
+    out = Path(out)
+    sweep = read_plan(out)
+    rows = [case_row(out, sweep, case) for case in sweep.cases]
+    columns = list(dict.fromkeys(key for head, _, _ in rows for key in head))
+    columns += list(dict.fromkeys(key for _, metrics, _ in rows for key in metrics))
+    table = pd.DataFrame([{**head, **metrics, **provenance} for head, metrics, provenance in rows],
+                         columns=[*columns, *PROVENANCE])
+    table = apply_checks(table, sweep.checks)
+    table.to_csv(out / "results.csv", index=False)
+    try:
+        table.to_parquet(out / "results.parquet", index=False)
+    except ImportError:
+        logger.debug("no pyarrow: results.csv only")
+    return table
+
+
+def apply_checks(table: pd.DataFrame, checks: list[dict]) -> pd.DataFrame:
+    """A column check.NAME per [[checks]] entry (True: within the bounds; empty: unknown),
+    and checks_passed when there are any."""
+    if not checks:
+        return table
+    names = []
+    for check in checks:
+        name = f"check.{check['name']}"
+        names.append(name)
+        if check["key"] not in table.columns:
+            logger.warning("check %s: no column %s in the results", check["name"], check["key"])
+            table[name] = None
+            continue
+
+        def passes(value, check=check):
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                return None
+            return bool(check.get("min", -math.inf) <= value <= check.get("max", math.inf))
+
+        table[name] = table[check["key"]].map(passes).astype(object)
+    table["checks_passed"] = [None if any(row[n] is None for n in names)
+                              else all(row[n] for n in names) for _, row in table.iterrows()]
+    return table
