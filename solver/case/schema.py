@@ -19,7 +19,6 @@ from typing import Annotated, Any, Literal, NamedTuple, Union
 import numpy as np
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     PrivateAttr,
@@ -28,11 +27,23 @@ from pydantic import (
     model_validator,
 )
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticCustomError, PydanticUndefined
+from pydantic_core import PydanticUndefined
 
-from solver.case.units import KINDS, SIQuantity
+from solver.case.tables import Table, rule_broken, um
+from solver.case.units import (
+    KINDS,
+    OptionalPositiveLength,
+    PositiveHeatingRate,
+    PositiveLength,
+    PositivePressure,
+    PositiveTemperatureDifference,
+    PositiveTime,
+    SIQuantity,
+    Temperature,
+)
 from solver.errors import CaseError
 from solver.materials.behaviour import Behaviour, Plasticity, Viscoelasticity
+from solver.materials.constitutive import ZERO_CELSIUS
 from solver.materials.homogenization import mix_properties
 from solver.materials.library import (
     DENSITY,
@@ -55,39 +66,12 @@ from solver.physics.kinetics import Atmosphere, KineticsSection
 from solver.physics.swelling import SwellingSection
 from solver.stages.pulloff import PulloffSection
 
-PositiveLength = Annotated[float, SIQuantity("length", positive=True)]
-OptionalPositiveLength = Annotated[float | None, SIQuantity("length", positive=True)]
-PositivePressure = Annotated[float, SIQuantity("pressure", positive=True)]
-Temperature = Annotated[float, SIQuantity("temperature", positive=True)]
-PositiveTemperatureDifference = Annotated[
-    float, SIQuantity("temperature difference", positive=True)
-]
-PositiveTime = Annotated[float, SIQuantity("time", positive=True)]
-PositiveHeatingRate = Annotated[float, SIQuantity("heating rate", positive=True)]
-
-ZERO_CELSIUS = 273.15  # K
-
-
-def _rule_broken(key: str, message: str) -> PydanticCustomError:
-    """A cross-field rule that failed; `key` is relative to the model that checks the rule."""
-    return PydanticCustomError("case_rule", "{message}", {"message": message, "key": key})
-
-
-def _um(length: float) -> str:
-    return f"{length * 1e6:g} um"
-
 
 def _celsius(temperature: float) -> str:
     return f"{temperature - ZERO_CELSIUS:g} degC"
 
 
-class _Table(BaseModel):
-    """A TOML table of the case file: unknown keys are errors, not silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class CaseSection(_Table):
+class CaseSection(Table):
     name: str = Field(min_length=1, description="name of the case, used to name its outputs")
     dim: Literal[2, 3] = Field(2, description="spatial dimension: 2 (a cross-section) or 3")
     plane: Literal["strain", "generalized"] = Field(
@@ -98,12 +82,12 @@ class CaseSection(_Table):
     description: str = Field("", description="free text describing the case")
 
 
-class Layer(_Table):
+class Layer(Table):
     material: str = Field(description="material name: a library entry or a [materials.NAME]")
     thickness: PositiveLength = Field(description="layer thickness")
 
 
-class LayersGeometry(_Table):
+class LayersGeometry(Table):
     kind: Literal["layers"] = Field(description="kind of geometry")
     length: PositiveLength = Field(description="in-plane length of the stack (x)")
     width: OptionalPositiveLength = Field(
@@ -119,12 +103,12 @@ class LayersGeometry(_Table):
         return [(f"layers[{i}].material", layer.material) for i, layer in enumerate(self.layers)]
 
 
-class Film(_Table):
+class Film(Table):
     material: str = Field(description="material of the film: a library entry or a [materials.NAME]")
     thickness: PositiveLength = Field(description="film thickness, the same all along the foil")
 
 
-class _CollectorCell(_Table):
+class _CollectorCell(Table):
     """What the recurved, flat, plain and rough unit cells share (same meaning)."""
 
     kind: str = Field(description="kind of geometry")
@@ -168,7 +152,7 @@ def _array_field() -> Any:
     )
 
 
-class Projection(_Table):
+class Projection(Table):
     """A recurved projection's shape: the recurved cell's, and [geometry.projection] under a
     particle layer."""
 
@@ -193,13 +177,13 @@ class Projection(_Table):
         if self.fillet_radius is None:
             self.fillet_radius = 0.25 * self.neck_width
         if self.head_width <= self.neck_width:
-            raise _rule_broken(
-                "head_width", f"must be larger than neck_width ({_um(self.neck_width)}) for a "
-                f"recurved projection, got {_um(self.head_width)}")
+            raise rule_broken(
+                "head_width", f"must be larger than neck_width ({um(self.neck_width)}) for a "
+                f"recurved projection, got {um(self.head_width)}")
         if self.neck_height >= self.height:
-            raise _rule_broken(
+            raise rule_broken(
                 "neck_height",
-                f"must be smaller than height ({_um(self.height)}), got {_um(self.neck_height)}")
+                f"must be smaller than height ({um(self.height)}), got {um(self.neck_height)}")
         return self
 
 
@@ -211,10 +195,10 @@ class RecurvedGeometry(_CollectorCell, Projection):
     @model_validator(mode="after")
     def _check_the_mix_covers_the_projection(self) -> "RecurvedGeometry":
         if self.height >= self.mix_thickness:
-            raise _rule_broken(
+            raise rule_broken(
                 "height",
-                f"must be smaller than mix_thickness ({_um(self.mix_thickness)}): the mix "
-                f"covers the projections, got {_um(self.height)}",
+                f"must be smaller than mix_thickness ({um(self.mix_thickness)}): the mix "
+                f"covers the projections, got {um(self.height)}",
             )
         return self
 
@@ -269,7 +253,7 @@ class RoughGeometry(_CollectorCell):
     )
 
 
-class ParticlesGeometry(_Table):
+class ParticlesGeometry(Table):
     kind: Literal["particles"] = Field(description="kind of geometry")
     length: PositiveLength = Field(description="extent of the unit cell along x")
     width: OptionalPositiveLength = Field(
@@ -336,28 +320,28 @@ class ParticlesGeometry(_Table):
         if self.particle_mesh_size is None:
             self.particle_mesh_size = self.mean_diameter / 10
         if self.diameter_spread < 0:
-            raise _rule_broken(
-                "diameter_spread", f"must be at least 0, got {_um(self.diameter_spread)}")
+            raise rule_broken(
+                "diameter_spread", f"must be at least 0, got {um(self.diameter_spread)}")
         if self.volume_fraction + self.conductive_fraction >= 1:
-            raise _rule_broken(
+            raise rule_broken(
                 "conductive_fraction",
                 f"volume_fraction + conductive_fraction = "
                 f"{self.volume_fraction + self.conductive_fraction:g} leaves no binder",
             )
         if self.conductive_fraction > 0 and self.conductive_diameter is None:
-            raise _rule_broken(
+            raise rule_broken(
                 "conductive_diameter",
                 f"required with conductive_fraction = {self.conductive_fraction:g}")
         if self.projection is not None and self.projection.height >= self.layer_thickness:
-            raise _rule_broken(
+            raise rule_broken(
                 "projection.height",
-                f"must be smaller than layer_thickness ({_um(self.layer_thickness)}): the "
-                f"layer covers the projection, got {_um(self.projection.height)}")
+                f"must be smaller than layer_thickness ({um(self.layer_thickness)}): the "
+                f"layer covers the projection, got {um(self.projection.height)}")
         if self.particle_mesh_size > self.mesh_size:
-            raise _rule_broken(
+            raise rule_broken(
                 "particle_mesh_size",
-                f"must not exceed mesh_size ({_um(self.mesh_size)}): the mesh is refined at "
-                f"the particles, got {_um(self.particle_mesh_size)}",
+                f"must not exceed mesh_size ({um(self.mesh_size)}): the mesh is refined at "
+                f"the particles, got {um(self.particle_mesh_size)}",
             )
         return self
 
@@ -387,7 +371,7 @@ def _material_field(field_name: str) -> Any:
     )
 
 
-class MaterialOverride(_Table):
+class MaterialOverride(Table):
     """A [materials.NAME] table: any subset of a Material's values."""
 
     youngs_modulus: Annotated[float | TemperatureTable | None, YOUNGS_MODULUS] = \
@@ -425,12 +409,12 @@ class MaterialOverride(_Table):
         json_schema_extra={"default_text": "library value"})
 
 
-class Ramp(_Table):
+class Ramp(Table):
     to: Temperature = Field(description="temperature at the end of the ramp")
     rate: PositiveHeatingRate = Field(description="heating or cooling rate, as a magnitude")
 
 
-class Hold(_Table):
+class Hold(Table):
     hold: PositiveTime = Field(description="duration of an isothermal hold")
 
 
@@ -466,7 +450,7 @@ class Segment(NamedTuple):
     end_temperature: float  # K
 
 
-class Schedule(_Table):
+class Schedule(Table):
     start: Temperature = Field(description="temperature at the start: the stress-free state")
     steps: list[Step] = Field(
         min_length=1,
@@ -484,7 +468,7 @@ class Schedule(_Table):
         for index, step in enumerate(self.steps):
             if isinstance(step, Ramp):
                 if math.isclose(step.to, temperature, rel_tol=0.0, abs_tol=1e-9):
-                    raise _rule_broken(
+                    raise rule_broken(
                         f"steps[{index}].to",
                         f"a ramp must change the temperature, but it is already "
                         f"{_celsius(temperature)}; write {{ hold = ... }} to hold it",
@@ -521,7 +505,7 @@ class Schedule(_Table):
         return np.interp(np.asarray(times, dtype=float), breakpoints, temperatures)
 
 
-class Interface(_Table):
+class Interface(Table):
     # Defaults are written with units and converted like file values (validate_default).
     normal_strength: PositivePressure = Field(
         "50 MPa",
@@ -560,7 +544,7 @@ class Interface(_Table):
         "interface in contact (0: frictionless; docs/pulloff.md)")
 
 
-class SolverSettings(_Table):
+class SolverSettings(Table):
     degree: Literal[1, 2] = Field(
         2, description="polynomial degree of the displacement element (1 locks when layers bend)"
     )
@@ -572,7 +556,7 @@ class SolverSettings(_Table):
     @model_validator(mode="after")
     def _check_geometry_degree(self) -> "SolverSettings":
         if self.geometry_degree > self.degree:
-            raise _rule_broken(
+            raise rule_broken(
                 "geometry_degree", f"must not exceed degree ({self.degree}): the displacement "
                 "is written at the geometry's degree")
         return self
@@ -592,7 +576,7 @@ class SolverSettings(_Table):
     )
 
 
-class MixSection(_Table):
+class MixSection(Table):
     """[mix]: the mix layer's composition, homogenized into its material's E, nu and CTE."""
 
     material: str = Field(
@@ -615,12 +599,12 @@ class MixSection(_Table):
     @model_validator(mode="after")
     def _check_fractions(self) -> "MixSection":
         if (self.conductive is None) != (self.conductive_fraction == 0):
-            raise _rule_broken(
+            raise rule_broken(
                 "conductive_fraction",
                 "give conductive and a positive conductive_fraction together, or neither")
         taken = self.active_fraction + self.conductive_fraction + self.porosity
         if taken >= 1:
-            raise _rule_broken(
+            raise rule_broken(
                 "active_fraction",
                 f"active_fraction + conductive_fraction + porosity = {taken:g} leaves no "
                 "volume for the binder",
@@ -628,7 +612,7 @@ class MixSection(_Table):
         return self
 
 
-class CaseFile(_Table):
+class CaseFile(Table):
     """The whole case file as written, validated."""
 
     case: CaseSection = Field(description="what the case is")
@@ -674,39 +658,39 @@ class CaseFile(_Table):
         dim = self.case.dim
         if isinstance(self.geometry, RoughGeometry):
             if dim == 3 and self.geometry.width is None:
-                raise _rule_broken("geometry.width", "required in 3D (the field's extent in y)")
+                raise rule_broken("geometry.width", "required in 3D (the field's extent in y)")
             if dim == 2 and self.geometry.width is not None:
-                raise _rule_broken("geometry.width", "width is only used in 3D (case.dim = 3)")
+                raise rule_broken("geometry.width", "width is only used in 3D (case.dim = 3)")
         elif (isinstance(self.geometry, UnitCellGeometry) and dim == 2
               and "array" in self.geometry.model_fields_set):
-            raise _rule_broken("geometry.array", "array is only used in 3D (case.dim = 3)")
+            raise rule_broken("geometry.array", "array is only used in 3D (case.dim = 3)")
         if isinstance(self.geometry, UnitCellGeometry) and dim == 3 and self.geometry.films:
-            raise _rule_broken("geometry.films", "films are 2D only in this version")
+            raise rule_broken("geometry.films", "films are 2D only in this version")
         if isinstance(self.geometry, LayersGeometry | ParticlesGeometry):
             if dim == 3 and self.geometry.width is None:
-                raise _rule_broken("geometry.width", "required in 3D (the stack's extent in z)")
+                raise rule_broken("geometry.width", "required in 3D (the stack's extent in z)")
             if dim == 2 and self.geometry.width is not None:
-                raise _rule_broken("geometry.width", "width is only used in 3D (case.dim = 3)")
+                raise rule_broken("geometry.width", "width is only used in 3D (case.dim = 3)")
         if isinstance(self.geometry, ParticlesGeometry) and dim == 3 \
                 and self.geometry.projection is not None:
-            raise _rule_broken("geometry.projection", "a projection under the particles is 2D "
+            raise rule_broken("geometry.projection", "a projection under the particles is 2D "
                                "only in this version")
         if dim == 3 and "plane" in self.case.model_fields_set:
-            raise _rule_broken("case.plane", "plane is only used in 2D (case.dim = 2)")
+            raise rule_broken("case.plane", "plane is only used in 2D (case.dim = 2)")
         self._resolved_materials = _resolve_materials(self.materials)
         if self.mix is not None:
             self._mix_properties = _homogenize_mix(self.mix, self.materials,
                                                    self._resolved_materials)
         for key, name in self.geometry.material_keys():
             if name not in self._resolved_materials:
-                raise _rule_broken(
+                raise rule_broken(
                     f"geometry.{key}",
                     f"unknown material '{name}'; known: {', '.join(self._resolved_materials)}",
                 )
         for process in ("curing", "densification"):
             for index, name in enumerate(getattr(self.kinetics, process).materials):
                 if name not in self._resolved_materials:
-                    raise _rule_broken(
+                    raise rule_broken(
                         f"kinetics.{process}.materials[{index}]",
                         f"unknown material '{name}'; known: "
                         f"{', '.join(self._resolved_materials)}",
@@ -715,7 +699,7 @@ class CaseFile(_Table):
             used = list(dict.fromkeys(name for _, name in self.geometry.material_keys()))
             problem = self.swelling.material_problem(self._resolved_materials, used)
             if problem is not None:
-                raise _rule_broken(f"swelling.{problem[0]}", problem[1])
+                raise rule_broken(f"swelling.{problem[0]}", problem[1])
         return self
 
 
@@ -727,19 +711,19 @@ def _homogenize_mix(
     for key in ("material", "binder", "active", "conductive"):
         name = getattr(mix, key)
         if name is not None and name not in materials:
-            raise _rule_broken(
+            raise rule_broken(
                 f"mix.{key}", f"unknown material '{name}'; known: {', '.join(materials)}")
     typed = overrides.get(mix.material)
     typed_keys = typed.model_fields_set & set(MECHANICAL_KEYS) if typed is not None else set()
     if typed_keys:
-        raise _rule_broken(
+        raise rule_broken(
             f"materials.{mix.material}.{sorted(typed_keys)[0]}",
             "is computed from [mix]; leave it out, or remove [mix] to give it by hand",
         )
     for key in ("binder", "active", "conductive"):
         name = getattr(mix, key)
         if name is not None and materials[name].is_tabulated(*MECHANICAL_KEYS):
-            raise _rule_broken(f"mix.{key}", f"'{name}' has a temperature table for E, nu or "
+            raise rule_broken(f"mix.{key}", f"'{name}' has a temperature table for E, nu or "
                                "the CTE; the homogenization takes constant values")
     properties = mix_properties(
         materials[mix.binder], materials[mix.active], mix.active_fraction,
@@ -784,7 +768,7 @@ def _resolve_materials(overrides: dict[str, MaterialOverride]) -> dict[str, Mate
             continue
         for key in MECHANICAL_KEYS:
             if key not in given:
-                raise _rule_broken(
+                raise rule_broken(
                     f"materials.{name}.{key}",
                     f"required: '{name}' is not in the library, so the case file must give "
                     f"{', '.join(MECHANICAL_KEYS)} (library: {', '.join(library())})",
@@ -798,7 +782,7 @@ def _resolve_materials(overrides: dict[str, MaterialOverride]) -> dict[str, Mate
 def _check_expansion(name: str, material: Material):
     problem = expansion_problem(material)
     if problem is not None:
-        raise _rule_broken(f"materials.{name}.{problem[0]}", problem[1])
+        raise rule_broken(f"materials.{name}.{problem[0]}", problem[1])
 
 
 @dataclass(frozen=True)

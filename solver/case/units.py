@@ -10,7 +10,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pint
 from pydantic import GetCoreSchemaHandler
@@ -163,3 +163,15 @@ class SIQuantity:
         self, source: Any, handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
         return core_schema.no_info_before_validator_function(self.validate, handler(source))
+
+
+# The quantity types of the case file's keys (a key may also annotate its own).
+PositiveLength = Annotated[float, SIQuantity("length", positive=True)]
+OptionalPositiveLength = Annotated[float | None, SIQuantity("length", positive=True)]
+PositivePressure = Annotated[float, SIQuantity("pressure", positive=True)]
+Temperature = Annotated[float, SIQuantity("temperature", positive=True)]
+PositiveTemperatureDifference = Annotated[
+    float, SIQuantity("temperature difference", positive=True)
+]
+PositiveTime = Annotated[float, SIQuantity("time", positive=True)]
+PositiveHeatingRate = Annotated[float, SIQuantity("heating rate", positive=True)]

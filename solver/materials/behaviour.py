@@ -9,9 +9,9 @@ to calibrate (their descriptions say where they come from).
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import Field, model_validator
 
+from solver.case.tables import FrozenTable, rule_broken
 from solver.case.units import SIQuantity
 from solver.materials import constitutive
 
@@ -24,19 +24,13 @@ Time = Annotated[float, SIQuantity("time", positive=True)]
 ActivationEnergy = Annotated[float, SIQuantity("activation energy", positive=True)]
 
 
-class _Table(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
-
-
 def _same_length(values: list, temperatures: list, key: str):
     if len(values) != len(temperatures):
-        raise PydanticCustomError(
-            "case_rule", "{message}",
-            {"key": key, "message": f"needs one value per entry of temperatures "
-                                    f"({len(temperatures)}), got {len(values)}"})
+        raise rule_broken(key, f"needs one value per entry of temperatures "
+                               f"({len(temperatures)}), got {len(values)}")
 
 
-class Plasticity(_Table):
+class Plasticity(FrozenTable):
     """J2 (von Mises) plasticity with linear hardening and annealing (recrystallization)."""
 
     temperatures: list[Temperature] = Field(
@@ -70,12 +64,12 @@ class Plasticity(_Table):
         return self
 
 
-class PronyTerm(_Table):
+class PronyTerm(FrozenTable):
     weight: float = Field(gt=0, lt=1, description="normalized relaxation strength g_i")
     time: Time = Field(description="relaxation time tau_i at the reference temperature")
 
 
-class Viscoelasticity(_Table):
+class Viscoelasticity(FrozenTable):
     """Generalized Maxwell (Prony series) with time-temperature superposition."""
 
     prony: list[PronyTerm] = Field(
@@ -100,9 +94,7 @@ class Viscoelasticity(_Table):
     @model_validator(mode="after")
     def _weights_at_most_one(self):
         if sum(term.weight for term in self.prony) > 1:
-            raise PydanticCustomError(
-                "case_rule", "{message}",
-                {"key": "prony", "message": "the Prony weights must sum to at most 1"})
+            raise rule_broken("prony", "the Prony weights must sum to at most 1")
         return self
 
 

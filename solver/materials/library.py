@@ -20,6 +20,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError, core_schema
 
+from solver.case.tables import rule_broken
 from solver.case.units import QuantityError, SIQuantity, to_si
 from solver.errors import CaseError
 from solver.materials.behaviour import Behaviour, Plasticity, Viscoelasticity
@@ -203,8 +204,7 @@ class Material(BaseModel):
     def _expansion_is_complete(self) -> Material:
         problem = expansion_problem(self)
         if problem is not None:
-            raise PydanticCustomError("case_rule", "{message}",
-                                      {"key": problem[0], "message": problem[1]})
+            raise rule_broken(*problem)
         return self
 
     def thermal_strain(self, temperature: float | np.ndarray,

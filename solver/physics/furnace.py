@@ -40,6 +40,7 @@ from petsc4py import PETSc
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from solver.case.tables import rule_broken as _rule_broken
 from solver.case.units import SIQuantity
 from solver.errors import SolverError
 from solver.materials.constitutive import TemperatureTable
@@ -66,14 +67,6 @@ NEWTON_MAX_ITERATIONS = 30
 def _range_error(message: str, **values) -> PydanticCustomError:
     # "range" errors carry their message as is into the case file's one-line error.
     return PydanticCustomError("range", message, values)
-
-
-def _rule_broken(key: str, message: str) -> PydanticCustomError:
-    """A cross-field rule that failed; `key` is relative to the [furnace] table.
-
-    The same error type as solver.case.schema's rules, so the case loader reports the key path.
-    """
-    return PydanticCustomError("case_rule", "{message}", {"message": message, "key": key})
 
 
 def _mm(length: float) -> str:

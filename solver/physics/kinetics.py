@@ -26,11 +26,12 @@ from typing import Annotated, Any, Literal, NamedTuple
 import numpy as np
 import pandas as pd
 import pint
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 from scipy.constants import R as GAS_CONSTANT  # J/(mol K)
 from scipy.special import expit, lambertw
 
+from solver.case.tables import Table, rule_broken
 from solver.case.units import SIQuantity, ureg
 
 logger = logging.getLogger(__name__)
@@ -85,13 +86,7 @@ Atmosphere = Literal["argon", "nitrogen", "vacuum", "forming_gas", "air"]
 OXIDIZING_ATMOSPHERES = frozenset({"air"})
 
 
-class _Table(BaseModel):
-    """A TOML table: unknown keys are errors (the same rule as solver/case/schema.py's tables)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class BinderDecomposition(_Table):
+class BinderDecomposition(Table):
     """First-order thermal decomposition of the binder: dm/dt = -A exp(-Ea/(R T)) m."""
 
     prefactor: PreExponentialFactor = Field(
@@ -114,7 +109,7 @@ class BinderDecomposition(_Table):
     )
 
 
-class Crystallization(_Table):
+class Crystallization(Table):
     """JMAK crystallization of the amorphous alloy: X = 1 - exp(-(int k dt)^n)."""
 
     prefactor: PreExponentialFactor = Field(
@@ -146,7 +141,7 @@ class Crystallization(_Table):
     )
 
 
-class Curing(_Table):
+class Curing(Table):
     """Imidization of the binder: d(alpha)/dt = A exp(-Ea/(R T)) (1 - alpha)^n."""
 
     prefactor: PreExponentialFactor = Field(
@@ -174,7 +169,7 @@ class Curing(_Table):
     )
 
 
-class Densification(_Table):
+class Densification(Table):
     """Master sintering curve of the mix: rho(Theta), Theta = int (1/T) exp(-Q/(R T)) dt."""
 
     activation_energy: MolarActivationEnergy = Field(
@@ -207,20 +202,13 @@ class Densification(_Table):
     @model_validator(mode="after")
     def _check_densifies(self) -> "Densification":
         if self.final_density < self.initial_density:
-            # The same error type solver/case/schema.py reports as "key: message".
-            raise PydanticCustomError(
-                "case_rule",
-                "{message}",
-                {
-                    "message": f"must not be below initial_density ({self.initial_density:g}),"
-                    f" got {self.final_density:g}",
-                    "key": "final_density",
-                },
-            )
+            raise rule_broken(
+                "final_density", f"must not be below initial_density ({self.initial_density:g}),"
+                f" got {self.final_density:g}")
         return self
 
 
-class KineticsSection(_Table):
+class KineticsSection(Table):
     """[kinetics]: the process checks and the process eigenstrains."""
 
     binder_decomposition: BinderDecomposition = Field(

@@ -41,8 +41,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from solver.case.tables import Table
 from solver.case.units import SIQuantity
 
 logger = logging.getLogger(__name__)
@@ -50,10 +51,8 @@ logger = logging.getLogger(__name__)
 FULLY_DAMAGED = 1.0 - 1e-9
 
 
-class PulloffSection(BaseModel):
+class PulloffSection(Table):
     """[pulloff]: the virtual pull-off test (sinter pulloff)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     end_displacement: Annotated[float, SIQuantity("length", positive=True)] = Field(
         "2 um", validate_default=True,
