@@ -1,6 +1,7 @@
 """Case files: the TOML schema, its validation, and the Case the solver runs.
 
-The schema is the pydantic models below; defaults live in their Fields and nowhere else.
+The schema is the pydantic models below, and for [geometry] the registered kinds' models
+(solver/geometry/registry.py); defaults live in their Fields and nowhere else.
 Quantities are written with units in the file ('18 um', '400 degC') and stored as SI floats.
 Every problem with a file becomes one CaseError naming the file, the dotted key path as the
 user wrote it (`geometry.layers[1].thickness`) and what was expected.
@@ -29,10 +30,9 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from solver.case.tables import Table, rule_broken, um
+from solver.case.tables import Table, rule_broken
 from solver.case.units import (
     KINDS,
-    OptionalPositiveLength,
     PositiveHeatingRate,
     PositiveLength,
     PositivePressure,
@@ -42,6 +42,7 @@ from solver.case.units import (
     Temperature,
 )
 from solver.errors import CaseError
+from solver.geometry.registry import GeometrySchema, geometry_kind
 from solver.materials.behaviour import Behaviour, Plasticity, Viscoelasticity
 from solver.materials.constitutive import ZERO_CELSIUS
 from solver.materials.homogenization import mix_properties
@@ -80,286 +81,6 @@ class CaseSection(Table):
         "out-of-plane strain, no net out-of-plane force)",
     )
     description: str = Field("", description="free text describing the case")
-
-
-class Layer(Table):
-    material: str = Field(description="material name: a library entry or a [materials.NAME]")
-    thickness: PositiveLength = Field(description="layer thickness")
-
-
-class LayersGeometry(Table):
-    kind: Literal["layers"] = Field(description="kind of geometry")
-    length: PositiveLength = Field(description="in-plane length of the stack (x)")
-    width: OptionalPositiveLength = Field(
-        None,
-        description="width of the stack (y; layers stack along z in 3D); 3D only",
-        json_schema_extra={"default_text": "required in 3D"},
-    )
-    layers: list[Layer] = Field(min_length=1, description="the flat layers, bottom to top")
-    mesh_size: PositiveLength = Field(description="target element size")
-
-    def material_keys(self) -> list[tuple[str, str]]:
-        """(key path relative to [geometry], material name) for every material reference."""
-        return [(f"layers[{i}].material", layer.material) for i, layer in enumerate(self.layers)]
-
-
-class Film(Table):
-    material: str = Field(description="material of the film: a library entry or a [materials.NAME]")
-    thickness: PositiveLength = Field(description="film thickness, the same all along the foil")
-
-
-class _CollectorCell(Table):
-    """What the recurved, flat, plain and rough unit cells share (same meaning)."""
-
-    kind: str = Field(description="kind of geometry")
-    foil_thickness: PositiveLength = Field(
-        description="copper below the projections, down to the bottom symmetry plane "
-        "(half of a foil coated on both sides)")
-    mix_thickness: PositiveLength = Field(description="thickness of the mix layer over the foil")
-    mesh_size: PositiveLength = Field(description="target element size")
-    interface_mesh_size: OptionalPositiveLength = Field(
-        None,
-        description="element size along the foil/mix interface",
-        json_schema_extra={"default_text": "mesh_size / 3"},
-    )
-    foil_material: str = Field("copper", description="material of the foil")
-    mix_material: str = Field("mix", description="material of the mix layer")
-    films: list[Film] = Field(
-        default_factory=list,
-        description="2D: films deposited in order on the foil under the mix, each following "
-        "the foil surface at its thickness (conformal, seed 002); each is a material and has "
-        "its interfaces (docs/geometry.md)",
-    )
-
-    @model_validator(mode="after")
-    def _derive_interface_mesh_size(self) -> "_CollectorCell":
-        if self.interface_mesh_size is None:
-            self.interface_mesh_size = self.mesh_size / 3
-        return self
-
-    def material_keys(self) -> list[tuple[str, str]]:
-        """(key path relative to [geometry], material name) for every material reference."""
-        return [("foil_material", self.foil_material), ("mix_material", self.mix_material)] + [
-            (f"films[{index}].material", film.material) for index, film in enumerate(self.films)]
-
-
-def _array_field() -> Any:
-    """The `array` key of the periodic cells (recurved, flat, plain): 3D only."""
-    return Field(
-        "square",
-        description="3D only: square or hexagonal array of nodules of revolution (pitch: "
-        "nearest-neighbour distance), meshed as its smallest symmetric cell",
-    )
-
-
-class Projection(Table):
-    """A recurved projection's shape: the recurved cell's, and [geometry.projection] under a
-    particle layer."""
-
-    neck_width: PositiveLength = Field(description="width of a projection at its narrow neck")
-    head_width: PositiveLength = Field(description="width of a projection at its head (> neck)")
-    height: PositiveLength = Field(description="height of a projection above the foil")
-    neck_height: OptionalPositiveLength = Field(
-        None,
-        description="height of the neck above the foil",
-        json_schema_extra={"default_text": "0.4 × height"},
-    )
-    fillet_radius: OptionalPositiveLength = Field(
-        None,
-        description="radius rounding the re-entrant corners (they are singular when sharp)",
-        json_schema_extra={"default_text": "0.25 × neck_width"},
-    )
-
-    @model_validator(mode="after")
-    def _derive_defaults_and_check_shape(self) -> "Projection":
-        if self.neck_height is None:
-            self.neck_height = 0.4 * self.height
-        if self.fillet_radius is None:
-            self.fillet_radius = 0.25 * self.neck_width
-        if self.head_width <= self.neck_width:
-            raise rule_broken(
-                "head_width", f"must be larger than neck_width ({um(self.neck_width)}) for a "
-                f"recurved projection, got {um(self.head_width)}")
-        if self.neck_height >= self.height:
-            raise rule_broken(
-                "neck_height",
-                f"must be smaller than height ({um(self.height)}), got {um(self.neck_height)}")
-        return self
-
-
-class RecurvedGeometry(_CollectorCell, Projection):
-    kind: Literal["recurved"] = Field(description="kind of geometry")
-    pitch: PositiveLength = Field(description="distance between neighbouring projections")
-    array: Literal["square", "hexagonal"] = _array_field()
-
-    @model_validator(mode="after")
-    def _check_the_mix_covers_the_projection(self) -> "RecurvedGeometry":
-        if self.height >= self.mix_thickness:
-            raise rule_broken(
-                "height",
-                f"must be smaller than mix_thickness ({um(self.mix_thickness)}): the mix "
-                f"covers the projections, got {um(self.height)}",
-            )
-        return self
-
-
-class FlatGeometry(_CollectorCell):
-    kind: Literal["flat"] = Field(description="kind of geometry")
-    pitch: PositiveLength = Field(description="width of the cell, as the recurved cell's pitch")
-    array: Literal["square", "hexagonal"] = _array_field()
-
-
-class PlainGeometry(_CollectorCell):
-    kind: Literal["plain"] = Field(description="kind of geometry")
-    pitch: PositiveLength = Field(description="distance between neighbouring projections")
-    array: Literal["square", "hexagonal"] = _array_field()
-    base_width: PositiveLength = Field(
-        description="width of a projection at the foil, where its straight sides start")
-    top_width: PositiveLength = Field(
-        description="width of a projection's flat top (<= base_width: no undercut)")
-    height: PositiveLength = Field(description="height of a projection above the foil")
-    fillet_radius: OptionalPositiveLength = Field(
-        None,
-        description="radius rounding the foot and top corners (a sharp foot is singular)",
-        json_schema_extra={"default_text": "0.25 × top_width"},
-    )
-
-    @model_validator(mode="after")
-    def _derive_fillet_radius(self) -> "PlainGeometry":
-        if self.fillet_radius is None:
-            self.fillet_radius = 0.25 * self.top_width
-        return self
-
-
-class RoughGeometry(_CollectorCell):
-    kind: Literal["rough"] = Field(description="kind of geometry")
-    length: PositiveLength = Field(description="profile length: the width of the cell")
-    Ra: PositiveLength = Field(
-        description="target arithmetic mean roughness (ISO 4287) of the profile, in 3D the "
-        "areal Sa (ISO 25178), reached by scaling the nodule heights (seed 000 claim 4: "
-        ">= 0.2 um)")
-    nodule_count: int = Field(ge=1, description="nodules in the row, one per equal slot (3D: "
-                              "at random positions without overlap)")
-    nodule_width: PositiveLength = Field(
-        description="mean nodule width (head of a recurved nodule, base of a plain one); "
-        "each is drawn within +-25%")
-    nodule_shape: Literal["recurved", "plain", "mixed"] = Field(
-        "recurved", description="shape of the nodules; mixed draws each one's at random")
-    seed: int = Field(0, description="seed of the random widths, heights, positions, shapes")
-    width: OptionalPositiveLength = Field(
-        None,
-        description="extent of the field along y (3D only; Ra is then the areal Sa)",
-        json_schema_extra={"default_text": "required in 3D"},
-    )
-
-
-class ParticlesGeometry(Table):
-    kind: Literal["particles"] = Field(description="kind of geometry")
-    length: PositiveLength = Field(description="extent of the unit cell along x")
-    width: OptionalPositiveLength = Field(
-        None,
-        description="extent of the unit cell along y (the layer stacks along z in 3D); 3D only",
-        json_schema_extra={"default_text": "required in 3D"},
-    )
-    foil_thickness: PositiveLength = Field(
-        description="copper below the layer, down to the bottom symmetry plane "
-        "(half of a foil coated on both sides)")
-    layer_thickness: PositiveLength = Field(
-        description="thickness of the particle-filled binder layer on the foil")
-    volume_fraction: float = Field(
-        gt=0, lt=1, description="share of the layer taken by the active particles (an area "
-        "fraction in 2D)")
-    mean_diameter: PositiveLength = Field(description="mean diameter of the active particles")
-    diameter_spread: Annotated[float | None, SIQuantity("length")] = Field(
-        None,
-        description="standard deviation of the active particles' diameter (0: all equal)",
-        json_schema_extra={"default_text": "0.25 × mean_diameter"},
-    )
-    diameter_distribution: Literal["lognormal", "uniform"] = Field(
-        "lognormal",
-        description="lognormal (truncated to its central 98%) or uniform (between mean -+ "
-        "sqrt(3) spread)",
-    )
-    min_gap: OptionalPositiveLength = Field(
-        None,
-        description="smallest gap between particles, and between a particle and the foil or "
-        "the top (half of it to the lateral symmetry faces)",
-        json_schema_extra={"default_text": "0.1 × mean_diameter"},
-    )
-    seed: int = Field(0, ge=0, description="seed of the random diameters and positions")
-    conductive_fraction: float = Field(
-        0.0, ge=0, lt=1, description="share of the layer taken by conductive powder particles")
-    conductive_diameter: OptionalPositiveLength = Field(
-        None,
-        description="diameter of the conductive particles (all equal)",
-        json_schema_extra={"default_text": "required with conductive_fraction"},
-    )
-    mesh_size: PositiveLength = Field(description="element size away from the particles")
-    particle_mesh_size: OptionalPositiveLength = Field(
-        None,
-        description="element size in and around the particles and along the foil/binder "
-        "interface",
-        json_schema_extra={"default_text": "mean_diameter / 10"},
-    )
-    foil_material: str = Field("copper", description="material of the foil")
-    binder_material: str = Field("polyimide", description="material of the binder (the matrix)")
-    particle_material: str = Field("silicon", description="material of the active particles")
-    conductive_material: str = Field("copper", description="material of the conductive powder")
-    projection: Projection | None = Field(
-        None,
-        description="2D: a recurved projection of the foil in the middle of the cell, standing "
-        "in the layer; particles fill its undercut where they fit (seed 000 claim 3)",
-    )
-
-    @model_validator(mode="after")
-    def _derive_defaults_and_check_particles(self) -> "ParticlesGeometry":
-        if self.diameter_spread is None:
-            self.diameter_spread = 0.25 * self.mean_diameter
-        if self.min_gap is None:
-            self.min_gap = 0.1 * self.mean_diameter
-        if self.particle_mesh_size is None:
-            self.particle_mesh_size = self.mean_diameter / 10
-        if self.diameter_spread < 0:
-            raise rule_broken(
-                "diameter_spread", f"must be at least 0, got {um(self.diameter_spread)}")
-        if self.volume_fraction + self.conductive_fraction >= 1:
-            raise rule_broken(
-                "conductive_fraction",
-                f"volume_fraction + conductive_fraction = "
-                f"{self.volume_fraction + self.conductive_fraction:g} leaves no binder",
-            )
-        if self.conductive_fraction > 0 and self.conductive_diameter is None:
-            raise rule_broken(
-                "conductive_diameter",
-                f"required with conductive_fraction = {self.conductive_fraction:g}")
-        if self.projection is not None and self.projection.height >= self.layer_thickness:
-            raise rule_broken(
-                "projection.height",
-                f"must be smaller than layer_thickness ({um(self.layer_thickness)}): the "
-                f"layer covers the projection, got {um(self.projection.height)}")
-        if self.particle_mesh_size > self.mesh_size:
-            raise rule_broken(
-                "particle_mesh_size",
-                f"must not exceed mesh_size ({um(self.mesh_size)}): the mesh is refined at "
-                f"the particles, got {um(self.particle_mesh_size)}",
-            )
-        return self
-
-    def material_keys(self) -> list[tuple[str, str]]:
-        """(key path relative to [geometry], material name) for every material reference."""
-        keys = [("foil_material", self.foil_material), ("binder_material", self.binder_material),
-                ("particle_material", self.particle_material)]
-        if self.conductive_fraction > 0:
-            keys.append(("conductive_material", self.conductive_material))
-        return keys
-
-
-Geometry = Annotated[
-    LayersGeometry | RecurvedGeometry | FlatGeometry | PlainGeometry | RoughGeometry
-    | ParticlesGeometry,
-    Field(discriminator="kind"),
-]
-UnitCellGeometry = RecurvedGeometry | FlatGeometry | PlainGeometry | RoughGeometry
 
 
 def _material_field(field_name: str) -> Any:
@@ -616,7 +337,7 @@ class CaseFile(Table):
     """The whole case file as written, validated."""
 
     case: CaseSection = Field(description="what the case is")
-    geometry: Geometry = Field(description="the shape to mesh")
+    geometry: GeometrySchema = Field(description="the shape to mesh")
     materials: dict[str, MaterialOverride] = Field(
         default_factory=dict,
         description="[materials.NAME] tables: override library values or define materials",
@@ -656,25 +377,9 @@ class CaseFile(Table):
     @model_validator(mode="after")
     def _check_across_tables(self) -> "CaseFile":
         dim = self.case.dim
-        if isinstance(self.geometry, RoughGeometry):
-            if dim == 3 and self.geometry.width is None:
-                raise rule_broken("geometry.width", "required in 3D (the field's extent in y)")
-            if dim == 2 and self.geometry.width is not None:
-                raise rule_broken("geometry.width", "width is only used in 3D (case.dim = 3)")
-        elif (isinstance(self.geometry, UnitCellGeometry) and dim == 2
-              and "array" in self.geometry.model_fields_set):
-            raise rule_broken("geometry.array", "array is only used in 3D (case.dim = 3)")
-        if isinstance(self.geometry, UnitCellGeometry) and dim == 3 and self.geometry.films:
-            raise rule_broken("geometry.films", "films are 2D only in this version")
-        if isinstance(self.geometry, LayersGeometry | ParticlesGeometry):
-            if dim == 3 and self.geometry.width is None:
-                raise rule_broken("geometry.width", "required in 3D (the stack's extent in z)")
-            if dim == 2 and self.geometry.width is not None:
-                raise rule_broken("geometry.width", "width is only used in 3D (case.dim = 3)")
-        if isinstance(self.geometry, ParticlesGeometry) and dim == 3 \
-                and self.geometry.projection is not None:
-            raise rule_broken("geometry.projection", "a projection under the particles is 2D "
-                               "only in this version")
+        problem = geometry_kind(self).dim_problem(self.geometry, dim)
+        if problem is not None:
+            raise rule_broken(*problem)
         if dim == 3 and "plane" in self.case.model_fields_set:
             raise rule_broken("case.plane", "plane is only used in 2D (case.dim = 2)")
         self._resolved_materials = _resolve_materials(self.materials)
@@ -790,7 +495,7 @@ class Case:
     """A validated case, ready to run: SI floats throughout."""
 
     case: CaseSection
-    geometry: LayersGeometry | UnitCellGeometry | ParticlesGeometry
+    geometry: Any  # the schema of its kind (solver/geometry/registry.py)
     materials: dict[str, Material]  # the library merged with the case file's overrides
     schedule: Schedule
     interface: Interface

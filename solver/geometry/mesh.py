@@ -10,6 +10,7 @@ from mpi4py import MPI
 
 import meshes
 from solver.errors import GeometryError
+from solver.geometry.registry import geometry_kind
 from solver.numerics import compat
 
 logger = logging.getLogger(__name__)
@@ -24,85 +25,8 @@ class ElectrodeMesh:
 
 
 def build_geometry(case) -> meshes.BuiltGeometry:
-    """Call the Gmsh builder the case's geometry asks for, on the current Gmsh model."""
-    g = case.geometry
-    if g.kind == "layers":
-        return meshes.build_layers(
-            length=g.length,
-            thicknesses=[layer.thickness for layer in g.layers],
-            materials=[layer.material for layer in g.layers],
-            mesh_size=g.mesh_size,
-            dim=case.case.dim,
-            width=getattr(g, "width", None),
-        )
-    if g.kind in ("recurved", "flat", "plain", "rough") and case.case.dim == 3:
-        return _build_collector_cell_3d(g)
-    if g.kind == "recurved":
-        return meshes.build_recurved_2d(
-            pitch=g.pitch, foil_thickness=g.foil_thickness, neck_width=g.neck_width,
-            head_width=g.head_width, height=g.height, neck_height=g.neck_height,
-            fillet_radius=g.fillet_radius, mix_thickness=g.mix_thickness,
-            mesh_size=g.mesh_size, interface_mesh_size=g.interface_mesh_size,
-            foil_material=g.foil_material, mix_material=g.mix_material,
-            films=[(film.material, film.thickness) for film in g.films],
-        )
-    if g.kind in ("flat", "plain", "rough"):
-        return _build_collector_cell(g)
-    if g.kind == "particles":
-        return meshes.build_particles(
-            length=g.length, width=g.width, dim=case.case.dim, foil_thickness=g.foil_thickness,
-            layer_thickness=g.layer_thickness, volume_fraction=g.volume_fraction,
-            mean_diameter=g.mean_diameter, diameter_spread=g.diameter_spread,
-            diameter_distribution=g.diameter_distribution, min_gap=g.min_gap, seed=g.seed,
-            conductive_fraction=g.conductive_fraction, conductive_diameter=g.conductive_diameter,
-            mesh_size=g.mesh_size, particle_mesh_size=g.particle_mesh_size,
-            foil_material=g.foil_material, binder_material=g.binder_material,
-            particle_material=g.particle_material, conductive_material=g.conductive_material,
-            projection=None if g.projection is None else meshes.RecurvedProfile(
-                neck_width=g.projection.neck_width, head_width=g.projection.head_width,
-                height=g.projection.height, neck_height=g.projection.neck_height,
-                fillet_radius=g.projection.fillet_radius),
-        )
-    raise GeometryError(f"geometry.kind: '{g.kind}' has no builder")
-
-
-def _build_collector_cell(g) -> meshes.BuiltGeometry:
-    """The flat, plain and rough cells (meshes.collector), which share the cell's keys."""
-    cell = dict(foil_thickness=g.foil_thickness, mix_thickness=g.mix_thickness,
-                mesh_size=g.mesh_size, interface_mesh_size=g.interface_mesh_size,
-                foil_material=g.foil_material, mix_material=g.mix_material,
-                films=[(film.material, film.thickness) for film in g.films])
-    if g.kind == "flat":
-        return meshes.build_flat_2d(pitch=g.pitch, **cell)
-    if g.kind == "plain":
-        return meshes.build_plain_2d(
-            pitch=g.pitch, base_width=g.base_width, top_width=g.top_width, height=g.height,
-            fillet_radius=g.fillet_radius, **cell,
-        )
-    return meshes.build_rough_2d(
-        length=g.length, target_ra=g.Ra, nodule_count=g.nodule_count,
-        nodule_width=g.nodule_width, nodule_shape=g.nodule_shape, seed=g.seed, **cell,
-    )
-
-
-def _build_collector_cell_3d(g) -> meshes.BuiltGeometry:
-    """The 3D cells of meshes.collector3d: arrays of nodules of revolution, a random field."""
-    cell = dict(foil_thickness=g.foil_thickness, mix_thickness=g.mix_thickness,
-                mesh_size=g.mesh_size, interface_mesh_size=g.interface_mesh_size,
-                foil_material=g.foil_material, mix_material=g.mix_material)
-    if g.kind == "recurved":
-        return meshes.build_recurved_3d(
-            pitch=g.pitch, neck_width=g.neck_width, head_width=g.head_width, height=g.height,
-            neck_height=g.neck_height, fillet_radius=g.fillet_radius, array=g.array, **cell)
-    if g.kind == "flat":
-        return meshes.build_flat_3d(pitch=g.pitch, array=g.array, **cell)
-    if g.kind == "plain":
-        return meshes.build_plain_3d(
-            pitch=g.pitch, base_width=g.base_width, top_width=g.top_width, height=g.height,
-            fillet_radius=g.fillet_radius, array=g.array, **cell)
-    return meshes.build_rough_3d(
-        length=g.length, width=g.width, target_sa=g.Ra, nodule_count=g.nodule_count,
-        nodule_width=g.nodule_width, nodule_shape=g.nodule_shape, seed=g.seed, **cell)
+    """Call the Gmsh builder of the case's geometry kind, on the current Gmsh model."""
+    return geometry_kind(case).build(case.geometry, case.case.dim)
 
 
 def _curve_elements(built: meshes.BuiltGeometry) -> None:

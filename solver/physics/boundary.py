@@ -1,21 +1,17 @@
-"""Boundary conditions of the geometry kinds.
+"""Boundary conditions of the geometry kinds, from their traits (solver/geometry/kind.py).
 
-- `layers`: a free strip or plate; only rigid-body motion is removed, by pinning points on
-  the mid-length (and mid-width) symmetry lines, where the exact solution has the pinned
-  components zero: the pins carry no force.
-- `recurved` (and `flat`, `plain`, `rough`, built as the same cell): a unit cell of an
-  endless periodic electrode. The left face is a symmetry
-  plane; the right face stays straight and parallel to it but moves freely: all its points
-  share one unknown normal displacement, chosen so that the net force on the face is zero
-  (a roller would forbid the electrode's in-plane contraction and invent stress). The
-  bottom is a symmetry plane (a foil coated on both sides).
-- `particles`: the same cell in 2D. In 3D (and the 3D `recurved`, `flat`, `plain` and
-  `rough` cells, meshes.collector3d) the left (x = 0), front (y = 0) and bottom faces
-  are symmetry planes; the right (x = length) and back (y = width) faces stay plane and move
-  by one shared unknown, a uniform in-plane strain (right by u, back by u width/length),
-  with zero net force in the sense of that unknown: the mean in-plane stress on the two
-  faces, (sigma_xx + sigma_yy) / 2, is zero, not each of them (an isotropic packing has them
-  equal up to its random anisotropy).
+- A body free in space (`layers`: a strip or plate): only rigid-body motion is removed, by
+  pinning points (the kind's `rigid_body_pins`, on the mid-length and mid-width symmetry
+  lines) where the exact solution has the pinned components zero: the pins carry no force.
+- A unit cell of an endless periodic electrode (the collector cells `recurved`, `flat`,
+  `plain`, `rough`, and `particles`): the kind's `symmetry_planes` (left and bottom; in 3D
+  also front) are held on their normal. The `free_faces` (right; in 3D also back) stay
+  plane and move along their normal by one shared unknown, chosen so that the net force in
+  the sense of that unknown is zero (a roller would forbid the electrode's in-plane
+  contraction and invent stress). In 3D that unknown is a uniform in-plane strain (right by
+  u, back by u width/length, from the kind's `cell_extent`): the mean in-plane stress on the
+  two faces, (sigma_xx + sigma_yy) / 2, is zero, not each of them (an isotropic packing has
+  them equal up to its random anisotropy).
 """
 
 from dataclasses import dataclass, field
@@ -26,6 +22,7 @@ from dolfinx import fem, mesh
 from petsc4py import PETSc
 
 from solver.errors import GeometryError
+from solver.geometry.registry import geometry_kind
 
 
 @dataclass
@@ -94,36 +91,30 @@ def _add_free_faces(constraints: CellConstraints, emesh, V, faces):
 
 
 def cell_constraints(case, emesh, V) -> CellConstraints:
-    g = case.geometry
+    """The boundary conditions of the case's geometry kind, from its traits."""
+    kind = geometry_kind(case)
+    dim = case.case.dim
     constraints = CellConstraints()
-    if g.kind == "layers":
-        height = sum(layer.thickness for layer in g.layers)
-        tolerance = 1e-6 * min(g.mesh_size, height)
-        if case.case.dim == 2:
-            pins = [((g.length / 2, 0.0), (0, 1)), ((g.length / 2, height), (0,))]
-        else:
-            pins = [((g.length / 2, g.width / 2, 0.0), (0, 1, 2)),
-                    ((g.length / 2, g.width / 2, height), (0, 1)),
-                    ((g.length, g.width / 2, 0.0), (1,))]
+    if kind.rigid_body_pins is not None:
+        pins, tolerance = kind.rigid_body_pins(case.geometry, dim)
         for point, components in pins:
             constraints.dirichlet += _pin(V, point, components, tolerance)
         return constraints
-    collector = g.kind in ("recurved", "flat", "plain", "rough")
-    if (collector or g.kind == "particles") and case.case.dim == 2:
-        constraints.dirichlet.append(_zero_component(emesh, V, "left", 0))
-        constraints.dirichlet.append(_zero_component(emesh, V, "bottom", 1))
-        _add_free_faces(constraints, emesh, V, [("right", 0, 1.0)])
-        return constraints
-    if collector or g.kind == "particles":
-        for name, component in (("left", 0), ("front", 1), ("bottom", 2)):
-            constraints.dirichlet.append(_zero_component(emesh, V, name, component))
-        # The solvers condense one unknown: a uniform in-plane strain u_right / length, the
-        # same along x and y (the packing is statistically isotropic in the plane; square and
-        # hexagonal arrays respond isotropically in their plane to a thermal load).
-        metrics = emesh.geometry.metrics
-        length, width = ((metrics["cell_length"], metrics["cell_width"]) if collector
-                         else (g.length, g.width))
-        _add_free_faces(constraints, emesh, V,
-                        [("right", 0, 1.0), ("back", 1, width / length)])
-        return constraints
-    raise GeometryError(f"geometry.kind: '{g.kind}' has no boundary conditions")
+    if dim not in kind.symmetry_planes:
+        raise GeometryError(f"geometry.kind: '{kind.name}' has no boundary conditions")
+    for name, component in kind.symmetry_planes[dim]:
+        constraints.dirichlet.append(_zero_component(emesh, V, name, component))
+    # The solvers condense one unknown: the first free face's normal displacement. In 3D the
+    # faces move by one uniform in-plane strain, the same along x and y (a packing is
+    # statistically isotropic in the plane; square and hexagonal arrays respond isotropically
+    # in their plane to a thermal load): each by the strain times the cell's extent along
+    # its normal.
+    faces = kind.free_faces[dim]
+    if len(faces) == 1:
+        ratios = [1.0]
+    else:
+        extent = kind.cell_extent(case.geometry, emesh.geometry.metrics)
+        ratios = [extent[component] / extent[faces[0][1]] for _, component in faces]
+    _add_free_faces(constraints, emesh, V,
+                    [(*face, ratio) for face, ratio in zip(faces, ratios, strict=True)])
+    return constraints

@@ -127,6 +127,8 @@ def closeup_box(interface_csv) -> dict:
 
 def render_views(run_dir) -> list[Path]:
     """Draw the pictures of a result into RUN_DIR/views/; returns the files written."""
+    from solver.geometry.registry import kind_named
+
     run_dir = result_directory(run_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
     views = run_dir / "views"
@@ -137,7 +139,7 @@ def render_views(run_dir) -> list[Path]:
         "tags": str(tags),
         "out": str(views),
         "case": summary["case"],
-        "kind": summary["geometry"]["kind"],
+        "closeup_subject": kind_named(summary["geometry"]["kind"]).closeup,
         "materials": summary["materials"],
         "final_temperature": summary["final"]["temperature"],
         "closeup": closeup_box(run_dir / "interface.csv"),

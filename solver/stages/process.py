@@ -15,6 +15,7 @@ from mpi4py import MPI
 
 from solver.errors import UserError
 from solver.geometry.mesh import build_mesh
+from solver.geometry.registry import geometry_kind
 from solver.io import checkpoint, log, output
 from solver.materials.behaviour import material_model
 from solver.physics import kinetics
@@ -178,7 +179,7 @@ def _solve_and_write(case, workdir: Path, comm, progress: bool, saved: Path,
     if case.swelling is not None:  # lithiation, from the sintered state (its final stress)
         summary["swelling"] = run_swelling_stage(case, emesh, stress, probe, workdir,
                                                  first_step=len(steps) - 1, progress=progress)
-    if case.geometry.kind == "layers":
+    if geometry_kind(case).is_layer_stack:
         bottom = emesh.facet_tags.indices[
             emesh.facet_tags.values == emesh.geometry.facet_groups["bottom"]]
         summary["bending"] = probes.bending_curvature(

@@ -97,13 +97,15 @@ def run_pulloff(case, out, comm=None) -> dict:
 
 def _check_case(case):
     from solver.errors import CaseError
+    from solver.geometry.registry import KINDS, geometry_kind
 
     if case.pulloff is None:
         raise CaseError(case.source, "pulloff", "required by sinter pulloff: add a [pulloff] "
                         "table (its keys: docs/case-keys.md)")
-    if case.geometry.kind not in ("recurved", "flat", "plain", "rough") or case.case.dim != 2:
+    if case.case.dim not in geometry_kind(case).pulloff_dims:
+        cells = ", ".join(kind.name for kind in KINDS if 2 in kind.pulloff_dims)
         raise CaseError(case.source, "geometry.kind", "the pull-off test runs on the 2D "
-                        "collector cells (recurved, flat, plain, rough), got "
+                        f"collector cells ({cells}), got "
                         f"{case.case.dim}D '{case.geometry.kind}'")
     if case.pulloff.load == "swelling":
         if case.swelling is None:

@@ -114,8 +114,7 @@ def main(parameters):
     written = [_screenshot(view, out / "von_mises.png")]
 
     title.Text = (f"{parameters['case']}: von Mises stress near the "
-                  + ("projection" if parameters["kind"] == "recurved"
-                     else "interface, where its risk index is highest")
+                  + parameters["closeup_subject"]
                   + f", {time_label}\ndisplacement magnified x{scale:g}")
     _frame(view, _closeup_bounds(parameters, model, 1e6 * scale * largest_displacement), two_d)
     written.append(_screenshot(view, out / "closeup.png"))
