@@ -136,7 +136,7 @@ def _relaunch_under_mpirun(argv, ranks: int) -> int:
 
 
 def _check(args) -> int:
-    from solver.case.schema import load_case
+    from solver.case import load_case
 
     case = load_case(args.case)
     from mpi4py import MPI
@@ -154,7 +154,7 @@ def _mesh(args) -> int:
     from dolfinx.io import XDMFFile
     from mpi4py import MPI
 
-    from solver.case.schema import load_case
+    from solver.case import load_case
     from solver.geometry.mesh import build_mesh
 
     case = load_case(args.case)
@@ -184,7 +184,7 @@ def _mesh(args) -> int:
 
 
 def _run(args) -> int:
-    from solver.case.schema import load_case
+    from solver.case import load_case
     from solver.stages.process import run_case
 
     case = load_case(args.case)
@@ -201,7 +201,7 @@ def _run(args) -> int:
 def _pulloff(args) -> int:
     from mpi4py import MPI
 
-    from solver.case.schema import load_case
+    from solver.case import load_case
     from solver.stages.pulloff import run_pulloff
 
     case = load_case(args.case)

@@ -9,7 +9,7 @@ import pytest
 from dolfinx import fem
 
 from meshes.built import MICROMETRE
-from solver.case.schema import load_case, load_case_text
+from solver.case import load_case, load_case_text
 from solver.geometry.mesh import build_mesh
 from solver.physics.thermoelastic import ThermoElasticProblem
 from solver.post import probes

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from solver.case.schema import keys_table_markdown, load_case, load_case_text
+from solver.case import load_case, load_case_text
+from solver.case.keys_doc import keys_table_markdown
 from solver.case.units import parse_quantity
 from solver.errors import CaseError
 from solver.materials.library import library

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from solver.case.schema import load_case_text
+from solver.case import load_case_text
 from solver.errors import SolverError
 from solver.physics.inelastic import InelasticProblem
 from solver.stages.process import run_case

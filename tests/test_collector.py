@@ -24,7 +24,7 @@ from meshes.collector import (
     upper_envelope,
 )
 from solver import cli
-from solver.case.schema import load_case
+from solver.case import load_case
 
 from conftest import CASES, in_metres
 

@@ -30,7 +30,7 @@ from meshes.collector3d import (
     revolved_volume,
     rough_field,
 )
-from solver.case.schema import load_case, load_case_text
+from solver.case import load_case, load_case_text
 from solver.errors import CaseError
 
 from conftest import CASES, REPO, in_metres, solve_final

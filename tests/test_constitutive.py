@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.special import exp1
 
-from solver.case.schema import load_case_text
+from solver.case import load_case_text
 from solver.errors import CaseError
 from solver.materials.constitutive import (
     GAS_CONSTANT,

@@ -26,7 +26,7 @@ from meshes.films import (
     surface_length,
 )
 from solver import cli
-from solver.case.schema import load_case, load_case_text
+from solver.case import load_case, load_case_text
 from solver.errors import CaseError
 
 from conftest import CASES, in_metres, one_step_case

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from scipy import optimize, special
 from scipy.integrate import solve_ivp
 
-from solver.case.schema import load_case_text
+from solver.case import load_case_text
 from solver.errors import CaseError
 from solver.physics.furnace import STEFAN_BOLTZMANN, FurnaceSection, _step_times, solve_furnace
 

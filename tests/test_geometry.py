@@ -6,7 +6,7 @@ import ufl
 from dolfinx import fem, mesh
 
 from meshes import GeometryError, RecurvedProfile, build_recurved_2d
-from solver.case.schema import load_case
+from solver.case import load_case
 from solver.geometry.mesh import build_mesh
 
 from conftest import CASES, layers_case

@@ -11,7 +11,7 @@ from test_parallel import summaries_on_one_and_two_ranks
 
 from meshes import PlainProfile
 from solver import cli
-from solver.case.schema import load_case_text
+from solver.case import load_case_text
 from solver.errors import CaseError
 from solver.geometry.mesh import build_mesh
 

@@ -4,7 +4,7 @@ solution and Levin's CTE relation; the [mix] table of a case."""
 import numpy as np
 import pytest
 
-from solver.case.schema import load_case_text
+from solver.case import load_case_text
 from solver.errors import CaseError
 from solver.materials.homogenization import (
     Effective,

@@ -11,7 +11,7 @@ from dolfinx import fem
 from test_constitutive import TABULATED_POLYIMIDE
 from test_layers import TOLERANCE, curvature
 
-from solver.case.schema import load_case, load_case_text
+from solver.case import load_case, load_case_text
 from solver.geometry.mesh import build_mesh
 from solver.materials.behaviour import material_model
 from solver.materials.constitutive import as_table

@@ -10,7 +10,7 @@ import pytest
 
 from meshes import GeometryError, RecurvedProfile, build_particles, pack_particles
 from meshes.particles import DiameterDistribution, Obstacle, Packing, ParticleSpecies
-from solver.case.schema import load_case, load_case_text
+from solver.case import load_case, load_case_text
 from solver.errors import CaseError
 from solver.stages.process import run_case
 

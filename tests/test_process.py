@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from test_layers import TOLERANCE
 
-from solver.case.schema import load_case_text
+from solver.case import load_case_text
 from solver.geometry.mesh import build_mesh
 from solver.physics.thermoelastic import ThermoElasticProblem
 from solver.post.closed_forms import plane_strain_layers

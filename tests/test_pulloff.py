@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from solver.case.schema import load_case_text
+from solver.case import load_case_text
 from solver.errors import CaseError
 from solver.stages.pulloff import run_pulloff
 

@@ -10,7 +10,7 @@ import pytest
 from dolfinx import fem
 from test_pulloff import reduced_case_text
 
-from solver.case.schema import load_case_text
+from solver.case import load_case_text
 from solver.geometry.mesh import build_mesh
 from solver.physics.cohesive import CohesiveLaw, CohesiveProblem
 from solver.stages.pulloff import run_pulloff

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from slurm_cluster import SlurmCluster, available, describe
 
-from solver.case.schema import load_case
+from solver.case import load_case
 from solver.cli import main
 from solver.sweep.plan import (
     SweepError,

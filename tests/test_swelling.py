@@ -6,7 +6,7 @@ from dolfinx import fem
 from mpi4py import MPI
 from test_parallel import summaries_on_one_and_two_ranks
 
-from solver.case.schema import load_case_text
+from solver.case import load_case_text
 from solver.geometry.mesh import build_mesh
 from solver.physics.swelling import SwellingProblem
 from solver.stages.process import run_case
@@ -119,7 +119,7 @@ def test_eshelby_sphere_pressure_and_radial_decay():
     sigma_rr outside (r = 1.3 a to 3 a), each averaged over 24 directions of the octant,
     within 2% of the composite-sphere
     closed form, whose r^-3 term decays with the fitted exponent -3 within 2%."""
-    from solver.case.schema import load_case_text
+    from solver.case import load_case_text
     from solver.physics import boundary
     from solver.post import probes
 

@@ -310,7 +310,7 @@ def load_sweep(path: str | Path, out: str | Path) -> Sweep:
     slurm = _table(path, document, "slurm", _SLURM_KEYS)
     checks = _checks(path, document.get("checks", []))
 
-    from solver.case.schema import load_case
+    from solver.case import load_case
 
     try:
         base_case = load_case(base)
@@ -434,7 +434,7 @@ def _expand_reference(path, reference: dict, parameters: list[Parameter], cases_
 
 def _concrete_cases(path, base: dict, parameters: list[Parameter], combinations,
                     cases_dir: Path, first_index: int) -> list[SweepCase]:
-    from solver.case.schema import load_case_text
+    from solver.case import load_case_text
 
     base_name = base["case"]["name"]
     cases, seen = [], set()

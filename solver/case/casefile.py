@@ -1,0 +1,136 @@
+"""The whole case file: its tables, the rules across them, and the Case the solver runs.
+
+Each table's schema is in its own module (solver/case/schedule.py, materials.py,
+interface.py, solver_section.py; the [geometry] kinds in solver/geometry/kinds/, gathered by
+solver/geometry/registry.py; the physics' own tables next to their physics). Defaults live
+in the models' Fields and nowhere else; quantities are SI floats once validated.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, PrivateAttr, model_validator
+
+from solver.case.interface import Interface
+from solver.case.materials import MaterialOverride, MixSection, homogenize_mix, resolve_materials
+from solver.case.schedule import Schedule
+from solver.case.solver_section import SolverSettings
+from solver.case.tables import Table, rule_broken
+from solver.geometry.registry import GeometrySchema, geometry_kind
+from solver.materials.library import Material
+from solver.physics.furnace import FurnaceSection
+from solver.physics.kinetics import KineticsSection
+from solver.physics.swelling import SwellingSection
+from solver.stages.pulloff import PulloffSection
+
+
+class CaseSection(Table):
+    name: str = Field(min_length=1, description="name of the case, used to name its outputs")
+    dim: Literal[2, 3] = Field(2, description="spatial dimension: 2 (a cross-section) or 3")
+    plane: Literal["strain", "generalized"] = Field(
+        "strain",
+        description="2D only: plane strain, or generalized plane strain (uniform "
+        "out-of-plane strain, no net out-of-plane force)",
+    )
+    description: str = Field("", description="free text describing the case")
+
+
+class CaseFile(Table):
+    """The whole case file as written, validated."""
+
+    case: CaseSection = Field(description="what the case is")
+    geometry: GeometrySchema = Field(description="the shape to mesh")
+    materials: dict[str, MaterialOverride] = Field(
+        default_factory=dict,
+        description="[materials.NAME] tables: override library values or define materials",
+    )
+    schedule: Schedule = Field(description="the heat treatment")
+    interface: Interface = Field(default_factory=Interface, description="the foil/layer interface")
+    solver: SolverSettings = Field(default_factory=SolverSettings, description="numerics")
+    kinetics: KineticsSection = Field(
+        default_factory=KineticsSection,
+        description="process kinetics: the patents' checks and the process eigenstrains",
+    )
+    furnace: FurnaceSection | None = Field(
+        None,
+        description="optional furnace-scale heat transfer in an electrode roll or stack: the "
+        "unit cell follows the temperature history of one position in it",
+    )
+    mix: MixSection | None = Field(
+        None,
+        description="optional composition of the mix layer: its material's E, nu and CTE "
+        "are computed from it (solver/materials/homogenization.py) instead of taken from the "
+        "library",
+    )
+    pulloff: PulloffSection | None = Field(
+        None,
+        description="optional virtual pull-off test after the schedule (sinter pulloff, "
+        "solver/stages/pulloff.py, docs/pulloff.md)",
+    )
+    swelling: SwellingSection | None = Field(
+        None,
+        description="optional lithiation after the schedule, from the sintered state "
+        "(solver/physics/swelling.py, docs/swelling.md)",
+    )
+
+    _resolved_materials: dict[str, Material] = PrivateAttr(default_factory=dict)
+    _mix_properties: dict[str, float] | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _check_across_tables(self) -> "CaseFile":
+        dim = self.case.dim
+        problem = geometry_kind(self).dim_problem(self.geometry, dim)
+        if problem is not None:
+            raise rule_broken(*problem)
+        if dim == 3 and "plane" in self.case.model_fields_set:
+            raise rule_broken("case.plane", "plane is only used in 2D (case.dim = 2)")
+        self._resolved_materials = resolve_materials(self.materials)
+        if self.mix is not None:
+            self._mix_properties = homogenize_mix(self.mix, self.materials,
+                                                  self._resolved_materials)
+        for key, name in self.geometry.material_keys():
+            if name not in self._resolved_materials:
+                raise rule_broken(
+                    f"geometry.{key}",
+                    f"unknown material '{name}'; known: {', '.join(self._resolved_materials)}",
+                )
+        for process in ("curing", "densification"):
+            for index, name in enumerate(getattr(self.kinetics, process).materials):
+                if name not in self._resolved_materials:
+                    raise rule_broken(
+                        f"kinetics.{process}.materials[{index}]",
+                        f"unknown material '{name}'; known: "
+                        f"{', '.join(self._resolved_materials)}",
+                    )
+        if self.swelling is not None:
+            used = list(dict.fromkeys(name for _, name in self.geometry.material_keys()))
+            problem = self.swelling.material_problem(self._resolved_materials, used)
+            if problem is not None:
+                raise rule_broken(f"swelling.{problem[0]}", problem[1])
+        return self
+
+
+@dataclass(frozen=True)
+class Case:
+    """A validated case, ready to run: SI floats throughout."""
+
+    case: CaseSection
+    geometry: Any  # the schema of its kind (solver/geometry/registry.py)
+    materials: dict[str, Material]  # the library merged with the case file's overrides
+    schedule: Schedule
+    interface: Interface
+    solver: SolverSettings
+    kinetics: KineticsSection
+    furnace: FurnaceSection | None
+    source: Path  # the case file
+    raw: dict[str, Any]  # the parsed TOML, as written
+    text: str = ""  # the case file's text, kept with the results
+    mix_properties: dict[str, float] | None = None  # what [mix] computed, if given
+    swelling: SwellingSection | None = None  # lithiation after the schedule, if given
+    pulloff: PulloffSection | None = None  # the virtual pull-off test, if given
+
+    def materials_used(self) -> list[str]:
+        """Names of the materials the geometry refers to, in order of first use."""
+        return list(dict.fromkeys(name for _, name in self.geometry.material_keys()))
+

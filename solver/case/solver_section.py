@@ -1,0 +1,40 @@
+"""[solver]: the numerics of a run (element degrees, time steps, tolerances)."""
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from solver.case.tables import Table, rule_broken
+from solver.case.units import PositiveTemperatureDifference
+
+
+class SolverSettings(Table):
+    degree: Literal[1, 2] = Field(
+        2, description="polynomial degree of the displacement element (1 locks when layers bend)"
+    )
+    geometry_degree: Literal[1, 2] = Field(
+        1, description="polynomial degree of the mesh geometry: 2 curves the element edges "
+        "onto curved outlines and interfaces (gmsh setOrder(2) and its high-order "
+        "optimization)")
+    temperature_increment: PositiveTemperatureDifference = Field(
+        "10 K", validate_default=True, description="largest temperature change in one time step"
+    )
+    rtol: float = Field(1e-12, gt=0, lt=1, description="relative tolerance of the linear solver")
+    hold_steps: int = Field(
+        16, ge=1, description="time steps per hold, growing geometrically, where a material "
+        "has a history (plastic, viscoelastic); elastic cases take one step per hold"
+    )
+    time_error_tolerance: float = Field(
+        1e-3, ge=0, lt=1,
+        description="largest estimated local time-integration error of a hold step of a "
+        "viscoelastic material, relative to its largest stress: hold steps are cut into "
+        "sub-steps that keep it (0: off, the steps of the schedule only)"
+    )
+
+    @model_validator(mode="after")
+    def _check_geometry_degree(self) -> "SolverSettings":
+        if self.geometry_degree > self.degree:
+            raise rule_broken(
+                "geometry_degree", f"must not exceed degree ({self.degree}): the displacement "
+                "is written at the geometry's degree")
+        return self
