@@ -460,10 +460,10 @@ def test_a_too_large_soc_increment_is_cut(caplog):
                                             plastic_flow="false"))
     emesh = build_mesh(case)
     problem = SwellingProblem(emesh, case)
-    with caplog.at_level(logging.INFO, logger="solver.physics.swelling"):
+    with caplog.at_level(logging.INFO, logger="solver.numerics.stepping"):
         problem.advance(1.0)
     assert problem.step_cuts >= 1
-    assert "cutting the SOC increment" in caplog.text
+    assert "cutting the step of SOC 0 -> 1 in two" in caplog.text
     stepped = SwellingProblem(emesh, case)
     for soc in (0.5, 1.0):
         stepped.advance(soc)

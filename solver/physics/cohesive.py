@@ -63,6 +63,8 @@ from petsc4py import PETSc
 from solver.errors import SolverError
 from solver.materials.plasticity import radial_return
 from solver.numerics import compat
+from solver.numerics.newton import Increment, NewtonSettings, newton_solve
+from solver.numerics.stepping import CutReport, StepRejected, advance_with_cuts
 from solver.physics.thermoelastic import configured_ksp
 
 logger = logging.getLogger(__name__)
@@ -162,12 +164,6 @@ def _assembled(form) -> np.ndarray:
     return values
 
 
-@dataclass
-class StepReport:
-    newton_iterations: int
-    cuts: int
-
-
 class InterfaceHistory(NamedTuple):
     """The irreversible nodal state: damage (n,) and frictional slip (n, gdim)."""
 
@@ -210,7 +206,8 @@ class CohesiveProblem:
         _, foil_tag, _ = emesh.geometry.interfaces[interface_name]
         self.foil_tag = foil_tag
         layer_tags = [tag for tag in emesh.geometry.cell_materials if tag != foil_tag]
-        self.newton_rtol, self.max_newton_iterations = newton_rtol, max_newton_iterations
+        self.newton = NewtonSettings(rtol=newton_rtol, max_iterations=max_newton_iterations)
+        self._dt = None  # the pseudo-time of the step being solved
 
         from solver.physics.thermoelastic import cellwise_field
 
@@ -649,11 +646,30 @@ class CohesiveProblem:
         return A
 
     # -- solution --------------------------------------------------------------------------
-    def _norm(self, dt):
-        b = self._residual(dt)
+    def residual_norm(self) -> float:
+        """Newton's hook: the norm of the scaled residual (inf where it is not finite)."""
+        b = self._residual(self._dt)
         norm = b.norm()
         b.destroy()
-        return norm
+        return norm if np.isfinite(norm) else np.inf
+
+    def newton_increment(self) -> Increment:
+        A = self._matrix(self._dt)
+        self.ksp.setOperators(A)
+        b = self._residual(self._dt)
+        increment = fem.Function(self.W)
+        self.ksp.solve(b, increment.x.petsc_vec)
+        b.destroy()
+        if self.ksp.getConvergedReason() <= 0:
+            raise SolverError(f"the cohesive linearized solve did not converge (KSP reason "
+                              f"{self.ksp.getConvergedReason()})")
+        increment.x.scatter_forward()
+        start = self.w.x.array.copy()
+
+        def move(fraction: float):
+            self.w.x.array[:] = start - fraction * increment.x.array
+
+        return Increment(move)
 
     def _prescribed(self):
         """Put the Dirichlet values into w."""
@@ -667,83 +683,49 @@ class CohesiveProblem:
         saved = self.w.x.array.copy()
         self._held = self._constrained_mask()
         self._prescribed()
-        first = self._norm(dt)
-        reference = max(first, 1e-300)
-        norm = first
-        for iteration in range(self.max_newton_iterations + 1):
-            logger.debug("cohesive Newton %d: |R| = %.3e", iteration, norm)
-            if norm <= max(self.newton_rtol * reference, self._absolute_tolerance):
-                delta = self.jumps()
-                if self.friction:
-                    self.slip = self.coulomb(delta).slip
-                self.damage = self.nodal_damage(delta, dt)
-                if self.plastic:
-                    self._commit_flow()
-                return iteration
-            if iteration == self.max_newton_iterations:
-                break
-            A = self._matrix(dt)
-            self.ksp.setOperators(A)
-            b = self._residual(dt)
-            increment = fem.Function(self.W)
-            self.ksp.solve(b, increment.x.petsc_vec)
-            b.destroy()
-            if self.ksp.getConvergedReason() <= 0:
-                break
-            increment.x.scatter_forward()
-            norm = self._line_search(increment, norm, dt)
-            if not np.isfinite(norm):
-                break
-        self.w.x.array[:] = saved
-        raise SolverError(f"the cohesive Newton iteration did not converge "
-                          f"(|R| = {norm:.3e} of {reference:.3e})")
-
-    def _line_search(self, increment, norm, dt, halvings=6):
-        start = self.w.x.array.copy()
-        fraction = 1.0
-        for attempt in range(halvings + 1):
-            self.w.x.array[:] = start - fraction * increment.x.array
-            new_norm = self._norm(dt)
-            if new_norm < norm or attempt == halvings:
-                return new_norm
-            fraction /= 2
-        return new_norm
+        self._dt = dt
+        try:
+            iterations = newton_solve(self, self.newton, self._absolute_tolerance,
+                                      "of the cohesive interface")
+        except SolverError:
+            self.w.x.array[:] = saved
+            raise
+        delta = self.jumps()
+        if self.friction:
+            self.slip = self.coulomb(delta).slip
+        self.damage = self.nodal_damage(delta, dt)
+        if self.plastic:
+            self._commit_flow()
+        return iterations
 
     def advance(self, set_load, start: float, end: float, dt=None, cuts_left=8,
-                max_damage_increment=1.0, converged=None) -> StepReport:
+                max_damage_increment=1.0, converged=None) -> CutReport:
         """Move a load parameter from start to end (set_load(value) applies it) and solve.
         A step that fails, or that raises the damage at a node by more than
         max_damage_increment (so that a peak is not stepped over), is cut in halves.
         dt: the pseudo-time of the step (for the viscosity); converged(value, history before,
         report) is called after every converged (sub-)step."""
-        set_load(end)
-        saved, before = self.w.x.array.copy(), self.history()
-        flow_before = self._flow_snapshot()
-        try:
-            iterations = self.solve_step(dt)
+
+        def solve_part(a: float, b: float, last_chance: bool) -> int:
+            set_load(b)
+            saved, before = self.w.x.array.copy(), self.history()
+            flow_before = self._flow_snapshot()
+            iterations = self.solve_step(None if dt is None else dt * (b - a) / (end - start))
             growth = self.comm.allreduce(float(np.max(self.damage - before.damage,
                                                       initial=0.0)), op=MPI.MAX)
-            if growth <= max_damage_increment or cuts_left == 0:
-                report = StepReport(iterations, 0)
-                if converged is not None:
-                    converged(end, before, report)
-                return report
-            self.w.x.array[:] = saved
-            self.damage, self.slip = before
-            self._restore_flow(flow_before)
-        except SolverError:
-            if cuts_left == 0:
-                raise
-        self.step_cuts += 1
-        middle = 0.5 * (start + end)
-        half = None if dt is None else dt / 2
-        logger.debug("cohesive step %.4g -> %.4g cut in two", start, end)
-        first = self.advance(set_load, start, middle, half, cuts_left - 1, max_damage_increment,
-                             converged)
-        second = self.advance(set_load, middle, end, half, cuts_left - 1, max_damage_increment,
-                              converged)
-        return StepReport(first.newton_iterations + second.newton_iterations,
-                          1 + first.cuts + second.cuts)
+            if growth > max_damage_increment and not last_chance:
+                self.w.x.array[:] = saved
+                self.damage, self.slip = before
+                self._restore_flow(flow_before)
+                raise StepRejected(f"the damage grew by {growth:.3g} in one step")
+            if converged is not None:
+                converged(b, before, CutReport(iterations, 0))
+            return iterations
+
+        report = advance_with_cuts(solve_part, start, end, cuts_left,
+                                   lambda a, b: f"of the cohesive load {a:.4g} -> {b:.4g}")
+        self.step_cuts += report.cuts
+        return report
 
     def history(self) -> InterfaceHistory:
         """A copy of the irreversible nodal state."""

@@ -59,6 +59,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from solver.errors import SolverError
+from solver.numerics.stepping import staggered
 from solver.physics.thermoelastic import configured_ksp
 
 logger = logging.getLogger(__name__)
@@ -384,18 +385,13 @@ def solve_coupled(diffusion: LithiumDiffusion, elasticity: SmallStrainElasticity
             diffusion.solve(dt, *boundary)
             iterations = 1
         else:
-            for iterations in range(1, max_iterations + 1):
+            def one_pass(dt=dt, boundary=boundary) -> float:
                 change = diffusion.solve(dt, *boundary, staggered=True)
                 elasticity.solve()
                 diffusion.set_hydrostatic_stress(hydrostatic_stress)
-                logger.debug("t = %.6g s, staggering %d: max change of SOC %.3e", now,
-                             iterations, change)
-                if change <= tolerance:
-                    break
-            else:
-                raise SolverError(f"the staggered diffusion-elasticity iteration did not "
-                                  f"converge in {max_iterations} iterations at t = {now:.6g} "
-                                  f"s (last change of SOC {change:.3g})")
+                return change
+
+            iterations = staggered(one_pass, tolerance, max_iterations, f"at t = {now:.6g} s")
         diffusion.commit()
         if coupling == "one-way":
             elasticity.solve()

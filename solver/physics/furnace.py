@@ -46,6 +46,7 @@ from solver.errors import SolverError
 from solver.materials.constitutive import TemperatureTable
 from solver.materials.library import TABLE_NOTE, TemperatureDependent
 from solver.numerics import compat
+from solver.numerics.newton import Increment, NewtonSettings, newton_solve
 
 logger = logging.getLogger(__name__)
 
@@ -508,6 +509,9 @@ class FurnaceProblem:
         self._matrix_dt = None  # dt of the assembled matrix (a linear problem reuses it)
         self.ksp = self._create_ksp(comm)
         self.newton_iterations = 0
+        self.newton = NewtonSettings(rtol=NEWTON_RTOL, max_iterations=NEWTON_MAX_ITERATIONS,
+                                     criterion="increment", linear=self.linear)
+        self._step_dt = self._temperature_scale = None  # of the step being solved
 
     def _heated_facets(self):
         msh = self.mesh
@@ -565,33 +569,40 @@ class FurnaceProblem:
         self.rhs.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         self.rhs.scale(-1.0)
 
+    def newton_increment(self) -> Increment:
+        """Newton's hook: the correction at the current temperature; its size is the largest
+        change relative to the largest temperature of the step."""
+        self._assemble_matrix(self._step_dt)
+        self._assemble_residual()
+        self.ksp.solve(self.rhs, self.correction)
+        reason = self.ksp.getConvergedReason()
+        if reason <= 0:
+            raise SolverError(f"the furnace heat solve did not converge (KSP reason "
+                              f"{reason}, {self.ksp.getIterationNumber()} iterations)")
+        start = self.temperature.x.array.copy()
+
+        def move(fraction: float):
+            self.temperature.x.array[:] = start
+            self.temperature.x.petsc_vec.axpy(fraction, self.correction)
+            self.temperature.x.scatter_forward()
+
+        return Increment(move, self.correction.norm(PETSc.NormType.NORM_INFINITY)
+                         / self._temperature_scale)
+
     def advance(self, dt: float, furnace_temperature: float) -> int:
-        """One backward Euler step to the furnace temperature at its end; Newton iterations."""
+        """One backward Euler step to the furnace temperature at its end; Newton iterations
+        (a linear problem, without radiation, is solved exactly by its first)."""
         self.previous.x.array[:] = self.temperature.x.array
         self.dt.value = dt
         self.furnace_temperature.value = furnace_temperature
         scale = max(float(np.abs(self.temperature.x.array).max(initial=0.0)),
                     abs(furnace_temperature))
-        scale = self.mesh.comm.allreduce(scale, op=MPI.MAX)
-        for iteration in range(1, NEWTON_MAX_ITERATIONS + 1):
-            self._assemble_matrix(dt)
-            self._assemble_residual()
-            self.ksp.solve(self.rhs, self.correction)
-            reason = self.ksp.getConvergedReason()
-            if reason <= 0:
-                raise SolverError(f"the furnace heat solve did not converge (KSP reason "
-                                  f"{reason}, {self.ksp.getIterationNumber()} iterations)")
-            self.temperature.x.petsc_vec.axpy(1.0, self.correction)
-            self.temperature.x.scatter_forward()
-            # A linear problem (no radiation) is solved exactly by its first Newton step.
-            change = self.correction.norm(PETSc.NormType.NORM_INFINITY)
-            if self.linear or change <= NEWTON_RTOL * scale:
-                self.newton_iterations += iteration
-                return iteration
-        raise SolverError(f"the furnace heat solve (radiation) did not converge in "
-                          f"{NEWTON_MAX_ITERATIONS} Newton iterations (last correction "
-                          f"{change:.3g} K at T_f = {furnace_temperature:.6g} K, dt = {dt:g} s)")
-
+        self._temperature_scale = self.mesh.comm.allreduce(scale, op=MPI.MAX)
+        self._step_dt = dt
+        iterations = newton_solve(self, self.newton, where=f"of the furnace heat solve at "
+                                  f"T_f = {furnace_temperature:.6g} K, dt = {dt:g} s")
+        self.newton_iterations += iterations
+        return iterations
 
     def destroy(self):
         """Free the PETSc solver and matrix now, on every rank together (collective)."""

@@ -22,6 +22,9 @@ from petsc4py import PETSc
 
 from solver.errors import SolverError
 from solver.materials.library import largest
+from solver.numerics.condensation import CondensedCell, CondensedForms, CondensedNewton
+from solver.numerics.newton import NewtonSettings, newton_solve
+from solver.numerics.stepping import advance_with_cuts, along
 from solver.physics import boundary
 from solver.physics.thermoelastic import (
     ELASTICITY_SOLVER,
@@ -49,7 +52,7 @@ class StepResult:
     newton_iterations: int
 
 
-class InelasticProblem:
+class InelasticProblem(CondensedCell):
     """models: material name -> a MaterialModel (solver/materials/constitutive.py);
     thermal_strain(name, T): the isotropic thermal eigenstrain of that material at
     temperature T, from the stress-free start at start_temperature."""
@@ -62,7 +65,6 @@ class InelasticProblem:
         self.generalized = self.gdim == 2 and case.case.plane == "generalized"
         self.models = models
         self.thermal_strain = thermal_strain
-        self.newton_rtol, self.max_newton_iterations = newton_rtol, max_newton_iterations
         degree = case.solver.degree
         self.V = fem.functionspace(msh, ("Lagrange", degree, (self.gdim,)))
         self.u = fem.Function(self.V, name="u")
@@ -130,25 +132,33 @@ class InelasticProblem:
                                                                    self._test_strain) * self.dx)
         self.negative_out_of_plane_coupling = fem.form(-self._scale * ufl.inner(
             ufl.dot(self.tangent_q, unit_zz), self._test_strain) * self.dx)
-        self._increment = fem.Function(self.V)
-        self._increment_zz = fem.Constant(msh, PETSc.ScalarType(0.0))
-        increment_strain = ufl.dot(self.tangent_q, self.mandel_strain(self._increment)
-                                   + self._increment_zz * unit_zz)
-        self._constraint_residuals, self._constraint_changes = [], []
+        increment = fem.Function(self.V)
+        increment_zz = fem.Constant(msh, PETSc.ScalarType(0.0))
+        increment_strain = ufl.dot(self.tangent_q, self.mandel_strain(increment)
+                                   + increment_zz * unit_zz)
+        constraint_residuals, constraint_changes = [], []
         if self.constraints.free_face is not None:
             face_strain = self.mandel_strain(self.constraints._face_weight)
-            self._constraint_residuals.append(
+            constraint_residuals.append(
                 fem.form(ufl.inner(self.stress_q, face_strain) * self.dx))
-            self._constraint_changes.append(
+            constraint_changes.append(
                 fem.form(ufl.inner(increment_strain, face_strain) * self.dx))
         if self.generalized:
-            self._constraint_residuals.append(fem.form(self.stress_q[2] * self.dx))
-            self._constraint_changes.append(fem.form(increment_strain[2] * self.dx))
+            constraint_residuals.append(fem.form(self.stress_q[2] * self.dx))
+            constraint_changes.append(fem.form(increment_strain[2] * self.dx))
         self.dofs = self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs
-        self._nullspace = rigid_body_modes(self.V)
-        self.ksp = configured_ksp(msh.comm, "inelastic",
-                                  {**ELASTICITY_SOLVER, "ksp_rtol": case.solver.rtol})
-        self.face_displacement = 0.0
+        ksp = configured_ksp(msh.comm, "inelastic",
+                             {**ELASTICITY_SOLVER, "ksp_rtol": case.solver.rtol})
+        self.linearization = CondensedNewton(
+            self.u, self.out_of_plane_strain, self.constraints, ksp,
+            CondensedForms(self.residual, self.negative_residual, self.jacobian,
+                           self.negative_out_of_plane_coupling, constraint_residuals,
+                           constraint_changes, increment, increment_zz),
+            self._scale, self.generalized, nullspace=rigid_body_modes(self.V))
+        self.newton = NewtonSettings(rtol=newton_rtol, max_iterations=max_newton_iterations)
+        self._trial = None  # (temperature, dt, eigenstrains) of the step being solved
+        self._trial_states = None  # the material points' states at the current iterate
+        self.max_step_cuts = 8
         self._projectors = {}
         self._last_eigenstrain = {}
         self.step_cuts = 0
@@ -236,132 +246,32 @@ class InelasticProblem:
                 self.models[name].update(strain[rows], eigen, temperature, dt, self.states[name])
         return new_states
 
-    # -- linear algebra ------------------------------------------------------------------
-    def _solve(self, rhs_form, face_value):
-        """Solve K x = b (b assembled from rhs_form; None: zero) with x = face_value on the
-        free face and 0 on the other Dirichlet dofs.
-
-        Signs live in the forms, not in a scaling of the assembled vector: a ghosted vector's
-        scale() leaves the ghost entries alone, which would then be added to their owners
-        unscaled.
-        """
-        b = fem_petsc.assemble_vector(self.negative_residual if rhs_form is None else rhs_form)
-        if rhs_form is None:
-            with b.localForm() as local:
-                local.set(0.0)
-        self.constraints.set_face_displacement(face_value)
-        fem_petsc.apply_lifting(b, [self.jacobian], bcs=[self.constraints.dirichlet])
-        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        fem_petsc.set_bc(b, self.constraints.dirichlet)
-        solution = fem.Function(self.V)
-        self.ksp.solve(b, solution.x.petsc_vec)
-        b.destroy()
-        if self.ksp.getConvergedReason() <= 0:
-            raise SolverError(f"the linearized solve did not converge (KSP reason "
-                              f"{self.ksp.getConvergedReason()})")
-        solution.x.scatter_forward()
-        return solution
-
-    def _integrate(self, form):
-        return self.emesh.mesh.comm.allreduce(fem.assemble_scalar(form))
-
-    def _constraint_change(self, increment, increment_zz):
-        self._increment.x.array[:] = increment.x.array
-        self._increment_zz.value = increment_zz
-        return np.array([self._integrate(f) for f in self._constraint_changes])
-
-    def _residual_norm(self, constraint_forces):
-        """Norm of the out-of-balance forces on the free dofs and of the constraints' net
-        forces, in the scaled units of the equations; inf where it is not finite (an
-        inadmissible state, e.g. an element turned inside out)."""
-        r = fem_petsc.assemble_vector(self.residual)
-        r.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        owned = r.getLocalSize()
-        for bc in self.constraints.dirichlet:
-            dofs, _ = bc.dof_indices()
-            r.array[dofs[dofs < owned]] = 0.0  # reactions, not out-of-balance forces
-        norm = r.norm()
-        r.destroy()
-        norm = float(np.sqrt(norm**2 + np.sum((self._scale * constraint_forces) ** 2)))
-        return norm if np.isfinite(norm) else np.inf
-
     # -- a time step -----------------------------------------------------------------------
+    def residual_norm(self) -> float:
+        """Newton's hook: the material points at the iterate, then the residual norm."""
+        self._trial_states = self._update_material_points(*self._trial)
+        return super().residual_norm()
+
     def step(self, temperature: float, dt: float, process_eigenstrain=None) -> StepResult:
         """Advance to `temperature` over `dt`; the state is kept only when Newton converges
-        (else SolverError, and the caller may cut the step)."""
+        (else SolverError, with the state restored, and the caller may cut the step)."""
         process_eigenstrain = process_eigenstrain or {}
         saved = self.u.x.array.copy(), float(self.out_of_plane_strain.value), \
             self.face_displacement
-        first_norm = None
-        for iteration in range(self.max_newton_iterations + 1):
-            new_states = self._update_material_points(temperature, dt, process_eigenstrain)
-            forces = np.array([self._integrate(f) for f in self._constraint_residuals])
-            norm = self._residual_norm(forces)
-            first_norm = norm if first_norm is None else first_norm
-            logger.debug("Newton %d: |R| = %.3e", iteration, norm)
-            if norm <= max(self.newton_rtol * first_norm,
-                           self._absolute_tolerance * np.sqrt(self.dofs)):
-                self.states = new_states
-                self.temperature = temperature
-                self._last_eigenstrain = dict(process_eigenstrain)
-                state = ElasticState(temperature - self.start_temperature,
-                                     float(self.out_of_plane_strain.value),
-                                     self.face_displacement)
-                return StepResult(state, iteration)
-            if iteration == self.max_newton_iterations:
-                break
-            A = fem_petsc.assemble_matrix(self.jacobian, bcs=self.constraints.dirichlet)
-            A.assemble()
-            A.setNearNullSpace(self._nullspace)
-            self.ksp.setOperators(A)
-            increment = self._solve(self.negative_residual, 0.0)
-            changes = [(increment, 0.0)]
-            if self.constraints.free_face is not None:
-                changes.append((self._solve(None, 1.0), 0.0))
-            if self.generalized:
-                changes.append((self._solve(self.negative_out_of_plane_coupling, 0.0), 1.0))
-            face_change = zz_change = 0.0
-            if len(changes) > 1:
-                base = self._constraint_change(*changes[0])
-                matrix = np.column_stack([self._constraint_change(*c) for c in changes[1:]])
-                amplitudes = np.linalg.solve(matrix, -(forces + base))
-                names = (["face"] if self.constraints.free_face is not None else []) + \
-                    (["zz"] if self.generalized else [])
-                for name, amplitude, (solution, zz) in zip(names, amplitudes, changes[1:],
-                                                           strict=True):
-                    increment.x.array[:] += amplitude * solution.x.array
-                    if name == "face":
-                        face_change = amplitude
-                    else:
-                        zz_change = amplitude * zz
-            self._line_search(increment, face_change, zz_change, norm, temperature, dt,
-                              process_eigenstrain)
-            A.destroy()
-        self.u.x.array[:], self.out_of_plane_strain.value, self.face_displacement = saved
-        raise SolverError(f"Newton did not converge in {self.max_newton_iterations} "
-                          f"iterations at T = {temperature:.2f} K, dt = {dt:.3g} s")
-
-    def _line_search(self, increment, face_change, zz_change, norm, temperature, dt,
-                     process_eigenstrain, halvings=4):
-        """Take the Newton increment, halved while it does not reduce the residual: points
-        that flip between elastic and plastic from one iterate to the next otherwise stall
-        Newton. The full step is tried first and kept whenever it helps."""
-        start = self.u.x.array.copy(), self.face_displacement, \
-            float(self.out_of_plane_strain.value)
-        fraction = 1.0
-        for attempt in range(halvings + 1):
-            self.u.x.array[:] = start[0] + fraction * increment.x.array
-            self.face_displacement = start[1] + fraction * face_change
-            self.out_of_plane_strain.value = start[2] + fraction * zz_change
-            if attempt == halvings:
-                break
-            self._update_material_points(temperature, dt, process_eigenstrain)
-            forces = np.array([self._integrate(f) for f in self._constraint_residuals])
-            if self._residual_norm(forces) < norm:
-                break
-            fraction /= 2
-        if fraction < 1:
-            logger.debug("line search: step length %g", fraction)
+        self._trial = (temperature, dt, process_eigenstrain)
+        try:
+            iterations = newton_solve(self, self.newton,
+                                      self._absolute_tolerance * np.sqrt(self.dofs),
+                                      f"at T = {temperature:.2f} K, dt = {dt:.3g} s")
+        except SolverError:
+            self.u.x.array[:], self.out_of_plane_strain.value, self.face_displacement = saved
+            raise
+        self.states = self._trial_states
+        self.temperature = temperature
+        self._last_eigenstrain = dict(process_eigenstrain)
+        state = ElasticState(temperature - self.start_temperature,
+                             float(self.out_of_plane_strain.value), self.face_displacement)
+        return StepResult(state, iterations)
 
     def advance(self, temperature: float, dt: float, process_eigenstrain: dict):
         """Step to `temperature` over dt (temperature and eigenstrains linear in time in
@@ -446,23 +356,25 @@ class InelasticProblem:
          self.temperature, self._last_eigenstrain) = saved
         self.u.x.array[:] = u
 
-    def _advance_cutting(self, temperature: float, dt: float, process_eigenstrain: dict,
-                         cuts_left: int = 8):
+    def _advance_cutting(self, temperature: float, dt: float, process_eigenstrain: dict):
         """Step to `temperature` over dt; where Newton fails, the step is cut in halves
         (temperature and eigenstrains linear in between). Returns (state, Newton iterations
         of all sub-steps); self.step_cuts counts the cuts."""
-        try:
-            result = self.step(temperature, dt, process_eigenstrain)
-            return result.state, result.newton_iterations
-        except SolverError:
-            if cuts_left == 0:
-                raise
-        self.step_cuts += 1
-        logger.info("cutting the step to T = %.2f K (dt = %.3g s) in two", temperature, dt)
-        middle_eigenstrain = {name: 0.5 * (value + self._last_eigenstrain.get(name, 0.0))
-                              for name, value in process_eigenstrain.items()}
-        _, first = self._advance_cutting(0.5 * (self.temperature + temperature), dt / 2,
-                                         middle_eigenstrain, cuts_left - 1)
-        state, second = self._advance_cutting(temperature, dt / 2, process_eigenstrain,
-                                              cuts_left - 1)
-        return state, first + second
+        start_temperature = self.temperature
+        start_eigenstrain = dict(self._last_eigenstrain)
+        results = []
+
+        def solve_part(a: float, b: float, last_chance: bool) -> int:
+            result = self.step(
+                along(start_temperature, temperature, b), (b - a) * dt,
+                {name: along(start_eigenstrain.get(name, 0.0), value, b)
+                 for name, value in process_eigenstrain.items()})
+            results.append(result.state)
+            return result.newton_iterations
+
+        report = advance_with_cuts(
+            solve_part, 0.0, 1.0, self.max_step_cuts,
+            lambda a, b: f"to T = {along(start_temperature, temperature, b):.2f} K "
+                         f"(dt = {(b - a) * dt:.3g} s)")
+        self.step_cuts += report.cuts
+        return results[-1], report.newton_iterations

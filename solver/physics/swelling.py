@@ -46,7 +46,6 @@ from typing import Annotated, Literal
 import numpy as np
 import ufl
 from dolfinx import fem
-from dolfinx.fem import petsc as fem_petsc
 from mpi4py import MPI
 from petsc4py import PETSc
 from pydantic import BaseModel, ConfigDict, Field
@@ -55,6 +54,9 @@ from solver.case.units import SIQuantity
 from solver.errors import SolverError
 from solver.materials.plasticity import radial_return
 from solver.numerics import compat
+from solver.numerics.condensation import CondensedCell, CondensedForms, CondensedNewton
+from solver.numerics.newton import NewtonSettings, newton_solve
+from solver.numerics.stepping import advance_with_cuts, staggered
 from solver.physics import boundary
 from solver.physics.inelastic import InelasticProblem
 from solver.physics.thermoelastic import cellwise_field, configured_ksp
@@ -230,7 +232,7 @@ def _contract(tangent, direction):
     return ufl.as_tensor(tangent[i, j, k, m] * direction[k, m], (i, j))
 
 
-class SwellingProblem:
+class SwellingProblem(CondensedCell):
     """Quasi-static swelling of `case.swelling`'s materials on the case's mesh.
 
     initial_stress: a 3x3 (DG) stress field of the sintered state, or None (stress-free);
@@ -321,24 +323,30 @@ class SwellingProblem:
         unit_zz = ufl.as_matrix([[0, 0, 0], [0, 0, 0], [0, 0, 1]])
         self.negative_out_of_plane_coupling = fem.form(
             -self._scale * ufl.inner(_contract(self.tangent, unit_zz), test_gradient) * self.dx)
-        self._increment = fem.Function(self.V)
-        self._increment_zz = fem.Constant(msh, PETSc.ScalarType(0.0))
-        stress_change = _contract(self.tangent, self.gradient_3d(self._increment)
-                                  + self._increment_zz * unit_zz)
-        self._constraint_residuals, self._constraint_changes = [], []
+        increment = fem.Function(self.V)
+        increment_zz = fem.Constant(msh, PETSc.ScalarType(0.0))
+        stress_change = _contract(self.tangent, self.gradient_3d(increment)
+                                  + increment_zz * unit_zz)
+        constraint_residuals, constraint_changes = [], []
         if self.constraints.free_face is not None:
             face = self.gradient_3d(self.constraints._face_weight)
-            self._constraint_residuals.append(fem.form(ufl.inner(self.first_piola, face)
-                                                       * self.dx))
-            self._constraint_changes.append(fem.form(ufl.inner(stress_change, face) * self.dx))
+            constraint_residuals.append(fem.form(ufl.inner(self.first_piola, face) * self.dx))
+            constraint_changes.append(fem.form(ufl.inner(stress_change, face) * self.dx))
         if self.generalized:
-            self._constraint_residuals.append(fem.form(self.first_piola[2, 2] * self.dx))
-            self._constraint_changes.append(fem.form(stress_change[2, 2] * self.dx))
+            constraint_residuals.append(fem.form(self.first_piola[2, 2] * self.dx))
+            constraint_changes.append(fem.form(stress_change[2, 2] * self.dx))
 
         # A direct solver: under a large swelling the tangent carries large initial-stress
         # terms and need not be positive definite, where CG fails.
-        self.ksp = configured_ksp(self.comm, "swelling", LINEARIZED_SOLVER)
-        self.face_displacement = 0.0
+        self.linearization = CondensedNewton(
+            self.u, self.out_of_plane_strain, self.constraints,
+            configured_ksp(self.comm, "swelling", LINEARIZED_SOLVER),
+            CondensedForms(self.residual, self.negative_residual, self.jacobian,
+                           self.negative_out_of_plane_coupling, constraint_residuals,
+                           constraint_changes, increment, increment_zz),
+            self._scale, self.generalized)
+        self.newton = NewtonSettings(rtol=self.section.newton_rtol,
+                                     max_iterations=self.section.max_newton_iterations)
         self.step_cuts = 0
         self.newton_iterations = 0
         # V/V0 of each swelling material: the integral of det F over its cells
@@ -510,17 +518,7 @@ class SwellingProblem:
     def _integrate(self, form) -> float:
         return self.comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM)
 
-    # The linearized solve with the free face's value, and the change of the constraints'
-    # net forces, are the inelastic problem's (same attribute names: jacobian,
-    # negative_residual, residual, constraints, ksp, V, _increment, _constraint_changes,
-    # _scale).
-    _solve = InelasticProblem._solve
-    _constraint_change = InelasticProblem._constraint_change
-    _residual_norm = InelasticProblem._residual_norm
     _project = InelasticProblem._project
-
-    def _constraint_forces(self):
-        return np.array([self._integrate(f) for f in self._constraint_residuals])
 
     # -- an SOC increment ----------------------------------------------------------------
     def _current(self):
@@ -563,110 +561,36 @@ class SwellingProblem:
         until the SOC settles (solver/physics/diffusion.py's stabilized staggering)."""
         settings = self.section.diffusion
         two_way = settings.coupling == "two-way"
-        iterations = 0
-        for _ in range(settings.max_coupling_iterations if two_way else 1):
+        newton_iterations = []
+
+        def one_pass() -> float:
             change = self.diffusion.solve(float(self.time_step.value), surface_soc=soc,
                                           staggered=two_way)
-            iterations += self._newton(soc)
-            if not two_way:
-                return iterations
-            self.diffusion.set_hydrostatic_stress(self._hydrostatic_stress,
-                                                  quadrature_degree=self.quadrature_degree)
-            if change <= settings.coupling_tolerance:
-                return iterations
-        raise SolverError(f"the diffusion-stress coupling did not converge in "
-                          f"{settings.max_coupling_iterations} iterations at SOC = {soc:.6g}")
+            newton_iterations.append(self._newton(soc))
+            if two_way:
+                self.diffusion.set_hydrostatic_stress(self._hydrostatic_stress,
+                                                      quadrature_degree=self.quadrature_degree)
+            return change
+
+        if two_way:
+            staggered(one_pass, settings.coupling_tolerance, settings.max_coupling_iterations,
+                      f"at SOC = {soc:.6g}")
+        else:
+            one_pass()
+        return sum(newton_iterations)
 
     def _newton(self, soc: float) -> int:
-        """Newton's method on the mechanics at the current load; returns its iterations, or
-        raises SolverError."""
-        first_norm = None
-        for iteration in range(self.section.max_newton_iterations + 1):
-            forces = self._constraint_forces()
-            norm = self._residual_norm(forces)
-            first_norm = norm if first_norm is None else first_norm
-            logger.debug("Newton %d: |R| = %.3e", iteration, norm)
-            if not np.isfinite(norm):
-                break
-            if norm <= max(self.section.newton_rtol * first_norm, self._absolute_tolerance):
-                return iteration
-            if iteration == self.section.max_newton_iterations:
-                break
-            A = fem_petsc.assemble_matrix(self.jacobian, bcs=self.constraints.dirichlet)
-            A.assemble()
-            self.ksp.setOperators(A)
-            try:
-                increment = self._solve(self.negative_residual, 0.0)
-                changes = [(increment, 0.0)]
-                if self.constraints.free_face is not None:
-                    changes.append((self._solve(None, 1.0), 0.0))
-                if self.generalized:
-                    changes.append((self._solve(self.negative_out_of_plane_coupling, 0.0), 1.0))
-            except (SolverError, PETSc.Error):
-                A.destroy()
-                break
-            finally:
-                self.constraints.set_face_displacement(self.face_displacement)
-            face_change = zz_change = 0.0
-            if len(changes) > 1:
-                base = self._constraint_change(*changes[0])
-                matrix = np.column_stack([self._constraint_change(*c) for c in changes[1:]])
-                amplitudes = np.linalg.solve(matrix, -(forces + base))
-                column = 0
-                if self.constraints.free_face is not None:
-                    increment.x.array[:] += amplitudes[column] * changes[1 + column][0].x.array
-                    face_change = amplitudes[column]
-                    column += 1
-                if self.generalized:
-                    increment.x.array[:] += amplitudes[column] * changes[1 + column][0].x.array
-                    zz_change = amplitudes[column]
-            self._line_search(increment, face_change, zz_change, norm)
-            A.destroy()
-        raise SolverError(f"Newton did not converge in {self.section.max_newton_iterations} "
-                          f"iterations at SOC = {soc:.6g}")
+        return newton_solve(self, self.newton, self._absolute_tolerance, f"at SOC = {soc:.6g}")
 
-    def _line_search(self, increment, face_change, zz_change, norm, halvings=6):
-        """Take the Newton increment, halved while it does not reduce the residual (a full
-        step can turn elements inside out when the swelling is large); if no length
-        reduces it, the one with the smallest residual (an infinite one only if all are)."""
-        start = self.u.x.array.copy(), self.face_displacement, \
-            float(self.out_of_plane_strain.value)
-
-        def take(fraction):
-            self.u.x.array[:] = start[0] + fraction * increment.x.array
-            self.face_displacement = start[1] + fraction * face_change
-            self.out_of_plane_strain.value = start[2] + fraction * zz_change
-            self.constraints.set_face_displacement(self.face_displacement)
-            return self._residual_norm(self._constraint_forces())
-
-        tried = []
-        for attempt in range(halvings + 1):
-            fraction = 0.5**attempt
-            tried.append((take(fraction), fraction))
-            if tried[-1][0] < norm:
-                break
-        else:
-            best, fraction = min(tried)
-            take(fraction)
-        if fraction < 1:
-            logger.debug("line search: step length %g", fraction)
-
-    def advance(self, soc: float, cuts_left: int | None = None) -> int:
+    def advance(self, soc: float) -> int:
         """Step to `soc`; where Newton fails, the SOC increment is cut in halves. Returns the
         Newton iterations of all sub-increments; self.step_cuts counts the cuts."""
-        cuts_left = self.section.max_step_cuts if cuts_left is None else cuts_left
-        try:
-            iterations = self.step(soc)
-            self.newton_iterations += iterations
-            return iterations
-        except SolverError:
-            if cuts_left == 0:
-                raise
-        previous = float(self.soc.value)
-        self.step_cuts += 1
-        logger.info("cutting the SOC increment %.6g -> %.6g in two", previous, soc)
-        first = self.advance(0.5 * (previous + soc), cuts_left - 1)
-        return first + self.advance(soc, cuts_left - 1)
+        report = advance_with_cuts(lambda a, b, last_chance: self.step(b),
+                                   float(self.soc.value), soc, self.section.max_step_cuts,
+                                   lambda a, b: f"of SOC {a:.6g} -> {b:.6g}")
+        self.step_cuts += report.cuts
+        self.newton_iterations += report.newton_iterations
+        return report.newton_iterations
 
     def _commit_flow(self):
         """The converged increment's plastic state becomes the start of the next one
