@@ -100,7 +100,7 @@ def test_film_delaminates_at_the_hutchinson_suo_energy_release_rate():
     for ratio in [0.5, *np.arange(0.96, 1.205, 0.02)]:  # G / G_c
         misfit_value = critical_misfit * np.sqrt(ratio)
         try:
-            problem.advance(set_misfit, previous, misfit_value, cuts_left=2)
+            problem.advance(set_misfit, previous, misfit_value, max_cuts=2)
         except SolverError:
             threshold = ratio
             break

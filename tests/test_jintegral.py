@@ -489,7 +489,7 @@ def test_j_around_a_cohesive_zone_is_the_hutchinson_suo_release_rate():
     ratio = 0.8  # G / G_c
     critical = np.sqrt(2 * E * 1.0 / ((1 - NU**2) * FILM * UM)) * (1 - NU) / E
     problem.advance(lambda value: setattr(problem.load_factor, "value", -value), 0.0,
-                    critical * np.sqrt(ratio), cuts_left=4)
+                    critical * np.sqrt(ratio), max_cuts=4)
     u = cohesive_displacement(problem)
     eigenstrain = problem.load_factor * misfit
     sigma = plane_strain_stress(u, problem.lame_lambda, problem.shear_modulus, eigenstrain)

@@ -30,6 +30,17 @@ class SolverSettings(Table):
         "viscoelastic material, relative to its largest stress: hold steps are cut into "
         "sub-steps that keep it (0: off, the steps of the schedule only)"
     )
+    newton_rtol: float = Field(
+        1e-9, gt=0, lt=1, description="relative tolerance of every Newton solve (the inelastic "
+        "schedule, swelling, the pull-off's cohesive interface) on its residual norm")
+    max_newton_iterations: int = Field(
+        30, ge=1, description="Newton iterations of one step before the step is cut")
+    line_search_halvings: int = Field(
+        6, ge=0, description="times a Newton increment may be halved while it does not reduce "
+        "the residual norm (where none does, the length with the smallest residual is taken)")
+    max_step_cuts: int = Field(
+        8, ge=0, description="times a load step (temperature, SOC, pull-off displacement) may "
+        "be halved where Newton fails")
 
     @model_validator(mode="after")
     def _check_geometry_degree(self) -> "SolverSettings":

@@ -22,7 +22,7 @@ updated in numpy inside the residual, neither of which SNES's own line searches 
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 import numpy as np
@@ -34,13 +34,20 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class NewtonSettings:
-    """How a Newton solve iterates (the defaults of [solver], see solver/case)."""
+    """How a Newton solve iterates."""
 
-    rtol: float = 1e-9
-    max_iterations: int = 25
-    line_search_halvings: int = 6
+    rtol: float
+    max_iterations: int
+    line_search_halvings: int = 0
     criterion: Literal["residual", "increment"] = "residual"
     linear: bool = False  # "increment" criterion: one Newton step solves it exactly
+
+    @classmethod
+    def of(cls, solver, **overrides) -> "NewtonSettings":
+        """From a case's [solver] section; an override that is None keeps its value."""
+        settings = cls(rtol=solver.newton_rtol, max_iterations=solver.max_newton_iterations,
+                       line_search_halvings=solver.line_search_halvings)
+        return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
 
 @dataclass

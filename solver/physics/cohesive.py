@@ -60,6 +60,7 @@ from dolfinx.fem import petsc as fem_petsc
 from mpi4py import MPI
 from petsc4py import PETSc
 
+from solver.case.solver_section import SolverSettings
 from solver.errors import SolverError
 from solver.materials.plasticity import radial_return
 from solver.numerics import compat
@@ -196,8 +197,8 @@ class CohesiveProblem:
     """
 
     def __init__(self, emesh, materials, law: CohesiveLaw, degree=2, interface_name=None,
-                 initial_stress=None, eigenstrain=None, newton_rtol=1e-9,
-                 max_newton_iterations=30, plastic=False):
+                 initial_stress=None, eigenstrain=None, plastic=False,
+                 solver: SolverSettings | None = None):
         self.emesh, self.law = emesh, law
         msh = emesh.mesh
         self.comm = msh.comm
@@ -206,7 +207,9 @@ class CohesiveProblem:
         _, foil_tag, _ = emesh.geometry.interfaces[interface_name]
         self.foil_tag = foil_tag
         layer_tags = [tag for tag in emesh.geometry.cell_materials if tag != foil_tag]
-        self.newton = NewtonSettings(rtol=newton_rtol, max_iterations=max_newton_iterations)
+        solver = SolverSettings() if solver is None else solver  # [solver]: Newton, cuts
+        self.newton = NewtonSettings.of(solver)
+        self.max_step_cuts = solver.max_step_cuts
         self._dt = None  # the pseudo-time of the step being solved
 
         from solver.physics.thermoelastic import cellwise_field
@@ -698,13 +701,14 @@ class CohesiveProblem:
             self._commit_flow()
         return iterations
 
-    def advance(self, set_load, start: float, end: float, dt=None, cuts_left=8,
-                max_damage_increment=1.0, converged=None) -> CutReport:
+    def advance(self, set_load, start: float, end: float, dt=None, max_damage_increment=1.0,
+                converged=None, max_cuts: int | None = None) -> CutReport:
         """Move a load parameter from start to end (set_load(value) applies it) and solve.
         A step that fails, or that raises the damage at a node by more than
         max_damage_increment (so that a peak is not stepped over), is cut in halves.
         dt: the pseudo-time of the step (for the viscosity); converged(value, history before,
-        report) is called after every converged (sub-)step."""
+        report) is called after every converged (sub-)step; max_cuts: the cuts allowed
+        (default: solver.max_step_cuts)."""
 
         def solve_part(a: float, b: float, last_chance: bool) -> int:
             set_load(b)
@@ -722,7 +726,8 @@ class CohesiveProblem:
                 converged(b, before, CutReport(iterations, 0))
             return iterations
 
-        report = advance_with_cuts(solve_part, start, end, cuts_left,
+        report = advance_with_cuts(solve_part, start, end,
+                                   self.max_step_cuts if max_cuts is None else max_cuts,
                                    lambda a, b: f"of the cohesive load {a:.4g} -> {b:.4g}")
         self.step_cuts += report.cuts
         return report

@@ -509,8 +509,8 @@ class FurnaceProblem:
         self._matrix_dt = None  # dt of the assembled matrix (a linear problem reuses it)
         self.ksp = self._create_ksp(comm)
         self.newton_iterations = 0
-        self.newton = NewtonSettings(rtol=NEWTON_RTOL, max_iterations=NEWTON_MAX_ITERATIONS,
-                                     criterion="increment", linear=self.linear)
+        self.newton = NewtonSettings(NEWTON_RTOL, NEWTON_MAX_ITERATIONS, criterion="increment",
+                                     linear=self.linear)
         self._step_dt = self._temperature_scale = None  # of the step being solved
 
     def _heated_facets(self):

@@ -57,8 +57,7 @@ class InelasticProblem(CondensedCell):
     thermal_strain(name, T): the isotropic thermal eigenstrain of that material at
     temperature T, from the stress-free start at start_temperature."""
 
-    def __init__(self, emesh, case, models: dict, thermal_strain, start_temperature: float,
-                 newton_rtol: float = 1e-9, max_newton_iterations: int = 25):
+    def __init__(self, emesh, case, models: dict, thermal_strain, start_temperature: float):
         self.emesh, self.case = emesh, case
         msh = emesh.mesh
         self.gdim = msh.geometry.dim
@@ -155,10 +154,10 @@ class InelasticProblem(CondensedCell):
                            self.negative_out_of_plane_coupling, constraint_residuals,
                            constraint_changes, increment, increment_zz),
             self._scale, self.generalized, nullspace=rigid_body_modes(self.V))
-        self.newton = NewtonSettings(rtol=newton_rtol, max_iterations=max_newton_iterations)
+        self.newton = NewtonSettings.of(case.solver)
         self._trial = None  # (temperature, dt, eigenstrains) of the step being solved
         self._trial_states = None  # the material points' states at the current iterate
-        self.max_step_cuts = 8
+        self.max_step_cuts = case.solver.max_step_cuts
         self._projectors = {}
         self._last_eigenstrain = {}
         self.step_cuts = 0

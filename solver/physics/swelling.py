@@ -134,10 +134,15 @@ class SwellingSection(BaseModel):
     diffusion: DiffusionSection | None = Field(
         None, description="lithium diffusion from the surfaces (the path's SOC is the "
         "surface SOC, over time from soc_rate) instead of a uniform SOC; docs/diffusion.md")
-    max_step_cuts: int = Field(
-        8, ge=0, description="times an SOC increment may be halved where Newton fails")
-    max_newton_iterations: int = Field(25, ge=1, description="Newton iterations per increment")
-    newton_rtol: float = Field(1e-9, gt=0, lt=1, description="Newton's relative tolerance")
+    max_step_cuts: int | None = Field(
+        None, ge=0, description="times an SOC increment may be halved where Newton fails",
+        json_schema_extra={"default_text": "solver.max_step_cuts"})
+    max_newton_iterations: int | None = Field(
+        None, ge=1, description="Newton iterations per increment",
+        json_schema_extra={"default_text": "solver.max_newton_iterations"})
+    newton_rtol: float | None = Field(
+        None, gt=0, lt=1, description="Newton's relative tolerance",
+        json_schema_extra={"default_text": "solver.newton_rtol"})
 
     def swelling_materials(self, materials: dict, used: list[str]) -> list[str]:
         """The lithiating materials among those the geometry uses."""
@@ -345,8 +350,10 @@ class SwellingProblem(CondensedCell):
                            self.negative_out_of_plane_coupling, constraint_residuals,
                            constraint_changes, increment, increment_zz),
             self._scale, self.generalized)
-        self.newton = NewtonSettings(rtol=self.section.newton_rtol,
-                                     max_iterations=self.section.max_newton_iterations)
+        self.newton = NewtonSettings.of(case.solver, rtol=self.section.newton_rtol,
+                                        max_iterations=self.section.max_newton_iterations)
+        self.max_step_cuts = case.solver.max_step_cuts if self.section.max_step_cuts is None \
+            else self.section.max_step_cuts
         self.step_cuts = 0
         self.newton_iterations = 0
         # V/V0 of each swelling material: the integral of det F over its cells
@@ -586,7 +593,7 @@ class SwellingProblem(CondensedCell):
         """Step to `soc`; where Newton fails, the SOC increment is cut in halves. Returns the
         Newton iterations of all sub-increments; self.step_cuts counts the cuts."""
         report = advance_with_cuts(lambda a, b, last_chance: self.step(b),
-                                   float(self.soc.value), soc, self.section.max_step_cuts,
+                                   float(self.soc.value), soc, self.max_step_cuts,
                                    lambda a, b: f"of SOC {a:.6g} -> {b:.6g}")
         self.step_cuts += report.cuts
         self.newton_iterations += report.newton_iterations

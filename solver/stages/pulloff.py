@@ -196,7 +196,8 @@ def _pulloff_and_write(case, workdir: Path, comm) -> dict:
     eigenstrain = _swelling_eigenstrain(emesh, case) if swelling else None
     problem = CohesiveProblem(emesh, materials, law, degree=case.solver.degree,
                               interface_name=interface_name, initial_stress=initial_stress,
-                              eigenstrain=eigenstrain, plastic=settings.plastic_bulk)
+                              eigenstrain=eigenstrain, plastic=settings.plastic_bulk,
+                              solver=case.solver)
     failure = _LayerFailure(case, emesh, problem, interface_name)
     for name in ("left", "right"):
         for body in ("foil", "layer"):
