@@ -7,6 +7,7 @@ import gmsh
 import numpy as np
 import pytest
 from dolfinx import fem
+from mpi4py import MPI
 
 from meshes.built import MICROMETRE
 from solver.case.schema import load_case, load_case_text
@@ -33,9 +34,9 @@ class Solved:
                                                   self.problem.stress_tensor_3d())
 
 
-def solve_final(case) -> Solved:
-    """Build the mesh and solve for the schedule's final temperature."""
-    emesh = build_mesh(case)
+def solve_final(case, comm=MPI.COMM_WORLD) -> Solved:
+    """Build the mesh (over comm) and solve for the schedule's final temperature."""
+    emesh = build_mesh(case, comm)
     problem = ThermoElasticProblem(emesh, case)
     state = problem.solve(case.schedule.end_temperature - case.schedule.start)
     return Solved(case, emesh, problem, state)
