@@ -10,16 +10,24 @@ PYTEST_ARGS ?=
 
 .PHONY: setup demo test test-serial test-mpi bench lint clean
 
+# A host with DOLFINx >= 0.9 is used instead of the Debian root: then DEBIAN_SUITE changes
+# nothing, and the line below says so (SINTERFEM_TOOLCHAIN=root forces the root).
 setup:
-	@bin/provision $(DEBIAN_SUITE) >/dev/null
+	@where=$$(bin/provision $(DEBIAN_SUITE)) && \
+	if [ "$$where" = host ]; then \
+	  echo "toolchain: the HOST's DOLFINx, NOT the Debian $(DEBIAN_SUITE) root (DEBIAN_SUITE has no effect; SINTERFEM_TOOLCHAIN=root forces the root)"; \
+	else \
+	  echo "toolchain: the Debian $(DEBIAN_SUITE) root $$where"; \
+	fi
 	@$(RUN) python3 -c "import dolfinx, sys; print(f'toolchain: DOLFINx {dolfinx.__version__}, Python {sys.version.split()[0]}')"
 
 demo: setup
 	$(RUN) python3 -m solver.cli run cases/recurved-2d.toml --out results/recurved-2d
 
+# -rs: every skipped test is listed with its reason (no pvbatch, chromium or slurmctld here).
 test: setup
-	$(RUN) python3 -m pytest -q -m "not mpi" $(PYTEST_ARGS)
-	$(RUN) mpirun -n 2 python3 -m pytest -q --color=no -m mpi -p no:cacheprovider $(PYTEST_ARGS)
+	$(RUN) python3 -m pytest -q -rs -m "not mpi" $(PYTEST_ARGS)
+	$(RUN) mpirun -n 2 python3 -m pytest -q -rs --color=no -m mpi -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: setup
 	$(RUN) python3 bench/run.py --out bench/results.json

@@ -2,11 +2,13 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
 
 import pytest
+from test_parallel import assert_same_results, process_physics
 
 from solver.cli import main
 
@@ -59,12 +61,20 @@ def test_check_accepts_every_shipped_case(capsys):
     assert "ok" in capsys.readouterr().out
 
 
-def test_run_writes_complete_results(tmp_path):
-    case = tmp_path / "small.toml"
+@pytest.fixture(scope="module")
+def small_serial(tmp_path_factory):
+    """SMALL_BILAYER run once by `sinter run` on one rank: (case file, results directory)."""
+    base = tmp_path_factory.mktemp("small")
+    case = base / "small.toml"
     case.write_text(SMALL_BILAYER)
-    out = tmp_path / "results" / "small"
+    out = base / "results" / "small"
     result = sinter("run", case, "--out", out, "--no-progress")
     assert result.returncode == 0, result.stderr
+    return case, out
+
+
+def test_run_writes_complete_results(small_serial, tmp_path):
+    case, out = small_serial
     assert {"fields.xdmf", "fields.h5", "displacement.bp", "interface.csv", "history.csv",
             "summary.json", "case.toml", "run.log", "state.npz", "kinetics.csv",
             "kinetics.png"} <= {p.name for p in out.iterdir()}
@@ -75,15 +85,22 @@ def test_run_writes_complete_results(tmp_path):
     # only the result itself is left next to it: no temporary directory
     assert [p.name for p in out.parent.iterdir()] == ["small"]
     # a second run replaces the earlier result
-    assert sinter("run", case, "--out", out, "--no-progress", "-q").returncode == 0
+    again = tmp_path / "again"
+    shutil.copytree(out, again)
+    assert sinter("run", case, "--out", again, "--no-progress", "-q").returncode == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["again"]
 
 
-def test_np_runs_on_two_ranks(tmp_path):
-    case = tmp_path / "small.toml"
-    case.write_text(SMALL_BILAYER)
+def test_np_runs_on_two_ranks(small_serial, tmp_path):
+    """`--np 2` gives the serial run's results: every summary number to 1e-6, the bending
+    curvature, final state and interface tractions among them, the displacement field and
+    the tractions along the interface (test_parallel.assert_same_results)."""
+    case, serial = small_serial
     result = sinter("run", case, "--out", tmp_path / "np2", "--np", "2", "--no-progress")
     assert result.returncode == 0, result.stderr
-    assert json.loads((tmp_path / "np2" / "summary.json").read_text())["ranks"] == 2
+    _, parallel = assert_same_results(serial, tmp_path / "np2", [
+        "bending.curvature", *process_physics("interface_0_1", generalized=False, cell=False)])
+    assert parallel["ranks"] == 2
 
 
 @pytest.mark.parametrize("text, key", [

@@ -7,7 +7,7 @@ import pytest
 from dolfinx import fem
 from mpi4py import MPI
 
-from solver.case import load_case_text
+from solver.case.schema import load_case_text
 from solver.errors import SolverError
 from solver.geometry.mesh import build_mesh
 from solver.physics.cohesive import CohesiveLaw, CohesiveProblem
@@ -66,10 +66,15 @@ def test_film_delaminates_at_the_hutchinson_suo_energy_release_rate():
     in-plane stress.
 
     The misfit rises in steps of 2 % of G/G_c from 0.96 G_c. With G_Ic = G_IIc and equal
-    strengths the law is independent of the mode mixity, so the front must start to run (no
-    equilibrium with the front in place: Newton fails, or the front moves) when G = G_c:
-    within 10 %. At that misfit, viscous steps then show the front running on. Measured:
-    G = 1.02 G_c (1.00 still arrested) with this mesh (0.25 um, P2), strength 150 MPa.
+    strengths the law is independent of the mode mixity, so the front must start to run when
+    G = G_c. Every step is viscous (dt = 40 viscosities: Newton converges while the front
+    runs) and the misfit is then held, step after step, until the physics says which: the
+    damage settles (its largest change per step falls below 1e-3: arrested) or the front
+    (D >= 0.99) runs one film thickness along the ligament, debonded all the way behind it
+    (delaminated). A failed Newton solve fails the test: it is not a delamination. Measured
+    (0.25 um, P2, strength 150 MPa): arrested up to 1.00 G_c (the damage change falls by
+    about 3 per step), running at 1.02 G_c (the front moves 0.125-0.25 um per step, the
+    damage change stays about 0.4): within 0.06 of G_c (3 load steps).
     """
     case, emesh = _film_on_substrate(0.25)
     misfit = cellwise_field(emesh, {"substrate": 0.0, "film": 1.0}, "misfit")
@@ -83,12 +88,12 @@ def test_film_delaminates_at_the_hutchinson_suo_energy_release_rate():
     x = problem.nodes.coordinates[:, 0]
     precrack = 3 * FILM_THICKNESS
     problem.damage[x < precrack - 1e-12] = 1.0
+    comm = problem.comm
 
-    def front(damaged=1 - 1e-9):
-        return problem.comm.allreduce(float(x[problem.damage >= damaged].max(initial=0.0)),
-                                      op=MPI.MAX)
+    def front(damaged=0.99):
+        return comm.allreduce(float(x[problem.damage >= damaged].max(initial=0.0)),
+                              op=MPI.MAX)
 
-    arrested = front()
     critical_stress = np.sqrt(2 * FILM_MODULUS * TOUGHNESS
                               / ((1 - FILM_POISSON**2) * FILM_THICKNESS))
     critical_misfit = critical_stress * (1 - FILM_POISSON) / FILM_MODULUS
@@ -96,29 +101,31 @@ def test_film_delaminates_at_the_hutchinson_suo_energy_release_rate():
     def set_misfit(value):
         problem.load_factor.value = -value  # shrinkage: a film in tension
 
+    step, settled, run = 40.0, 1e-3, FILM_THICKNESS
     previous, threshold = 0.0, None
     for ratio in [0.5, *np.arange(0.96, 1.205, 0.02)]:  # G / G_c
         misfit_value = critical_misfit * np.sqrt(ratio)
         try:
-            problem.advance(set_misfit, previous, misfit_value, max_cuts=2)
-        except SolverError:
+            problem.advance(set_misfit, previous, misfit_value, dt=step)
+            previous, start = misfit_value, front()
+            for _ in range(40):
+                before = problem.damage.copy()
+                problem.advance(set_misfit, misfit_value, misfit_value, dt=step)
+                change = comm.allreduce(float(np.abs(problem.damage - before).max(initial=0)),
+                                        op=MPI.MAX)
+                if change < settled or front() >= start + run:
+                    break
+        except SolverError as error:
+            pytest.fail(f"Newton failed at G = {ratio:.2f} G_c: {error}")
+        if front() >= start + run:
             threshold = ratio
             break
-        previous = misfit_value
-        if front() > arrested + 1e-9:
-            threshold = ratio
-            break
-        assert front() == pytest.approx(arrested)
+        assert change < settled, f"G = {ratio:.2f} G_c: neither arrested nor running"
     assert threshold is not None, "the film never delaminated"
-    assert abs(threshold - 1.0) <= 0.10, f"G at the threshold = {threshold:.3f} G_c"
-    # at that misfit the front keeps running (viscous steps bound each step's damage, which
-    # then approaches 1 geometrically: the front is where D >= 0.99)
-    start = front(0.99)
-    for _ in range(30):
-        problem.advance(set_misfit, misfit_value, misfit_value, dt=40.0)
-        if front(0.99) >= start + 0.25e-6:
-            break
-    assert front(0.99) >= start + 0.25e-6  # more than two nodes
+    assert abs(threshold - 1.0) <= 0.06, f"G at the threshold = {threshold:.3f} G_c"
+    # the crack is one debonded stretch from the film's edge to its front
+    behind = x <= front()
+    assert comm.allreduce(bool(np.all(problem.damage[behind] >= 0.99)), op=MPI.LAND)
 
 
 def _plain_cell(mesh="2 um", interface="0.4 um"):

@@ -1,16 +1,13 @@
 """3D collector cells: nodules of revolution in arrays, random fields at a target Sa, the flat
 foil; exact volumes, the recurved flag, Sa, errors, the shipped case on 1 and 2 ranks."""
 
-import json
 import math
-import subprocess
-import sys
 
 import gmsh
 import numpy as np
 import pytest
 from test_meshes import mesh_measure, physical_names
-from test_parallel import _summary_numbers
+from test_parallel import process_physics, summaries_on_one_and_two_ranks
 
 from meshes import (
     GeometryError,
@@ -33,7 +30,7 @@ from meshes.collector3d import (
 from solver.case import load_case, load_case_text
 from solver.errors import CaseError
 
-from conftest import CASES, REPO, in_metres, solve_final
+from conftest import CASES, in_metres, solve_final
 
 MICROMETRE = 1e-6
 
@@ -61,6 +58,58 @@ def pappus_volume(profile) -> float:
     return 2 * math.pi * abs(area) * centroid
 
 
+def undercut_by_trapezoid(profile) -> float:
+    """The recurved undercut: the head's cylinder below its widest section minus the nodule
+    there, the nodule's sections pi r(z)^2 integrated by the trapezoid rule."""
+    head = profile.head_width / 2
+    below = np.linspace(0.0, profile.widest_height, 400001)
+    return (math.pi * head**2 * profile.widest_height
+            - math.pi * np.trapezoid(profile.half_width(below) ** 2, below))
+
+
+def section_radius(profile, z: np.ndarray) -> np.ndarray:
+    """The nodule's radius at heights z, from the profile's definition: the recurved
+    profile's half-width; for the plain one its pieces from the corners (a concave foot
+    fillet, the straight side, a convex top fillet)."""
+    if isinstance(profile, RecurvedProfile):
+        return profile.half_width(z)
+    corners, radius = profile.right_corners(), profile.fillet_radius
+    (foot_x, _), (top_x, top_z) = corners["foot_centre"], corners["top_centre"]
+    (low_x, low_z), (high_x, high_z) = corners["foot_side"], corners["top_side"]
+    return np.select(
+        [z <= low_z, z <= high_z],
+        [foot_x - np.sqrt(np.clip(radius**2 - (z - radius) ** 2, 0.0, None)),
+         low_x + (high_x - low_x) * (z - low_z) / (high_z - low_z)],
+        top_x + np.sqrt(np.clip(radius**2 - (z - top_z) ** 2, 0.0, None)))
+
+
+def independent_sa(nodules, length: float, width: float, samples: int = 600) -> float:
+    """Sa of a nodule field measured here, not with meshes.collector3d's height map: seen
+    from above, a nodule's height at distance rho from its axis is the highest z whose section
+    reaches rho (read off its sections at 4001 levels); a node-centred grid with trapezoid
+    weights; Sa the weighted mean |z - least-squares plane|."""
+    xs = np.linspace(0.0, length, round(samples * length / max(length, width)) + 1)
+    ys = np.linspace(0.0, width, round(samples * width / max(length, width)) + 1)
+    z = np.zeros((len(xs), len(ys)))
+    for nodule in nodules:
+        levels = np.linspace(0.0, nodule.profile.height, 4001)
+        # the largest radius at or above each level, from the top down: non-decreasing
+        reach = np.maximum.accumulate(section_radius(nodule.profile, levels)[::-1])
+        near_x = np.flatnonzero(np.abs(xs - nodule.x) <= reach[-1])
+        near_y = np.flatnonzero(np.abs(ys - nodule.y) <= reach[-1])
+        rho = np.hypot(xs[near_x, None] - nodule.x, ys[None, near_y] - nodule.y)
+        top = np.where(rho <= reach[-1], np.interp(rho, reach, levels[::-1]), 0.0)
+        block = np.ix_(near_x, near_y)
+        z[block] = np.maximum(z[block], top)
+    x, y = np.meshgrid(xs, ys, indexing="ij")
+    weights = np.outer(np.r_[0.5, np.ones(len(xs) - 2), 0.5],
+                       np.r_[0.5, np.ones(len(ys) - 2), 0.5]).ravel()
+    design = np.column_stack([x.ravel(), y.ravel(), np.ones(x.size)])
+    root = np.sqrt(weights)
+    plane, *_ = np.linalg.lstsq(design * root[:, None], z.ravel() * root, rcond=None)
+    return float(np.sum(weights * np.abs(z.ravel() - design @ plane)) / weights.sum())
+
+
 @pytest.mark.parametrize("profile", [RECURVED, PLAIN], ids=["recurved", "plain"])
 def test_revolved_volumes_are_pappus(profile):
     # right_outline interpolates 2000 samples per piece: its polygon is good to ~1e-7.
@@ -70,11 +119,8 @@ def test_revolved_volumes_are_pappus(profile):
 def test_undercut_and_side_area_closed_forms():
     # A cylinder-like check: the recurved undercut is the head's cylinder below its widest
     # section minus the nodule there.
-    head = RECURVED.head_width / 2
-    below = np.linspace(0.0, RECURVED.widest_height, 400001)
-    nodule_below = math.pi * np.trapezoid(RECURVED.half_width(below) ** 2, below)
-    assert revolved_undercut_volume(RECURVED) == pytest.approx(
-        math.pi * head**2 * RECURVED.widest_height - nodule_below, rel=1e-8)
+    assert revolved_undercut_volume(RECURVED) == pytest.approx(undercut_by_trapezoid(RECURVED),
+                                                               rel=1e-8)
     assert revolved_undercut_volume(PLAIN) == 0.0
     # The plain side: two fillet tori, a cone frustum and the top disc, in closed form.
     corners = PLAIN.right_corners()
@@ -111,14 +157,18 @@ def test_recurved_array_cell_groups_volumes_and_metrics(gmsh_model, array):
     assert metrics["cell_length"] == pytest.approx(length * MICROMETRE)
     assert metrics["cell_width"] == pytest.approx(width * MICROMETRE)
     assert metrics["projected_area"] == pytest.approx(length * width * MICROMETRE**2)
-    nodule = revolved_volume(RECURVED) * quarters / 4
-    assert metrics["projection_volume"] == pytest.approx(nodule * MICROMETRE**3, rel=1e-12)
+    # The references are computed here, not with the builder's revolved_volume: Pappus on
+    # the outline polygon (measured 6.3e-8 from the metric) and the trapezoid rule for the
+    # undercut. (gmsh.model.occ.getMass of the built solids is no reference for a revolved
+    # spline: it is off by 0.9 % on the nodule, 4e-4 on the whole cell.)
+    nodule = pappus_volume(RECURVED) * quarters / 4
+    assert metrics["projection_volume"] == pytest.approx(nodule * MICROMETRE**3, rel=3e-7)
     assert metrics["undercut_volume"] == pytest.approx(
-        revolved_undercut_volume(RECURVED) * quarters / 4 * MICROMETRE**3, rel=1e-12)
+        undercut_by_trapezoid(RECURVED) * quarters / 4 * MICROMETRE**3, rel=1e-8)
     assert metrics["foil_volume"] == pytest.approx(
-        (length * width * 2.0 + nodule) * MICROMETRE**3, rel=1e-12)
+        (length * width * 2.0 + nodule) * MICROMETRE**3, rel=3e-7)
     assert metrics["mix_volume"] == pytest.approx(
-        (length * width * 5.0 - nodule) * MICROMETRE**3, rel=1e-12)
+        (length * width * 5.0 - nodule) * MICROMETRE**3, rel=3e-7)
     assert metrics["recurved"] is True
     # The interface: the foil outside the footprints plus the quarter nodules' sides.
     foot = RECURVED.neck_width / 2 + RECURVED.fillet_radius
@@ -154,8 +204,17 @@ def test_plain_nodule_is_a_filleted_truncated_cone(gmsh_model):
     built = build_plain_3d(**in_metres(PLAIN_UM), array="hexagonal")
     metrics = built.metrics
     assert metrics["recurved"] is False and metrics["undercut_volume"] == 0
-    nodules = revolved_volume(PLAIN) / 2  # two quarters
-    assert metrics["projection_volume"] == pytest.approx(nodules * MICROMETRE**3, rel=1e-12)
+    nodules = pappus_volume(PLAIN) / 2  # two quarters; Pappus on the outline polygon
+    # the metric (measured 2.3e-9), and the built solids as OpenCASCADE measures them (lines
+    # and arcs revolved: cones and tori, measured exactly): copper less the foil box
+    assert metrics["projection_volume"] == pytest.approx(nodules * MICROMETRE**3, rel=1e-8)
+    length, width = array_cell(6.0, "hexagonal")
+    copper, mix = (sum(gmsh.model.occ.getMass(3, entity)
+                       for entity in gmsh.model.getEntitiesForPhysicalGroup(3, tag))
+                   for tag in (1, 2))
+    assert copper - length * width * 2.0 == pytest.approx(nodules, rel=1e-8)
+    assert metrics["foil_volume"] == pytest.approx(copper * MICROMETRE**3, rel=1e-12)
+    assert metrics["mix_volume"] == pytest.approx(mix * MICROMETRE**3, rel=1e-12)
     assert nodule_volume_meshed(built, 2.0) == pytest.approx(nodules, rel=1e-2)
     assert metrics["interface_area"] > metrics["projected_area"]
 
@@ -187,7 +246,12 @@ def test_rough_field_reaches_its_sa_without_overlap(seed, shape):
     nodules = rough_field(length=12.0, width=10.0, target_sa=0.3, nodule_count=8,
                           nodule_width=2.0, nodule_shape=shape, seed=seed, mix_thickness=6.0,
                           interface_mesh_size=0.2)
-    assert field_sa(nodules, 12.0, 10.0) == pytest.approx(0.3, rel=0.005)
+    # the generator's promise (it iterates until its own measure is within 2e-3), and Sa
+    # measured independently: within 1.5e-3 of the generator's (measured 4.7e-4: the
+    # envelope of the recurved heads; 4e-6 for plain nodules)
+    generated = field_sa(nodules, 12.0, 10.0)
+    assert generated == pytest.approx(0.3, rel=2e-3)
+    assert independent_sa(nodules, 12.0, 10.0) == pytest.approx(generated, rel=1.5e-3)
     for index, nodule in enumerate(nodules):
         reach = max(nodule.profile.right_outline(400)[0])
         assert 0.1 <= nodule.x - reach and nodule.x + reach <= 12.0 - 0.1
@@ -388,17 +452,9 @@ def fast_recurved_3d(tmp_path):
 
 
 def test_recurved_3d_case_gives_the_same_summary_on_one_and_two_ranks(tmp_path):
-    case_file = fast_recurved_3d(tmp_path)
-    summaries = []
-    for ranks in (1, 2):
-        out = tmp_path / f"np{ranks}"
-        command = [sys.executable, "-m", "solver.cli", "run", str(case_file), "--out", str(out),
-                   "--no-progress", "-q"]
-        if ranks > 1:
-            command = ["mpirun", "-n", str(ranks), *command]
-        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, result.stderr
-        summaries.append(json.loads((out / "summary.json").read_text()))
+    summaries = summaries_on_one_and_two_ranks(
+        fast_recurved_3d(tmp_path), tmp_path,
+        process_physics("interface_copper_mix", generalized=False))
     geometry = summaries[0]["geometry"]
     assert geometry["kind"] == "recurved" and geometry["recurved"] is True
     assert geometry["undercut_volume"] > 0
@@ -407,7 +463,3 @@ def test_recurved_3d_case_gives_the_same_summary_on_one_and_two_ranks(tmp_path):
     assert interface["size"] == pytest.approx(geometry["interface_area"], rel=2e-2)
     # The copper foil contracts less than the mix: the cell shrinks, by less than free mix.
     assert summaries[0]["final"]["face_displacement"] < 0
-    serial, parallel = (dict(_summary_numbers(s)) for s in summaries)
-    assert serial.keys() == parallel.keys()
-    for key, value in serial.items():
-        assert parallel[key] == pytest.approx(value, rel=1e-6), key

@@ -7,7 +7,7 @@ import ufl
 from dolfinx import fem
 from mpi4py import MPI
 from test_collector import plain_interface_length_um
-from test_parallel import summaries_on_one_and_two_ranks
+from test_parallel import RECURVED_PHYSICS, summaries_on_one_and_two_ranks
 
 from meshes import PlainProfile
 from solver import cli
@@ -85,5 +85,5 @@ def test_geometry_degree_must_not_exceed_the_displacement_degree():
 
 def test_curved_elements_give_the_same_summary_on_one_and_two_ranks(tmp_path):
     case_file = one_step_case(tmp_path, "recurved-2d", "geometry_degree = 2\n")
-    serial, _ = summaries_on_one_and_two_ranks(case_file, tmp_path)
+    serial, _ = summaries_on_one_and_two_ranks(case_file, tmp_path, RECURVED_PHYSICS)
     assert serial["geometry"]["geometry_degree"] == 2

@@ -351,11 +351,12 @@ def test_debonded_film_gives_the_hutchinson_suo_steady_state(substrate):
     both (clamped bottom), so the steady-state G = h (W_ahead - W_behind) holds for any
     substrate. The eigenstrain and the moduli jump across the interface, which is parallel
     to the crack: the terms (3), (4) vanish there. Equal constants, and a substrate 4 times
-    stiffer (nu 0.25): within 5 % on radii h, 2 h, 2.9 h (measured: within 0.2 %)."""
+    stiffer (nu 0.25): within 3e-3 on radii h, 2 h, 2.9 h (measured: equal constants 6.3e-4,
+    7.5e-4, 7.8e-4; the stiff substrate 1.9e-4, 6.2e-5, 2.5e-5)."""
     modulus, poisson = (E, NU) if substrate == "equal" else (4 * E, 0.25)
     values = film_misfit_j(MPI.COMM_WORLD, [1.0, 2.0, 2.9], modulus, poisson)
     for value in values:
-        assert value == pytest.approx(hutchinson_suo(), rel=0.05)
+        assert value == pytest.approx(hutchinson_suo(), rel=3e-3)
 
 
 # -- c. path independence -------------------------------------------------------------------
