@@ -7,7 +7,7 @@ import pytest
 from dolfinx import fem
 from mpi4py import MPI
 
-from solver.case.schema import load_case_text
+from solver.case import load_case_text
 from solver.errors import SolverError
 from solver.geometry.mesh import build_mesh
 from solver.physics.cohesive import CohesiveLaw, CohesiveProblem
