@@ -18,13 +18,14 @@ from petsc4py import PETSc
 from meshes.built import MICROMETRE
 from solver.geometry.mesh import build_mesh
 from solver.numerics import compat
+from solver.numerics.fields import cellwise_field
+from solver.numerics.linear import configured_ksp
 from solver.physics.cohesive import (
     DIRECT_SOLVER,
     SERIAL_DIRECT_SOLVER,
     CohesiveLaw,
     CohesiveProblem,
 )
-from solver.physics.thermoelastic import cellwise_field, configured_ksp
 from solver.post.jintegral import (
     cohesive_displacement,
     initial_stress_eigenstrain,

@@ -63,7 +63,8 @@ from petsc4py import PETSc
 from solver.errors import SolverError
 from solver.materials.plasticity import radial_return
 from solver.numerics import compat
-from solver.physics.thermoelastic import configured_ksp
+from solver.numerics.fields import cellwise_field
+from solver.numerics.linear import configured_ksp
 
 logger = logging.getLogger(__name__)
 
@@ -212,8 +213,6 @@ class CohesiveProblem:
         layer_tags = [tag for tag in emesh.geometry.cell_materials if tag != foil_tag]
         self.newton_rtol, self.max_newton_iterations = newton_rtol, max_newton_iterations
 
-        from solver.physics.thermoelastic import cellwise_field
-
         names = emesh.geometry.cell_materials
         E = cellwise_field(emesh, {n: materials[n].youngs_modulus for n in names.values()}, "E")
         nu = cellwise_field(emesh, {n: materials[n].poisson_ratio for n in names.values()}, "nu")
@@ -321,8 +320,6 @@ class CohesiveProblem:
         stress of the last converged step (for the trapezoidal plastic work); cell-wise flow
         parameters."""
         import basix.ufl
-
-        from solver.physics.thermoelastic import cellwise_field
 
         msh = self.emesh.mesh
         cell = msh.topology.cell_name()

@@ -59,7 +59,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from solver.errors import SolverError
-from solver.physics.thermoelastic import configured_ksp
+from solver.numerics.linear import configured_ksp
 
 logger = logging.getLogger(__name__)
 

@@ -45,6 +45,7 @@ from solver.errors import SolverError
 from solver.materials.constitutive import TemperatureTable
 from solver.materials.library import TABLE_NOTE, TemperatureDependent
 from solver.numerics import compat
+from solver.numerics.linear import configured_ksp
 
 logger = logging.getLogger(__name__)
 
@@ -532,9 +533,6 @@ class FurnaceProblem:
                                                                 dtype=np.int32))
 
     def _create_ksp(self, comm) -> PETSc.KSP:
-        ksp = PETSc.KSP().create(comm)
-        ksp.setOptionsPrefix(f"sinter_furnace_{id(self)}_")
-        prefix = ksp.getOptionsPrefix()
         package = next((p for p in ("mumps", "superlu_dist")
                         if PETSc.Sys.hasExternalPackage(p)), None)
         if package is None and comm.size == 1:
@@ -547,13 +545,7 @@ class FurnaceProblem:
             settings = {"ksp_type": "cg", "ksp_rtol": 1e-12, "ksp_atol": 1e-50,
                         "ksp_max_it": 1000, "pc_type": "hypre",
                         "pc_hypre_type": "boomeramg"}
-        options = PETSc.Options()
-        for key, value in settings.items():
-            options[prefix + key] = value
-        ksp.setFromOptions()
-        for key in options.getAll():  # leave PETSc's global options database as we found it
-            if key.startswith(prefix):
-                options.delValue(key)
+        ksp = configured_ksp(comm, "furnace", settings)
         ksp.setOperators(self.matrix)
         return ksp
 

@@ -22,13 +22,9 @@ from petsc4py import PETSc
 
 from solver.errors import SolverError
 from solver.materials.library import largest
+from solver.numerics.linear import ELASTICITY_SOLVER, configured_ksp, rigid_body_modes
 from solver.physics import boundary
-from solver.physics.thermoelastic import (
-    ELASTICITY_SOLVER,
-    ElasticState,
-    configured_ksp,
-    rigid_body_modes,
-)
+from solver.physics.thermoelastic import ElasticState
 
 logger = logging.getLogger(__name__)
 

@@ -55,9 +55,10 @@ from solver.case.units import SIQuantity
 from solver.errors import SolverError
 from solver.materials.plasticity import radial_return
 from solver.numerics import compat
+from solver.numerics.fields import cellwise_field
+from solver.numerics.linear import configured_ksp
 from solver.physics import boundary
 from solver.physics.inelastic import InelasticProblem
-from solver.physics.thermoelastic import cellwise_field, configured_ksp
 
 logger = logging.getLogger(__name__)
 

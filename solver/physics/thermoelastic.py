@@ -21,6 +21,8 @@ from solver.errors import SolverError
 from solver.materials.constitutive import as_table
 from solver.materials.library import largest
 from solver.numerics import compat
+from solver.numerics.fields import cellwise_field, fill_cellwise
+from solver.numerics.linear import ELASTICITY_SOLVER, configured_ksp, rigid_body_modes
 from solver.physics import boundary
 
 logger = logging.getLogger(__name__)
@@ -33,73 +35,6 @@ class ElasticState:
     delta_temperature: float
     out_of_plane_strain: float  # e_zz in generalized plane strain, else 0
     face_displacement: float  # uniform normal displacement of the free face (unit cells)
-
-
-def cellwise_field(emesh, values_by_material: dict, name: str) -> fem.Function:
-    """A DG0 field holding, in every cell, the value of the cell's material."""
-    field = fem.Function(fem.functionspace(emesh.mesh, ("DG", 0)), name=name)
-    fill_cellwise(field, emesh, values_by_material)
-    return field
-
-
-def fill_cellwise(field: fem.Function, emesh, values_by_material: dict, default=None):
-    """Set a DG0 field to the value of each cell's material (`default` for materials not
-    named; None: every material must be named)."""
-    space = field.function_space
-    tags = emesh.cell_tags
-    for tag, material in emesh.geometry.cell_materials.items():
-        cells = tags.indices[tags.values == tag]
-        value = values_by_material[material] if default is None else \
-            values_by_material.get(material, default)
-        field.x.array[space.dofmap.list[cells, 0]] = value
-    field.x.scatter_forward()
-
-
-def rigid_body_modes(space) -> PETSc.NullSpace:
-    """The near-nullspace of elasticity (translations, rotations) for algebraic multigrid."""
-    gdim = space.mesh.geometry.dim
-    coords = space.tabulate_dof_coordinates()[:, :gdim]
-    coords = (coords - coords.mean(axis=0)) / max(np.ptp(coords, axis=0).max(), 1e-300)
-    x, y = coords[:, 0], coords[:, 1]
-    if gdim == 2:
-        modes = [(1, 0), (0, 1), (-y, x)]
-    else:
-        z = coords[:, 2]
-        zero = np.zeros_like(x)
-        modes = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (-y, x, zero), (zero, -z, y), (z, zero, -x)]
-    vectors = []
-    for mode in modes:
-        f = fem.Function(space)
-        values = f.x.array.reshape(-1, gdim)
-        for i, component in enumerate(mode):
-            values[:, i] = component
-        vec = f.x.petsc_vec.copy()
-        for other in vectors:  # Gram-Schmidt: PETSc wants an orthonormal basis
-            vec.axpy(-vec.dot(other), other)
-        vec.normalize()
-        vectors.append(vec)
-    return PETSc.NullSpace().create(vectors=vectors)
-
-
-ELASTICITY_SOLVER = {
-    "ksp_type": "cg", "ksp_atol": 1e-50, "ksp_max_it": 2000, "pc_type": "gamg",
-    "mg_levels_ksp_type": "chebyshev", "mg_levels_pc_type": "jacobi",
-    "pc_gamg_coarse_eq_limit": 1000,
-}
-
-
-def configured_ksp(comm, name: str, options: dict) -> PETSc.KSP:
-    """A KSP set up from `options`, leaving PETSc's global options database as it was."""
-    ksp = PETSc.KSP().create(comm)
-    prefix = f"sinter_{name}_{id(ksp)}_"
-    ksp.setOptionsPrefix(prefix)
-    database = PETSc.Options()
-    for key, value in options.items():
-        database[prefix + key] = value
-    ksp.setFromOptions()
-    for key in options:
-        database.delValue(prefix + key)
-    return ksp
 
 
 class ThermoElasticProblem:
