@@ -19,13 +19,8 @@ from meshes.built import MICROMETRE
 from solver.geometry.mesh import build_mesh
 from solver.numerics import compat
 from solver.numerics.fields import cellwise_field
-from solver.numerics.linear import configured_ksp
-from solver.physics.cohesive import (
-    DIRECT_SOLVER,
-    SERIAL_DIRECT_SOLVER,
-    CohesiveLaw,
-    CohesiveProblem,
-)
+from solver.numerics.linear import configured_ksp, direct_solver, solve_dirichlet
+from solver.physics.cohesive import CohesiveLaw, CohesiveProblem
 from solver.post.jintegral import (
     cohesive_displacement,
     initial_stress_eigenstrain,
@@ -182,18 +177,10 @@ def solve_elastic(msh, held, lame=LAMBDA, shear=MU, eigenstrain=None, traction=N
     a, L = fem.form(ufl.lhs(residual)), fem.form(ufl.rhs(residual))
     A = fem_petsc.assemble_matrix(a, bcs=bcs)
     A.assemble()
-    b = fem_petsc.assemble_vector(L)
-    fem_petsc.apply_lifting(b, [a], bcs=[bcs])
-    b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-    fem_petsc.set_bc(b, bcs)
-    ksp = configured_ksp(msh.comm, "jintegral-test",
-                         DIRECT_SOLVER if msh.comm.size > 1 else SERIAL_DIRECT_SOLVER)
+    ksp = configured_ksp(msh.comm, "jintegral-test", direct_solver(msh.comm))
     ksp.setOperators(A)
-    displacement = fem.Function(V)
-    ksp.solve(b, displacement.x.petsc_vec)
-    assert ksp.getConvergedReason() > 0
-    displacement.x.scatter_forward()
-    for obj in (ksp, A, b):
+    displacement = solve_dirichlet(ksp, a, L, bcs, fem.Function(V))
+    for obj in (ksp, A):
         obj.destroy()
     return displacement, plane_strain_stress(displacement, lame, shear, eigenstrain,
                                              out_of_plane_strain)

@@ -64,14 +64,9 @@ from solver.errors import SolverError
 from solver.materials.plasticity import radial_return
 from solver.numerics import compat
 from solver.numerics.fields import cellwise_field
-from solver.numerics.linear import configured_ksp
+from solver.numerics.linear import configured_ksp, direct_solver
 
 logger = logging.getLogger(__name__)
-
-DIRECT_SOLVER = {"ksp_type": "preonly", "pc_type": "lu",
-                 "pc_factor_mat_solver_type": "mumps"}
-SERIAL_DIRECT_SOLVER = {"ksp_type": "preonly", "pc_type": "lu",
-                        "pc_factor_mat_solver_type": "petsc", "pc_factor_mat_ordering_type": "nd"}
 
 
 @dataclass(frozen=True)
@@ -278,9 +273,7 @@ class CohesiveProblem:
                                                           for c in tags.indices[tags.values == t]])
         self.step_cuts = 0
         self._forms = {}
-        # PETSc's own LU (nested dissection) is the faster one on one rank; MUMPS in parallel
-        self.ksp = configured_ksp(self.comm, "cohesive", DIRECT_SOLVER if self.comm.size > 1
-                                  else SERIAL_DIRECT_SOLVER)
+        self.ksp = configured_ksp(self.comm, "cohesive", direct_solver(self.comm))
         self._bulk_matrix = self._newton_matrix = None
         self.dofs = self.W.dofmap.index_map.size_global * self.W.dofmap.index_map_bs
 

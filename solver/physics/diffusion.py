@@ -59,7 +59,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from solver.errors import SolverError
-from solver.numerics.linear import configured_ksp
+from solver.numerics.linear import DIRECT_SOLVER, configured_ksp, solve_dirichlet
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +67,6 @@ GAS_CONSTANT = 8.314462618  # J/(mol K)
 ROOM_TEMPERATURE = 298.15  # K
 # Li15Si4 (x = 3.75 per Si), Si at 2330 kg/m^3 and 28.0855 g/mol
 SILICON_MAX_CONCENTRATION = 3.75 * 2330.0 / 28.0855e-3  # mol/m^3
-
-DIRECT_SOLVER = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
-
 
 def inclusion_stress_response(youngs_modulus: float, poisson_ratio: float,
                               swelling_coefficient: float) -> float:
@@ -104,16 +101,7 @@ class _LinearSystem:
             self.matrix = fem_petsc.assemble_matrix(self.matrix_form, bcs=bcs)
             self.matrix.assemble()
             self.ksp.setOperators(self.matrix)
-        b = fem_petsc.assemble_vector(self.rhs_form)
-        fem_petsc.apply_lifting(b, [self.matrix_form], bcs=[bcs])
-        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        fem_petsc.set_bc(b, bcs)
-        self.ksp.solve(b, target.x.petsc_vec)
-        b.destroy()
-        if self.ksp.getConvergedReason() <= 0:
-            raise SolverError(f"a linear solve did not converge (KSP reason "
-                              f"{self.ksp.getConvergedReason()})")
-        target.x.scatter_forward()
+        solve_dirichlet(self.ksp, self.matrix_form, self.rhs_form, bcs, target)
 
 
 class LithiumDiffusion:

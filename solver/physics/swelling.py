@@ -56,7 +56,7 @@ from solver.errors import SolverError
 from solver.materials.plasticity import radial_return
 from solver.numerics import compat
 from solver.numerics.fields import cellwise_field
-from solver.numerics.linear import configured_ksp
+from solver.numerics.linear import DIRECT_SOLVER, configured_ksp
 from solver.physics import boundary
 from solver.physics.inelastic import InelasticProblem
 
@@ -182,10 +182,6 @@ class SwellingSection(BaseModel):
 
 
 # --- the problem ------------------------------------------------------------------------
-
-LINEARIZED_SOLVER = {"ksp_type": "preonly", "pc_type": "lu",
-                     "pc_factor_mat_solver_type": "mumps"}
-
 
 @dataclass
 class SwellingState:
@@ -338,7 +334,7 @@ class SwellingProblem:
 
         # A direct solver: under a large swelling the tangent carries large initial-stress
         # terms and need not be positive definite, where CG fails.
-        self.ksp = configured_ksp(self.comm, "swelling", LINEARIZED_SOLVER)
+        self.ksp = configured_ksp(self.comm, "swelling", DIRECT_SOLVER)
         self.face_displacement = 0.0
         self.step_cuts = 0
         self.newton_iterations = 0

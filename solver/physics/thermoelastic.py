@@ -17,12 +17,16 @@ from dolfinx import fem
 from dolfinx.fem import petsc as fem_petsc
 from petsc4py import PETSc
 
-from solver.errors import SolverError
 from solver.materials.constitutive import as_table
 from solver.materials.library import largest
 from solver.numerics import compat
 from solver.numerics.fields import cellwise_field, fill_cellwise
-from solver.numerics.linear import ELASTICITY_SOLVER, configured_ksp, rigid_body_modes
+from solver.numerics.linear import (
+    ELASTICITY_SOLVER,
+    configured_ksp,
+    rigid_body_modes,
+    solve_dirichlet,
+)
 from solver.physics import boundary
 
 logger = logging.getLogger(__name__)
@@ -162,17 +166,8 @@ class ThermoElasticProblem:
         self.delta_temperature.value = delta_temperature
         self.out_of_plane_strain.value = out_of_plane_strain
         self.constraints.set_face_displacement(face_displacement)
-        b = fem_petsc.assemble_vector(self.L)
-        fem_petsc.apply_lifting(b, [self.a], bcs=[self.constraints.dirichlet])
-        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        fem_petsc.set_bc(b, self.constraints.dirichlet)
-        self.ksp.solve(b, self.u.x.petsc_vec)
-        b.destroy()
-        reason = self.ksp.getConvergedReason()
-        if reason <= 0:
-            raise SolverError(f"the elasticity solve did not converge (KSP reason {reason}, "
-                              f"{self.ksp.getIterationNumber()} iterations)")
-        self.u.x.scatter_forward()
+        solve_dirichlet(self.ksp, self.a, self.L, self.constraints.dirichlet, self.u,
+                        "the elasticity solve")
         logger.debug("elastic solve: %d CG iterations", self.ksp.getIterationNumber())
         solution = fem.Function(self.V)
         solution.x.array[:] = self.u.x.array
