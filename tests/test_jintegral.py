@@ -17,6 +17,7 @@ from petsc4py import PETSc
 
 from meshes.built import MICROMETRE
 from solver.geometry.mesh import build_mesh
+from solver.materials.elasticity import hooke, lame
 from solver.numerics import compat
 from solver.numerics.fields import cellwise_field
 from solver.numerics.linear import configured_ksp, direct_solver, solve_dirichlet
@@ -32,7 +33,7 @@ from conftest import layers_case
 
 UM = MICROMETRE
 E, NU = 100e9, 0.3
-LAMBDA, MU = E * NU / ((1 + NU) * (1 - 2 * NU)), E / (2 * (1 + NU))
+LAMBDA, MU = lame(E, NU)
 
 # Edge-cracked strip (upper half, by symmetry): width b, crack a, half-height H.
 STRIP_WIDTH, STRIP_CRACK, STRIP_HALF_HEIGHT = 10.0, 3.0, 20.0  # um
@@ -155,7 +156,7 @@ def _vertex_dofs(space, msh, point_um):
     return fem.locate_dofs_topological(space, 0, vertices)
 
 
-def solve_elastic(msh, held, lame=LAMBDA, shear=MU, eigenstrain=None, traction=None,
+def solve_elastic(msh, held, lmbda=LAMBDA, shear=MU, eigenstrain=None, traction=None,
                   out_of_plane_strain=0.0):
     """Plane-strain (or generalized) linear elasticity, P2, direct solver. held: (component,
     dofs) pairs held at zero; traction: (facet_tags, tag, vector) on the boundary."""
@@ -165,8 +166,7 @@ def solve_elastic(msh, held, lame=LAMBDA, shear=MU, eigenstrain=None, traction=N
     strain = ufl.sym(ufl.grad(u)) - (0.0 if eigenstrain is None else eigenstrain) \
         * ufl.Identity(2)
     eigen_zz = 0.0 if eigenstrain is None else eigenstrain
-    in_plane = lame * (ufl.tr(strain) + out_of_plane_strain - eigen_zz) * ufl.Identity(2) \
-        + 2 * shear * strain
+    in_plane = hooke(strain, lmbda, shear, ufl.tr(strain) + out_of_plane_strain - eigen_zz)
     residual = ufl.inner(in_plane, ufl.sym(ufl.grad(v))) / E * ufl.dx
     if traction is not None:
         facet_tags, tag, vector = traction
@@ -182,7 +182,7 @@ def solve_elastic(msh, held, lame=LAMBDA, shear=MU, eigenstrain=None, traction=N
     displacement = solve_dirichlet(ksp, a, L, bcs, fem.Function(V))
     for obj in (ksp, A):
         obj.destroy()
-    return displacement, plane_strain_stress(displacement, lame, shear, eigenstrain,
+    return displacement, plane_strain_stress(displacement, lmbda, shear, eigenstrain,
                                              out_of_plane_strain)
 
 
@@ -309,15 +309,14 @@ def film_misfit_j(comm, radius_um, substrate_modulus=E, substrate_poisson=NU, mi
         target.x.array[dofs[cell_tags.find(FILM_TAG), 0]] = film_value
         target.x.array[dofs[cell_tags.find(SUBSTRATE_TAG), 0]] = substrate_value
         target.x.scatter_forward()
-    lame = modulus * poisson / ((1 + poisson) * (1 - 2 * poisson))
-    shear = modulus / (2 * (1 + poisson))
+    lmbda, shear = lame(modulus, poisson)
 
     def held(V):
         return [(0, _facet_dofs(V.sub(0), facet_tags, 1)),
                 (1, _facet_dofs(V.sub(1), facet_tags, 1)),
                 (0, _facet_dofs(V.sub(0), facet_tags, 2))]
 
-    u, sigma = solve_elastic(msh, held, lame, shear, eigenstrain=field)
+    u, sigma = solve_elastic(msh, held, lmbda, shear, eigenstrain=field)
     return [j_integral(u, sigma, field, (DEBOND * UM, SUBSTRATE * UM), (1.0, 0.0), r * UM,
                        cell_tags=cell_tags) for r in np.atleast_1d(radius_um)]
 
@@ -406,14 +405,13 @@ def _strip_with_a_material_boundary(stiffness_ratio, misfit, comm=MPI.COMM_WORLD
     modulus = cellwise(E, stiffness_ratio * E)
     poisson = cellwise(NU, NU if stiffness_ratio == 1 else 0.25)
     eigenstrain = cellwise(0.0, misfit)
-    lame = modulus * poisson / ((1 + poisson) * (1 - 2 * poisson))
-    shear = modulus / (2 * (1 + poisson))
+    lmbda, shear = lame(modulus, poisson)
 
     def held(V):
         return [(1, _facet_dofs(V.sub(1), facet_tags, 2)),
                 (0, _vertex_dofs(V.sub(0), msh, (STRIP_CRACK, 0.0)))]
 
-    u, sigma = solve_elastic(msh, held, lame, shear, eigenstrain,
+    u, sigma = solve_elastic(msh, held, lmbda, shear, eigenstrain,
                              traction=(facet_tags, 3, (0.0, TENSION)))
     return u, sigma, eigenstrain, cell_tags
 

@@ -61,6 +61,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from solver.errors import SolverError
+from solver.materials.elasticity import as_3d, hooke, in_plane, lame
 from solver.materials.plasticity import radial_return
 from solver.numerics import compat
 from solver.numerics.fields import cellwise_field
@@ -211,8 +212,7 @@ class CohesiveProblem:
         names = emesh.geometry.cell_materials
         E = cellwise_field(emesh, {n: materials[n].youngs_modulus for n in names.values()}, "E")
         nu = cellwise_field(emesh, {n: materials[n].poisson_ratio for n in names.values()}, "nu")
-        self.lame_lambda = E * nu / ((1 + nu) * (1 - 2 * nu))
-        self.shear_modulus = E / (2 * (1 + nu))
+        self.lame_lambda, self.shear_modulus = lame(E, nu)
         max_modulus = max(materials[n].youngs_modulus for n in names.values())
         self.scale = 1.0 / max_modulus  # equations in O(1) numbers: strain times length
 
@@ -221,10 +221,7 @@ class CohesiveProblem:
         self.load_factor = fem.Constant(msh, PETSc.ScalarType(0.0))
         self.eigenstrain = eigenstrain
         self._full_initial_stress = initial_stress
-        if initial_stress is not None and gdim == 2 and ufl.shape(initial_stress) == (3, 3):
-            initial_stress = ufl.as_matrix([[initial_stress[0, 0], initial_stress[0, 1]],
-                                            [initial_stress[1, 0], initial_stress[1, 1]]])
-        self.initial_stress = initial_stress
+        self.initial_stress = None if initial_stress is None else in_plane(initial_stress, gdim)
         foil_indicator = fem.Function(fem.functionspace(msh, ("DG", 0)))
         tags = emesh.cell_tags
         foil_cells = tags.indices[tags.values == foil_tag]
@@ -295,14 +292,12 @@ class CohesiveProblem:
             sigma = self._hooke(self._elastic_strain(u) - change)
             if with_initial and self._full_initial_stress is not None:
                 sigma += self._initial_stress_3d()
-            return self._in_plane(sigma)
-        identity = ufl.Identity(self.gdim)
-        eps = self.strain(u)
-        volume_change = ufl.tr(eps)
-        sigma = self.lame_lambda * volume_change * identity + 2 * self.shear_modulus * eps
+            return in_plane(sigma, self.gdim)
+        sigma = self._hooke(self.strain(u))
         if self.eigenstrain is not None:
             eigen = self.load_factor * self.eigenstrain
-            sigma -= (3 * self.lame_lambda + 2 * self.shear_modulus) * eigen * identity
+            sigma -= (3 * self.lame_lambda + 2 * self.shear_modulus) * eigen \
+                * ufl.Identity(self.gdim)
         if with_initial and self.initial_stress is not None:
             sigma += self.initial_stress
         return sigma
@@ -361,32 +356,19 @@ class CohesiveProblem:
         self._cell_forms = (fem.form(self.equivalent_plastic_strain * test * self.dx_all),
                             fem.form(test * self.dx_all))
 
-    def _embedded(self, tensor):
-        """A gdim x gdim tensor as 3x3 (plane strain: zero out-of-plane row and column)."""
-        if self.gdim == 3:
-            return tensor
-        return ufl.as_matrix([[tensor[0, 0], tensor[0, 1], 0], [tensor[1, 0], tensor[1, 1], 0],
-                              [0, 0, 0]])
-
-    def _in_plane(self, tensor):
-        if self.gdim == 3:
-            return tensor
-        return ufl.as_matrix([[tensor[0, 0], tensor[0, 1]], [tensor[1, 0], tensor[1, 1]]])
-
     def _initial_stress_3d(self):
         stress = self._full_initial_stress
-        return stress if ufl.shape(stress) == (3, 3) else self._embedded(stress)
+        return as_3d(stress)
 
     def _elastic_strain(self, u):
         """3x3 strain less the eigenstrain and the committed plastic strain."""
-        strain = self._embedded(self.strain(u)) - self.plastic_strain
+        strain = as_3d(self.strain(u)) - self.plastic_strain
         if self.eigenstrain is not None:
             strain -= self.load_factor * self.eigenstrain * ufl.Identity(3)
         return strain
 
     def _hooke(self, strain):
-        return self.lame_lambda * ufl.tr(strain) * ufl.Identity(3) \
-            + 2 * self.shear_modulus * strain
+        return hooke(strain, self.lame_lambda, self.shear_modulus)
 
     def _flow(self, u):
         """The return mapping at u: (plastic strain increment, plastic multiplier). The
@@ -782,10 +764,8 @@ class CohesiveProblem:
                 strain = self.strain(field(self.w))
                 eigen = 0.0 if self.eigenstrain is None else self.load_factor * self.eigenstrain
                 elastic = strain - eigen * ufl.Identity(self.gdim)
-                out_of_plane = -eigen if self.gdim == 2 else 0.0  # eps_e,zz
-                volume = ufl.tr(elastic) + out_of_plane
-                density = 0.5 * (self.lame_lambda * volume**2 + 2 * self.shear_modulus * (
-                    ufl.inner(elastic, elastic) + out_of_plane**2))
+                elastic_3d = as_3d(elastic, -eigen)  # eps_e,zz = -eps_s in plane strain
+                density = 0.5 * ufl.inner(self._hooke(elastic_3d), elastic_3d)
                 if self.initial_stress is not None:
                     density += ufl.inner(self.initial_stress, elastic)
                 energy += density * measure
@@ -809,10 +789,9 @@ class CohesiveProblem:
                     rate += -ufl.tr(stress) * self.eigenstrain * measure
                     continue
                 trace = ufl.tr(self.stress(u))
-                if self.gdim == 2:
-                    trace += self.lame_lambda * ufl.tr(self.strain(u)) - (
-                        3 * self.lame_lambda + 2 * self.shear_modulus) * (
-                        self.load_factor * self.eigenstrain)
+                if self.gdim == 2:  # and sigma_zz
+                    eigen = self.load_factor * self.eigenstrain
+                    trace += self._hooke(as_3d(self.strain(u)) - eigen * ufl.Identity(3))[2, 2]
                 rate += -trace * self.eigenstrain * measure
             self._forms["eigenstrain work"] = fem.form(rate)
         return self.comm.allreduce(fem.assemble_scalar(self._forms["eigenstrain work"]))

@@ -59,6 +59,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from solver.errors import SolverError
+from solver.materials.elasticity import as_3d, hooke, lame
 from solver.numerics.linear import DIRECT_SOLVER, configured_ksp, solve_dirichlet
 
 logger = logging.getLogger(__name__)
@@ -288,8 +289,7 @@ class SmallStrainElasticity:
         E = self._cellwise(cell_tags, youngs_modulus)
         nu = self._cellwise(cell_tags, poisson_ratio)
         beta = self._cellwise(cell_tags, swelling_coefficient)
-        self.shear_modulus, self.lame_lambda = E / (2 * (1 + nu)), \
-            E * nu / ((1 + nu) * (1 - 2 * nu))
+        self.lame_lambda, self.shear_modulus = lame(E, nu)
         self.space = V = fem.functionspace(msh, ("Lagrange", degree, (gdim,)))
         self.u = fem.Function(V, name="u")
         self.eigenstrain = beta * soc / 3 * ufl.Identity(3)
@@ -318,14 +318,10 @@ class SmallStrainElasticity:
 
     def _strain(self, w):
         """sym grad w as 3x3 (plane strain in 2D: zero third row and column)."""
-        g = ufl.grad(w)
-        if self.gdim == 2:
-            g = ufl.as_matrix([[g[0, 0], g[0, 1], 0], [g[1, 0], g[1, 1], 0], [0, 0, 0]])
-        return ufl.sym(g)
+        return ufl.sym(as_3d(ufl.grad(w)))
 
     def _stress_of(self, strain):
-        return self.lame_lambda * ufl.tr(strain) * ufl.Identity(3) + 2 * self.shear_modulus \
-            * strain
+        return hooke(strain, self.lame_lambda, self.shear_modulus)
 
     def stress(self):
         """The 3x3 Cauchy stress (sigma_zz included in plane strain), UFL."""

@@ -53,6 +53,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from solver.case.units import SIQuantity
 from solver.errors import SolverError
+from solver.materials.elasticity import as_3d, hooke, lame
 from solver.materials.plasticity import radial_return
 from solver.numerics import compat
 from solver.numerics.fields import cellwise_field
@@ -269,8 +270,7 @@ class SwellingProblem:
         self.beta = cellwise_field(emesh, {n: self.swelling_coefficients.get(n, 0.0)
                                            for n in materials}, "beta")
         E = E0 + (E1 - E0) * self.local_soc
-        self.shear_modulus = E / (2 * (1 + nu))
-        self.lame_lambda = E * nu / ((1 + nu) * (1 - 2 * nu))
+        self.lame_lambda, self.shear_modulus = lame(E, nu)
 
         self.V = fem.functionspace(msh, ("Lagrange", degree, (self.gdim,)))
         self.u = fem.Function(self.V, name="u")
@@ -353,10 +353,7 @@ class SwellingProblem:
     # -- kinematics and constitutive law -------------------------------------------------
     def gradient_3d(self, w):
         """grad w as a 3x3 tensor (zero third row and column in 2D)."""
-        g = ufl.grad(w)
-        if self.gdim == 3:
-            return g
-        return ufl.as_matrix([[g[0, 0], g[0, 1], 0], [g[1, 0], g[1, 1], 0], [0, 0, 0]])
+        return as_3d(ufl.grad(w))
 
     def deformation_gradient(self, u):
         """F = I + grad u in 3D; in 2D F_zz = 1 + the out-of-plane strain."""
@@ -426,7 +423,7 @@ class SwellingProblem:
         if self.section.formulation == "small":
             strain = ufl.sym(F - identity) - self.beta * self.local_soc / 3 * identity
             if not flowing:
-                return lmbda * ufl.tr(strain) * identity + 2 * mu * strain
+                return hooke(strain, lmbda, mu)
             strain = strain - self.plastic_state
             trial = 2 * mu * ufl.dev(strain) + self._initial_deviator()
             multiplier, scale = self._return_mapping(trial, mu, 1.0)
@@ -434,7 +431,7 @@ class SwellingProblem:
             self._new_plastic_state = self.plastic_state + plastic_change
             self._new_equivalent_plastic_strain = self.equivalent_plastic_strain \
                 + np.sqrt(2 / 3) * multiplier
-            return lmbda * ufl.tr(strain) * identity + 2 * mu * strain - 2 * mu * plastic_change
+            return hooke(strain, lmbda, mu) - 2 * mu * plastic_change
         s = self.swelling_stretch()
         if not flowing:
             Fe = F / s

@@ -18,6 +18,7 @@ from dolfinx.fem import petsc as fem_petsc
 from petsc4py import PETSc
 
 from solver.materials.constitutive import as_table
+from solver.materials.elasticity import as_3d, hooke, lame
 from solver.materials.library import largest
 from solver.numerics import compat
 from solver.numerics.fields import cellwise_field, fill_cellwise
@@ -63,8 +64,7 @@ class ThermoElasticProblem:
         self.process_eigenstrain = cellwise_field(emesh, dict.fromkeys(materials, 0.0),
                                                   "process_eigenstrain")
         E, nu = self.youngs_modulus, self.poisson_ratio
-        self.lame_lambda = E * nu / ((1 + nu) * (1 - 2 * nu))
-        self.shear_modulus = E / (2 * (1 + nu))
+        self.lame_lambda, self.shear_modulus = lame(E, nu)
 
         self.V = fem.functionspace(msh, ("Lagrange", case.solver.degree, (self.gdim,)))
         self.u = fem.Function(self.V, name="u")
@@ -138,21 +138,19 @@ class ThermoElasticProblem:
     def stress(self, u, delta_temperature, out_of_plane_strain):
         """The in-plane (2D) or full (3D) stress with the eigenstrain (thermal + process)."""
         thermal = self.eigenstrain(delta_temperature)
-        identity = ufl.Identity(self.gdim)
-        return (self.lame_lambda * self._elastic_volume_change(u, delta_temperature,
-                                                               out_of_plane_strain) * identity
-                + 2 * self.shear_modulus * (self.strain(u) - thermal * identity))
+        return hooke(self.strain(u) - thermal * ufl.Identity(self.gdim), self.lame_lambda,
+                     self.shear_modulus,
+                     self._elastic_volume_change(u, delta_temperature, out_of_plane_strain))
 
     def stress_tensor_3d(self):
         """The full 3x3 stress of the current solution (sigma_zz included in 2D)."""
         u, delta_t, e_zz = self.u, self.delta_temperature, self.out_of_plane_strain
-        sigma = self.stress(u, delta_t, e_zz)
         if self.gdim == 3:
-            return sigma
-        sigma_zz = (self.lame_lambda * self._elastic_volume_change(u, delta_t, e_zz)
-                    + 2 * self.shear_modulus * (e_zz - self.eigenstrain(delta_t)))
-        return ufl.as_matrix([[sigma[0, 0], sigma[0, 1], 0], [sigma[1, 0], sigma[1, 1], 0],
-                              [0, 0, sigma_zz]])
+            return self.stress(u, delta_t, e_zz)
+        thermal = self.eigenstrain(delta_t)
+        elastic = as_3d(self.strain(u) - thermal * ufl.Identity(2), e_zz - thermal)
+        return hooke(elastic, self.lame_lambda, self.shear_modulus,
+                     self._elastic_volume_change(u, delta_t, e_zz))
 
     def stress_into(self, target: fem.Function):
         """Interpolate the stress into a DG tensor space (3x3) that can hold it."""

@@ -56,6 +56,7 @@ import ufl
 from dolfinx import fem, mesh
 from mpi4py import MPI
 
+from solver.materials.elasticity import as_3d, hooke, in_plane
 from solver.numerics import compat
 
 logger = logging.getLogger(__name__)
@@ -72,14 +73,12 @@ def plane_strain_stress(u, lame_lambda, shear_modulus, eigenstrain=None,
     strain = strain_3d(u, out_of_plane_strain)
     if eigenstrain is not None:
         strain = strain - eigenstrain_3d(eigenstrain)
-    return lame_lambda * ufl.tr(strain) * ufl.Identity(3) + 2 * shear_modulus * strain
+    return hooke(strain, lame_lambda, shear_modulus)
 
 
 def strain_3d(u, out_of_plane_strain=0.0):
     """The 3x3 small strain of a 2D displacement with a uniform out-of-plane strain."""
-    eps = ufl.sym(ufl.grad(u))
-    return ufl.as_matrix([[eps[0, 0], eps[0, 1], 0], [eps[1, 0], eps[1, 1], 0],
-                          [0, 0, out_of_plane_strain]])
+    return as_3d(ufl.sym(ufl.grad(u)), out_of_plane_strain)
 
 
 def eigenstrain_3d(eigenstrain):
@@ -147,7 +146,7 @@ def j_integral(u, stress, eigenstrain, tip, direction, radius, cell_tags=None,
     q = _weight(ufl.dot(offset, offset), inner_radius, radius)
 
     eps_star = eigenstrain_3d(eigenstrain)
-    stress_2d = ufl.as_matrix([[stress[i, j] for j in range(2)] for i in range(2)])
+    stress_2d = in_plane(stress)
     energy = 0.5 * ufl.inner(stress, strain_3d(u, out_of_plane_strain) - eps_star)
     gradient_along = ufl.dot(ufl.grad(u), e)  # u_i,1
     flux = ufl.dot(gradient_along, stress_2d) - energy * e  # sigma_ij u_i,1 - W delta_1j
