@@ -19,7 +19,7 @@ from meshes.built import MICROMETRE
 from solver.geometry.mesh import build_mesh
 from solver.materials.elasticity import hooke, lame
 from solver.numerics import compat
-from solver.numerics.fields import cellwise_field
+from solver.numerics.fields import cellwise_field, field_by_tag
 from solver.numerics.linear import configured_ksp, direct_solver, solve_dirichlet
 from solver.physics.cohesive import CohesiveLaw, CohesiveProblem
 from solver.post.jintegral import (
@@ -299,16 +299,9 @@ def film_misfit_j(comm, radius_um, substrate_modulus=E, substrate_poisson=NU, mi
     misfit in the film, 0 in the substrate), substrate bottom clamped, right face a
     symmetry plane."""
     msh, cell_tags, facet_tags = debonded_film(comm)
-    field = fem.Function(fem.functionspace(msh, ("DG", 0)))
-    dofs = field.function_space.dofmap.list
-    field.x.array[dofs[cell_tags.find(FILM_TAG), 0]] = misfit
-    field.x.scatter_forward()
-    modulus, poisson = field.copy(), field.copy()
-    for target, film_value, substrate_value in ((modulus, E, substrate_modulus),
-                                                (poisson, NU, substrate_poisson)):
-        target.x.array[dofs[cell_tags.find(FILM_TAG), 0]] = film_value
-        target.x.array[dofs[cell_tags.find(SUBSTRATE_TAG), 0]] = substrate_value
-        target.x.scatter_forward()
+    field = field_by_tag(msh, cell_tags, {FILM_TAG: misfit})
+    modulus = field_by_tag(msh, cell_tags, {FILM_TAG: E, SUBSTRATE_TAG: substrate_modulus})
+    poisson = field_by_tag(msh, cell_tags, {FILM_TAG: NU, SUBSTRATE_TAG: substrate_poisson})
     lmbda, shear = lame(modulus, poisson)
 
     def held(V):
@@ -395,12 +388,7 @@ def _strip_with_a_material_boundary(stiffness_ratio, misfit, comm=MPI.COMM_WORLD
     msh, cell_tags, facet_tags = edge_crack_strip(comm, boundary=STRIP_CRACK + 1.0)
 
     def cellwise(before, beyond):
-        field = fem.Function(fem.functionspace(msh, ("DG", 0)))
-        dofs = field.function_space.dofmap.list
-        field.x.array[dofs[cell_tags.find(1), 0]] = before
-        field.x.array[dofs[cell_tags.find(2), 0]] = beyond
-        field.x.scatter_forward()
-        return field
+        return field_by_tag(msh, cell_tags, {1: before, 2: beyond})
 
     modulus = cellwise(E, stiffness_ratio * E)
     poisson = cellwise(NU, NU if stiffness_ratio == 1 else 0.25)

@@ -14,6 +14,7 @@ from mpi4py import MPI
 
 from solver.errors import UserError
 from solver.numerics import compat
+from solver.numerics.fields import tag_field
 
 logger = logging.getLogger(__name__)
 
@@ -90,10 +91,7 @@ class FieldWriter:
         self.von_mises = fem.Function(fem.functionspace(msh, ("DG", 0)), name="von_mises")
         # ParaView's XDMF readers drop the tag grids of a file with time series, so the
         # material tags also go out as a cell field at every time step.
-        self.material = fem.Function(fem.functionspace(msh, ("DG", 0)), name="material")
-        tags = emesh.cell_tags
-        self.material.x.array[self.material.function_space.dofmap.list[tags.indices, 0]] = \
-            tags.values
+        self.material = tag_field(msh, emesh.cell_tags, "material")
         # XDMF holds the geometry's degree only: the displacement at its own degree goes to VTX
         self.vtx = VTXWriter(msh.comm, Path(path).with_name("displacement.bp"), [problem.u],
                              engine="BP4")

@@ -64,7 +64,7 @@ from solver.errors import SolverError
 from solver.materials.elasticity import as_3d, hooke, in_plane, lame
 from solver.materials.plasticity import radial_return
 from solver.numerics import compat
-from solver.numerics.fields import cellwise_field
+from solver.numerics.fields import cellwise_field, field_by_tag, touched_dofs
 from solver.numerics.linear import configured_ksp, direct_solver
 
 logger = logging.getLogger(__name__)
@@ -222,12 +222,10 @@ class CohesiveProblem:
         self.eigenstrain = eigenstrain
         self._full_initial_stress = initial_stress
         self.initial_stress = None if initial_stress is None else in_plane(initial_stress, gdim)
-        foil_indicator = fem.Function(fem.functionspace(msh, ("DG", 0)))
         tags = emesh.cell_tags
         foil_cells = tags.indices[tags.values == foil_tag]
-        foil_indicator.x.array[foil_indicator.function_space.dofmap.list[foil_cells, 0]] = 1.0
-        foil_indicator.x.scatter_forward()
-        self.nodes = InterfaceNodes(self.W, emesh, interface_name, foil_indicator, degree)
+        self.foil_indicator = field_by_tag(msh, tags, {foil_tag: 1.0})
+        self.nodes = InterfaceNodes(self.W, emesh, interface_name, self.foil_indicator, degree)
         self.damage = np.zeros(len(self.nodes.blocks))
         self.slip = np.zeros((len(self.nodes.blocks), gdim))
         self.friction = law.friction_coefficient > 0
@@ -264,8 +262,7 @@ class CohesiveProblem:
 
         if self.plastic:
             # each cell's state is that of its body's field
-            body = foil_indicator * self.foil(self.w) + (1 - foil_indicator) * self.layer(self.w)
-            self._set_up_flow_updates(body)
+            self._set_up_flow_updates(self.body_displacement())
         self.dirichlet = self._inactive_dofs(foil_cells, [c for t in layer_tags
                                                           for c in tags.indices[tags.values == t]])
         self.step_cuts = 0
@@ -280,6 +277,12 @@ class CohesiveProblem:
 
     def layer(self, w):
         return ufl.as_vector([w[self.gdim + i] for i in range(self.gdim)])
+
+    def body_displacement(self):
+        """The displacement as one UFL field: u_foil in the foil's cells, u_layer elsewhere
+        (discontinuous across the cohesive interface)."""
+        chi = self.foil_indicator
+        return chi * self.foil(self.w) + (1 - chi) * self.layer(self.w)
 
     def strain(self, u):
         return ufl.sym(ufl.grad(u))
@@ -417,9 +420,7 @@ class CohesiveProblem:
         scalar = fem.functionspace(msh, ("Lagrange", self.W.ufl_element().degree))
         conditions = []
         for field, cells in ((0, foil_cells), (1, np.asarray(layer_cells, np.int32))):
-            marker = fem.Function(scalar)
-            marker.x.array[scalar.dofmap.list[cells].ravel()] = 1.0
-            active = _assembled_from(marker) > 0
+            active = touched_dofs(scalar, cells)
             inactive_blocks = np.flatnonzero(~active).astype(np.int32)
             for component in range(self.gdim):
                 index = field * self.gdim + component
@@ -845,10 +846,3 @@ class CohesiveProblem:
         return self.comm.allreduce(float(np.sum(self.nodes.weights[owned]
                                                 * nodal_values[owned])))
 
-
-def _assembled_from(function: fem.Function) -> np.ndarray:
-    """Sum of the values every rank set in a function (ghosts included), on all ranks."""
-    vector = function.x.petsc_vec
-    vector.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-    vector.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
-    return function.x.array.copy()

@@ -60,6 +60,7 @@ from petsc4py import PETSc
 
 from solver.errors import SolverError
 from solver.materials.elasticity import as_3d, hooke, lame
+from solver.numerics.fields import field_by_tag, touched_dofs
 from solver.numerics.linear import DIRECT_SOLVER, configured_ksp, solve_dirichlet
 
 logger = logging.getLogger(__name__)
@@ -190,15 +191,9 @@ class LithiumDiffusion:
     def _active_and_inactive_dofs(self, cell_tags, active_tags):
         """Local (owned and ghost) dofs that an active cell on some rank touches, and the
         others."""
-        V = self.space
-        marker = fem.Function(V)
         cells = cell_tags.indices[np.isin(cell_tags.values, active_tags)]
-        marker.x.array[V.dofmap.list[cells].ravel()] = 1.0
-        vector = marker.x.petsc_vec
-        vector.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        vector.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
-        return (np.flatnonzero(marker.x.array > 0).astype(np.int32),
-                np.flatnonzero(marker.x.array == 0).astype(np.int32))
+        active = touched_dofs(self.space, cells)
+        return np.flatnonzero(active).astype(np.int32), np.flatnonzero(~active).astype(np.int32)
 
     # -- state ---------------------------------------------------------------------------
     def set_soc(self, value: float):
@@ -286,9 +281,9 @@ class SmallStrainElasticity:
                  degree: int = 2):
         self.mesh, self.comm = msh, msh.comm
         self.gdim = gdim = msh.geometry.dim
-        E = self._cellwise(cell_tags, youngs_modulus)
-        nu = self._cellwise(cell_tags, poisson_ratio)
-        beta = self._cellwise(cell_tags, swelling_coefficient)
+        E = field_by_tag(msh, cell_tags, youngs_modulus)
+        nu = field_by_tag(msh, cell_tags, poisson_ratio)
+        beta = field_by_tag(msh, cell_tags, swelling_coefficient)
         self.lame_lambda, self.shear_modulus = lame(E, nu)
         self.space = V = fem.functionspace(msh, ("Lagrange", degree, (gdim,)))
         self.u = fem.Function(V, name="u")
@@ -307,14 +302,6 @@ class SmallStrainElasticity:
             fem.form(scale * ufl.inner(self._stress_of(self._strain(u)), self._strain(v)) * dx),
             fem.form(scale * ufl.inner(self._stress_of(self.eigenstrain), self._strain(v))
                      * dx))
-
-    def _cellwise(self, cell_tags, values: dict[int, float]) -> fem.Function:
-        field = fem.Function(fem.functionspace(self.mesh, ("DG", 0)))
-        dofmap = field.function_space.dofmap.list
-        for tag, value in values.items():
-            field.x.array[dofmap[cell_tags.indices[cell_tags.values == tag], 0]] = value
-        field.x.scatter_forward()
-        return field
 
     def _strain(self, w):
         """sym grad w as 3x3 (plane strain in 2D: zero third row and column)."""

@@ -56,7 +56,7 @@ from solver.errors import SolverError
 from solver.materials.elasticity import as_3d, hooke, lame
 from solver.materials.plasticity import radial_return
 from solver.numerics import compat
-from solver.numerics.fields import cellwise_field
+from solver.numerics.fields import cellwise_field, interpolate_expression, tag_field
 from solver.numerics.linear import DIRECT_SOLVER, configured_ksp
 from solver.physics import boundary
 from solver.physics.inelastic import InelasticProblem
@@ -481,9 +481,7 @@ class SwellingProblem:
         `name` keys the projection's forms, one per expression and space."""
         expression = self.cauchy_stress() if expression is None else expression
         if not self.flowing_materials:
-            target.interpolate(fem.Expression(
-                expression, compat.interpolation_points(target.function_space)))
-            return target
+            return interpolate_expression(target, expression)
         return self._project(name, lambda: expression, target)
 
     def volume_ratios(self) -> dict[str, float]:
@@ -698,10 +696,7 @@ class SwellingFields:
                                          name="u")
         self.cauchy = fem.Function(fem.functionspace(msh, ("DG", 0, (3, 3))), name="sigma")
         self.von_mises = fem.Function(fem.functionspace(msh, ("DG", 0)), name="von_mises")
-        self.material = fem.Function(fem.functionspace(msh, ("DG", 0)), name="material")
-        tags = emesh.cell_tags
-        self.material.x.array[self.material.function_space.dofmap.list[tags.indices, 0]] = \
-            tags.values
+        self.material = tag_field(msh, emesh.cell_tags, "material")
         # nominal stress (force per reference area) for the interface tractions
         self.nominal = fem.Function(fem.functionspace(msh, ("DG", stress_degree, (3, 3))))
         self.plastic_strain = None

@@ -20,8 +20,7 @@ from petsc4py import PETSc
 from solver.materials.constitutive import as_table
 from solver.materials.elasticity import as_3d, hooke, lame
 from solver.materials.library import largest
-from solver.numerics import compat
-from solver.numerics.fields import cellwise_field, fill_cellwise
+from solver.numerics.fields import cellwise_field, fill_cellwise, interpolate_expression
 from solver.numerics.linear import (
     ELASTICITY_SOLVER,
     configured_ksp,
@@ -154,9 +153,7 @@ class ThermoElasticProblem:
 
     def stress_into(self, target: fem.Function):
         """Interpolate the stress into a DG tensor space (3x3) that can hold it."""
-        target.interpolate(fem.Expression(self.stress_tensor_3d(),
-                                          compat.interpolation_points(target.function_space)))
-        return target
+        return interpolate_expression(target, self.stress_tensor_3d())
 
     # -- solution --------------------------------------------------------------------------
     def _solve_load(self, delta_temperature, out_of_plane_strain, face_displacement):

@@ -58,6 +58,7 @@ from mpi4py import MPI
 
 from solver.materials.elasticity import as_3d, hooke, in_plane
 from solver.numerics import compat
+from solver.numerics.fields import tag_field
 
 logger = logging.getLogger(__name__)
 
@@ -101,12 +102,7 @@ def initial_stress_eigenstrain(initial_stress, lame_lambda, shear_modulus):
 def cohesive_displacement(problem):
     """The displacement of a solver.physics.cohesive.CohesiveProblem as one UFL field: u_foil in the
     foil's cells, u_layer elsewhere (discontinuous across the cohesive interface)."""
-    msh = problem.emesh.mesh
-    foil = fem.Function(fem.functionspace(msh, ("DG", 0)))
-    tags = problem.emesh.cell_tags
-    foil.x.array[foil.function_space.dofmap.list[tags.find(problem.foil_tag), 0]] = 1.0
-    foil.x.scatter_forward()
-    return foil * problem.foil(problem.w) + (1 - foil) * problem.layer(problem.w)
+    return problem.body_displacement()
 
 
 def j_integral(u, stress, eigenstrain, tip, direction, radius, cell_tags=None,
@@ -214,8 +210,5 @@ def _integration_entities(msh, tip, radius, cell_tags):
 
 def _cellwise_tags(msh, cell_tags) -> np.ndarray:
     """The material tag of every local cell, ghosts included (from their owners)."""
-    field = fem.Function(fem.functionspace(msh, ("DG", 0)))
-    field.x.array[:] = -1.0
-    field.x.array[field.function_space.dofmap.list[cell_tags.indices, 0]] = cell_tags.values
-    field.x.scatter_forward()
+    field = tag_field(msh, cell_tags, untagged=-1.0)
     return field.x.array[field.function_space.dofmap.list[:, 0]]
