@@ -13,6 +13,7 @@ from dolfinx.io import VTXWriter, XDMFFile
 from mpi4py import MPI
 
 from solver.errors import UserError
+from solver.materials.constitutive import von_mises
 from solver.numerics import compat
 from solver.numerics.fields import tag_field
 
@@ -109,9 +110,7 @@ class FieldWriter:
         self.displacement.interpolate(self.problem.u)
         self.temperature.x.array[:] = temperature
         self.problem.stress_into(self.stress)
-        stress = self.stress.x.array.reshape(-1, 3, 3)
-        deviator = stress - np.trace(stress, axis1=1, axis2=2)[:, None, None] / 3 * np.eye(3)
-        self.von_mises.x.array[:] = np.sqrt(1.5 * np.einsum("nij,nij->n", deviator, deviator))
+        self.von_mises.x.array[:] = von_mises(self.stress.x.array.reshape(-1, 3, 3))
         for function in (self.displacement, self.temperature, self.stress, self.von_mises,
                          self.material):
             self.xdmf.write_function(function, time)

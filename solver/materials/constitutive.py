@@ -62,6 +62,13 @@ def isotropic_stiffness(youngs_modulus: np.ndarray, poisson_ratio: np.ndarray) -
     return 3.0 * bulk_modulus * VOLUMETRIC_PROJECTOR + 2.0 * shear_modulus * DEVIATORIC_PROJECTOR
 
 
+def von_mises(stress: np.ndarray) -> np.ndarray:
+    """The von Mises stress sqrt(3/2 s : s), s the deviator, of (..., 3, 3) stress tensors."""
+    stress = np.asarray(stress, dtype=float)
+    deviator = stress - np.trace(stress, axis1=-2, axis2=-1)[..., None, None] / 3 * np.eye(3)
+    return np.sqrt(1.5 * np.einsum("...ij,...ij->...", deviator, deviator))
+
+
 # --- Temperature-dependent data --------------------------------------------------------------
 
 

@@ -62,7 +62,11 @@ from petsc4py import PETSc
 
 from solver.errors import SolverError
 from solver.materials.elasticity import as_3d, hooke, in_plane, lame
-from solver.materials.plasticity import radial_return
+from solver.materials.plasticity import (
+    equivalent_plastic_strain_increment,
+    plastic_strain_increment,
+    radial_return,
+)
 from solver.numerics import compat
 from solver.numerics.fields import cellwise_field, field_by_tag, touched_dofs
 from solver.numerics.linear import configured_ksp, direct_solver
@@ -346,8 +350,8 @@ class CohesiveProblem:
         points = compat.interpolation_points(self.plastic_strain.function_space)
         self._flow_updates = [
             fem.Expression(self.plastic_strain + change, points),
-            fem.Expression(self.equivalent_plastic_strain + np.sqrt(2 / 3) * multiplier,
-                           points),
+            fem.Expression(self.equivalent_plastic_strain
+                           + equivalent_plastic_strain_increment(multiplier), points),
             fem.Expression(stress, points)]
         self._converged_stress.interpolate(self._flow_updates[2])  # w = 0
         new_strain, _, new_stress = self._flow_buffers
@@ -382,7 +386,7 @@ class CohesiveProblem:
         multiplier, scale = radial_return(trial, self.shear_modulus, self.flow_stress,
                                           self.hardening_modulus,
                                           self.equivalent_plastic_strain, self.flow_indicator)
-        return (1 - scale) * trial / (2 * self.shear_modulus), multiplier
+        return plastic_strain_increment(trial, scale, self.shear_modulus), multiplier
 
     def _commit_flow(self):
         """The converged step's plastic state becomes the start of the next one, and its

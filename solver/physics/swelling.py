@@ -53,8 +53,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from solver.case.units import SIQuantity
 from solver.errors import SolverError
+from solver.materials.constitutive import von_mises
 from solver.materials.elasticity import as_3d, hooke, lame
-from solver.materials.plasticity import radial_return
+from solver.materials.plasticity import (
+    equivalent_plastic_strain_increment,
+    plastic_strain_increment,
+    radial_return,
+)
 from solver.numerics import compat
 from solver.numerics.fields import cellwise_field, interpolate_expression, tag_field
 from solver.numerics.linear import DIRECT_SOLVER, configured_ksp
@@ -427,10 +432,10 @@ class SwellingProblem:
             strain = strain - self.plastic_state
             trial = 2 * mu * ufl.dev(strain) + self._initial_deviator()
             multiplier, scale = self._return_mapping(trial, mu, 1.0)
-            plastic_change = (1 - scale) * trial / (2 * mu)  # gamma n
+            plastic_change = plastic_strain_increment(trial, scale, mu)
             self._new_plastic_state = self.plastic_state + plastic_change
             self._new_equivalent_plastic_strain = self.equivalent_plastic_strain \
-                + np.sqrt(2 / 3) * multiplier
+                + equivalent_plastic_strain_increment(multiplier)
             return hooke(strain, lmbda, mu) - 2 * mu * plastic_change
         s = self.swelling_stretch()
         if not flowing:
@@ -449,7 +454,7 @@ class SwellingProblem:
         Fm_inverse = ufl.inv(Fm)
         self._new_plastic_state = Fm_inverse * be * Fm_inverse.T
         self._new_equivalent_plastic_strain = self.equivalent_plastic_strain \
-            + np.sqrt(2 / 3) * multiplier
+            + equivalent_plastic_strain_increment(multiplier)
         kirchhoff = deviator + (mu * (ufl.tr(be_trial) / 3 - 1) + lmbda * ufl.ln(Je)) * identity
         return s**3 * kirchhoff * ufl.inv(F).T  # J_s tau_e F^-T
 
@@ -707,9 +712,7 @@ class SwellingFields:
     def write(self, step_number: float):
         self.displacement.interpolate(self.problem.u)
         self.problem.stress_into(self.cauchy)
-        stress = self.cauchy.x.array.reshape(-1, 3, 3)
-        deviator = stress - np.trace(stress, axis1=1, axis2=2)[:, None, None] / 3 * np.eye(3)
-        self.von_mises.x.array[:] = np.sqrt(1.5 * np.einsum("nij,nij->n", deviator, deviator))
+        self.von_mises.x.array[:] = von_mises(self.cauchy.x.array.reshape(-1, 3, 3))
         functions = [self.displacement, self.cauchy, self.von_mises, self.material]
         if self.plastic_strain is not None:
             self.problem.stress_into(self.plastic_strain,

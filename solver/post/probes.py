@@ -1,8 +1,6 @@
-"""Quantities derived from a solution: point probes, bending curvature, the von Mises
-stress."""
+"""Quantities derived from a solution: point probes, bending curvature."""
 
 import numpy as np
-import ufl
 from dolfinx import fem, geometry
 
 from solver.numerics import compat
@@ -51,11 +49,6 @@ def _containing_cell(msh, candidates, point, tolerance=1e-9):
         if weights.min() >= -tolerance and weights.sum() <= 1 + tolerance:
             return cell
     return None
-
-
-def von_mises(sigma):
-    deviator = sigma - ufl.tr(sigma) / 3 * ufl.Identity(3)
-    return ufl.sqrt(1.5 * ufl.inner(deviator, deviator))
 
 
 def bending_curvature(displacement: fem.Function, bottom_facets, length, width=None) -> dict:
