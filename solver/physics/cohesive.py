@@ -849,4 +849,3 @@ class CohesiveProblem:
         owned = self.nodes.owned
         return self.comm.allreduce(float(np.sum(self.nodes.weights[owned]
                                                 * nodal_values[owned])))
-
