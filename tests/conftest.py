@@ -13,6 +13,7 @@ from mpi4py import MPI
 from meshes.built import MICROMETRE
 from solver.case import load_case, load_case_text
 from solver.geometry.mesh import build_mesh
+from solver.numerics.fields import interpolate_expression
 from solver.physics.thermoelastic import ThermoElasticProblem
 from solver.post import probes
 
@@ -31,8 +32,7 @@ class Solved:
         """The 3x3 stress in a DG space that holds it exactly (degree - 1)."""
         degree = self.case.solver.degree - 1 if degree is None else degree
         space = fem.functionspace(self.emesh.mesh, ("DG", degree, (3, 3)))
-        return probes.interpolate_expression(fem.Function(space),
-                                                  self.problem.stress_tensor_3d())
+        return interpolate_expression(fem.Function(space), self.problem.stress_tensor_3d())
 
 
 def solve_final(case, comm=MPI.COMM_WORLD) -> Solved:

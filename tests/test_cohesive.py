@@ -10,8 +10,8 @@ from mpi4py import MPI
 from solver.case import load_case_text
 from solver.errors import SolverError
 from solver.geometry.mesh import build_mesh
+from solver.numerics.fields import cellwise_field
 from solver.physics.cohesive import CohesiveLaw, CohesiveProblem
-from solver.physics.thermoelastic import cellwise_field
 
 from conftest import CASES
 

@@ -7,6 +7,7 @@ from dolfinx import fem
 from mpi4py import MPI
 
 from solver.numerics import compat
+from solver.numerics.fields import interpolate_expression
 from solver.physics.diffusion import (
     GAS_CONSTANT,
     ROOM_TEMPERATURE,
@@ -239,7 +240,7 @@ def test_one_way_stress_in_a_free_sphere_matches_the_closed_form():
                             surface_soc=lambda t: 1.0, coupling="one-way")
     assert np.all(diffusion.hydrostatic_stress.x.array == 0)  # no feedback
     assert history.mean_soc[-1] == pytest.approx(crank_uptake(t_end), abs=0.02)
-    stress = probes.interpolate_expression(
+    stress = interpolate_expression(
         fem.Function(fem.functionspace(msh, ("DG", 1, (3, 3)))), elasticity.stress())
     radii = np.array([0.25, 0.5, 0.75, 0.95]) * RADIUS
     fe_radial, fe_tangential = radial_and_tangential(stress, radii)

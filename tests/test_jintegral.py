@@ -17,14 +17,11 @@ from petsc4py import PETSc
 
 from meshes.built import MICROMETRE
 from solver.geometry.mesh import build_mesh
+from solver.materials.elasticity import hooke, lame
 from solver.numerics import compat
-from solver.physics.cohesive import (
-    DIRECT_SOLVER,
-    SERIAL_DIRECT_SOLVER,
-    CohesiveLaw,
-    CohesiveProblem,
-)
-from solver.physics.thermoelastic import cellwise_field, configured_ksp
+from solver.numerics.fields import cellwise_field, field_by_tag
+from solver.numerics.linear import configured_ksp, direct_solver, solve_dirichlet
+from solver.physics.cohesive import CohesiveLaw, CohesiveProblem
 from solver.post.jintegral import (
     cohesive_displacement,
     initial_stress_eigenstrain,
@@ -36,7 +33,7 @@ from conftest import layers_case
 
 UM = MICROMETRE
 E, NU = 100e9, 0.3
-LAMBDA, MU = E * NU / ((1 + NU) * (1 - 2 * NU)), E / (2 * (1 + NU))
+LAMBDA, MU = lame(E, NU)
 
 # Edge-cracked strip (upper half, by symmetry): width b, crack a, half-height H.
 STRIP_WIDTH, STRIP_CRACK, STRIP_HALF_HEIGHT = 10.0, 3.0, 20.0  # um
@@ -159,7 +156,7 @@ def _vertex_dofs(space, msh, point_um):
     return fem.locate_dofs_topological(space, 0, vertices)
 
 
-def solve_elastic(msh, held, lame=LAMBDA, shear=MU, eigenstrain=None, traction=None,
+def solve_elastic(msh, held, lmbda=LAMBDA, shear=MU, eigenstrain=None, traction=None,
                   out_of_plane_strain=0.0):
     """Plane-strain (or generalized) linear elasticity, P2, direct solver. held: (component,
     dofs) pairs held at zero; traction: (facet_tags, tag, vector) on the boundary."""
@@ -169,8 +166,7 @@ def solve_elastic(msh, held, lame=LAMBDA, shear=MU, eigenstrain=None, traction=N
     strain = ufl.sym(ufl.grad(u)) - (0.0 if eigenstrain is None else eigenstrain) \
         * ufl.Identity(2)
     eigen_zz = 0.0 if eigenstrain is None else eigenstrain
-    in_plane = lame * (ufl.tr(strain) + out_of_plane_strain - eigen_zz) * ufl.Identity(2) \
-        + 2 * shear * strain
+    in_plane = hooke(strain, lmbda, shear, ufl.tr(strain) + out_of_plane_strain - eigen_zz)
     residual = ufl.inner(in_plane, ufl.sym(ufl.grad(v))) / E * ufl.dx
     if traction is not None:
         facet_tags, tag, vector = traction
@@ -181,20 +177,12 @@ def solve_elastic(msh, held, lame=LAMBDA, shear=MU, eigenstrain=None, traction=N
     a, L = fem.form(ufl.lhs(residual)), fem.form(ufl.rhs(residual))
     A = fem_petsc.assemble_matrix(a, bcs=bcs)
     A.assemble()
-    b = fem_petsc.assemble_vector(L)
-    fem_petsc.apply_lifting(b, [a], bcs=[bcs])
-    b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-    fem_petsc.set_bc(b, bcs)
-    ksp = configured_ksp(msh.comm, "jintegral-test",
-                         DIRECT_SOLVER if msh.comm.size > 1 else SERIAL_DIRECT_SOLVER)
+    ksp = configured_ksp(msh.comm, "jintegral-test", direct_solver(msh.comm))
     ksp.setOperators(A)
-    displacement = fem.Function(V)
-    ksp.solve(b, displacement.x.petsc_vec)
-    assert ksp.getConvergedReason() > 0
-    displacement.x.scatter_forward()
-    for obj in (ksp, A, b):
+    displacement = solve_dirichlet(ksp, a, L, bcs, fem.Function(V))
+    for obj in (ksp, A):
         obj.destroy()
-    return displacement, plane_strain_stress(displacement, lame, shear, eigenstrain,
+    return displacement, plane_strain_stress(displacement, lmbda, shear, eigenstrain,
                                              out_of_plane_strain)
 
 
@@ -311,25 +299,17 @@ def film_misfit_j(comm, radius_um, substrate_modulus=E, substrate_poisson=NU, mi
     misfit in the film, 0 in the substrate), substrate bottom clamped, right face a
     symmetry plane."""
     msh, cell_tags, facet_tags = debonded_film(comm)
-    field = fem.Function(fem.functionspace(msh, ("DG", 0)))
-    dofs = field.function_space.dofmap.list
-    field.x.array[dofs[cell_tags.find(FILM_TAG), 0]] = misfit
-    field.x.scatter_forward()
-    modulus, poisson = field.copy(), field.copy()
-    for target, film_value, substrate_value in ((modulus, E, substrate_modulus),
-                                                (poisson, NU, substrate_poisson)):
-        target.x.array[dofs[cell_tags.find(FILM_TAG), 0]] = film_value
-        target.x.array[dofs[cell_tags.find(SUBSTRATE_TAG), 0]] = substrate_value
-        target.x.scatter_forward()
-    lame = modulus * poisson / ((1 + poisson) * (1 - 2 * poisson))
-    shear = modulus / (2 * (1 + poisson))
+    field = field_by_tag(msh, cell_tags, {FILM_TAG: misfit})
+    modulus = field_by_tag(msh, cell_tags, {FILM_TAG: E, SUBSTRATE_TAG: substrate_modulus})
+    poisson = field_by_tag(msh, cell_tags, {FILM_TAG: NU, SUBSTRATE_TAG: substrate_poisson})
+    lmbda, shear = lame(modulus, poisson)
 
     def held(V):
         return [(0, _facet_dofs(V.sub(0), facet_tags, 1)),
                 (1, _facet_dofs(V.sub(1), facet_tags, 1)),
                 (0, _facet_dofs(V.sub(0), facet_tags, 2))]
 
-    u, sigma = solve_elastic(msh, held, lame, shear, eigenstrain=field)
+    u, sigma = solve_elastic(msh, held, lmbda, shear, eigenstrain=field)
     return [j_integral(u, sigma, field, (DEBOND * UM, SUBSTRATE * UM), (1.0, 0.0), r * UM,
                        cell_tags=cell_tags) for r in np.atleast_1d(radius_um)]
 
@@ -409,24 +389,18 @@ def _strip_with_a_material_boundary(stiffness_ratio, misfit, comm=MPI.COMM_WORLD
     msh, cell_tags, facet_tags = edge_crack_strip(comm, boundary=STRIP_CRACK + 1.0)
 
     def cellwise(before, beyond):
-        field = fem.Function(fem.functionspace(msh, ("DG", 0)))
-        dofs = field.function_space.dofmap.list
-        field.x.array[dofs[cell_tags.find(1), 0]] = before
-        field.x.array[dofs[cell_tags.find(2), 0]] = beyond
-        field.x.scatter_forward()
-        return field
+        return field_by_tag(msh, cell_tags, {1: before, 2: beyond})
 
     modulus = cellwise(E, stiffness_ratio * E)
     poisson = cellwise(NU, NU if stiffness_ratio == 1 else 0.25)
     eigenstrain = cellwise(0.0, misfit)
-    lame = modulus * poisson / ((1 + poisson) * (1 - 2 * poisson))
-    shear = modulus / (2 * (1 + poisson))
+    lmbda, shear = lame(modulus, poisson)
 
     def held(V):
         return [(1, _facet_dofs(V.sub(1), facet_tags, 2)),
                 (0, _vertex_dofs(V.sub(0), msh, (STRIP_CRACK, 0.0)))]
 
-    u, sigma = solve_elastic(msh, held, lame, shear, eigenstrain,
+    u, sigma = solve_elastic(msh, held, lmbda, shear, eigenstrain,
                              traction=(facet_tags, 3, (0.0, TENSION)))
     return u, sigma, eigenstrain, cell_tags
 

@@ -13,7 +13,9 @@ from dolfinx.io import VTXWriter, XDMFFile
 from mpi4py import MPI
 
 from solver.errors import UserError
+from solver.materials.constitutive import von_mises
 from solver.numerics import compat
+from solver.numerics.fields import tag_field
 
 logger = logging.getLogger(__name__)
 
@@ -90,10 +92,7 @@ class FieldWriter:
         self.von_mises = fem.Function(fem.functionspace(msh, ("DG", 0)), name="von_mises")
         # ParaView's XDMF readers drop the tag grids of a file with time series, so the
         # material tags also go out as a cell field at every time step.
-        self.material = fem.Function(fem.functionspace(msh, ("DG", 0)), name="material")
-        tags = emesh.cell_tags
-        self.material.x.array[self.material.function_space.dofmap.list[tags.indices, 0]] = \
-            tags.values
+        self.material = tag_field(msh, emesh.cell_tags, "material")
         # XDMF holds the geometry's degree only: the displacement at its own degree goes to VTX
         self.vtx = VTXWriter(msh.comm, Path(path).with_name("displacement.bp"), [problem.u],
                              engine="BP4")
@@ -111,9 +110,7 @@ class FieldWriter:
         self.displacement.interpolate(self.problem.u)
         self.temperature.x.array[:] = temperature
         self.problem.stress_into(self.stress)
-        stress = self.stress.x.array.reshape(-1, 3, 3)
-        deviator = stress - np.trace(stress, axis1=1, axis2=2)[:, None, None] / 3 * np.eye(3)
-        self.von_mises.x.array[:] = np.sqrt(1.5 * np.einsum("nij,nij->n", deviator, deviator))
+        self.von_mises.x.array[:] = von_mises(self.stress.x.array.reshape(-1, 3, 3))
         for function in (self.displacement, self.temperature, self.stress, self.von_mises,
                          self.material):
             self.xdmf.write_function(function, time)

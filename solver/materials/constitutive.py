@@ -19,6 +19,8 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from solver.materials import elasticity
+
 GAS_CONSTANT = 8.314462618  # J/(mol K)
 ZERO_CELSIUS = 273.15  # K
 
@@ -55,9 +57,16 @@ def isotropic_stiffness(youngs_modulus: np.ndarray, poisson_ratio: np.ndarray) -
     """The isotropic elasticity tensor 3K P_vol + 2G P_dev, (..., 6, 6) for (...) moduli."""
     youngs_modulus = np.asarray(youngs_modulus, dtype=float)[..., None, None]
     poisson_ratio = np.asarray(poisson_ratio, dtype=float)[..., None, None]
-    bulk_modulus = youngs_modulus / (3.0 * (1.0 - 2.0 * poisson_ratio))
-    shear_modulus = youngs_modulus / (2.0 * (1.0 + poisson_ratio))
+    bulk_modulus = elasticity.bulk_modulus(youngs_modulus, poisson_ratio)
+    shear_modulus = elasticity.shear_modulus(youngs_modulus, poisson_ratio)
     return 3.0 * bulk_modulus * VOLUMETRIC_PROJECTOR + 2.0 * shear_modulus * DEVIATORIC_PROJECTOR
+
+
+def von_mises(stress: np.ndarray) -> np.ndarray:
+    """The von Mises stress sqrt(3/2 s : s), s the deviator, of (..., 3, 3) stress tensors."""
+    stress = np.asarray(stress, dtype=float)
+    deviator = stress - np.trace(stress, axis1=-2, axis2=-1)[..., None, None] / 3 * np.eye(3)
+    return np.sqrt(1.5 * np.einsum("...ij,...ij->...", deviator, deviator))
 
 
 # --- Temperature-dependent data --------------------------------------------------------------
@@ -532,8 +541,8 @@ class J2Plasticity:
 
         youngs_modulus = self.youngs_modulus(end_temperature)
         poisson_ratio = self.poisson_ratio(end_temperature)
-        bulk_modulus = (youngs_modulus / (3.0 * (1.0 - 2.0 * poisson_ratio)))[:, None]
-        shear_modulus = (youngs_modulus / (2.0 * (1.0 + poisson_ratio)))[:, None]
+        bulk_modulus = elasticity.bulk_modulus(youngs_modulus, poisson_ratio)[:, None]
+        shear_modulus = elasticity.shear_modulus(youngs_modulus, poisson_ratio)[:, None]
         hardening = self.hardening_modulus + self.kinematic_modulus
 
         elastic_strain_trial = strain - eigenstrain - state["plastic_strain"]

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from solver.materials import elasticity
+
 
 @dataclass(frozen=True)
 class Phase:
@@ -35,8 +37,8 @@ class Phase:
                     thermal_expansion: float) -> Phase:
         return cls(
             volume_fraction,
-            youngs_modulus / (3 * (1 - 2 * poisson_ratio)),
-            youngs_modulus / (2 * (1 + poisson_ratio)),
+            elasticity.bulk_modulus(youngs_modulus, poisson_ratio),
+            elasticity.shear_modulus(youngs_modulus, poisson_ratio),
             thermal_expansion,
         )
 

@@ -34,3 +34,14 @@ def radial_return(trial_deviator, shear_modulus, flow_stress, hardening_modulus,
                                          ufl.gt(overstress, 1e-10 * radius)),
                                  overstress / resistance, 0)
     return multiplier, 1 - 2 * shear_modulus * multiplier / norm
+
+
+def plastic_strain_increment(trial_deviator, scale, shear_modulus):
+    """gamma n = (1 - scale) s_trial / (2 mu): the plastic strain increment of a small-strain
+    return, from the trial deviator and radial_return's scale."""
+    return (1 - scale) * trial_deviator / (2 * shear_modulus)
+
+
+def equivalent_plastic_strain_increment(multiplier):
+    """sqrt(2/3) gamma: the equivalent plastic strain increment of the plastic multiplier."""
+    return np.sqrt(2 / 3) * multiplier

@@ -16,6 +16,7 @@ from dolfinx.fem import petsc as fem_petsc
 from petsc4py import PETSc
 
 from solver.errors import SolverError
+from solver.numerics.linear import solve_dirichlet
 from solver.numerics.newton import Increment
 
 
@@ -92,16 +93,9 @@ class CondensedNewton:
             with b.localForm() as local:
                 local.set(0.0)
         self.constraints.set_face_displacement(face_value)
-        fem_petsc.apply_lifting(b, [self.forms.jacobian], bcs=[self.constraints.dirichlet])
-        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        fem_petsc.set_bc(b, self.constraints.dirichlet)
-        solution = fem.Function(self.u.function_space)
-        self.ksp.solve(b, solution.x.petsc_vec)
+        solution = solve_dirichlet(self.ksp, self.forms.jacobian, b, self.constraints.dirichlet,
+                                   fem.Function(self.u.function_space), "the linearized solve")
         b.destroy()
-        if self.ksp.getConvergedReason() <= 0:
-            raise SolverError(f"the linearized solve did not converge (KSP reason "
-                              f"{self.ksp.getConvergedReason()})")
-        solution.x.scatter_forward()
         return solution
 
     def _constraint_change(self, increment: fem.Function, increment_zz: float) -> np.ndarray:

@@ -62,18 +62,19 @@ from petsc4py import PETSc
 
 from solver.case.solver_section import SolverSettings
 from solver.errors import SolverError
-from solver.materials.plasticity import radial_return
+from solver.materials.elasticity import as_3d, hooke, in_plane, lame
+from solver.materials.plasticity import (
+    equivalent_plastic_strain_increment,
+    plastic_strain_increment,
+    radial_return,
+)
 from solver.numerics import compat
+from solver.numerics.fields import cellwise_field, field_by_tag, touched_dofs
+from solver.numerics.linear import check_converged, configured_ksp, direct_solver
 from solver.numerics.newton import Increment, NewtonSettings, newton_solve
 from solver.numerics.stepping import CutReport, StepRejected, advance_with_cuts
-from solver.physics.thermoelastic import configured_ksp
 
 logger = logging.getLogger(__name__)
-
-DIRECT_SOLVER = {"ksp_type": "preonly", "pc_type": "lu",
-                 "pc_factor_mat_solver_type": "mumps"}
-SERIAL_DIRECT_SOLVER = {"ksp_type": "preonly", "pc_type": "lu",
-                        "pc_factor_mat_solver_type": "petsc", "pc_factor_mat_ordering_type": "nd"}
 
 
 @dataclass(frozen=True)
@@ -212,13 +213,10 @@ class CohesiveProblem:
         self.max_step_cuts = solver.max_step_cuts
         self._dt = None  # the pseudo-time of the step being solved
 
-        from solver.physics.thermoelastic import cellwise_field
-
         names = emesh.geometry.cell_materials
         E = cellwise_field(emesh, {n: materials[n].youngs_modulus for n in names.values()}, "E")
         nu = cellwise_field(emesh, {n: materials[n].poisson_ratio for n in names.values()}, "nu")
-        self.lame_lambda = E * nu / ((1 + nu) * (1 - 2 * nu))
-        self.shear_modulus = E / (2 * (1 + nu))
+        self.lame_lambda, self.shear_modulus = lame(E, nu)
         max_modulus = max(materials[n].youngs_modulus for n in names.values())
         self.scale = 1.0 / max_modulus  # equations in O(1) numbers: strain times length
 
@@ -227,16 +225,11 @@ class CohesiveProblem:
         self.load_factor = fem.Constant(msh, PETSc.ScalarType(0.0))
         self.eigenstrain = eigenstrain
         self._full_initial_stress = initial_stress
-        if initial_stress is not None and gdim == 2 and ufl.shape(initial_stress) == (3, 3):
-            initial_stress = ufl.as_matrix([[initial_stress[0, 0], initial_stress[0, 1]],
-                                            [initial_stress[1, 0], initial_stress[1, 1]]])
-        self.initial_stress = initial_stress
-        foil_indicator = fem.Function(fem.functionspace(msh, ("DG", 0)))
+        self.initial_stress = None if initial_stress is None else in_plane(initial_stress, gdim)
         tags = emesh.cell_tags
         foil_cells = tags.indices[tags.values == foil_tag]
-        foil_indicator.x.array[foil_indicator.function_space.dofmap.list[foil_cells, 0]] = 1.0
-        foil_indicator.x.scatter_forward()
-        self.nodes = InterfaceNodes(self.W, emesh, interface_name, foil_indicator, degree)
+        self.foil_indicator = field_by_tag(msh, tags, {foil_tag: 1.0})
+        self.nodes = InterfaceNodes(self.W, emesh, interface_name, self.foil_indicator, degree)
         self.damage = np.zeros(len(self.nodes.blocks))
         self.slip = np.zeros((len(self.nodes.blocks), gdim))
         self.friction = law.friction_coefficient > 0
@@ -273,15 +266,12 @@ class CohesiveProblem:
 
         if self.plastic:
             # each cell's state is that of its body's field
-            body = foil_indicator * self.foil(self.w) + (1 - foil_indicator) * self.layer(self.w)
-            self._set_up_flow_updates(body)
+            self._set_up_flow_updates(self.body_displacement())
         self.dirichlet = self._inactive_dofs(foil_cells, [c for t in layer_tags
                                                           for c in tags.indices[tags.values == t]])
         self.step_cuts = 0
         self._forms = {}
-        # PETSc's own LU (nested dissection) is the faster one on one rank; MUMPS in parallel
-        self.ksp = configured_ksp(self.comm, "cohesive", DIRECT_SOLVER if self.comm.size > 1
-                                  else SERIAL_DIRECT_SOLVER)
+        self.ksp = configured_ksp(self.comm, "cohesive", direct_solver(self.comm))
         self._bulk_matrix = self._newton_matrix = None
         self.dofs = self.W.dofmap.index_map.size_global * self.W.dofmap.index_map_bs
 
@@ -291,6 +281,12 @@ class CohesiveProblem:
 
     def layer(self, w):
         return ufl.as_vector([w[self.gdim + i] for i in range(self.gdim)])
+
+    def body_displacement(self):
+        """The displacement as one UFL field: u_foil in the foil's cells, u_layer elsewhere
+        (discontinuous across the cohesive interface)."""
+        chi = self.foil_indicator
+        return chi * self.foil(self.w) + (1 - chi) * self.layer(self.w)
 
     def strain(self, u):
         return ufl.sym(ufl.grad(u))
@@ -303,14 +299,12 @@ class CohesiveProblem:
             sigma = self._hooke(self._elastic_strain(u) - change)
             if with_initial and self._full_initial_stress is not None:
                 sigma += self._initial_stress_3d()
-            return self._in_plane(sigma)
-        identity = ufl.Identity(self.gdim)
-        eps = self.strain(u)
-        volume_change = ufl.tr(eps)
-        sigma = self.lame_lambda * volume_change * identity + 2 * self.shear_modulus * eps
+            return in_plane(sigma, self.gdim)
+        sigma = self._hooke(self.strain(u))
         if self.eigenstrain is not None:
             eigen = self.load_factor * self.eigenstrain
-            sigma -= (3 * self.lame_lambda + 2 * self.shear_modulus) * eigen * identity
+            sigma -= (3 * self.lame_lambda + 2 * self.shear_modulus) * eigen \
+                * ufl.Identity(self.gdim)
         if with_initial and self.initial_stress is not None:
             sigma += self.initial_stress
         return sigma
@@ -321,8 +315,6 @@ class CohesiveProblem:
         stress of the last converged step (for the trapezoidal plastic work); cell-wise flow
         parameters."""
         import basix.ufl
-
-        from solver.physics.thermoelastic import cellwise_field
 
         msh = self.emesh.mesh
         cell = msh.topology.cell_name()
@@ -358,8 +350,8 @@ class CohesiveProblem:
         points = compat.interpolation_points(self.plastic_strain.function_space)
         self._flow_updates = [
             fem.Expression(self.plastic_strain + change, points),
-            fem.Expression(self.equivalent_plastic_strain + np.sqrt(2 / 3) * multiplier,
-                           points),
+            fem.Expression(self.equivalent_plastic_strain
+                           + equivalent_plastic_strain_increment(multiplier), points),
             fem.Expression(stress, points)]
         self._converged_stress.interpolate(self._flow_updates[2])  # w = 0
         new_strain, _, new_stress = self._flow_buffers
@@ -371,32 +363,19 @@ class CohesiveProblem:
         self._cell_forms = (fem.form(self.equivalent_plastic_strain * test * self.dx_all),
                             fem.form(test * self.dx_all))
 
-    def _embedded(self, tensor):
-        """A gdim x gdim tensor as 3x3 (plane strain: zero out-of-plane row and column)."""
-        if self.gdim == 3:
-            return tensor
-        return ufl.as_matrix([[tensor[0, 0], tensor[0, 1], 0], [tensor[1, 0], tensor[1, 1], 0],
-                              [0, 0, 0]])
-
-    def _in_plane(self, tensor):
-        if self.gdim == 3:
-            return tensor
-        return ufl.as_matrix([[tensor[0, 0], tensor[0, 1]], [tensor[1, 0], tensor[1, 1]]])
-
     def _initial_stress_3d(self):
         stress = self._full_initial_stress
-        return stress if ufl.shape(stress) == (3, 3) else self._embedded(stress)
+        return as_3d(stress)
 
     def _elastic_strain(self, u):
         """3x3 strain less the eigenstrain and the committed plastic strain."""
-        strain = self._embedded(self.strain(u)) - self.plastic_strain
+        strain = as_3d(self.strain(u)) - self.plastic_strain
         if self.eigenstrain is not None:
             strain -= self.load_factor * self.eigenstrain * ufl.Identity(3)
         return strain
 
     def _hooke(self, strain):
-        return self.lame_lambda * ufl.tr(strain) * ufl.Identity(3) \
-            + 2 * self.shear_modulus * strain
+        return hooke(strain, self.lame_lambda, self.shear_modulus)
 
     def _flow(self, u):
         """The return mapping at u: (plastic strain increment, plastic multiplier). The
@@ -407,7 +386,7 @@ class CohesiveProblem:
         multiplier, scale = radial_return(trial, self.shear_modulus, self.flow_stress,
                                           self.hardening_modulus,
                                           self.equivalent_plastic_strain, self.flow_indicator)
-        return (1 - scale) * trial / (2 * self.shear_modulus), multiplier
+        return plastic_strain_increment(trial, scale, self.shear_modulus), multiplier
 
     def _commit_flow(self):
         """The converged step's plastic state becomes the start of the next one, and its
@@ -445,9 +424,7 @@ class CohesiveProblem:
         scalar = fem.functionspace(msh, ("Lagrange", self.W.ufl_element().degree))
         conditions = []
         for field, cells in ((0, foil_cells), (1, np.asarray(layer_cells, np.int32))):
-            marker = fem.Function(scalar)
-            marker.x.array[scalar.dofmap.list[cells].ravel()] = 1.0
-            active = _assembled_from(marker) > 0
+            active = touched_dofs(scalar, cells)
             inactive_blocks = np.flatnonzero(~active).astype(np.int32)
             for component in range(self.gdim):
                 index = field * self.gdim + component
@@ -663,9 +640,7 @@ class CohesiveProblem:
         increment = fem.Function(self.W)
         self.ksp.solve(b, increment.x.petsc_vec)
         b.destroy()
-        if self.ksp.getConvergedReason() <= 0:
-            raise SolverError(f"the cohesive linearized solve did not converge (KSP reason "
-                              f"{self.ksp.getConvergedReason()})")
+        check_converged(self.ksp, "the cohesive linearized solve")
         increment.x.scatter_forward()
         start = self.w.x.array.copy()
 
@@ -779,10 +754,8 @@ class CohesiveProblem:
                 strain = self.strain(field(self.w))
                 eigen = 0.0 if self.eigenstrain is None else self.load_factor * self.eigenstrain
                 elastic = strain - eigen * ufl.Identity(self.gdim)
-                out_of_plane = -eigen if self.gdim == 2 else 0.0  # eps_e,zz
-                volume = ufl.tr(elastic) + out_of_plane
-                density = 0.5 * (self.lame_lambda * volume**2 + 2 * self.shear_modulus * (
-                    ufl.inner(elastic, elastic) + out_of_plane**2))
+                elastic_3d = as_3d(elastic, -eigen)  # eps_e,zz = -eps_s in plane strain
+                density = 0.5 * ufl.inner(self._hooke(elastic_3d), elastic_3d)
                 if self.initial_stress is not None:
                     density += ufl.inner(self.initial_stress, elastic)
                 energy += density * measure
@@ -806,10 +779,9 @@ class CohesiveProblem:
                     rate += -ufl.tr(stress) * self.eigenstrain * measure
                     continue
                 trace = ufl.tr(self.stress(u))
-                if self.gdim == 2:
-                    trace += self.lame_lambda * ufl.tr(self.strain(u)) - (
-                        3 * self.lame_lambda + 2 * self.shear_modulus) * (
-                        self.load_factor * self.eigenstrain)
+                if self.gdim == 2:  # and sigma_zz
+                    eigen = self.load_factor * self.eigenstrain
+                    trace += self._hooke(as_3d(self.strain(u)) - eigen * ufl.Identity(3))[2, 2]
                 rate += -trace * self.eigenstrain * measure
             self._forms["eigenstrain work"] = fem.form(rate)
         return self.comm.allreduce(fem.assemble_scalar(self._forms["eigenstrain work"]))
@@ -862,11 +834,3 @@ class CohesiveProblem:
         owned = self.nodes.owned
         return self.comm.allreduce(float(np.sum(self.nodes.weights[owned]
                                                 * nodal_values[owned])))
-
-
-def _assembled_from(function: fem.Function) -> np.ndarray:
-    """Sum of the values every rank set in a function (ghosts included), on all ranks."""
-    vector = function.x.petsc_vec
-    vector.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-    vector.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
-    return function.x.array.copy()

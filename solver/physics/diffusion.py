@@ -58,9 +58,10 @@ from dolfinx.fem import petsc as fem_petsc
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from solver.errors import SolverError
+from solver.materials.elasticity import as_3d, hooke, lame
+from solver.numerics.fields import field_by_tag, touched_dofs
+from solver.numerics.linear import DIRECT_SOLVER, configured_ksp, solve_dirichlet
 from solver.numerics.stepping import staggered
-from solver.physics.thermoelastic import configured_ksp
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +69,6 @@ GAS_CONSTANT = 8.314462618  # J/(mol K)
 ROOM_TEMPERATURE = 298.15  # K
 # Li15Si4 (x = 3.75 per Si), Si at 2330 kg/m^3 and 28.0855 g/mol
 SILICON_MAX_CONCENTRATION = 3.75 * 2330.0 / 28.0855e-3  # mol/m^3
-
-DIRECT_SOLVER = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
-
 
 def inclusion_stress_response(youngs_modulus: float, poisson_ratio: float,
                               swelling_coefficient: float) -> float:
@@ -105,16 +103,7 @@ class _LinearSystem:
             self.matrix = fem_petsc.assemble_matrix(self.matrix_form, bcs=bcs)
             self.matrix.assemble()
             self.ksp.setOperators(self.matrix)
-        b = fem_petsc.assemble_vector(self.rhs_form)
-        fem_petsc.apply_lifting(b, [self.matrix_form], bcs=[bcs])
-        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        fem_petsc.set_bc(b, bcs)
-        self.ksp.solve(b, target.x.petsc_vec)
-        b.destroy()
-        if self.ksp.getConvergedReason() <= 0:
-            raise SolverError(f"a linear solve did not converge (KSP reason "
-                              f"{self.ksp.getConvergedReason()})")
-        target.x.scatter_forward()
+        solve_dirichlet(self.ksp, self.matrix_form, self.rhs_form, bcs, target)
 
 
 class LithiumDiffusion:
@@ -202,15 +191,9 @@ class LithiumDiffusion:
     def _active_and_inactive_dofs(self, cell_tags, active_tags):
         """Local (owned and ghost) dofs that an active cell on some rank touches, and the
         others."""
-        V = self.space
-        marker = fem.Function(V)
         cells = cell_tags.indices[np.isin(cell_tags.values, active_tags)]
-        marker.x.array[V.dofmap.list[cells].ravel()] = 1.0
-        vector = marker.x.petsc_vec
-        vector.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        vector.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
-        return (np.flatnonzero(marker.x.array > 0).astype(np.int32),
-                np.flatnonzero(marker.x.array == 0).astype(np.int32))
+        active = touched_dofs(self.space, cells)
+        return np.flatnonzero(active).astype(np.int32), np.flatnonzero(~active).astype(np.int32)
 
     # -- state ---------------------------------------------------------------------------
     def set_soc(self, value: float):
@@ -298,11 +281,10 @@ class SmallStrainElasticity:
                  degree: int = 2):
         self.mesh, self.comm = msh, msh.comm
         self.gdim = gdim = msh.geometry.dim
-        E = self._cellwise(cell_tags, youngs_modulus)
-        nu = self._cellwise(cell_tags, poisson_ratio)
-        beta = self._cellwise(cell_tags, swelling_coefficient)
-        self.shear_modulus, self.lame_lambda = E / (2 * (1 + nu)), \
-            E * nu / ((1 + nu) * (1 - 2 * nu))
+        E = field_by_tag(msh, cell_tags, youngs_modulus)
+        nu = field_by_tag(msh, cell_tags, poisson_ratio)
+        beta = field_by_tag(msh, cell_tags, swelling_coefficient)
+        self.lame_lambda, self.shear_modulus = lame(E, nu)
         self.space = V = fem.functionspace(msh, ("Lagrange", degree, (gdim,)))
         self.u = fem.Function(V, name="u")
         self.eigenstrain = beta * soc / 3 * ufl.Identity(3)
@@ -321,24 +303,12 @@ class SmallStrainElasticity:
             fem.form(scale * ufl.inner(self._stress_of(self.eigenstrain), self._strain(v))
                      * dx))
 
-    def _cellwise(self, cell_tags, values: dict[int, float]) -> fem.Function:
-        field = fem.Function(fem.functionspace(self.mesh, ("DG", 0)))
-        dofmap = field.function_space.dofmap.list
-        for tag, value in values.items():
-            field.x.array[dofmap[cell_tags.indices[cell_tags.values == tag], 0]] = value
-        field.x.scatter_forward()
-        return field
-
     def _strain(self, w):
         """sym grad w as 3x3 (plane strain in 2D: zero third row and column)."""
-        g = ufl.grad(w)
-        if self.gdim == 2:
-            g = ufl.as_matrix([[g[0, 0], g[0, 1], 0], [g[1, 0], g[1, 1], 0], [0, 0, 0]])
-        return ufl.sym(g)
+        return ufl.sym(as_3d(ufl.grad(w)))
 
     def _stress_of(self, strain):
-        return self.lame_lambda * ufl.tr(strain) * ufl.Identity(3) + 2 * self.shear_modulus \
-            * strain
+        return hooke(strain, self.lame_lambda, self.shear_modulus)
 
     def stress(self):
         """The 3x3 Cauchy stress (sigma_zz included in plane strain), UFL."""

@@ -42,10 +42,10 @@ from pydantic_core import PydanticCustomError
 
 from solver.case.tables import rule_broken as _rule_broken
 from solver.case.units import SIQuantity
-from solver.errors import SolverError
 from solver.materials.constitutive import TemperatureTable
 from solver.materials.library import TABLE_NOTE, TemperatureDependent
 from solver.numerics import compat
+from solver.numerics.linear import check_converged, configured_ksp
 from solver.numerics.newton import Increment, NewtonSettings, newton_solve
 
 logger = logging.getLogger(__name__)
@@ -529,9 +529,6 @@ class FurnaceProblem:
                                                                 dtype=np.int32))
 
     def _create_ksp(self, comm) -> PETSc.KSP:
-        ksp = PETSc.KSP().create(comm)
-        ksp.setOptionsPrefix(f"sinter_furnace_{id(self)}_")
-        prefix = ksp.getOptionsPrefix()
         package = next((p for p in ("mumps", "superlu_dist")
                         if PETSc.Sys.hasExternalPackage(p)), None)
         if package is None and comm.size == 1:
@@ -544,13 +541,7 @@ class FurnaceProblem:
             settings = {"ksp_type": "cg", "ksp_rtol": 1e-12, "ksp_atol": 1e-50,
                         "ksp_max_it": 1000, "pc_type": "hypre",
                         "pc_hypre_type": "boomeramg"}
-        options = PETSc.Options()
-        for key, value in settings.items():
-            options[prefix + key] = value
-        ksp.setFromOptions()
-        for key in options.getAll():  # leave PETSc's global options database as we found it
-            if key.startswith(prefix):
-                options.delValue(key)
+        ksp = configured_ksp(comm, "furnace", settings)
         ksp.setOperators(self.matrix)
         return ksp
 
@@ -575,10 +566,7 @@ class FurnaceProblem:
         self._assemble_matrix(self._step_dt)
         self._assemble_residual()
         self.ksp.solve(self.rhs, self.correction)
-        reason = self.ksp.getConvergedReason()
-        if reason <= 0:
-            raise SolverError(f"the furnace heat solve did not converge (KSP reason "
-                              f"{reason}, {self.ksp.getIterationNumber()} iterations)")
+        check_converged(self.ksp, "the furnace heat solve")
         start = self.temperature.x.array.copy()
 
         def move(fraction: float):

@@ -23,15 +23,11 @@ from petsc4py import PETSc
 from solver.errors import SolverError
 from solver.materials.library import largest
 from solver.numerics.condensation import CondensedCell, CondensedForms, CondensedNewton
+from solver.numerics.linear import ELASTICITY_SOLVER, configured_ksp, rigid_body_modes
 from solver.numerics.newton import NewtonSettings, newton_solve
 from solver.numerics.stepping import advance_with_cuts, along
 from solver.physics import boundary
-from solver.physics.thermoelastic import (
-    ELASTICITY_SOLVER,
-    ElasticState,
-    configured_ksp,
-    rigid_body_modes,
-)
+from solver.physics.thermoelastic import ElasticState
 
 logger = logging.getLogger(__name__)
 

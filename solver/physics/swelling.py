@@ -52,14 +52,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from solver.case.units import SIQuantity
 from solver.errors import SolverError
-from solver.materials.plasticity import radial_return
+from solver.materials.constitutive import von_mises
+from solver.materials.elasticity import as_3d, hooke, lame
+from solver.materials.plasticity import (
+    equivalent_plastic_strain_increment,
+    plastic_strain_increment,
+    radial_return,
+)
 from solver.numerics import compat
 from solver.numerics.condensation import CondensedCell, CondensedForms, CondensedNewton
+from solver.numerics.fields import cellwise_field, interpolate_expression, tag_field
+from solver.numerics.linear import DIRECT_SOLVER, configured_ksp
 from solver.numerics.newton import NewtonSettings, newton_solve
 from solver.numerics.stepping import advance_with_cuts, staggered
 from solver.physics import boundary
 from solver.physics.inelastic import InelasticProblem
-from solver.physics.thermoelastic import cellwise_field, configured_ksp
 
 logger = logging.getLogger(__name__)
 
@@ -189,10 +196,6 @@ class SwellingSection(BaseModel):
 
 # --- the problem ------------------------------------------------------------------------
 
-LINEARIZED_SOLVER = {"ksp_type": "preonly", "pc_type": "lu",
-                     "pc_factor_mat_solver_type": "mumps"}
-
-
 @dataclass
 class SwellingState:
     soc: float
@@ -279,8 +282,7 @@ class SwellingProblem(CondensedCell):
         self.beta = cellwise_field(emesh, {n: self.swelling_coefficients.get(n, 0.0)
                                            for n in materials}, "beta")
         E = E0 + (E1 - E0) * self.local_soc
-        self.shear_modulus = E / (2 * (1 + nu))
-        self.lame_lambda = E * nu / ((1 + nu) * (1 - 2 * nu))
+        self.lame_lambda, self.shear_modulus = lame(E, nu)
 
         self.V = fem.functionspace(msh, ("Lagrange", degree, (self.gdim,)))
         self.u = fem.Function(self.V, name="u")
@@ -345,7 +347,7 @@ class SwellingProblem(CondensedCell):
         # terms and need not be positive definite, where CG fails.
         self.linearization = CondensedNewton(
             self.u, self.out_of_plane_strain, self.constraints,
-            configured_ksp(self.comm, "swelling", LINEARIZED_SOLVER),
+            configured_ksp(self.comm, "swelling", DIRECT_SOLVER),
             CondensedForms(self.residual, self.negative_residual, self.jacobian,
                            self.negative_out_of_plane_coupling, constraint_residuals,
                            constraint_changes, increment, increment_zz),
@@ -371,10 +373,7 @@ class SwellingProblem(CondensedCell):
     # -- kinematics and constitutive law -------------------------------------------------
     def gradient_3d(self, w):
         """grad w as a 3x3 tensor (zero third row and column in 2D)."""
-        g = ufl.grad(w)
-        if self.gdim == 3:
-            return g
-        return ufl.as_matrix([[g[0, 0], g[0, 1], 0], [g[1, 0], g[1, 1], 0], [0, 0, 0]])
+        return as_3d(ufl.grad(w))
 
     def deformation_gradient(self, u):
         """F = I + grad u in 3D; in 2D F_zz = 1 + the out-of-plane strain."""
@@ -444,15 +443,15 @@ class SwellingProblem(CondensedCell):
         if self.section.formulation == "small":
             strain = ufl.sym(F - identity) - self.beta * self.local_soc / 3 * identity
             if not flowing:
-                return lmbda * ufl.tr(strain) * identity + 2 * mu * strain
+                return hooke(strain, lmbda, mu)
             strain = strain - self.plastic_state
             trial = 2 * mu * ufl.dev(strain) + self._initial_deviator()
             multiplier, scale = self._return_mapping(trial, mu, 1.0)
-            plastic_change = (1 - scale) * trial / (2 * mu)  # gamma n
+            plastic_change = plastic_strain_increment(trial, scale, mu)
             self._new_plastic_state = self.plastic_state + plastic_change
             self._new_equivalent_plastic_strain = self.equivalent_plastic_strain \
-                + np.sqrt(2 / 3) * multiplier
-            return lmbda * ufl.tr(strain) * identity + 2 * mu * strain - 2 * mu * plastic_change
+                + equivalent_plastic_strain_increment(multiplier)
+            return hooke(strain, lmbda, mu) - 2 * mu * plastic_change
         s = self.swelling_stretch()
         if not flowing:
             Fe = F / s
@@ -470,7 +469,7 @@ class SwellingProblem(CondensedCell):
         Fm_inverse = ufl.inv(Fm)
         self._new_plastic_state = Fm_inverse * be * Fm_inverse.T
         self._new_equivalent_plastic_strain = self.equivalent_plastic_strain \
-            + np.sqrt(2 / 3) * multiplier
+            + equivalent_plastic_strain_increment(multiplier)
         kirchhoff = deviator + (mu * (ufl.tr(be_trial) / 3 - 1) + lmbda * ufl.ln(Je)) * identity
         return s**3 * kirchhoff * ufl.inv(F).T  # J_s tau_e F^-T
 
@@ -502,9 +501,7 @@ class SwellingProblem(CondensedCell):
         `name` keys the projection's forms, one per expression and space."""
         expression = self.cauchy_stress() if expression is None else expression
         if not self.flowing_materials:
-            target.interpolate(fem.Expression(
-                expression, compat.interpolation_points(target.function_space)))
-            return target
+            return interpolate_expression(target, expression)
         return self._project(name, lambda: expression, target)
 
     def volume_ratios(self) -> dict[str, float]:
@@ -635,10 +632,7 @@ class SwellingFields:
                                          name="u")
         self.cauchy = fem.Function(fem.functionspace(msh, ("DG", 0, (3, 3))), name="sigma")
         self.von_mises = fem.Function(fem.functionspace(msh, ("DG", 0)), name="von_mises")
-        self.material = fem.Function(fem.functionspace(msh, ("DG", 0)), name="material")
-        tags = emesh.cell_tags
-        self.material.x.array[self.material.function_space.dofmap.list[tags.indices, 0]] = \
-            tags.values
+        self.material = tag_field(msh, emesh.cell_tags, "material")
         # nominal stress (force per reference area) for the interface tractions
         self.nominal = fem.Function(fem.functionspace(msh, ("DG", stress_degree, (3, 3))))
         self.plastic_strain = None
@@ -649,9 +643,7 @@ class SwellingFields:
     def write(self, step_number: float):
         self.displacement.interpolate(self.problem.u)
         self.problem.stress_into(self.cauchy)
-        stress = self.cauchy.x.array.reshape(-1, 3, 3)
-        deviator = stress - np.trace(stress, axis1=1, axis2=2)[:, None, None] / 3 * np.eye(3)
-        self.von_mises.x.array[:] = np.sqrt(1.5 * np.einsum("nij,nij->n", deviator, deviator))
+        self.von_mises.x.array[:] = von_mises(self.cauchy.x.array.reshape(-1, 3, 3))
         functions = [self.displacement, self.cauchy, self.von_mises, self.material]
         if self.plastic_strain is not None:
             self.problem.stress_into(self.plastic_strain,

@@ -17,10 +17,16 @@ from dolfinx import fem
 from dolfinx.fem import petsc as fem_petsc
 from petsc4py import PETSc
 
-from solver.errors import SolverError
 from solver.materials.constitutive import as_table
+from solver.materials.elasticity import as_3d, hooke, lame
 from solver.materials.library import largest
-from solver.numerics import compat
+from solver.numerics.fields import cellwise_field, fill_cellwise, interpolate_expression
+from solver.numerics.linear import (
+    ELASTICITY_SOLVER,
+    configured_ksp,
+    rigid_body_modes,
+    solve_dirichlet,
+)
 from solver.physics import boundary
 
 logger = logging.getLogger(__name__)
@@ -33,73 +39,6 @@ class ElasticState:
     delta_temperature: float
     out_of_plane_strain: float  # e_zz in generalized plane strain, else 0
     face_displacement: float  # uniform normal displacement of the free face (unit cells)
-
-
-def cellwise_field(emesh, values_by_material: dict, name: str) -> fem.Function:
-    """A DG0 field holding, in every cell, the value of the cell's material."""
-    field = fem.Function(fem.functionspace(emesh.mesh, ("DG", 0)), name=name)
-    fill_cellwise(field, emesh, values_by_material)
-    return field
-
-
-def fill_cellwise(field: fem.Function, emesh, values_by_material: dict, default=None):
-    """Set a DG0 field to the value of each cell's material (`default` for materials not
-    named; None: every material must be named)."""
-    space = field.function_space
-    tags = emesh.cell_tags
-    for tag, material in emesh.geometry.cell_materials.items():
-        cells = tags.indices[tags.values == tag]
-        value = values_by_material[material] if default is None else \
-            values_by_material.get(material, default)
-        field.x.array[space.dofmap.list[cells, 0]] = value
-    field.x.scatter_forward()
-
-
-def rigid_body_modes(space) -> PETSc.NullSpace:
-    """The near-nullspace of elasticity (translations, rotations) for algebraic multigrid."""
-    gdim = space.mesh.geometry.dim
-    coords = space.tabulate_dof_coordinates()[:, :gdim]
-    coords = (coords - coords.mean(axis=0)) / max(np.ptp(coords, axis=0).max(), 1e-300)
-    x, y = coords[:, 0], coords[:, 1]
-    if gdim == 2:
-        modes = [(1, 0), (0, 1), (-y, x)]
-    else:
-        z = coords[:, 2]
-        zero = np.zeros_like(x)
-        modes = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (-y, x, zero), (zero, -z, y), (z, zero, -x)]
-    vectors = []
-    for mode in modes:
-        f = fem.Function(space)
-        values = f.x.array.reshape(-1, gdim)
-        for i, component in enumerate(mode):
-            values[:, i] = component
-        vec = f.x.petsc_vec.copy()
-        for other in vectors:  # Gram-Schmidt: PETSc wants an orthonormal basis
-            vec.axpy(-vec.dot(other), other)
-        vec.normalize()
-        vectors.append(vec)
-    return PETSc.NullSpace().create(vectors=vectors)
-
-
-ELASTICITY_SOLVER = {
-    "ksp_type": "cg", "ksp_atol": 1e-50, "ksp_max_it": 2000, "pc_type": "gamg",
-    "mg_levels_ksp_type": "chebyshev", "mg_levels_pc_type": "jacobi",
-    "pc_gamg_coarse_eq_limit": 1000,
-}
-
-
-def configured_ksp(comm, name: str, options: dict) -> PETSc.KSP:
-    """A KSP set up from `options`, leaving PETSc's global options database as it was."""
-    ksp = PETSc.KSP().create(comm)
-    prefix = f"sinter_{name}_{id(ksp)}_"
-    ksp.setOptionsPrefix(prefix)
-    database = PETSc.Options()
-    for key, value in options.items():
-        database[prefix + key] = value
-    ksp.setFromOptions()
-    for key in options:
-        database.delValue(prefix + key)
-    return ksp
 
 
 class ThermoElasticProblem:
@@ -124,8 +63,7 @@ class ThermoElasticProblem:
         self.process_eigenstrain = cellwise_field(emesh, dict.fromkeys(materials, 0.0),
                                                   "process_eigenstrain")
         E, nu = self.youngs_modulus, self.poisson_ratio
-        self.lame_lambda = E * nu / ((1 + nu) * (1 - 2 * nu))
-        self.shear_modulus = E / (2 * (1 + nu))
+        self.lame_lambda, self.shear_modulus = lame(E, nu)
 
         self.V = fem.functionspace(msh, ("Lagrange", case.solver.degree, (self.gdim,)))
         self.u = fem.Function(self.V, name="u")
@@ -199,27 +137,23 @@ class ThermoElasticProblem:
     def stress(self, u, delta_temperature, out_of_plane_strain):
         """The in-plane (2D) or full (3D) stress with the eigenstrain (thermal + process)."""
         thermal = self.eigenstrain(delta_temperature)
-        identity = ufl.Identity(self.gdim)
-        return (self.lame_lambda * self._elastic_volume_change(u, delta_temperature,
-                                                               out_of_plane_strain) * identity
-                + 2 * self.shear_modulus * (self.strain(u) - thermal * identity))
+        return hooke(self.strain(u) - thermal * ufl.Identity(self.gdim), self.lame_lambda,
+                     self.shear_modulus,
+                     self._elastic_volume_change(u, delta_temperature, out_of_plane_strain))
 
     def stress_tensor_3d(self):
         """The full 3x3 stress of the current solution (sigma_zz included in 2D)."""
         u, delta_t, e_zz = self.u, self.delta_temperature, self.out_of_plane_strain
-        sigma = self.stress(u, delta_t, e_zz)
         if self.gdim == 3:
-            return sigma
-        sigma_zz = (self.lame_lambda * self._elastic_volume_change(u, delta_t, e_zz)
-                    + 2 * self.shear_modulus * (e_zz - self.eigenstrain(delta_t)))
-        return ufl.as_matrix([[sigma[0, 0], sigma[0, 1], 0], [sigma[1, 0], sigma[1, 1], 0],
-                              [0, 0, sigma_zz]])
+            return self.stress(u, delta_t, e_zz)
+        thermal = self.eigenstrain(delta_t)
+        elastic = as_3d(self.strain(u) - thermal * ufl.Identity(2), e_zz - thermal)
+        return hooke(elastic, self.lame_lambda, self.shear_modulus,
+                     self._elastic_volume_change(u, delta_t, e_zz))
 
     def stress_into(self, target: fem.Function):
         """Interpolate the stress into a DG tensor space (3x3) that can hold it."""
-        target.interpolate(fem.Expression(self.stress_tensor_3d(),
-                                          compat.interpolation_points(target.function_space)))
-        return target
+        return interpolate_expression(target, self.stress_tensor_3d())
 
     # -- solution --------------------------------------------------------------------------
     def _solve_load(self, delta_temperature, out_of_plane_strain, face_displacement):
@@ -227,17 +161,8 @@ class ThermoElasticProblem:
         self.delta_temperature.value = delta_temperature
         self.out_of_plane_strain.value = out_of_plane_strain
         self.constraints.set_face_displacement(face_displacement)
-        b = fem_petsc.assemble_vector(self.L)
-        fem_petsc.apply_lifting(b, [self.a], bcs=[self.constraints.dirichlet])
-        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        fem_petsc.set_bc(b, self.constraints.dirichlet)
-        self.ksp.solve(b, self.u.x.petsc_vec)
-        b.destroy()
-        reason = self.ksp.getConvergedReason()
-        if reason <= 0:
-            raise SolverError(f"the elasticity solve did not converge (KSP reason {reason}, "
-                              f"{self.ksp.getIterationNumber()} iterations)")
-        self.u.x.scatter_forward()
+        solve_dirichlet(self.ksp, self.a, self.L, self.constraints.dirichlet, self.u,
+                        "the elasticity solve")
         logger.debug("elastic solve: %d CG iterations", self.ksp.getIterationNumber())
         solution = fem.Function(self.V)
         solution.x.array[:] = self.u.x.array

@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from solver.materials.elasticity import plane_strain_modulus
+
 
 @dataclass(frozen=True)
 class MultilayerBeam:
@@ -50,7 +52,7 @@ def plane_strain_layers(thicknesses, youngs_moduli, poisson_ratios, expansions, 
     nu = np.asarray(poisson_ratios, dtype=float)
     return multilayer_beam(
         thicknesses,
-        np.asarray(youngs_moduli, dtype=float) / (1 - nu**2),
+        plane_strain_modulus(np.asarray(youngs_moduli, dtype=float), nu),
         (1 + nu) * np.asarray(expansions, dtype=float) * delta_t,
     )
 
@@ -86,7 +88,7 @@ def generalized_plane_strain_layers(thicknesses, youngs_moduli, poisson_ratios, 
     E = np.asarray(youngs_moduli, dtype=float)
     nu = np.asarray(poisson_ratios, dtype=float)
     free = np.asarray(expansions, dtype=float) * delta_t
-    plane = E / (1 - nu**2)
+    plane = plane_strain_modulus(E, nu)
     interfaces = np.concatenate([[0.0], np.cumsum(h)])
     lo, hi = interfaces[:-1], interfaces[1:]
     m0, m1, m2 = hi - lo, (hi**2 - lo**2) / 2, (hi**3 - lo**3) / 3  # moments of y per layer

@@ -56,7 +56,9 @@ import ufl
 from dolfinx import fem, mesh
 from mpi4py import MPI
 
+from solver.materials.elasticity import as_3d, hooke, in_plane
 from solver.numerics import compat
+from solver.numerics.fields import tag_field
 
 logger = logging.getLogger(__name__)
 
@@ -72,14 +74,12 @@ def plane_strain_stress(u, lame_lambda, shear_modulus, eigenstrain=None,
     strain = strain_3d(u, out_of_plane_strain)
     if eigenstrain is not None:
         strain = strain - eigenstrain_3d(eigenstrain)
-    return lame_lambda * ufl.tr(strain) * ufl.Identity(3) + 2 * shear_modulus * strain
+    return hooke(strain, lame_lambda, shear_modulus)
 
 
 def strain_3d(u, out_of_plane_strain=0.0):
     """The 3x3 small strain of a 2D displacement with a uniform out-of-plane strain."""
-    eps = ufl.sym(ufl.grad(u))
-    return ufl.as_matrix([[eps[0, 0], eps[0, 1], 0], [eps[1, 0], eps[1, 1], 0],
-                          [0, 0, out_of_plane_strain]])
+    return as_3d(ufl.sym(ufl.grad(u)), out_of_plane_strain)
 
 
 def eigenstrain_3d(eigenstrain):
@@ -102,12 +102,7 @@ def initial_stress_eigenstrain(initial_stress, lame_lambda, shear_modulus):
 def cohesive_displacement(problem):
     """The displacement of a solver.physics.cohesive.CohesiveProblem as one UFL field: u_foil in the
     foil's cells, u_layer elsewhere (discontinuous across the cohesive interface)."""
-    msh = problem.emesh.mesh
-    foil = fem.Function(fem.functionspace(msh, ("DG", 0)))
-    tags = problem.emesh.cell_tags
-    foil.x.array[foil.function_space.dofmap.list[tags.find(problem.foil_tag), 0]] = 1.0
-    foil.x.scatter_forward()
-    return foil * problem.foil(problem.w) + (1 - foil) * problem.layer(problem.w)
+    return problem.body_displacement()
 
 
 def j_integral(u, stress, eigenstrain, tip, direction, radius, cell_tags=None,
@@ -147,7 +142,7 @@ def j_integral(u, stress, eigenstrain, tip, direction, radius, cell_tags=None,
     q = _weight(ufl.dot(offset, offset), inner_radius, radius)
 
     eps_star = eigenstrain_3d(eigenstrain)
-    stress_2d = ufl.as_matrix([[stress[i, j] for j in range(2)] for i in range(2)])
+    stress_2d = in_plane(stress)
     energy = 0.5 * ufl.inner(stress, strain_3d(u, out_of_plane_strain) - eps_star)
     gradient_along = ufl.dot(ufl.grad(u), e)  # u_i,1
     flux = ufl.dot(gradient_along, stress_2d) - energy * e  # sigma_ij u_i,1 - W delta_1j
@@ -215,8 +210,5 @@ def _integration_entities(msh, tip, radius, cell_tags):
 
 def _cellwise_tags(msh, cell_tags) -> np.ndarray:
     """The material tag of every local cell, ghosts included (from their owners)."""
-    field = fem.Function(fem.functionspace(msh, ("DG", 0)))
-    field.x.array[:] = -1.0
-    field.x.array[field.function_space.dofmap.list[cell_tags.indices, 0]] = cell_tags.values
-    field.x.scatter_forward()
+    field = tag_field(msh, cell_tags, untagged=-1.0)
     return field.x.array[field.function_space.dofmap.list[:, 0]]

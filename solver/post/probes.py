@@ -1,7 +1,6 @@
-"""Quantities derived from a solution: point probes, bending curvature, stress fields."""
+"""Quantities derived from a solution: point probes, bending curvature."""
 
 import numpy as np
-import ufl
 from dolfinx import fem, geometry
 
 from solver.numerics import compat
@@ -50,17 +49,6 @@ def _containing_cell(msh, candidates, point, tolerance=1e-9):
         if weights.min() >= -tolerance and weights.sum() <= 1 + tolerance:
             return cell
     return None
-
-
-def von_mises(sigma):
-    deviator = sigma - ufl.tr(sigma) / 3 * ufl.Identity(3)
-    return ufl.sqrt(1.5 * ufl.inner(deviator, deviator))
-
-
-def interpolate_expression(function: fem.Function, expression):
-    function.interpolate(fem.Expression(expression,
-                                        compat.interpolation_points(function.function_space)))
-    return function
 
 
 def bending_curvature(displacement: fem.Function, bottom_facets, length, width=None) -> dict:

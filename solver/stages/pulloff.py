@@ -385,7 +385,7 @@ def _run_header(case, emesh, problem, comm) -> dict:
 
 def _swelling_eigenstrain(emesh, case):
     """The DG0 isotropic eigenstrain per unit SOC, beta / 3, of the swelling materials."""
-    from solver.physics.thermoelastic import cellwise_field
+    from solver.numerics.fields import cellwise_field
 
     used = list(emesh.geometry.cell_materials.values())
     swelling = case.swelling.swelling_materials(case.materials, used)

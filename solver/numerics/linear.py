@@ -1,0 +1,96 @@
+"""Linear solves: KSP configurations, the near-nullspace of elasticity for algebraic
+multigrid, and the solve of K x = b with Dirichlet conditions."""
+
+import numpy as np
+from dolfinx import fem
+from dolfinx.fem import petsc as fem_petsc
+from petsc4py import PETSc
+
+from solver.errors import SolverError
+
+# CG with smoothed-aggregation AMG (with rigid_body_modes as the near-nullspace): the
+# symmetric positive definite stiffness of small-strain elasticity
+ELASTICITY_SOLVER = {
+    "ksp_type": "cg", "ksp_atol": 1e-50, "ksp_max_it": 2000, "pc_type": "gamg",
+    "mg_levels_ksp_type": "chebyshev", "mg_levels_pc_type": "jacobi",
+    "pc_gamg_coarse_eq_limit": 1000,
+}
+# LU by MUMPS, on any number of ranks
+DIRECT_SOLVER = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
+# PETSc's own LU with a nested-dissection ordering: one rank only
+SERIAL_DIRECT_SOLVER = {"ksp_type": "preonly", "pc_type": "lu",
+                        "pc_factor_mat_solver_type": "petsc", "pc_factor_mat_ordering_type": "nd"}
+
+
+def direct_solver(comm) -> dict:
+    """LU for `comm`: PETSc's own (nested dissection, the faster one) on one rank, MUMPS in
+    parallel."""
+    return DIRECT_SOLVER if comm.size > 1 else SERIAL_DIRECT_SOLVER
+
+
+def configured_ksp(comm, name: str, options: dict) -> PETSc.KSP:
+    """A KSP set up from `options`, leaving PETSc's global options database as it was."""
+    ksp = PETSc.KSP().create(comm)
+    prefix = f"sinter_{name}_{id(ksp)}_"
+    ksp.setOptionsPrefix(prefix)
+    database = PETSc.Options()
+    for key, value in options.items():
+        database[prefix + key] = value
+    ksp.setFromOptions()
+    for key in options:
+        database.delValue(prefix + key)
+    return ksp
+
+
+def rigid_body_modes(space) -> PETSc.NullSpace:
+    """The near-nullspace of elasticity (translations, rotations) for algebraic multigrid."""
+    gdim = space.mesh.geometry.dim
+    coords = space.tabulate_dof_coordinates()[:, :gdim]
+    coords = (coords - coords.mean(axis=0)) / max(np.ptp(coords, axis=0).max(), 1e-300)
+    x, y = coords[:, 0], coords[:, 1]
+    if gdim == 2:
+        modes = [(1, 0), (0, 1), (-y, x)]
+    else:
+        z = coords[:, 2]
+        zero = np.zeros_like(x)
+        modes = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (-y, x, zero), (zero, -z, y), (z, zero, -x)]
+    vectors = []
+    for mode in modes:
+        f = fem.Function(space)
+        values = f.x.array.reshape(-1, gdim)
+        for i, component in enumerate(mode):
+            values[:, i] = component
+        vec = f.x.petsc_vec.copy()
+        for other in vectors:  # Gram-Schmidt: PETSc wants an orthonormal basis
+            vec.axpy(-vec.dot(other), other)
+        vec.normalize()
+        vectors.append(vec)
+    return PETSc.NullSpace().create(vectors=vectors)
+
+
+def check_converged(ksp: PETSc.KSP, what: str = "a linear solve"):
+    """SolverError unless the last solve of `ksp` converged."""
+    reason = ksp.getConvergedReason()
+    if reason <= 0:
+        raise SolverError(f"{what} did not converge (KSP reason {reason}, "
+                          f"{ksp.getIterationNumber()} iterations)")
+
+
+def solve_dirichlet(ksp: PETSc.KSP, a, rhs, bcs, solution: fem.Function,
+                    what: str = "a linear solve"):
+    """Solve K x = b into `solution`, with x = the Dirichlet values of `bcs` on their dofs.
+
+    ksp's operator K is the matrix of the bilinear form `a` assembled with `bcs` (unit
+    diagonal on their rows); rhs: the linear form of b, or b already assembled (then lifted
+    and set here in place, and left to the caller). SolverError where the solve does not
+    converge; the solution is scattered to the ghosts."""
+    b = fem_petsc.assemble_vector(rhs) if not isinstance(rhs, PETSc.Vec) else rhs
+    fem_petsc.apply_lifting(b, [a], bcs=[bcs])
+    b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+    fem_petsc.set_bc(b, bcs)
+    ksp.solve(b, solution.x.petsc_vec)
+    if b is not rhs:
+        b.destroy()
+    check_converged(ksp, what)
+    solution.x.scatter_forward()
+    return solution
