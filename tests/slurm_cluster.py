@@ -1,4 +1,4 @@
-"""A real single-node Slurm cluster on loopback for tests (see ../shared/SLURM.md).
+"""A real single-node Slurm cluster on loopback for tests (docs/sweeps.md).
 
 munged, slurmctld and slurmd run in a process tree with its own UTS, PID and mount
 namespaces (hostname `localhost`, a private tmpfs on /run for munge); commands are run

@@ -149,6 +149,19 @@ def test_library_has_every_material_with_a_source():
     assert materials["copper"].thermal_expansion == pytest.approx(17e-6)
 
 
+def test_repository_stands_alone():
+    # docs, comments and sources cite the literature, never a file outside the repository
+    text = {".py", ".toml", ".md", ".txt", ".json", ".yaml", ".cfg", ".sh", ""}
+    files = [REPO / "README.md", REPO / "Makefile", REPO / "pyproject.toml"]
+    for folder in ("solver", "docs", "cases", "tests", "bench", "meshes", "bin"):
+        files += [path for path in (REPO / folder).rglob("*") if path.suffix in text
+                  and "__pycache__" not in path.parts]
+    outside = ("DOMAIN" + ".md", "shared" + "/", "SLURM" + ".md", "TOOLCHAIN" + ".md")
+    found = [f"{path.relative_to(REPO)}: {word}" for path in files if path.is_file()
+             for word in outside if word in path.read_text(errors="replace")]
+    assert not found
+
+
 @pytest.mark.parametrize(
     ("edit", "key", "message"),
     [

@@ -29,7 +29,8 @@ class Interface(Table):
     mode_I_fracture_energy: Annotated[float, SIQuantity("fracture energy", positive=True)] = \
         Field("25 J/m^2", validate_default=True,
               description="cohesive zone: fracture energy in opening (polyimide/Cu intrinsic "
-              "adhesion 25-30 J/m^2, DOMAIN.md)")
+              "adhesion, typically 25-30 J/m^2 in the literature, no single source: a "
+              "placeholder to calibrate)")
     mode_II_fracture_energy: Annotated[float, SIQuantity("fracture energy", positive=True)] = \
         Field("25 J/m^2", validate_default=True,
               description="cohesive zone: fracture energy in shear (a placeholder: no data)")
