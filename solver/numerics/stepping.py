@@ -1,9 +1,10 @@
 """Step cuts and staggered iterations, the same for every stage.
 
-- `advance_with_cuts`: a load step from parameter a to b is solved whole; where it fails
-  (SolverError: Newton, the linear solver, or the problem's own acceptance test), it is
-  cut in two halves, recursively, up to a number of cuts. The problem interpolates its
-  loads (temperature, eigenstrains, SOC, displacement) at a parameter value.
+- `advance_with_cuts`: a load step is solved whole; where it fails (SolverError: Newton,
+  the linear solver, or the problem's own acceptance test), it is cut in two halves,
+  recursively, up to a number of cuts. The parts are fractions [a, b] of the step: the
+  problem interpolates its loads (temperature, eigenstrains, SOC, displacement) at b
+  (`along`), and b - a is the part's share of the step's time, a power of 1/2.
 - `staggered`: a fixed-point iteration between two solvers (diffusion and stress) until the
   change of one pass falls below a tolerance.
 """
@@ -28,12 +29,13 @@ class StepRejected(SolverError):
     within it): cut like a failed one."""
 
 
-def advance_with_cuts(solve_step: Callable[[float, float, bool], int], start: float,
-                      end: float, max_cuts: int, describe: Callable[[float, float], str]
-                      = lambda a, b: f"{a:.6g} -> {b:.6g}") -> CutReport:
-    """solve_step(a, b, last_chance) solves the step from parameter a to b and returns its
-    Newton iterations, or restores the state and raises SolverError; last_chance tells it
-    that this step can no longer be cut. Returns the iterations and cuts of all parts."""
+def advance_with_cuts(solve_step: Callable[[float, float, bool], int], max_cuts: int,
+                      describe: Callable[[float, float], str], start: float = 0.0,
+                      end: float = 1.0) -> CutReport:
+    """solve_step(a, b, last_chance) solves the part [a, b] of the step (fractions) and
+    returns its Newton iterations, or restores the state and raises SolverError;
+    last_chance tells it that this part can no longer be cut. describe(a, b) names the
+    part in the log. Returns the iterations and cuts of all parts."""
     try:
         return CutReport(solve_step(start, end, max_cuts == 0), 0)
     except SolverError:
@@ -41,8 +43,8 @@ def advance_with_cuts(solve_step: Callable[[float, float, bool], int], start: fl
             raise
     logger.info("cutting the step %s in two", describe(start, end))
     middle = 0.5 * (start + end)
-    first = advance_with_cuts(solve_step, start, middle, max_cuts - 1, describe)
-    second = advance_with_cuts(solve_step, middle, end, max_cuts - 1, describe)
+    first = advance_with_cuts(solve_step, max_cuts - 1, describe, start, middle)
+    second = advance_with_cuts(solve_step, max_cuts - 1, describe, middle, end)
     return CutReport(first.newton_iterations + second.newton_iterations,
                      1 + first.cuts + second.cuts)
 

@@ -72,7 +72,7 @@ from solver.numerics import compat
 from solver.numerics.fields import cellwise_field, field_by_tag, touched_dofs
 from solver.numerics.linear import check_converged, configured_ksp, direct_solver
 from solver.numerics.newton import Increment, NewtonSettings, newton_solve
-from solver.numerics.stepping import CutReport, StepRejected, advance_with_cuts
+from solver.numerics.stepping import CutReport, StepRejected, advance_with_cuts, along
 
 logger = logging.getLogger(__name__)
 
@@ -686,10 +686,10 @@ class CohesiveProblem:
         (default: solver.max_step_cuts)."""
 
         def solve_part(a: float, b: float, last_chance: bool) -> int:
-            set_load(b)
+            set_load(along(start, end, b))
             saved, before = self.w.x.array.copy(), self.history()
             flow_before = self._flow_snapshot()
-            iterations = self.solve_step(None if dt is None else dt * (b - a) / (end - start))
+            iterations = self.solve_step(None if dt is None else dt * (b - a))
             growth = self.comm.allreduce(float(np.max(self.damage - before.damage,
                                                       initial=0.0)), op=MPI.MAX)
             if growth > max_damage_increment and not last_chance:
@@ -698,12 +698,13 @@ class CohesiveProblem:
                 self._restore_flow(flow_before)
                 raise StepRejected(f"the damage grew by {growth:.3g} in one step")
             if converged is not None:
-                converged(b, before, CutReport(iterations, 0))
+                converged(along(start, end, b), before, CutReport(iterations, 0))
             return iterations
 
-        report = advance_with_cuts(solve_part, start, end,
-                                   self.max_step_cuts if max_cuts is None else max_cuts,
-                                   lambda a, b: f"of the cohesive load {a:.4g} -> {b:.4g}")
+        report = advance_with_cuts(
+            solve_part, self.max_step_cuts if max_cuts is None else max_cuts,
+            lambda a, b: f"of the cohesive load {along(start, end, a):.4g} -> "
+                         f"{along(start, end, b):.4g}")
         self.step_cuts += report.cuts
         return report
 

@@ -368,7 +368,7 @@ class InelasticProblem(CondensedCell):
             return result.newton_iterations
 
         report = advance_with_cuts(
-            solve_part, 0.0, 1.0, self.max_step_cuts,
+            solve_part, self.max_step_cuts,
             lambda a, b: f"to T = {along(start_temperature, temperature, b):.2f} K "
                          f"(dt = {(b - a) * dt:.3g} s)")
         self.step_cuts += report.cuts

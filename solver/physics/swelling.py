@@ -64,7 +64,7 @@ from solver.numerics.condensation import CondensedCell, CondensedForms, Condense
 from solver.numerics.fields import cellwise_field, interpolate_expression, tag_field
 from solver.numerics.linear import DIRECT_SOLVER, configured_ksp
 from solver.numerics.newton import NewtonSettings, newton_solve
-from solver.numerics.stepping import advance_with_cuts, staggered
+from solver.numerics.stepping import advance_with_cuts, along, staggered
 from solver.physics import boundary
 from solver.physics.inelastic import InelasticProblem
 
@@ -589,9 +589,10 @@ class SwellingProblem(CondensedCell):
     def advance(self, soc: float) -> int:
         """Step to `soc`; where Newton fails, the SOC increment is cut in halves. Returns the
         Newton iterations of all sub-increments; self.step_cuts counts the cuts."""
-        report = advance_with_cuts(lambda a, b, last_chance: self.step(b),
-                                   float(self.soc.value), soc, self.max_step_cuts,
-                                   lambda a, b: f"of SOC {a:.6g} -> {b:.6g}")
+        start = float(self.soc.value)
+        report = advance_with_cuts(
+            lambda a, b, last_chance: self.step(along(start, soc, b)), self.max_step_cuts,
+            lambda a, b: f"of SOC {along(start, soc, a):.6g} -> {along(start, soc, b):.6g}")
         self.step_cuts += report.cuts
         self.newton_iterations += report.newton_iterations
         return report.newton_iterations
