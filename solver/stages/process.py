@@ -21,11 +21,11 @@ from solver.materials.behaviour import material_model
 from solver.physics import kinetics
 from solver.physics.furnace import solve_furnace
 from solver.physics.inelastic import InelasticProblem
-from solver.physics.swelling import run_swelling_stage
 from solver.physics.thermoelastic import ThermoElasticProblem
 from solver.post import probes
-from solver.post.interface import InterfaceProbe
+from solver.post.interface import InterfaceProbe, track_peaks
 from solver.stages.schedule import TimeStep, step_statistics, time_steps
+from solver.stages.swelling import run_swelling_stage
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +127,8 @@ def _solve_and_write(case, workdir: Path, comm, progress: bool, saved: Path,
                 step_peaks = {name: t.summary() for name, t in tractions.items() if t is not None}
                 risks = [peaks.get("max_risk", 0.0) for peaks in step_peaks.values()]
                 for name, peaks in step_peaks.items():
-                    _track_peaks(peak_history.setdefault(name, {}), peaks, step)
+                    track_peaks(peak_history.setdefault(name, {}), peaks, time=step.time,
+                                temperature=step.temperature)
                 history.append([step.time, step.temperature, step.label,
                                 state.out_of_plane_strain, state.face_displacement,
                                 writer.max_von_mises(), iterations, *risks])
@@ -177,8 +178,8 @@ def _solve_and_write(case, workdir: Path, comm, progress: bool, saved: Path,
                                                   case.schedule.atmosphere),
     }
     if case.swelling is not None:  # lithiation, from the sintered state (its final stress)
-        summary["swelling"] = run_swelling_stage(case, emesh, stress, probe, workdir,
-                                                 first_step=len(steps) - 1, progress=progress)
+        summary.update(run_swelling_stage(case, emesh, stress, probe, workdir,
+                                          first_step=len(steps) - 1, progress=progress))
     if geometry_kind(case).is_layer_stack:
         bottom = emesh.facet_tags.indices[
             emesh.facet_tags.values == emesh.geometry.facet_groups["bottom"]]
@@ -208,17 +209,6 @@ def _solve_and_write(case, workdir: Path, comm, progress: bool, saved: Path,
 
 
 COOL_DOWN_STEPS = 12  # time steps of the mechanics over the furnace's cool-down
-
-PEAK_QUANTITIES = ("max_normal_traction_averaged", "max_shear_traction_averaged", "max_risk")
-
-
-def _track_peaks(peaks: dict, step_values: dict, step):
-    """Keep, per quantity, the largest value over the history and when it occurred."""
-    for quantity in PEAK_QUANTITIES:
-        value = step_values.get(quantity)
-        if value is not None and value >= peaks.get(quantity, {}).get("value", -np.inf):
-            peaks[quantity] = {"value": value, "time": step.time,
-                               "temperature": step.temperature}
 
 
 def make_problem(emesh, case):
