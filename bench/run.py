@@ -12,7 +12,7 @@ from pathlib import Path
 from mpi4py import MPI
 
 from solver.case import load_case
-from solver.stages.process import run_case
+from solver.stages.pipeline import run_case
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 
