@@ -19,7 +19,7 @@ from mpi4py import MPI
 from meshes import GeometryError, build_particles, pack_particles
 from meshes.particles import DiameterDistribution, ParticleSpecies
 from solver.case import load_case
-from solver.stages.process import run_case
+from solver.stages.pipeline import run_case
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 MICROMETRE = 1e-6

@@ -185,7 +185,7 @@ def _mesh(args) -> int:
 
 def _run(args) -> int:
     from solver.case import load_case
-    from solver.stages.process import run_case
+    from solver.stages.pipeline import run_case
 
     case = load_case(args.case)
     out = args.out or Path("results") / case.case.name
@@ -202,7 +202,7 @@ def _pulloff(args) -> int:
     from mpi4py import MPI
 
     from solver.case import load_case
-    from solver.stages.pulloff import run_pulloff
+    from solver.stages.pipeline import run_pulloff
 
     case = load_case(args.case)
     out = args.out or Path("results") / f"{case.case.name}-pulloff"

@@ -121,14 +121,67 @@ class FieldWriter:
         self.stress_vtx.write(time)
 
     def max_von_mises(self) -> float:
-        local = self.von_mises.x.array
-        comm = self.von_mises.function_space.mesh.comm
-        return comm.allreduce(float(local.max()) if len(local) else 0.0, op=MPI.MAX)
+        return largest(self.von_mises)
 
     def close(self):
         self.xdmf.close()
         self.vtx.close()
         self.stress_vtx.close()
+
+
+class SwellingFields:
+    """The swelling stage's fields: swelling.xdmf (u [P1], Cauchy sigma and von Mises
+    cell-wise, material tags, the equivalent plastic strain where a material flows, the
+    SOC with diffusion), per SOC step; the time value is the step number. `problem`: the
+    SwellingProblem (solver/physics/swelling.py)."""
+
+    def __init__(self, path, problem, emesh, stress_degree: int):
+        msh = emesh.mesh
+        self.problem = problem
+        self.xdmf = XDMFFile(msh.comm, str(path), "w")
+        self.xdmf.write_mesh(msh)
+        gdim = msh.geometry.dim
+        self.displacement = fem.Function(fem.functionspace(msh, ("Lagrange", 1, (gdim,))),
+                                         name="u")
+        self.cauchy = fem.Function(fem.functionspace(msh, ("DG", 0, (3, 3))), name="sigma")
+        self.von_mises = fem.Function(fem.functionspace(msh, ("DG", 0)), name="von_mises")
+        self.material = tag_field(msh, emesh.cell_tags, "material")
+        # nominal stress (force per reference area) for the interface tractions
+        self.nominal = fem.Function(fem.functionspace(msh, ("DG", stress_degree, (3, 3))))
+        self.plastic_strain = None
+        if problem.flowing_materials:
+            self.plastic_strain = fem.Function(fem.functionspace(msh, ("DG", 0)),
+                                               name="equivalent_plastic_strain")
+
+    def write(self, step_number: float):
+        self.displacement.interpolate(self.problem.u)
+        self.problem.stress_into(self.cauchy)
+        self.von_mises.x.array[:] = von_mises(self.cauchy.x.array.reshape(-1, 3, 3))
+        functions = [self.displacement, self.cauchy, self.von_mises, self.material]
+        if self.plastic_strain is not None:
+            self.problem.stress_into(self.plastic_strain,
+                                     self.problem.equivalent_plastic_strain, "plastic strain")
+            functions.append(self.plastic_strain)
+        if self.problem.diffusion is not None:
+            functions.append(self.problem.diffusion.soc)
+        for function in functions:
+            self.xdmf.write_function(function, step_number)
+
+    def nominal_stress(self) -> fem.Function:
+        return self.problem.stress_into(self.nominal, self.problem.first_piola, "nominal")
+
+    def max_von_mises(self) -> float:
+        return largest(self.von_mises)
+
+    def close(self):
+        self.xdmf.close()
+
+
+def largest(function: fem.Function) -> float:
+    """The largest value of a function's dofs over all ranks (0 where it has none)."""
+    local = function.x.array
+    comm = function.function_space.mesh.comm
+    return comm.allreduce(float(local.max()) if len(local) else 0.0, op=MPI.MAX)
 
 
 INTERFACE_COLUMNS = ["interface", "chain", "x", "y", "z", "arc_length", "nx", "ny", "nz",

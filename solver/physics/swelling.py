@@ -52,7 +52,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from solver.case.units import SIQuantity
 from solver.errors import SolverError
-from solver.materials.constitutive import von_mises
 from solver.materials.elasticity import as_3d, hooke, lame
 from solver.materials.plasticity import (
     equivalent_plastic_strain_increment,
@@ -61,7 +60,7 @@ from solver.materials.plasticity import (
 )
 from solver.numerics import compat
 from solver.numerics.condensation import CondensedCell, CondensedForms, CondensedNewton
-from solver.numerics.fields import cellwise_field, interpolate_expression, tag_field
+from solver.numerics.fields import cellwise_field, interpolate_expression
 from solver.numerics.linear import DIRECT_SOLVER, configured_ksp
 from solver.numerics.newton import NewtonSettings, newton_solve
 from solver.numerics.stepping import advance_with_cuts, along, staggered
@@ -615,148 +614,3 @@ class SwellingProblem(CondensedCell):
     def state(self) -> SwellingState:
         return SwellingState(float(self.soc.value), float(self.out_of_plane_strain.value),
                              self.face_displacement)
-
-
-class SwellingFields:
-    """The swelling stage's fields: swelling.xdmf (u [P1], Cauchy sigma and von Mises
-    cell-wise, material tags), per SOC step; the time value is the step number."""
-
-    def __init__(self, path, problem: SwellingProblem, emesh, stress_degree: int):
-        from dolfinx.io import XDMFFile
-
-        msh = emesh.mesh
-        self.problem = problem
-        self.xdmf = XDMFFile(msh.comm, str(path), "w")
-        self.xdmf.write_mesh(msh)
-        gdim = msh.geometry.dim
-        self.displacement = fem.Function(fem.functionspace(msh, ("Lagrange", 1, (gdim,))),
-                                         name="u")
-        self.cauchy = fem.Function(fem.functionspace(msh, ("DG", 0, (3, 3))), name="sigma")
-        self.von_mises = fem.Function(fem.functionspace(msh, ("DG", 0)), name="von_mises")
-        self.material = tag_field(msh, emesh.cell_tags, "material")
-        # nominal stress (force per reference area) for the interface tractions
-        self.nominal = fem.Function(fem.functionspace(msh, ("DG", stress_degree, (3, 3))))
-        self.plastic_strain = None
-        if problem.flowing_materials:
-            self.plastic_strain = fem.Function(fem.functionspace(msh, ("DG", 0)),
-                                               name="equivalent_plastic_strain")
-
-    def write(self, step_number: float):
-        self.displacement.interpolate(self.problem.u)
-        self.problem.stress_into(self.cauchy)
-        self.von_mises.x.array[:] = von_mises(self.cauchy.x.array.reshape(-1, 3, 3))
-        functions = [self.displacement, self.cauchy, self.von_mises, self.material]
-        if self.plastic_strain is not None:
-            self.problem.stress_into(self.plastic_strain,
-                                     self.problem.equivalent_plastic_strain, "plastic strain")
-            functions.append(self.plastic_strain)
-        if self.problem.diffusion is not None:
-            functions.append(self.problem.diffusion.soc)
-        for function in functions:
-            self.xdmf.write_function(function, step_number)
-
-    def nominal_stress(self) -> fem.Function:
-        return self.problem.stress_into(self.nominal, self.problem.first_piola, "nominal")
-
-    def max_von_mises(self) -> float:
-        local = self.von_mises.x.array
-        return self.von_mises.function_space.mesh.comm.allreduce(
-            float(local.max()) if len(local) else 0.0, op=MPI.MAX)
-
-    def close(self):
-        self.xdmf.close()
-
-
-# --- the stage, as `sinter run` runs it after the schedule ---------------------------------
-
-TRACTION_COLUMNS = ("max_normal_traction_averaged", "max_shear_traction_averaged", "max_risk")
-
-
-def run_swelling_stage(case, emesh, sintered_stress: fem.Function, probe, workdir,
-                       first_step: int, progress: bool = True) -> dict:
-    """Lithiate along case.swelling from the sintered state (its stress `sintered_stress`,
-    a 3x3 DG field); write swelling.csv and swelling.xdmf into workdir; return the summary
-    part. SOC increments are numbered first_step + 1, first_step + 2, ... (after the
-    process steps)."""
-    from solver.io import log, output
-
-    comm = emesh.mesh.comm
-    problem = SwellingProblem(emesh, case, sintered_stress)
-    logger.info("swelling (%s strain) of %s: %d displacement DOFs", case.swelling.formulation,
-                ", ".join(problem.swelling_materials), problem.dofs)
-    if problem.flowing_materials:
-        logger.info("plastic flow in %s", ", ".join(problem.flowing_materials))
-    if problem.diffusion is not None:
-        logger.info("lithium diffusion (%s coupling), D = %.3g m^2/s",
-                    case.swelling.diffusion.coupling, case.swelling.diffusion.diffusivity)
-    targets = case.swelling.soc_targets()
-    names = problem.swelling_materials
-    rows, peak, tractions, interface_peaks = [], {"value": -np.inf}, {}, {}
-    fields = SwellingFields(workdir / "swelling.xdmf", problem, emesh,
-                            case.solver.degree - 1)
-    try:
-        with log.TimeProgress(len(targets), enabled=progress) as bar:
-            for number, (soc, cycle, path_step) in enumerate(targets, start=first_step + 1):
-                cuts_before = problem.step_cuts
-                iterations = problem.advance(soc)
-                fields.write(float(number))
-                von_mises = fields.max_von_mises()
-                ratios = problem.volume_ratios()
-                tractions = probe.tractions(fields.nominal_stress(), case.interface,
-                                            emesh.mesh.geometry.dim)
-                interface_values = []
-                for name, t in tractions.items():
-                    values = t.summary() if t is not None else {}
-                    interface_values += [values.get(key, "") for key in TRACTION_COLUMNS]
-                    for key in TRACTION_COLUMNS:
-                        best = interface_peaks.setdefault(name, {}).get(key, {"value": -np.inf})
-                        if key in values and values[key] >= best["value"]:
-                            interface_peaks[name][key] = {"value": values[key], "soc": soc,
-                                                          "step": number}
-                if von_mises >= peak["value"]:
-                    peak = {"value": von_mises, "soc": soc, "step": number}
-                rows.append([number, soc, cycle, path_step, iterations,
-                             problem.step_cuts - cuts_before, von_mises,
-                             *(ratios[n] for n in names),
-                             *(problem.prescribed_volume_ratio(n) for n in names),
-                             *interface_values, problem.max_equivalent_plastic_strain(),
-                             problem.material_soc()])
-                bar.update(len(rows), f"swelling SOC {soc:.3f}")
-                logger.debug("SOC %.4g: max von Mises %.4g Pa, V/V0 %s", soc, von_mises, ratios)
-    finally:
-        fields.close()
-    state = problem.state()
-    if problem.step_cuts:
-        logger.info("swelling: %d SOC increment cut(s)", problem.step_cuts)
-    summary = {
-        "formulation": case.swelling.formulation,
-        "materials": names,
-        "increments": len(targets),
-        "first_step": first_step + 1,
-        "step_cuts": problem.step_cuts,
-        "newton_iterations": problem.newton_iterations,
-        "final": {"soc": state.soc, "material_soc": rows[-1][-1],
-                  "max_von_mises": rows[-1][6],
-                  "volume_ratio": dict(zip(names, rows[-1][7:7 + len(names)], strict=True)),
-                  "prescribed_volume_ratio": {n: problem.prescribed_volume_ratio(n)
-                                              for n in names},
-                  "out_of_plane_strain": state.out_of_plane_strain,
-                  "face_displacement": state.face_displacement},
-        "peak_max_von_mises": peak,
-        "plastic_flow": {"materials": problem.flowing_materials,
-                         "max_equivalent_plastic_strain": rows[-1][-2]},
-        "interfaces": {},
-    }
-    if comm.rank == 0:
-        for name, t in tractions.items():
-            summary["interfaces"][name] = {**t.summary(),
-                                           "peak_over_swelling": interface_peaks.get(name, {})}
-        output.write_table(
-            workdir / "swelling.csv",
-            ["step", "soc", "cycle", "path_step", "newton_iterations", "step_cuts",
-             "max_von_mises", *(f"volume_ratio:{n}" for n in names),
-             *(f"prescribed_volume_ratio:{n}" for n in names),
-             *(f"{key}:{name}" for name in tractions for key in TRACTION_COLUMNS),
-             "max_equivalent_plastic_strain", "material_soc"],
-            rows)
-    return summary

@@ -47,6 +47,19 @@ class InterfaceTractions:
         }
 
 
+# The quantities of InterfaceTractions.summary whose peak over a history is reported
+PEAK_QUANTITIES = ("max_normal_traction_averaged", "max_shear_traction_averaged", "max_risk")
+
+
+def track_peaks(peaks: dict, values: dict, **when):
+    """Keep in `peaks`, per quantity, the largest value of the summaries `values` seen so
+    far and when it occurred: {"value": ..., **when}."""
+    for quantity in PEAK_QUANTITIES:
+        value = values.get(quantity)
+        if value is not None and value >= peaks.get(quantity, {}).get("value", -np.inf):
+            peaks[quantity] = {"value": value, **when}
+
+
 def risk_index(normal, shear, normal_strength, shear_strength):
     """Quadratic traction criterion; only tension (Macaulay bracket) opens the interface."""
     return (np.maximum(normal, 0.0) / normal_strength) ** 2 + (shear / shear_strength) ** 2

@@ -1,224 +1,260 @@
-"""The time-stepping driver: case -> geometry -> mesh -> problem -> solve loop -> files."""
+"""The process stage: the case's schedule on its mesh.
+
+ProcessStage holds the problem (make_problem), the schedule's time steps (lagging the
+furnace where the case has a [furnace]) and the process eigenstrains, and steps the problem
+along them: ProcessStage.advance is the one schedule loop, and what a caller records at a
+step it hooks in. run_process is the stage as `sinter run` runs it (fields, interface
+tractions and their peaks, history, checkpoints, the final state in state.npz, its part of
+the summary); the pull-off asks for the final stress alone (ProcessStage.final_stress).
+Both are run by solver/stages/pipeline.py.
+"""
 
 import hashlib
 import logging
-import platform
-import time
-from dataclasses import replace
-from importlib import metadata
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import dolfinx
 import numpy as np
 from dolfinx import fem
-from mpi4py import MPI
 
 from solver.errors import UserError
-from solver.geometry.mesh import build_mesh
 from solver.geometry.registry import geometry_kind
 from solver.io import checkpoint, log, output
 from solver.materials.behaviour import material_model
 from solver.physics import kinetics
 from solver.physics.furnace import solve_furnace
 from solver.physics.inelastic import InelasticProblem
-from solver.physics.swelling import run_swelling_stage
 from solver.physics.thermoelastic import ThermoElasticProblem
 from solver.post import probes
-from solver.post.interface import InterfaceProbe
+from solver.post.interface import InterfaceProbe, track_peaks
 from solver.stages.schedule import TimeStep, step_statistics, time_steps
 
 logger = logging.getLogger(__name__)
 
-
-def sinterfem_version() -> str:
-    try:
-        return metadata.version("sinterfem")
-    except metadata.PackageNotFoundError:
-        return "0.1.0+source"
+COOL_DOWN_STEPS = 12  # time steps of the mechanics over the furnace's cool-down
 
 
-def run_case(case, out, comm=MPI.COMM_WORLD, progress: bool = True,
-             checkpoint_every: int = 0, restart: bool = False) -> dict:
-    """Solve a case along its schedule and write its results to the directory out.
+class ProcessStage:
+    """The schedule of a case on its mesh, and the one loop that steps the problem along it.
 
-    checkpoint_every: write a checkpoint beside `out` every so many time steps (0: never);
-    restart: continue from that checkpoint (a run that crashed). The final state is always
-    written to out/state.npz, the start of a later stage.
+    furnace: follow the furnace's lag where the case has a [furnace] (the pull-off's process
+    stage has never followed it, and does not).
     """
-    started = time.perf_counter()
-    saved = checkpoint.checkpoint_path(out)
-    if restart and not comm.bcast(saved.exists() if comm.rank == 0 else None, root=0):
-        raise UserError(f"{out}: no checkpoint to restart from ({saved} does not exist)")
-    with output.ResultsDirectory(out, comm) as workdir:
-        logfile = log.attach_logfile(workdir / "run.log") if comm.rank == 0 else None
-        try:
-            summary = _solve_and_write(case, workdir, comm, progress, saved,
-                                       checkpoint_every, restart)
-            summary["wall_time"] = time.perf_counter() - started
-            if comm.rank == 0:
-                output.write_summary(workdir / "summary.json", summary)
-        finally:
-            if logfile is not None:
-                logging.getLogger("solver").removeHandler(logfile)
-                logfile.close()
-    if comm.rank == 0 and saved.exists():
-        saved.unlink()  # the run is complete: its results replace the checkpoint
-    logger.info("results in %s (%.1f s)", out, summary["wall_time"])
-    return summary
+
+    def __init__(self, case, emesh, furnace: bool = True):
+        self.case, self.emesh = case, emesh
+        self.problem = make_problem(emesh, case)
+        self.inelastic = isinstance(self.problem, InelasticProblem)
+        logger.info("%s problem: %d displacement DOFs (P%d)",
+                    "inelastic" if self.inelastic else "thermo-elastic", self.problem.dofs,
+                    case.solver.degree)
+        steps = time_steps(case.schedule, case.solver.temperature_increment,
+                           case.solver.hold_steps if self.inelastic else 1)
+        self.furnace = None  # the furnace's temperature history, where followed
+        if furnace and case.furnace is not None:
+            steps, self.furnace = _follow_furnace(case, steps, emesh.mesh.comm)
+        self.steps = steps
+        self.times = np.array([step.time for step in steps])
+        self.temperatures = np.array([step.temperature for step in steps])
+        self.eigenstrains = process_eigenstrains(case, self.times, self.temperatures)
+        self.step = 0  # the time step the problem is at: a new one is at the stress-free start
+        self.state = None  # the problem's state after the last step solved
+        self.newton_iterations = 0
+
+    def advance(self, indices, hooks=()):
+        """Step the problem to the time steps `indices` in turn, each from the one before
+        (the first from self.step); after each, every hook(index, step, state, iterations)."""
+        previous = self.steps[self.step].time
+        for index in indices:
+            step = self.steps[index]
+            self.state, iterations = self.problem.advance(
+                step.temperature, step.time - previous,
+                {name: strains[index] for name, strains in self.eigenstrains.items()})
+            previous = step.time
+            self.step = index
+            self.newton_iterations += iterations
+            for hook in hooks:
+                hook(index, step, self.state, iterations)
+        return self.state
+
+    def final_stress(self) -> fem.Function:
+        """The stress at the end of the schedule, as a DG (3x3) field."""
+        last = len(self.steps) - 1
+        # elasticity has no history: the last step alone gives the same state
+        self.advance(range(1, last + 1) if self.inelastic else [last])
+        return self.problem.stress_into(self.stress_field())
+
+    def stress_field(self) -> fem.Function:
+        """A cell-wise (DG, one degree below the displacement) 3x3 stress field."""
+        return fem.Function(fem.functionspace(self.emesh.mesh,
+                                              ("DG", self.case.solver.degree - 1, (3, 3))))
+
+    def bending_summary(self) -> dict:
+        """The summary's part "bending" (layer stacks only): the curvature of the bottom."""
+        case, emesh = self.case, self.emesh
+        if not geometry_kind(case).is_layer_stack:
+            return {}
+        bottom = emesh.facet_tags.indices[
+            emesh.facet_tags.values == emesh.geometry.facet_groups["bottom"]]
+        return {"bending": probes.bending_curvature(
+            self.problem.u, bottom, case.geometry.length, getattr(case.geometry, "width", None))}
 
 
-def _solve_and_write(case, workdir: Path, comm, progress: bool, saved: Path,
-                     checkpoint_every: int, restart: bool) -> dict:
-    emesh = build_mesh(case, comm)
-    problem = make_problem(emesh, case)
-    inelastic = isinstance(problem, InelasticProblem)
-    logger.info("%s problem: %d displacement DOFs (P%d)",
-                "inelastic" if inelastic else "thermo-elastic", problem.dofs,
-                case.solver.degree)
-    probe = InterfaceProbe(emesh)
-    msh = emesh.mesh
-    stress = fem.Function(fem.functionspace(msh, ("DG", case.solver.degree - 1, (3, 3))))
-    steps = time_steps(case.schedule, case.solver.temperature_increment,
-                       case.solver.hold_steps if inelastic else 1)
-    start_temperature = case.schedule.start
-    furnace_history = None
-    if case.furnace is not None:
-        # the unit cell lives at one position of a roll or stack that lags the furnace
-        end = steps[-1].time
-        furnace_history = solve_furnace(
-            case.furnace, lambda t: float(case.schedule.temperature_at([t])[0]),
-            end + case.furnace.cool_down, case.furnace.time_step, comm,
-            breakpoints=np.cumsum([segment.duration for segment in case.schedule.segments()]))
-        if case.furnace.cool_down > 0:
-            tail = [TimeStep(end + case.furnace.cool_down * k / COOL_DOWN_STEPS,
-                             steps[-1].temperature, len(case.schedule.steps), "cool-down")
-                    for k in range(1, COOL_DOWN_STEPS + 1)]
-            steps = steps + tail
-        steps = [replace(step, temperature=float(furnace_history.temperature_at(step.time)))
-                 for step in steps]
-    step_times = np.array([step.time for step in steps])
-    step_temperatures = np.array([step.temperature for step in steps])
-    process_strains = process_eigenstrains(case, step_times, step_temperatures)
-    history, tractions, state, newton_iterations = [], {}, None, 0
-    peak_history = {}  # interface -> quantity -> {value, time, temperature}
+def _follow_furnace(case, steps, comm):
+    """The unit cell lives at one position of a roll or stack that lags the furnace: the
+    steps (and those of the cool-down) at the temperature there; and that history."""
+    end = steps[-1].time
+    history = solve_furnace(
+        case.furnace, lambda t: float(case.schedule.temperature_at([t])[0]),
+        end + case.furnace.cool_down, case.furnace.time_step, comm,
+        breakpoints=np.cumsum([segment.duration for segment in case.schedule.segments()]))
+    if case.furnace.cool_down > 0:
+        steps = steps + [TimeStep(end + case.furnace.cool_down * k / COOL_DOWN_STEPS,
+                                  steps[-1].temperature, len(case.schedule.steps), "cool-down")
+                         for k in range(1, COOL_DOWN_STEPS + 1)]
+    return [replace(step, temperature=float(history.temperature_at(step.time)))
+            for step in steps], history
+
+
+@dataclass
+class ProcessResult:
+    """What the process stage of `sinter run` hands on: the stage at its final state, the
+    final stress (DG 3x3), the interface probe, and its part of the summary."""
+
+    stage: ProcessStage
+    stress: fem.Function
+    probe: InterfaceProbe
+    summary: dict
+
+
+def run_process(case, emesh, workdir: Path, progress: bool = True, saved: Path | None = None,
+                checkpoint_every: int = 0, restart: bool = False) -> ProcessResult:
+    """The process stage of `sinter run`: every time step written (fields.xdmf and the
+    VTX files, history.csv), the interface tractions (interface.csv) and their peaks over
+    the history, furnace.csv and the kinetics; a checkpoint at `saved` every
+    `checkpoint_every` steps (0: never), or, with restart, continuing from it; the final
+    state in state.npz, the start of a later stage."""
+    stage = ProcessStage(case, emesh)
     case_hash = hashlib.sha256(case.text.encode()).hexdigest()
-    first_step = 0
+    history, peaks = [], {}
     if restart:
-        resumed = checkpoint.read(saved, problem)
+        resumed = checkpoint.read(saved, stage.problem)
         if resumed["case_hash"] != case_hash:
             raise UserError(f"{saved}: the checkpoint belongs to another version of the case")
-        history, peak_history = resumed["history"], resumed["peaks"]
-        newton_iterations, first_step = resumed["newton_iterations"], resumed["step"] + 1
-    writer = output.FieldWriter(workdir / "fields.xdmf", problem, emesh)
-    try:  # the writers hold files open (ADIOS2 aborts if they outlive their directory)
-        with log.TimeProgress(steps[-1].time, enabled=progress) as bar:
-            previous_time = steps[first_step - 1].time if first_step else 0.0
-            for index, step in enumerate(steps):
-                if index < first_step:
-                    continue
-                state, iterations = problem.advance(
-                    step.temperature, step.time - previous_time,
-                    {name: strains[index] for name, strains in process_strains.items()})
-                previous_time = step.time
-                newton_iterations += iterations
-                writer.write(step.time, step.temperature)
-                problem.stress_into(stress)
-                tractions = probe.tractions(stress, case.interface, msh.geometry.dim)
-                step_peaks = {name: t.summary() for name, t in tractions.items() if t is not None}
-                risks = [peaks.get("max_risk", 0.0) for peaks in step_peaks.values()]
-                for name, peaks in step_peaks.items():
-                    _track_peaks(peak_history.setdefault(name, {}), peaks, step)
-                history.append([step.time, step.temperature, step.label,
-                                state.out_of_plane_strain, state.face_displacement,
-                                writer.max_von_mises(), iterations, *risks])
-                bar.update(step.time, f"{step.label} {step.temperature - 273.15:6.1f} degC")
-                logger.debug("t = %.6g s, T = %.2f K: max von Mises %.4g Pa", step.time,
-                             step.temperature, history[-1][5])
-                if checkpoint_every and index % checkpoint_every == 0 and index < len(steps) - 1:
-                    checkpoint.write(saved, problem, {
-                        "step": index, "time": step.time, "case_hash": case_hash,
-                        "history": history, "peaks": peak_history,
-                        "newton_iterations": newton_iterations})
-    finally:
-        writer.close()
-    checkpoint.write(workdir / "state.npz", problem, {
-        "step": len(steps) - 1, "time": steps[-1].time, "case_hash": case_hash,
-        "history": [], "peaks": {}, "newton_iterations": newton_iterations})
+        history, peaks = resumed["history"], resumed["peaks"]
+        stage.newton_iterations, stage.step = resumed["newton_iterations"], resumed["step"]
+    first_step, last = stage.step + 1 if restart else 0, len(stage.steps) - 1
 
-    summary = {
-        "case": case.case.name,
-        "case_file": str(case.source),
-        "sinterfem_version": sinterfem_version(),
-        "dolfinx_version": dolfinx.__version__,
-        "host": platform.node(),
-        "ranks": comm.size,
-        "dofs": problem.dofs,
-        "cells": msh.topology.index_map(msh.topology.dim).size_global,
-        "geometry": {"kind": case.geometry.kind, **emesh.geometry.metrics},
-        "materials": {str(tag): name for tag, name in emesh.geometry.cell_materials.items()},
-        "boundaries": {str(tag): name for name, tag in emesh.geometry.facet_groups.items()},
-        "schedule": {"start_temperature": start_temperature,
+    def write_checkpoint(index, step, state, iterations):
+        if index % checkpoint_every == 0 and index < last:
+            checkpoint.write(saved, stage.problem, record.progress(case_hash))
+
+    record = _Record(stage, workdir / "fields.xdmf", history, peaks)
+    try:  # the writers hold files open (ADIOS2 aborts if they outlive their directory)
+        with log.TimeProgress(stage.steps[-1].time, enabled=progress) as bar:
+            def show(index, step, state, iterations):
+                bar.update(step.time, f"{step.label} {step.temperature - 273.15:6.1f} degC")
+
+            stage.advance(range(first_step, last + 1),
+                          [record, show] + ([write_checkpoint] if checkpoint_every else []))
+    finally:
+        record.writer.close()
+    checkpoint.write(workdir / "state.npz", stage.problem,
+                     {**record.progress(case_hash), "history": [], "peaks": {}})
+    if emesh.mesh.comm.rank == 0:
+        record.write(workdir)
+    return ProcessResult(stage, record.stress, record.probe, _summary(stage, record))
+
+
+class _Record:
+    """The hook of `sinter run` at every time step: the fields (written to `path`), the
+    interface tractions and their peaks, a history row (both continued where a restart
+    passes them in)."""
+
+    def __init__(self, stage: ProcessStage, path: Path, history: list, peaks: dict):
+        self.stage = stage
+        self.probe = InterfaceProbe(stage.emesh)
+        self.stress = stage.stress_field()
+        self.history, self.peaks, self.tractions = history, peaks, {}
+        self.writer = output.FieldWriter(path, stage.problem, stage.emesh)
+
+    def __call__(self, index, step, state, iterations):
+        case, problem = self.stage.case, self.stage.problem
+        self.writer.write(step.time, step.temperature)
+        problem.stress_into(self.stress)
+        self.tractions = self.probe.tractions(self.stress, case.interface,
+                                              self.stage.emesh.mesh.geometry.dim)
+        step_peaks = {name: t.summary() for name, t in self.tractions.items() if t is not None}
+        risks = [peaks.get("max_risk", 0.0) for peaks in step_peaks.values()]
+        for name, peaks in step_peaks.items():
+            track_peaks(self.peaks.setdefault(name, {}), peaks, time=step.time,
+                        temperature=step.temperature)
+        self.history.append([step.time, step.temperature, step.label,
+                             state.out_of_plane_strain, state.face_displacement,
+                             self.writer.max_von_mises(), iterations, *risks])
+        logger.debug("t = %.6g s, T = %.2f K: max von Mises %.4g Pa", step.time,
+                     step.temperature, self.history[-1][5])
+
+    def progress(self, case_hash: str) -> dict:
+        """The driver's progress at the problem's step, for a checkpoint."""
+        stage = self.stage
+        return {"step": stage.step, "time": stage.steps[stage.step].time,
+                "case_hash": case_hash, "history": self.history, "peaks": self.peaks,
+                "newton_iterations": stage.newton_iterations}
+
+    def interfaces(self) -> dict:
+        """Per interface: its materials, the tractions at the end and their peaks."""
+        geometry = self.stage.emesh.geometry
+        parts = {}
+        for name, t in self.tractions.items():
+            _, lower, upper = geometry.interfaces[name]
+            parts[name] = {"materials": [geometry.cell_materials[lower],
+                                         geometry.cell_materials[upper]],
+                           "averaging_length": self.stage.case.interface.averaging_length,
+                           **t.summary(),
+                           "peak_over_history": self.peaks.get(name, {})}
+        return parts
+
+    def write(self, workdir: Path):
+        """interface.csv, history.csv, furnace.csv and the kinetics (rank 0)."""
+        stage = self.stage
+        output.write_interface_csv(workdir / "interface.csv", self.tractions)
+        output.write_table(
+            workdir / "history.csv",
+            ["time", "temperature", "step", "out_of_plane_strain", "face_displacement",
+             "max_von_mises", "newton_iterations",
+             *(f"max_risk:{name}" for name in self.tractions)],
+            self.history)
+        if stage.furnace is not None:
+            stage.furnace.write_csv(workdir / "furnace.csv")
+        kinetics.write_kinetics(workdir, kinetics.kinetic_curves(
+            stage.times, stage.temperatures, stage.case.kinetics))
+
+
+def _summary(stage: ProcessStage, record: _Record) -> dict:
+    """The process stage's part of the summary: schedule, final, interfaces (on rank 0),
+    furnace, process_window."""
+    case, problem, steps, state = stage.case, stage.problem, stage.steps, stage.state
+    return {
+        "schedule": {"start_temperature": case.schedule.start,
                      "end_temperature": steps[-1].temperature,
                      "duration": steps[-1].time, "time_steps": len(steps) - 1,
                      "step_cuts": getattr(problem, "step_cuts", 0),
                      **step_statistics(getattr(problem, "step_sizes", None)
-                                       or np.diff(step_times),
+                                       or np.diff(stage.times),
                                        getattr(problem, "rejected_steps", 0)),
-                     "newton_iterations": newton_iterations,
+                     "newton_iterations": stage.newton_iterations,
                      "atmosphere": case.schedule.atmosphere},
         "final": {"temperature": steps[-1].temperature,
                   "delta_temperature": state.delta_temperature,
                   "out_of_plane_strain": state.out_of_plane_strain,
                   "face_displacement": state.face_displacement,
-                  "max_von_mises": history[-1][5]},
-        "interfaces": {},
-        "furnace": furnace_history.summary() if furnace_history is not None else None,
-        "process_window": kinetics.process_window(step_times, step_temperatures, case.kinetics,
-                                                  case.schedule.atmosphere),
+                  "max_von_mises": record.history[-1][5]},
+        "interfaces": record.interfaces() if stage.emesh.mesh.comm.rank == 0 else {},
+        "furnace": stage.furnace.summary() if stage.furnace is not None else None,
+        "process_window": kinetics.process_window(stage.times, stage.temperatures,
+                                                  case.kinetics, case.schedule.atmosphere),
     }
-    if case.swelling is not None:  # lithiation, from the sintered state (its final stress)
-        summary["swelling"] = run_swelling_stage(case, emesh, stress, probe, workdir,
-                                                 first_step=len(steps) - 1, progress=progress)
-    if geometry_kind(case).is_layer_stack:
-        bottom = emesh.facet_tags.indices[
-            emesh.facet_tags.values == emesh.geometry.facet_groups["bottom"]]
-        summary["bending"] = probes.bending_curvature(
-            problem.u, bottom, case.geometry.length, getattr(case.geometry, "width", None))
-    if comm.rank == 0:
-        for name, t in tractions.items():
-            _, lower, upper = emesh.geometry.interfaces[name]
-            summary["interfaces"][name] = {
-                "materials": [emesh.geometry.cell_materials[lower],
-                              emesh.geometry.cell_materials[upper]],
-                "averaging_length": case.interface.averaging_length,
-                **t.summary(),
-                "peak_over_history": peak_history.get(name, {})}
-        output.write_interface_csv(workdir / "interface.csv", tractions)
-        output.write_table(
-            workdir / "history.csv",
-            ["time", "temperature", "step", "out_of_plane_strain", "face_displacement",
-             "max_von_mises", "newton_iterations", *(f"max_risk:{name}" for name in tractions)],
-            history)
-        (workdir / "case.toml").write_text(case.text)
-        if furnace_history is not None:
-            furnace_history.write_csv(workdir / "furnace.csv")
-        kinetics.write_kinetics(workdir, kinetics.kinetic_curves(step_times, step_temperatures,
-                                                                 case.kinetics))
-    return summary
-
-
-COOL_DOWN_STEPS = 12  # time steps of the mechanics over the furnace's cool-down
-
-PEAK_QUANTITIES = ("max_normal_traction_averaged", "max_shear_traction_averaged", "max_risk")
-
-
-def _track_peaks(peaks: dict, step_values: dict, step):
-    """Keep, per quantity, the largest value over the history and when it occurred."""
-    for quantity in PEAK_QUANTITIES:
-        value = step_values.get(quantity)
-        if value is not None and value >= peaks.get(quantity, {}).get("value", -np.inf):
-            peaks[quantity] = {"value": value, "time": step.time,
-                               "temperature": step.temperature}
 
 
 def make_problem(emesh, case):
@@ -245,3 +281,10 @@ def process_eigenstrains(case, times, temperatures) -> dict[str, np.ndarray]:
         for name in section.materials:
             by_material[name] = by_material.get(name, 0.0) + strains
     return by_material
+
+
+def run_case(*args, **kwargs) -> dict:
+    """`sinter run`: solver.stages.pipeline.run_case, under its former import path."""
+    from solver.stages import pipeline
+
+    return pipeline.run_case(*args, **kwargs)

@@ -1,9 +1,10 @@
 """The virtual pull-off test: after the schedule, the layer is pulled off the foil.
 
-1. Process stage: the case's schedule with the usual problem (solver/stages/process.py make_problem,
-   solver/stages/schedule.py time_steps), giving the residual stress at the end of the schedule.
-   It is projected to a cell-wise (DG) field and enters both bodies of the cohesive problem
-   as an initial stress; in step 0 the cohesive springs take up the interface tractions.
+1. Process stage: the case's schedule with the usual problem (solver/stages/process.py
+   ProcessStage.final_stress, run by solver/stages/pipeline.py), giving the residual stress
+   at the end of the schedule. It is projected to a cell-wise (DG) field and enters both
+   bodies of the cohesive problem as an initial stress; in step 0 the cohesive springs take
+   up the interface tractions.
 2. Pull-off (solver/physics/cohesive.py, plane strain): the layer's top moves up by d (displacement
    control), the left and right faces of both bodies are symmetry rollers (u_x = 0), the
    foil's bottom has u_y = 0. d grows in equal steps to `end_displacement`; a step that does
@@ -34,9 +35,7 @@ eigenstrain's work (trapezoidal in the SOC) against the change of the bodies' en
 cohesive energy and the dissipation since SOC 0 (energy_balance_error, a fraction of the work).
 """
 
-import contextlib
 import logging
-import time
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -77,25 +76,15 @@ class PulloffSection(Table):
         "swelling eigenstrain (docs/pulloff.md)")
 
 
-def run_pulloff(case, out, comm=None) -> dict:
-    """Run the process stage and the pull-off test of a case; write the results to out."""
-    from mpi4py import MPI
+def run_pulloff(*args, **kwargs) -> dict:
+    """`sinter pulloff`: solver.stages.pipeline.run_pulloff, under its former import path."""
+    from solver.stages import pipeline
 
-    from solver.io import output
-
-    comm = comm or MPI.COMM_WORLD
-    started = time.perf_counter()
-    _check_case(case)
-    with output.ResultsDirectory(out, comm) as workdir, _run_log(workdir, comm):
-        summary = _pulloff_and_write(case, Path(workdir), comm)
-        summary["wall_time"] = time.perf_counter() - started
-        if comm.rank == 0:
-            output.write_summary(workdir / "summary.json", summary)
-    logger.info("pull-off results in %s (%.1f s)", out, summary["wall_time"])
-    return summary
+    return pipeline.run_pulloff(*args, **kwargs)
 
 
-def _check_case(case):
+def check_case(case):
+    """Refuse, before anything runs, a case the pull-off test cannot run."""
     from solver.errors import CaseError
     from solver.geometry.registry import KINDS, geometry_kind
 
@@ -117,46 +106,6 @@ def _check_case(case):
                             "(a linear elastic bulk with the eigenstrain beta SOC / 3)")
 
 
-@contextlib.contextmanager
-def _run_log(workdir, comm):
-    """run.log in the results directory (rank 0) while the test runs."""
-    from solver.io import log
-
-    logfile = log.attach_logfile(workdir / "run.log") if comm.rank == 0 else None
-    try:
-        yield
-    finally:
-        if logfile is not None:
-            logging.getLogger("solver").removeHandler(logfile)
-            logfile.close()
-
-
-def residual_stress(emesh, case):
-    """The stress at the end of the case's schedule, as a DG (3x3) field."""
-    from dolfinx import fem
-
-    from solver.physics.inelastic import InelasticProblem
-    from solver.stages.process import make_problem, process_eigenstrains
-    from solver.stages.schedule import time_steps
-
-    problem = make_problem(emesh, case)
-    inelastic = isinstance(problem, InelasticProblem)
-    steps = time_steps(case.schedule, case.solver.temperature_increment,
-                       case.solver.hold_steps if inelastic else 1)
-    times = np.array([step.time for step in steps])
-    temperatures = np.array([step.temperature for step in steps])
-    strains = process_eigenstrains(case, times, temperatures)
-    # elasticity has no history: the last step alone gives the same state
-    indices = range(1, len(steps)) if inelastic else [len(steps) - 1]
-    previous = 0.0
-    for index in indices:
-        problem.advance(steps[index].temperature, steps[index].time - previous,
-                        {name: values[index] for name, values in strains.items()})
-        previous = steps[index].time
-    stress = fem.Function(fem.functionspace(emesh.mesh, ("DG", case.solver.degree - 1, (3, 3))))
-    return problem.stress_into(stress)
-
-
 def _room_value(value, temperature):
     """A material property at a temperature (tables are callable)."""
     return float(value(temperature)) if callable(value) else float(value)
@@ -172,19 +121,19 @@ class _RoomMaterial:
         self.swelling_hardening_modulus = material.swelling_hardening_modulus
 
 
-def _pulloff_and_write(case, workdir: Path, comm) -> dict:
+def run_pulloff_stage(case, emesh, initial_stress, process_time: float,
+                      workdir: Path) -> tuple[dict, int]:
+    """The pull-off test from `initial_stress` (the process stage's final stress, DG 3x3, or
+    None: stress-free), which took `process_time` seconds; writes pulloff.csv,
+    interface_damage.csv (and pulloff.png) into workdir. Returns the summary's part
+    "pulloff" and the displacement DOFs of the cohesive problem."""
     from dolfinx import fem
 
-    from solver.geometry.mesh import build_mesh
     from solver.io import output
     from solver.physics.cohesive import CohesiveLaw, CohesiveProblem
 
     settings = case.pulloff
-    emesh = build_mesh(case, comm)
-    process_started = time.perf_counter()
-    # 3x3: the in-plane part loads the bodies, all of it enters the yield condition
-    initial_stress = residual_stress(emesh, case) if settings.residual_stress else None
-    process_time = time.perf_counter() - process_started
+    comm = emesh.mesh.comm
     end_temperature = case.schedule.end_temperature
     materials = {name: _RoomMaterial(m, end_temperature) for name, m in case.materials.items()
                  if name in emesh.geometry.cell_materials.values()}
@@ -269,17 +218,16 @@ def _pulloff_and_write(case, workdir: Path, comm) -> dict:
         iterations += report.newton_iterations
     dissipated, external_work = record["cohesive_dissipated"], record["work"]
     if swelling:
-        return _swelling_summary_and_write(case, emesh, problem, rows, interface_rows, workdir,
-                                           comm, iterations, process_time, width,
-                                           interface_length, interface_name)
+        return _swelling_summary_and_write(case, problem, rows, interface_rows, workdir,
+                                           iterations, process_time, width,
+                                           interface_length, interface_name), problem.dofs
     table = np.array([row[:8] for row in rows])
     displacement, force, debonded_fraction = table[:, 0], table[:, 1], table[:, 3]
     peak = int(np.argmax(force))
     fully = np.flatnonzero(debonded_fraction >= 1.0 - 1e-12)
     after = int(fully[0]) if len(fully) else len(force) - 1
     debonded_length = debonded_fraction[-1] * interface_length
-    summary = {
-        **_run_header(case, emesh, problem, comm),
+    part = {
         "pulloff": {
             "strength": float(force[peak] / width),
             "peak_force": float(force[peak]),
@@ -311,10 +259,9 @@ def _pulloff_and_write(case, workdir: Path, comm) -> dict:
     if comm.rank == 0:
         output.write_table(workdir / "pulloff.csv", PULLOFF_COLUMNS, rows)
         output.write_table(workdir / "interface_damage.csv", INTERFACE_COLUMNS, interface_rows)
-        (workdir / "case.toml").write_text(case.text)
         plot_force_displacement(workdir / "pulloff.png", displacement, table[:, 2],
                                 debonded_fraction, case.case.name)
-    return summary
+    return part, problem.dofs
 
 
 PULLOFF_COLUMNS = ["displacement", "force", "force_per_width", "debonded_fraction",
@@ -365,24 +312,6 @@ class _LayerFailure:
                 "interface_mesh_size": getattr(geometry, "interface_mesh_size", None)}
 
 
-def _run_header(case, emesh, problem, comm) -> dict:
-    """The summary's keys on the run (case, versions, sizes, geometry)."""
-    import dolfinx
-
-    from solver.stages.process import sinterfem_version
-
-    return {
-        "case": case.case.name,
-        "case_file": str(case.source),
-        "sinterfem_version": sinterfem_version(),
-        "dolfinx_version": dolfinx.__version__,
-        "ranks": comm.size,
-        "dofs": problem.dofs,
-        "cells": emesh.mesh.topology.index_map(emesh.mesh.topology.dim).size_global,
-        "geometry": {"kind": case.geometry.kind, **emesh.geometry.metrics},
-    }
-
-
 def _swelling_eigenstrain(emesh, case):
     """The DG0 isotropic eigenstrain per unit SOC, beta / 3, of the swelling materials."""
     from solver.numerics.fields import cellwise_field
@@ -393,10 +322,10 @@ def _swelling_eigenstrain(emesh, case):
                                   if name in swelling else 0.0 for name in used}, "eps_s")
 
 
-def _swelling_summary_and_write(case, emesh, problem, rows, interface_rows, workdir, comm,
-                                iterations, process_time, width, interface_length,
-                                interface_name) -> dict:
-    """summary.json and pulloff.csv of the swelling-driven run (rows as in PULLOFF_COLUMNS,
+def _swelling_summary_and_write(case, problem, rows, interface_rows, workdir, iterations,
+                                process_time, width, interface_length, interface_name) -> dict:
+    """The summary's part "pulloff" and pulloff.csv of the swelling-driven run (rows as in
+    PULLOFF_COLUMNS,
     the displacement column holding the SOC, then the eigenstrain's work and the stored
     energy of the bodies)."""
     from solver.io import output
@@ -419,8 +348,7 @@ def _swelling_summary_and_write(case, emesh, problem, rows, interface_rows, work
     dissipated = float(table[-1, 4])
     cohesive = dissipated - problem.plastic_work  # the energy release rate's part
     debonded_length = debonded[-1] * interface_length
-    summary = {
-        **_run_header(case, emesh, problem, comm),
+    part = {
         "pulloff": {
             "load": "swelling",
             "soc_at_damage_onset": first_soc(max_damage > 0),
@@ -445,14 +373,13 @@ def _swelling_summary_and_write(case, emesh, problem, rows, interface_rows, work
             "process_time": process_time,
         },
     }
-    if comm.rank == 0:
+    if problem.comm.rank == 0:
         output.write_table(workdir / "pulloff.csv", SWELLING_COLUMNS,
                            [[row[0], row[1], row[3], row[4], row[9], row[8], row[10], row[11],
                              row[7], error] for row, error in zip(rows, imbalance, strict=True)])
         output.write_table(workdir / "interface_damage.csv",
                            ["record", "soc", *INTERFACE_COLUMNS[2:]], interface_rows)
-        (workdir / "case.toml").write_text(case.text)
-    return summary
+    return part
 INTERFACE_COLUMNS = ["record", "displacement", "x", "y", "damage", "normal_traction",
                      "shear_traction"]
 

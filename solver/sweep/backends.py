@@ -66,9 +66,9 @@ def git_commit(repo: Path = REPO) -> str:
 
 def provenance(ranks: int) -> dict:
     """Where and with what a case is run. Versions come from package metadata: importing
-    solver.stages.process or dolfinx here would initialise MPI in this process."""
+    solver.stages or dolfinx here would initialise MPI in this process."""
     return {
-        # the same fallback as solver.stages.process.sinterfem_version, for a source checkout
+        # the same fallback as solver.io.summary.sinterfem_version, for a source checkout
         "sinterfem_version": _version("sinterfem", "0.1.0+source"),
         "git_commit": git_commit(),
         "dolfinx_version": _version("fenics-dolfinx", ""),

@@ -1,0 +1,101 @@
+"""The stages a case asks for, in order, and the files they make.
+
+    case -> mesh -> process stage -> its final state -> swelling stage ([swelling])
+                                                     -> pull-off stage (sinter pulloff)
+         -> summary (the parts the stages return) -> files
+
+`sinter run` (run_case): the process stage writing every time step (solver/stages/process.py
+run_process), then the swelling stage from its final stress where the case has a
+[swelling] table (solver/stages/swelling.py). `sinter pulloff` (run_pulloff): the process
+stage for its final stress alone, then the pull-off test (solver/stages/pulloff.py). Each
+stage writes its own files and returns its part of summary.json; the summary is assembled
+here (solver/io/summary.py), and the results appear at `out` only when complete.
+"""
+
+import contextlib
+import logging
+import time
+
+from mpi4py import MPI
+
+from solver.errors import UserError
+from solver.geometry.mesh import build_mesh
+from solver.io import checkpoint, log, output, summary
+from solver.stages import pulloff
+from solver.stages.process import ProcessStage, run_process
+from solver.stages.swelling import run_swelling_stage
+
+logger = logging.getLogger(__name__)
+
+
+def run_case(case, out, comm=MPI.COMM_WORLD, progress: bool = True,
+             checkpoint_every: int = 0, restart: bool = False) -> dict:
+    """Solve a case along its schedule (and its swelling) and write the results to out.
+
+    checkpoint_every: write a checkpoint beside `out` every so many time steps (0: never);
+    restart: continue from that checkpoint (a run that crashed). The final state is always
+    written to out/state.npz, the start of a later stage.
+    """
+    started = time.perf_counter()
+    saved = checkpoint.checkpoint_path(out)
+    if restart and not comm.bcast(saved.exists() if comm.rank == 0 else None, root=0):
+        raise UserError(f"{out}: no checkpoint to restart from ({saved} does not exist)")
+    with _results(out, comm) as workdir:
+        emesh = build_mesh(case, comm)
+        process = run_process(case, emesh, workdir, progress, saved, checkpoint_every, restart)
+        parts = [summary.header(case, emesh, process.stage.problem.dofs, comm),
+                 summary.mesh_tags(emesh), process.summary]
+        if case.swelling is not None:  # lithiation, from the sintered state (its final stress)
+            parts.append(run_swelling_stage(case, emesh, process.stress, process.probe, workdir,
+                                            first_step=len(process.stage.steps) - 1,
+                                            progress=progress))
+        parts.append(process.stage.bending_summary())
+        result = _finish(workdir, case, parts, started, comm)
+    if comm.rank == 0 and saved.exists():
+        saved.unlink()  # the run is complete: its results replace the checkpoint
+    logger.info("results in %s (%.1f s)", out, result["wall_time"])
+    return result
+
+
+def run_pulloff(case, out, comm=None) -> dict:
+    """Run the process stage and the pull-off test of a case; write the results to out."""
+    comm = comm or MPI.COMM_WORLD
+    started = time.perf_counter()
+    pulloff.check_case(case)
+    with _results(out, comm) as workdir:
+        emesh = build_mesh(case, comm)
+        process_started = time.perf_counter()
+        # 3x3: the in-plane part loads the bodies, all of it enters the yield condition
+        initial_stress = (ProcessStage(case, emesh, furnace=False).final_stress()
+                          if case.pulloff.residual_stress else None)
+        process_time = time.perf_counter() - process_started
+        part, dofs = pulloff.run_pulloff_stage(case, emesh, initial_stress, process_time,
+                                               workdir)
+        result = _finish(workdir, case, [summary.header(case, emesh, dofs, comm, host=False),
+                                         part], started, comm)
+    logger.info("pull-off results in %s (%.1f s)", out, result["wall_time"])
+    return result
+
+
+@contextlib.contextmanager
+def _results(out, comm):
+    """The results directory (it appears at `out` when complete), with run.log (rank 0)
+    while the stages run."""
+    with output.ResultsDirectory(out, comm) as workdir:
+        logfile = log.attach_logfile(workdir / "run.log") if comm.rank == 0 else None
+        try:
+            yield workdir
+        finally:
+            if logfile is not None:
+                logging.getLogger("solver").removeHandler(logfile)
+                logfile.close()
+
+
+def _finish(workdir, case, parts, started, comm) -> dict:
+    """The summary of the parts and the wall time; case.toml and summary.json (written last:
+    its presence marks a complete result)."""
+    result = summary.assemble(*parts, {"wall_time": time.perf_counter() - started})
+    if comm.rank == 0:
+        (workdir / "case.toml").write_text(case.text)
+        output.write_summary(workdir / "summary.json", result)
+    return result

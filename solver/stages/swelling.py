@@ -1,0 +1,99 @@
+"""The swelling stage: lithiation along case.swelling from the process stage's final state
+(its stress enters as an initial stress; the SwellingProblem is solver/physics/swelling.py),
+run by solver/stages/pipeline.py after the process stage of `sinter run`."""
+
+import logging
+
+import numpy as np
+from dolfinx import fem
+
+from solver.io import log, output
+from solver.physics.swelling import SwellingProblem
+from solver.post.interface import PEAK_QUANTITIES, track_peaks
+
+logger = logging.getLogger(__name__)
+
+
+def run_swelling_stage(case, emesh, sintered_stress: fem.Function, probe, workdir,
+                       first_step: int, progress: bool = True) -> dict:
+    """Lithiate along case.swelling from the sintered state (its stress `sintered_stress`,
+    a 3x3 DG field); write swelling.csv and swelling.xdmf into workdir; return the summary's
+    part "swelling". SOC increments are numbered first_step + 1, first_step + 2, ... (after
+    the process steps)."""
+    comm = emesh.mesh.comm
+    problem = SwellingProblem(emesh, case, sintered_stress)
+    logger.info("swelling (%s strain) of %s: %d displacement DOFs", case.swelling.formulation,
+                ", ".join(problem.swelling_materials), problem.dofs)
+    if problem.flowing_materials:
+        logger.info("plastic flow in %s", ", ".join(problem.flowing_materials))
+    if problem.diffusion is not None:
+        logger.info("lithium diffusion (%s coupling), D = %.3g m^2/s",
+                    case.swelling.diffusion.coupling, case.swelling.diffusion.diffusivity)
+    targets = case.swelling.soc_targets()
+    names = problem.swelling_materials
+    rows, peak, tractions, interface_peaks = [], {"value": -np.inf}, {}, {}
+    fields = output.SwellingFields(workdir / "swelling.xdmf", problem, emesh,
+                                   case.solver.degree - 1)
+    try:
+        with log.TimeProgress(len(targets), enabled=progress) as bar:
+            for number, (soc, cycle, path_step) in enumerate(targets, start=first_step + 1):
+                cuts_before = problem.step_cuts
+                iterations = problem.advance(soc)
+                fields.write(float(number))
+                von_mises = fields.max_von_mises()
+                ratios = problem.volume_ratios()
+                tractions = probe.tractions(fields.nominal_stress(), case.interface,
+                                            emesh.mesh.geometry.dim)
+                interface_values = []
+                for name, t in tractions.items():
+                    values = t.summary() if t is not None else {}
+                    interface_values += [values.get(key, "") for key in PEAK_QUANTITIES]
+                    track_peaks(interface_peaks.setdefault(name, {}), values, soc=soc,
+                                step=number)
+                if von_mises >= peak["value"]:
+                    peak = {"value": von_mises, "soc": soc, "step": number}
+                rows.append([number, soc, cycle, path_step, iterations,
+                             problem.step_cuts - cuts_before, von_mises,
+                             *(ratios[n] for n in names),
+                             *(problem.prescribed_volume_ratio(n) for n in names),
+                             *interface_values, problem.max_equivalent_plastic_strain(),
+                             problem.material_soc()])
+                bar.update(len(rows), f"swelling SOC {soc:.3f}")
+                logger.debug("SOC %.4g: max von Mises %.4g Pa, V/V0 %s", soc, von_mises, ratios)
+    finally:
+        fields.close()
+    state = problem.state()
+    if problem.step_cuts:
+        logger.info("swelling: %d SOC increment cut(s)", problem.step_cuts)
+    part = {
+        "formulation": case.swelling.formulation,
+        "materials": names,
+        "increments": len(targets),
+        "first_step": first_step + 1,
+        "step_cuts": problem.step_cuts,
+        "newton_iterations": problem.newton_iterations,
+        "final": {"soc": state.soc, "material_soc": rows[-1][-1],
+                  "max_von_mises": rows[-1][6],
+                  "volume_ratio": dict(zip(names, rows[-1][7:7 + len(names)], strict=True)),
+                  "prescribed_volume_ratio": {n: problem.prescribed_volume_ratio(n)
+                                              for n in names},
+                  "out_of_plane_strain": state.out_of_plane_strain,
+                  "face_displacement": state.face_displacement},
+        "peak_max_von_mises": peak,
+        "plastic_flow": {"materials": problem.flowing_materials,
+                         "max_equivalent_plastic_strain": rows[-1][-2]},
+        "interfaces": {},
+    }
+    if comm.rank == 0:
+        for name, t in tractions.items():
+            part["interfaces"][name] = {**t.summary(),
+                                           "peak_over_swelling": interface_peaks.get(name, {})}
+        output.write_table(
+            workdir / "swelling.csv",
+            ["step", "soc", "cycle", "path_step", "newton_iterations", "step_cuts",
+             "max_von_mises", *(f"volume_ratio:{n}" for n in names),
+             *(f"prescribed_volume_ratio:{n}" for n in names),
+             *(f"{key}:{name}" for name in tractions for key in PEAK_QUANTITIES),
+             "max_equivalent_plastic_strain", "material_soc"],
+            rows)
+    return {"swelling": part}
