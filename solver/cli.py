@@ -209,10 +209,18 @@ def _pulloff(args) -> int:
     summary = run_pulloff(case, out)
     if MPI.COMM_WORLD.rank == 0 and not args.quiet:
         result = summary["pulloff"]
-        print(f"{case.case.name}: {out}: strength {result['strength'] / 1e6:.2f} MPa, work of "
-              f"separation {result['work_of_separation']:.4g} J/m^2, load after debond "
-              f"{result['load_after_debond']:.3g} of the peak, debonded "
-              f"{100 * result['debonded_fraction']:.1f} %, {summary['wall_time']:.1f} s")
+        if result.get("load") == "swelling":
+            onset = result["soc_at_damage_onset"]
+            print(f"{case.case.name}: {out}: damage onset at SOC "
+                  f"{'none' if onset is None else f'{onset:.3g}'}, max damage "
+                  f"{result['max_damage']:.3g}, debonded "
+                  f"{100 * result['debonded_fraction']:.1f} % at SOC {result['end_soc']:.3g}, "
+                  f"{summary['wall_time']:.1f} s")
+        else:
+            print(f"{case.case.name}: {out}: strength {result['strength'] / 1e6:.2f} MPa, work "
+                  f"of separation {result['work_of_separation']:.4g} J/m^2, load after debond "
+                  f"{result['load_after_debond']:.3g} of the peak, debonded "
+                  f"{100 * result['debonded_fraction']:.1f} %, {summary['wall_time']:.1f} s")
     return 0
 
 

@@ -8,7 +8,7 @@ import pytest
 from solver.case import load_case_text
 from solver.errors import SolverError
 from solver.physics.inelastic import InelasticProblem
-from solver.stages.process import run_case
+from solver.stages.pipeline import run_case
 
 from conftest import CASES
 

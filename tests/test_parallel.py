@@ -16,7 +16,7 @@ from mpi4py import MPI
 from test_layers import BILAYER_CURVATURE, BILAYER_STRESS, check_against_closed_form
 
 from solver.case import load_case
-from solver.stages.process import run_case
+from solver.stages.pipeline import run_case
 
 from conftest import CASES, REPO, one_step_case, solve_final
 

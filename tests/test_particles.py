@@ -11,7 +11,7 @@ from meshes import GeometryError, RecurvedProfile, build_particles, pack_particl
 from meshes.particles import DiameterDistribution, Obstacle, Packing, ParticleSpecies
 from solver.case import load_case, load_case_text
 from solver.errors import CaseError
-from solver.stages.process import run_case
+from solver.stages.pipeline import run_case
 
 from conftest import CASES, built_area, in_metres, recurved_undercut_by_hand, solve_final
 

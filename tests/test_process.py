@@ -10,7 +10,7 @@ from solver.case import load_case_text
 from solver.geometry.mesh import build_mesh
 from solver.physics.thermoelastic import ThermoElasticProblem
 from solver.post.closed_forms import plane_strain_layers
-from solver.stages.process import run_case
+from solver.stages.pipeline import run_case
 
 from conftest import REPO, layers_case
 

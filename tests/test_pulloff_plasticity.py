@@ -13,7 +13,7 @@ from test_pulloff import reduced_case_text
 from solver.case import load_case_text
 from solver.geometry.mesh import build_mesh
 from solver.physics.cohesive import CohesiveLaw, CohesiveProblem
-from solver.stages.pulloff import run_pulloff
+from solver.stages.pipeline import run_pulloff
 
 E, NU, FLOW_STRESS, HARDENING = 100e9, 0.3, 200e6, 10e9
 PENALTY = 1e18  # Pa/m

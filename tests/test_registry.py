@@ -59,7 +59,7 @@ def test_a_kind_built_in_fewer_dimensions_refuses_the_others():
 
 
 def test_pulloff_names_the_kinds_it_runs_on(tmp_path):
-    from solver.stages.pulloff import run_pulloff
+    from solver.stages.pipeline import run_pulloff
 
     text = (CASES / "bilayer-cu-pi.toml").read_text() + "\n[pulloff]\n"
     with pytest.raises(CaseError) as raised:

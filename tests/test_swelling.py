@@ -9,7 +9,7 @@ from test_parallel import process_physics, summaries_on_one_and_two_ranks
 from solver.case import load_case_text
 from solver.geometry.mesh import build_mesh
 from solver.physics.swelling import SwellingProblem
-from solver.stages.process import run_case
+from solver.stages.pipeline import run_case
 
 from conftest import CASES, layers_case
 

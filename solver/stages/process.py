@@ -281,10 +281,3 @@ def process_eigenstrains(case, times, temperatures) -> dict[str, np.ndarray]:
         for name in section.materials:
             by_material[name] = by_material.get(name, 0.0) + strains
     return by_material
-
-
-def run_case(*args, **kwargs) -> dict:
-    """`sinter run`: solver.stages.pipeline.run_case, under its former import path."""
-    from solver.stages import pipeline
-
-    return pipeline.run_case(*args, **kwargs)

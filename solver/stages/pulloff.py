@@ -76,13 +76,6 @@ class PulloffSection(Table):
         "swelling eigenstrain (docs/pulloff.md)")
 
 
-def run_pulloff(*args, **kwargs) -> dict:
-    """`sinter pulloff`: solver.stages.pipeline.run_pulloff, under its former import path."""
-    from solver.stages import pipeline
-
-    return pipeline.run_pulloff(*args, **kwargs)
-
-
 def check_case(case):
     """Refuse, before anything runs, a case the pull-off test cannot run."""
     from solver.errors import CaseError
