@@ -1,6 +1,7 @@
 """Shared helpers: build and solve cases in-process, on whatever ranks pytest runs on."""
 
 import math
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +17,12 @@ from solver.geometry.mesh import build_mesh
 from solver.numerics.fields import interpolate_expression
 from solver.physics.thermoelastic import ThermoElasticProblem
 from solver.post import probes
+from solver.stages.pipeline import run_case, run_pulloff
+from solver.sweep.plan import case_toml
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = REPO / "cases"
+SHIPPED = sorted(path.name for path in CASES.glob("*.toml") if not path.name.startswith("sweep-"))
 
 
 @dataclass
@@ -169,3 +173,88 @@ def built_length(physical_tag: int) -> float:
     """Length of a 1D physical group from the built OpenCASCADE curves."""
     return sum(float(np.linalg.norm(np.diff(_built_curve_points(curve), axis=0), axis=1).sum())
                for curve in gmsh.model.getEntitiesForPhysicalGroup(1, physical_tag))
+
+
+def quick_case(path):
+    """A shipped case with its schedule in as few steps as its materials allow: ramps in
+    one step (`solver.temperature_increment` = 1000 K, larger than any ramp), one step per
+    hold."""
+    document = tomllib.loads(Path(path).read_text())
+    document.setdefault("solver", {}).update(temperature_increment="1000 K", hold_steps=1)
+    return load_case_text(case_toml(document), file=path)
+
+
+def toolchain() -> dict:
+    """The versions that make the numbers of a run: Gmsh makes the meshes (another version,
+    other meshes), DOLFINx the discretization."""
+    import dolfinx
+
+    return {"dolfinx": dolfinx.__version__, "gmsh": gmsh.__version__}
+
+
+def run_quick(name: str, out, comm) -> dict:
+    """Run the shipped case `name` quick (process, swelling or pull-off); its summary."""
+    case = quick_case(CASES / name)
+    if case.pulloff is not None:
+        return run_pulloff(case, str(out), comm=comm)
+    return run_case(case, str(out), comm=comm, progress=False)
+
+
+# Summary keys whose values may depend on the ranks, the machine or the solver's path to the
+# same solution, not on the solution: times, the run's description, and the counts of Newton
+# iterations and of cut steps (a convergence test or a line search's comparison can flip with
+# the roundoff, and a new solver may take other iterations to the same tolerance).
+SKIPPED_KEYS = frozenset({
+    "wall_time", "process_time", "ranks", "host", "case_file", "sinterfem_version",
+    "dolfinx_version", "newton_iterations", "step_cuts", "rejected_steps",
+})
+
+
+def reference_numbers(summary: dict, prefix: str = "") -> dict:
+    """Every number of a summary that must not depend on the ranks or the machine, by dotted
+    key (list items by index): ints, floats, booleans and None (a quantity that is absent, such
+    as a delamination that did not happen); strings (names, paths, versions) and the keys in
+    SKIPPED_KEYS are left out."""
+    numbers = {}
+    items = summary.items() if isinstance(summary, dict) else enumerate(summary)
+    for key, value in items:
+        if key in SKIPPED_KEYS:
+            continue
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict | list | tuple):
+            numbers.update(reference_numbers(value, f"{dotted}."))
+        elif value is None or isinstance(value, bool | int | float):
+            numbers[dotted] = value
+    return numbers
+
+
+# Recorded and recomputed summary numbers agree to RELATIVE, or to the absolute floor of
+# ABSOLUTE_FLOOR for the numbers that are zero up to roundoff (by their last key: the recorded
+# values are then ~1e-15, and their relative differences meaningless). Every other number,
+# exact zeros included, is compared to RELATIVE alone: the recorded values go down to ~1e-18
+# (volumes in m^3), so no absolute floor fits them all.
+RELATIVE = 1e-6
+ABSOLUTE_FLOOR = {
+    # the force after full debonding over the peak force: 0 up to the roundoff of the
+    # reaction (pulloff-flat-2d: -2.4e-15 on 1 rank, 2.7e-14 on 2; pulloff-plain-2d: -1.9e-14,
+    # -1.2e-14)
+    "load_after_debond": 1e-9,
+}
+
+
+def agrees(key: str, recorded, now) -> bool:
+    """Whether the number `now` of the dotted key agrees with the `recorded` one: booleans
+    and None exactly, numbers to RELATIVE (or ABSOLUTE_FLOOR) and finite."""
+    if isinstance(recorded, bool) or recorded is None or isinstance(now, bool) or now is None:
+        return recorded is now
+    floor = ABSOLUTE_FLOOR.get(key.rsplit(".", 1)[-1], 0.0)
+    return math.isfinite(now) and abs(now - recorded) <= max(RELATIVE * abs(recorded), floor)
+
+
+def relative_difference(a, b) -> float:
+    """|a - b| relative to the larger of |a|, |b|; 0 or inf for booleans and None."""
+    if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None:
+        return 0.0 if a is b or (type(a) is type(b) and a == b) else math.inf
+    if a == b:
+        return 0.0
+    return abs(a - b) / max(abs(a), abs(b))
