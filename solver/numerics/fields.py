@@ -2,10 +2,13 @@
 of cells touches, and UFL expressions interpolated into a space."""
 
 import numpy as np
+import ufl
 from dolfinx import fem
+from dolfinx.fem import petsc as fem_petsc
 from petsc4py import PETSc
 
 from solver.numerics import compat
+from solver.numerics.linear import configured_ksp
 
 
 def cellwise_field(emesh, values_by_material: dict, name: str) -> fem.Function:
@@ -64,3 +67,40 @@ def interpolate_expression(target: fem.Function, expression) -> fem.Function:
     target.interpolate(fem.Expression(expression,
                                       compat.interpolation_points(target.function_space)))
     return target
+
+
+class CellwiseProjector:
+    """L2 projections of quadrature expressions (stresses and internal variables that live
+    at quadrature points) onto DG spaces over the measure `dx`: local to each cell, so a
+    block-Jacobi LU solve is exact. The mass matrix and load of each (target space,
+    quantity) are built once; both are divided by `cell_volume` (a typical cell's), so that
+    LU sees entries of order one."""
+
+    def __init__(self, comm, dx, cell_volume: float):
+        self.comm, self.dx, self.cell_volume = comm, dx, cell_volume
+        self._systems = {}
+
+    def project(self, quantity: str, expression, target: fem.Function) -> fem.Function:
+        """Project `quantity` into target; expression() builds its UFL expression, once per
+        target space."""
+        space = target.function_space
+        key = (id(space), quantity)
+        if key not in self._systems:
+            tau, w = ufl.TrialFunction(space), ufl.TestFunction(space)
+            mass = fem_petsc.assemble_matrix(
+                fem.form(ufl.inner(tau, w) / self.cell_volume * self.dx))
+            mass.assemble()
+            ksp = configured_ksp(self.comm, "projection",
+                                 {"ksp_type": "preonly", "pc_type": "bjacobi",
+                                  "sub_ksp_type": "preonly", "sub_pc_type": "lu"})
+            ksp.setOperators(mass)
+            load = fem.form(ufl.inner(expression(), w) / self.cell_volume * self.dx)
+            # the space is kept with its forms: its id is then not reused
+            self._systems[key] = (ksp, load, space)
+        ksp, load, _ = self._systems[key]
+        b = fem_petsc.assemble_vector(load)
+        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        ksp.solve(b, target.x.petsc_vec)
+        b.destroy()
+        target.x.scatter_forward()
+        return target

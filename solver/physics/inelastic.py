@@ -16,13 +16,13 @@ import basix.ufl
 import numpy as np
 import ufl
 from dolfinx import fem
-from dolfinx.fem import petsc as fem_petsc
 from mpi4py import MPI
 from petsc4py import PETSc
 
 from solver.errors import SolverError
 from solver.materials.library import largest
 from solver.numerics.condensation import CondensedCell, CondensedForms, CondensedNewton
+from solver.numerics.fields import CellwiseProjector
 from solver.numerics.linear import ELASTICITY_SOLVER, configured_ksp, rigid_body_modes
 from solver.numerics.newton import NewtonSettings, newton_solve
 from solver.numerics.stepping import advance_with_cuts, along
@@ -154,7 +154,9 @@ class InelasticProblem(CondensedCell):
         self._trial = None  # (temperature, dt, eigenstrains) of the step being solved
         self._trial_states = None  # the material points' states at the current iterate
         self.max_step_cuts = case.solver.max_step_cuts
-        self._projectors = {}
+        # per unit cell size: LU takes entries of the order of a cell's volume for zero
+        self.projector = CellwiseProjector(msh.comm, self.dx,
+                                           case.geometry.mesh_size ** self.gdim)
         self._last_eigenstrain = {}
         self.step_cuts = 0
         # error-driven sub-steps (advance): the tolerance on the estimated local error of a
@@ -183,7 +185,7 @@ class InelasticProblem(CondensedCell):
 
     def stress_into(self, target: fem.Function):
         """L2 projection of the quadrature-point stress onto a DG tensor space (3x3)."""
-        return self._project("stress", self.stress_tensor_3d, target)
+        return self.projector.project("stress", self.stress_tensor_3d, target)
 
     def internal_variable_names(self) -> list[str]:
         """The per-point scalars the materials offer for output (constitutive `output`)."""
@@ -200,32 +202,7 @@ class InelasticProblem(CondensedCell):
             model = self.models[name]
             if variable in getattr(model, "output_variables", ()):
                 values[scalar_dofs] = model.output(self.states[name])[variable]
-        return self._project("scalar", lambda: self.scalar_q, target)
-
-    def _project(self, quantity: str, expression, target: fem.Function):
-        """L2 projection of a quadrature expression (built by expression() once per target
-        space) onto a DG space: local to each cell, so a block-Jacobi LU solve is exact."""
-        space = target.function_space
-        key = (id(space), quantity)
-        if key not in self._projectors:
-            tau, w = ufl.TrialFunction(space), ufl.TestFunction(space)
-            # per unit cell size: LU takes entries of the order of a cell's area for zero
-            volume = self.case.geometry.mesh_size ** self.gdim
-            mass = fem_petsc.assemble_matrix(fem.form(ufl.inner(tau, w) / volume * self.dx))
-            mass.assemble()
-            ksp = configured_ksp(self.emesh.mesh.comm, "projection",
-                                 {"ksp_type": "preonly", "pc_type": "bjacobi",
-                                  "sub_ksp_type": "preonly", "sub_pc_type": "lu"})
-            ksp.setOperators(mass)
-            load = fem.form(ufl.inner(expression(), w) / volume * self.dx)
-            self._projectors[key] = (ksp, load, space)
-        ksp, load, *_ = self._projectors[key]
-        b = fem_petsc.assemble_vector(load)
-        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        ksp.solve(b, target.x.petsc_vec)
-        b.destroy()
-        target.x.scatter_forward()
-        return target
+        return self.projector.project("scalar", lambda: self.scalar_q, target)
 
     # -- material points -----------------------------------------------------------------
     def _update_material_points(self, temperature, dt, process_eigenstrain):

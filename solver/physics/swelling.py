@@ -60,12 +60,11 @@ from solver.materials.plasticity import (
 )
 from solver.numerics import compat
 from solver.numerics.condensation import CondensedCell, CondensedForms, CondensedNewton
-from solver.numerics.fields import cellwise_field, interpolate_expression
+from solver.numerics.fields import CellwiseProjector, cellwise_field, interpolate_expression
 from solver.numerics.linear import DIRECT_SOLVER, configured_ksp
 from solver.numerics.newton import NewtonSettings, newton_solve
 from solver.numerics.stepping import advance_with_cuts, along, staggered
 from solver.physics import boundary
-from solver.physics.inelastic import InelasticProblem
 
 logger = logging.getLogger(__name__)
 
@@ -249,7 +248,6 @@ class SwellingProblem(CondensedCell):
     def __init__(self, emesh, case, initial_stress: fem.Function | None = None,
                  constraints=None):
         self.emesh, self.case, self.section = emesh, case, case.swelling
-        self._projectors = {}
         msh = emesh.mesh
         self.comm = msh.comm
         self.gdim = msh.geometry.dim
@@ -288,6 +286,7 @@ class SwellingProblem(CondensedCell):
         self.dofs = self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs
         quadrature = {"quadrature_degree": 2 * degree, "quadrature_scheme": "default"}
         self.dx = ufl.Measure("dx", domain=msh, metadata=quadrature)
+        self.projector = CellwiseProjector(self.comm, self.dx, case.geometry.mesh_size ** self.gdim)
         self.flowing_materials = [name for name in materials if self.section.plastic_flow
                                   and materials[name].swelling_flow_stress is not None]
         self._state_buffers = ()
@@ -501,7 +500,7 @@ class SwellingProblem(CondensedCell):
         expression = self.cauchy_stress() if expression is None else expression
         if not self.flowing_materials:
             return interpolate_expression(target, expression)
-        return self._project(name, lambda: expression, target)
+        return self.projector.project(name, lambda: expression, target)
 
     def volume_ratios(self) -> dict[str, float]:
         """V/V0 of each swelling material, from the integral of det F."""
@@ -520,8 +519,6 @@ class SwellingProblem(CondensedCell):
     # -- linear algebra ------------------------------------------------------------------
     def _integrate(self, form) -> float:
         return self.comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM)
-
-    _project = InelasticProblem._project
 
     # -- an SOC increment ----------------------------------------------------------------
     def _current(self):
