@@ -87,7 +87,7 @@ def run_swelling_stage(case, emesh, sintered_stress: fem.Function, probe, workdi
     if comm.rank == 0:
         for name, t in tractions.items():
             part["interfaces"][name] = {**t.summary(),
-                                           "peak_over_swelling": interface_peaks.get(name, {})}
+                                        "peak_over_swelling": interface_peaks.get(name, {})}
         output.write_table(
             workdir / "swelling.csv",
             ["step", "soc", "cycle", "path_step", "newton_iterations", "step_cuts",
