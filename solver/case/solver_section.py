@@ -20,6 +20,13 @@ class SolverSettings(Table):
         "10 K", validate_default=True, description="largest temperature change in one time step"
     )
     rtol: float = Field(1e-12, gt=0, lt=1, description="relative tolerance of the linear solver")
+    linear_solver: Literal["auto", "direct", "iterative"] = Field(
+        "auto", description="the linear solver of the nonlinear stages' Newton steps (swelling, "
+        "the cohesive interface, diffusion, the furnace): LU (direct), a Krylov method with "
+        "algebraic multigrid (iterative), or auto: LU up to direct_solver_max_dofs unknowns, "
+        "iterative above")
+    direct_solver_max_dofs: int = Field(
+        100_000, ge=0, description="the most unknowns that linear_solver = \"auto\" factorizes")
     hold_steps: int = Field(
         16, ge=1, description="time steps per hold, growing geometrically, where a material "
         "has a history (plastic, viscoelastic); elastic cases take one step per hold"

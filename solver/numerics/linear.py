@@ -28,6 +28,12 @@ def direct_solver(comm) -> dict:
     return DIRECT_SOLVER if comm.size > 1 else SERIAL_DIRECT_SOLVER
 
 
+def uses_direct_solver(choice: str, dofs: int, max_direct_dofs: int) -> bool:
+    """Whether a [solver] linear_solver choice ("auto", "direct", "iterative") factorizes a
+    system of `dofs` unknowns: auto does up to max_direct_dofs, where LU is the faster."""
+    return choice == "direct" or (choice == "auto" and dofs <= max_direct_dofs)
+
+
 def configured_ksp(comm, name: str, options: dict) -> PETSc.KSP:
     """A KSP set up from `options`, leaving PETSc's global options database as it was."""
     ksp = PETSc.KSP().create(comm)
