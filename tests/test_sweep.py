@@ -305,6 +305,59 @@ def test_status_collect_and_plot(local_sweep, capsys):
     assert all((out / "plots" / name).read_bytes()[:4] == b"\x89PNG" for name in pngs)
 
 
+# The failing case first: the cases after it run in the same warm worker (--jobs 1).
+FAIL_FIRST_SWEEP = """
+[sweep]
+base = "tiny.toml"
+[parameters]
+"geometry.layers[1].thickness" = ["1e-9 um", "4 um", "8 um"]
+"""
+
+
+def test_warm_workers_match_fresh_processes(tmp_path):
+    path = write_sweep(tmp_path, FAIL_FIRST_SWEEP)
+    warm, fresh = tmp_path / "warm", tmp_path / "fresh"
+    assert main(["sweep", str(path), "--out", str(warm), "--jobs", "1", "-q"]) == 0
+    assert main(["sweep", str(path), "--out", str(fresh), "--jobs", "2", "--fresh-processes",
+                 "-q"]) == 0
+    tables = [pd.read_csv(out / "results.csv").set_index("name") for out in (warm, fresh)]
+    assert list(tables[0]["status"]) == list(tables[1]["status"]) == ["failed", "ok", "ok"]
+    # the failure is the same one line, and the worker went on to the next cases
+    assert tables[0]["error"].iloc[0] == tables[1]["error"].iloc[0]
+    assert "could not mesh" in tables[0]["error"].iloc[0]
+    name = tables[0].index[0]
+    assert "could not mesh" in (warm / "status" / f"{name}.stderr").read_text()
+    for name in tables[0].index[1:]:
+        summaries = [json.loads((out / "runs" / name / "summary.json").read_text())
+                     for out in (warm, fresh)]
+        for summary, out in zip(summaries, (warm, fresh), strict=True):
+            del summary["wall_time"]
+            assert summary.pop("case_file") == str(out / "cases" / f"{name}.toml")
+        assert summaries[0] == summaries[1]  # every number to the last bit
+
+
+def test_a_dying_worker_fails_only_its_case(tmp_path, monkeypatch):
+    from sweep_runners import crash_on_boom
+
+    from solver.sweep import workers
+    from solver.sweep.backends import read_status
+    from solver.sweep.plan import SweepCase
+
+    monkeypatch.setattr(workers, "CASES_PER_WORKER", 2)
+    cases = [SweepCase(index, name, f"hash-{name}", {}, {})
+             for index, name in enumerate(["a", "b", "boom", "c", "d", "e"])]
+    records = {record["name"]: record
+               for record in workers.run_warm(tmp_path, cases, 1, run=crash_on_boom)}
+    assert sorted(records) == ["a", "b", "boom", "c", "d", "e"]
+    assert records["boom"]["status"] == "failed"
+    assert records["boom"]["error"] == "the worker process died (exit status 7)"
+    assert read_status(tmp_path, cases[2])["status"] == "failed"
+    assert all(records[name]["status"] == "ok" for name in "abcde")
+    # one worker at a time: a new one after two cases, and after the crash
+    assert records["a"]["worker"] == records["b"]["worker"] != records["c"]["worker"]
+    assert records["c"]["worker"] == records["d"]["worker"] != records["e"]["worker"]
+
+
 def test_design_maps_and_sensitivity(tmp_path):
     rng = np.random.default_rng(1)
     n = 64

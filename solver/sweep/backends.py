@@ -142,33 +142,46 @@ def case_command(out: Path, case: SweepCase, ranks: int) -> list[str]:
     return command
 
 
+def start_attempt(out: Path, case: SweepCase):
+    """Remove a partial result left by an interrupted attempt (ResultsDirectory's
+    temporary)."""
+    for leftover in (Path(out) / "runs").glob(f".{case.name}.partial-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def finish_attempt(out: Path, case: SweepCase, ranks: int, backend: str, wall_time: float,
+                   error: str | None, stderr: str) -> dict:
+    """Record the outcome of an attempt in status/NAME.json (and, when it failed, its whole
+    stderr in status/NAME.stderr, for what the one line in results.csv leaves out)."""
+    ok = error is None and is_complete(out, case)
+    if not ok:
+        log = status_file(out, case).with_suffix(".stderr")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(stderr)
+        error = error or "no complete result"
+    record = {"name": case.name, "case_hash": case.hash, "status": "ok" if ok else "failed",
+              "error": None if ok else error, "wall_time": wall_time, "backend": backend,
+              "finished": _now(), **provenance(ranks)}
+    if "SLURM_JOB_ID" in os.environ:
+        record["slurm_job"] = (f"{os.environ.get('SLURM_ARRAY_JOB_ID', os.environ['SLURM_JOB_ID'])}"
+                               f"_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}")
+    _write_status(out, case, record)
+    return record
+
+
 def attempt(out: Path, case: SweepCase, ranks: int, backend: str) -> dict:
     """Run one case in a fresh process and record the outcome; never raises for the case."""
     out = Path(out)
-    # a partial result left by an interrupted attempt (ResultsDirectory's temporary)
-    for leftover in (out / "runs").glob(f".{case.name}.partial-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
+    start_attempt(out, case)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     started = time.perf_counter()
     process = subprocess.run(case_command(out, case, ranks), capture_output=True, text=True,
                              env=env, cwd=out)
     wall_time = time.perf_counter() - started
-    ok = process.returncode == 0 and is_complete(out, case)
-    if not ok:
-        # the whole stderr, for what the one line in results.csv leaves out
-        log = status_file(out, case).with_suffix(".stderr")
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(process.stderr)
-    record = {"name": case.name, "case_hash": case.hash, "status": "ok" if ok else "failed",
-              "error": None if ok else _one_line_error(process.stderr, process.returncode),
-              "wall_time": wall_time, "backend": backend, "finished": _now(),
-              **provenance(ranks)}
-    if "SLURM_JOB_ID" in os.environ:
-        record["slurm_job"] = (f"{os.environ.get('SLURM_ARRAY_JOB_ID', os.environ['SLURM_JOB_ID'])}"
-                               f"_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}")
-    _write_status(out, case, record)
-    return record
+    error = (None if process.returncode == 0
+             else _one_line_error(process.stderr, process.returncode))
+    return finish_attempt(out, case, ranks, backend, wall_time, error, process.stderr)
 
 
 def pending(out: Path, sweep: Sweep) -> list[SweepCase]:
@@ -202,14 +215,18 @@ def _progress_enabled(enabled: bool) -> bool:
 
 
 def run_local(out: Path, sweep: Sweep, todo: list[SweepCase], jobs: int | None,
-              progress: bool) -> list[dict]:
-    """Run `todo` on a pool of workers, with a progress bar over cases."""
+              progress: bool, fresh: bool = False) -> list[dict]:
+    """Run `todo` on `jobs` workers at a time, with a progress bar over cases.
+
+    Cases on one rank run on warm workers (solver/sweep/workers.py) that import the
+    toolchain once; fresh, or cases on several ranks (mpirun), run a fresh process each."""
     records = []
     if not todo:
         return records
     count = workers(jobs, sweep.ranks)
-    logger.info("running %d case(s), %d at a time on %d rank(s) each", len(todo), count,
-                sweep.ranks)
+    warm = sweep.ranks == 1 and not fresh
+    logger.info("running %d case(s), %d at a time on %d rank(s) each (%s)", len(todo), count,
+                sweep.ranks, "warm workers" if warm else "a fresh process per case")
     bar = None
     if _progress_enabled(progress):
         from rich.progress import (
@@ -225,20 +242,31 @@ def run_local(out: Path, sweep: Sweep, todo: list[SweepCase], jobs: int | None,
         bar.start()
         task = bar.add_task("sweep", total=len(todo))
     try:
-        with ThreadPoolExecutor(count) as pool:
-            futures = [pool.submit(attempt, out, case, sweep.ranks, "local") for case in todo]
-            for future in as_completed(futures):
-                record = future.result()
-                records.append(record)
-                if record["status"] == "failed":
-                    logger.warning("%s failed: %s", record["name"], record["error"])
-                if bar is not None:
-                    failed = sum(r["status"] == "failed" for r in records)
-                    bar.update(task, advance=1, description=f"sweep ({failed} failed)")
+        for record in (_warm_records(out, todo, count) if warm
+                       else _fresh_records(out, todo, count, sweep.ranks)):
+            records.append(record)
+            if record["status"] == "failed":
+                logger.warning("%s failed: %s", record["name"], record["error"])
+            if bar is not None:
+                failed = sum(r["status"] == "failed" for r in records)
+                bar.update(task, advance=1, description=f"sweep ({failed} failed)")
     finally:
         if bar is not None:
             bar.stop()
     return records
+
+
+def _warm_records(out: Path, todo: list[SweepCase], count: int):
+    from solver.sweep.workers import run_warm
+
+    yield from run_warm(out, todo, count)
+
+
+def _fresh_records(out: Path, todo: list[SweepCase], count: int, ranks: int):
+    with ThreadPoolExecutor(count) as pool:
+        futures = [pool.submit(attempt, out, case, ranks, "local") for case in todo]
+        for future in as_completed(futures):
+            yield future.result()
 
 
 # --- Slurm backend ------------------------------------------------------------------------

@@ -31,6 +31,9 @@ def add_parser(commands, parents):
     sweep.add_argument("--backend", choices=("local", "slurm"), default="local")
     sweep.add_argument("--jobs", type=int, metavar="N",
                        help="local: cases at a time (default: cores / ranks)")
+    sweep.add_argument("--fresh-processes", action="store_true",
+                       help="local: run every case in a fresh process, as on Slurm (default: "
+                            "warm workers that import the toolchain once, for 1-rank cases)")
     sweep.add_argument("--ranks", type=int, metavar="N",
                        help="MPI ranks per case (default [sweep] ranks, or 1)")
     sweep.add_argument("--wait", action="store_true", help="slurm: return when the job ends")
@@ -99,7 +102,8 @@ def _run(args) -> int:
         return _submit(args, out, sweep, todo)
     from solver.sweep.backends import run_local
 
-    run_local(out, sweep, todo, args.jobs, progress=not (args.no_progress or args.quiet))
+    run_local(out, sweep, todo, args.jobs, progress=not (args.no_progress or args.quiet),
+              fresh=args.fresh_processes)
     return _report(out)
 
 
