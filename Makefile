@@ -29,7 +29,16 @@ test: setup
 	$(RUN) python3 -m pytest -q -rs -m "not mpi" $(PYTEST_ARGS)
 	$(RUN) mpirun -n 2 python3 -m pytest -q -rs --color=no -m mpi -p no:cacheprovider $(PYTEST_ARGS)
 
+# scikit-fem and pyamg for bench/skfem_elastic.py only: their wheels for the toolchain's
+# Python are fetched here on the host (whose pip reaches the package index) into
+# bench/.wheels, and bench/run.py installs them into a venv bench/.venv-pyX.Y, never into
+# the toolchain.
 bench: setup
+	@py=$$($(RUN) python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])') && \
+	python3 -m pip download -q --no-deps --only-binary=:all: --python-version $$py \
+	  --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+	  --platform manylinux2014_x86_64 -d bench/.wheels scikit-fem pyamg || \
+	  echo "bench: no scikit-fem/pyamg wheels fetched here: bench/run.py tries pip in its venv"
 	$(RUN) python3 bench/run.py --out bench/results.json
 
 lint:

@@ -84,7 +84,7 @@ def test_packing_reaches_the_fractions_without_overlap(
         species.append(
             ParticleSpecies("copper", conductive, DiameterDistribution("uniform", 0.8, 0.0))
         )
-    # its wall time (under 5 s each) is a benchmark: bench/run.py, "pack_particles"
+    # its wall time (under 5 s each) is a benchmark: bench/packings.py, "pack_particles"
     packing = pack_particles(lateral, thickness, species, gap, seed=2)
     # The last particle is resized to the share, unless it would be smaller than the smallest
     # diameter: then the share is exceeded by less than one smallest particle (the powder
@@ -295,7 +295,7 @@ def test_3d_cell_groups_and_volumes_converge(gmsh_model):
     ],
 )
 def test_impossible_packing_is_a_one_line_error(changes, named):
-    # how soon it gives up (under 5 s) is a benchmark: bench/run.py, "pack_particles"
+    # how soon it gives up (under 5 s) is a benchmark: bench/packings.py, "pack_particles"
     with pytest.raises(GeometryError) as raised:
         build_particles(**{**in_metres(CELL_2D_UM), "volume_fraction": 0.45, **changes})
     message = str(raised.value)

@@ -1,0 +1,104 @@
+"""Phase times of a sinterfem run, measured from outside the solver (`make bench` only).
+
+- assembly: the wall time inside dolfinx.fem.petsc's assemble_matrix and assemble_vector
+  (every problem assembles through them, as module attributes);
+- setup and solve: PETSc's own log: setup = events KSPSetUp + PCSetUp (the preconditioner
+  or the factorization), solve = event KSPSolve. KSPSolve sets the KSP and its
+  preconditioner up before its own event begins, so the two do not overlap; an event
+  nested in itself (the smoothers' setups inside GAMG's, its eigenvalue estimates) is
+  counted once, at its outermost level (PETSc 3.22, checked against wall clocks);
+- iterations: a monitor on every KSP that solver.numerics.linear.configured_ksp creates
+  (every solver KSP comes from there), counting the Krylov iterations of all solves;
+- mesh: solver.geometry.mesh.build_mesh (Gmsh and the distribution of the mesh), whose
+  last mesh is kept for last_mesh().
+
+install() must run before solver.stages is imported: the solver modules bind
+configured_ksp and build_mesh by name when they are imported.
+"""
+
+import resource
+import time
+from contextlib import contextmanager
+
+from mpi4py import MPI
+from petsc4py import PETSc
+
+_seconds = {"mesh": 0.0, "assemble": 0.0}
+_iterations = {"krylov": 0}
+_meshes = []
+
+
+def _timed(function, phase: str):
+    def timed(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _seconds[phase] += time.perf_counter() - started
+
+    return timed
+
+
+def _count_iterations(ksp, iteration: int, residual_norm: float):
+    if iteration > 0:  # iteration 0 is the initial residual
+        _iterations["krylov"] += 1
+
+
+def install():
+    """Wrap the assembly, the mesh build and the KSP factory; start PETSc's log."""
+    from dolfinx.fem import petsc as fem_petsc
+
+    import solver.geometry.mesh
+    import solver.numerics.linear
+
+    PETSc.Log.begin()
+    for name in ("assemble_matrix", "assemble_vector"):
+        setattr(fem_petsc, name, _timed(getattr(fem_petsc, name), "assemble"))
+    build_mesh = solver.geometry.mesh.build_mesh
+
+    def kept_mesh(*args, **kwargs):
+        _meshes[:] = [build_mesh(*args, **kwargs)]
+        return _meshes[0]
+
+    solver.geometry.mesh.build_mesh = _timed(kept_mesh, "mesh")
+    configured_ksp = solver.numerics.linear.configured_ksp
+
+    def monitored_ksp(*args, **kwargs):
+        ksp = configured_ksp(*args, **kwargs)
+        ksp.setMonitor(_count_iterations)
+        return ksp
+
+    solver.numerics.linear.configured_ksp = monitored_ksp
+
+
+def last_mesh():
+    """The ElectrodeMesh that build_mesh made last."""
+    return _meshes[0]
+
+
+def event(name: str) -> dict:
+    """PETSc's record of event `name` on this rank: its "time" (s), "count", ..."""
+    return PETSc.Log.Event(name).getPerfInfo()
+
+
+def peak_memory_mb(comm) -> float:
+    """The peak resident memory of all ranks together, MB (ru_maxrss is in kB on Linux)."""
+    return comm.allreduce(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024.0
+
+
+@contextmanager
+def measured(comm, record: dict):
+    """Fill `record` with the phases of the run inside the block: each the largest over
+    the ranks (the slowest rank sets the pace)."""
+    started = time.perf_counter()
+    yield record
+    total = time.perf_counter() - started
+    setup = event("KSPSetUp")["time"] + event("PCSetUp")["time"]
+    phases = {"mesh_s": _seconds["mesh"], "assemble_s": _seconds["assemble"],
+              "setup_s": setup, "solve_s": event("KSPSolve")["time"],
+              "total_s": total}
+    record.update({key: comm.allreduce(value, op=MPI.MAX) for key, value in phases.items()})
+    record["iterations"] = _iterations["krylov"]
+    record["linear_solves"] = event("KSPSolve")["count"]
+    record["peak_mem_mb"] = peak_memory_mb(comm)
+    record["ranks"] = comm.size
