@@ -23,6 +23,7 @@ from mpi4py import MPI  # noqa: E402
 instrument.install()
 
 from solver.case import load_case  # noqa: E402
+from solver.io.log import setup_logging  # noqa: E402
 from solver.materials.constitutive import as_table  # noqa: E402
 from solver.stages.pipeline import run_case, run_pulloff  # noqa: E402
 
@@ -78,6 +79,7 @@ def main():
     parser.add_argument("--mesh-out", type=Path)
     args = parser.parse_args()
     comm = MPI.COMM_WORLD
+    setup_logging(-1)  # warnings on stderr (kept where the run fails), everything in run.log
     case = load_case(args.case)
     record = {}
     with tempfile.TemporaryDirectory() as scratch:

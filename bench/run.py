@@ -388,6 +388,12 @@ def main():
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(table(records))
+    for record in records:
+        if "per_case_s" in record and "error" not in record:
+            print(f"{record['name']}: {record['cases']} cases ({record['cases_ok']} ok) on "
+                  f"{record['workers']} warm workers: {record['total_s']:.1f} s, "
+                  f"{record['per_case_s']:.2f} s per case; {record['disk_mb']:.0f} MB on disk "
+                  f"({record['disk_per_case_mb']:.1f} MB per case)")
     print(json.dumps(result["comparisons"], indent=2))
     for record in packings:
         if "error" in record:

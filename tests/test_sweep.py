@@ -314,11 +314,12 @@ base = "tiny.toml"
 """
 
 
-def test_warm_workers_match_fresh_processes(tmp_path):
+def test_warm_workers_match_fresh_processes(tmp_path, monkeypatch):
     path = write_sweep(tmp_path, FAIL_FIRST_SWEEP)
     warm, fresh = tmp_path / "warm", tmp_path / "fresh"
     assert main(["sweep", str(path), "--out", str(warm), "--jobs", "1", "-q"]) == 0
-    assert main(["sweep", str(path), "--out", str(fresh), "--jobs", "2", "--fresh-processes",
+    monkeypatch.chdir(tmp_path)  # a relative --out: each fresh process runs inside it
+    assert main(["sweep", str(path), "--out", "fresh", "--jobs", "2", "--fresh-processes",
                  "-q"]) == 0
     tables = [pd.read_csv(out / "results.csv").set_index("name") for out in (warm, fresh)]
     assert list(tables[0]["status"]) == list(tables[1]["status"]) == ["failed", "ok", "ok"]

@@ -171,7 +171,7 @@ def finish_attempt(out: Path, case: SweepCase, ranks: int, backend: str, wall_ti
 
 def attempt(out: Path, case: SweepCase, ranks: int, backend: str) -> dict:
     """Run one case in a fresh process and record the outcome; never raises for the case."""
-    out = Path(out)
+    out = Path(out).absolute()  # the process runs in out: its paths must not be relative
     start_attempt(out, case)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
