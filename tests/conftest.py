@@ -201,12 +201,13 @@ def run_quick(name: str, out, comm) -> dict:
 
 
 # Summary keys whose values may depend on the ranks, the machine or the solver's path to the
-# same solution, not on the solution: times, the run's description, and the counts of Newton
+# same solution, not on the solution: times, the run's description, the counts of Newton
 # iterations and of cut steps (a convergence test or a line search's comparison can flip with
-# the roundoff, and a new solver may take other iterations to the same tolerance).
+# the roundoff, and a new solver may take other iterations to the same tolerance), and what
+# the run wrote (`outputs`: files, fields and output times of [output]; test_outputs checks it).
 SKIPPED_KEYS = frozenset({
     "wall_time", "process_time", "ranks", "host", "case_file", "sinterfem_version",
-    "dolfinx_version", "newton_iterations", "step_cuts", "rejected_steps",
+    "dolfinx_version", "newton_iterations", "step_cuts", "rejected_steps", "outputs",
 })
 
 

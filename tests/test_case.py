@@ -165,7 +165,19 @@ def test_repository_stands_alone():
 @pytest.mark.parametrize(
     ("edit", "key", "message"),
     [
-        (lambda t: t + "\n[output]\nformat = 1\n", "output", "unknown key"),
+        (lambda t: t + "\n[outputs]\nformat = 1\n", "outputs", "unknown key"),
+        (lambda t: t + "\n[output]\nformat = 1\n", "output.format",
+         "unknown key; known keys here: fields, formats, every"),
+        (lambda t: t + '\n[output]\nfields = ["displacement", "strain"]\n', "output.fields[1]",
+         "expected 'displacement' or 'stress' or"),
+        (lambda t: t + '\n[output]\nformats = ["vtk"]\n', "output.formats[0]",
+         "expected 'xdmf' or 'vtx', got 'vtk'"),
+        (lambda t: t + '\n[output]\nat_times = ["30 min", "100 h"]\n', "output.at_times[1]",
+         "after the end of the schedule (4500 s)"),
+        (lambda t: t + '\n[output]\nat_temperatures = ["500 degC"]\n',
+         "output.at_temperatures[0]", "the schedule never reaches it"),
+        (lambda t: t + '\n[output]\nat_times = ["40 degC"]\n', "output.at_times[0]",
+         "expected a time"),
         (
             lambda t: t.replace('mesh_size = "2 um"', 'mesh_size = "2 um"\nmesh_sise = 1'),
             "geometry.mesh_sise",

@@ -79,6 +79,19 @@ def test_report_of_a_run_without_views(result):
     assert 'neck_width = "1.4 um"' in page  # the inputs, verbatim
 
 
+def test_report_of_a_run_without_fields(tmp_path):
+    """A run that wrote no fields ([output] fields = []): the page has everything else and
+    says why there are no pictures of the fields."""
+    case = tmp_path / "recurved-2d.toml"
+    case.write_text((CASES / "recurved-2d.toml").read_text()
+                    + '\n[solver]\ntemperature_increment = "375 K"\n[output]\nfields = []\n')
+    assert main(["run", str(case), "--out", str(tmp_path / "run"), "-q"]) == 0
+    assert main(["report", str(tmp_path / "run"), "-q"]) == 0
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert len(images_of_self_contained(page)) == 2  # the interface profiles and kinetics
+    assert "No pictures of the fields: it wrote no fields.xdmf" in page
+
+
 def test_report_marks_a_failed_condition(result, tmp_path):
     failed = tmp_path / "failed"
     failed.mkdir()

@@ -199,6 +199,8 @@ seed = 7
     ('[sweep]\nbase = "tiny.toml"\n[parameters]\n"geometry.length" = '
      '{ from = "1 um", to = "2 GPa", count = 2 }', "parameters.geometry.length"),
     ('[sweep]\nbase = "missing.toml"\n[parameters]\n"geometry.length" = [1]', "sweep.base"),
+    ('[sweep]\nbase = "tiny.toml"\nfields = "yes"\n[parameters]\n"geometry.length" = [1]',
+     "sweep.fields"),
 ])
 def test_bad_sweep_file_gives_one_line(tmp_path, capsys, sweep_text, key):
     path = write_sweep(tmp_path, sweep_text)
@@ -269,6 +271,12 @@ def test_local_sweep_records_every_case(local_sweep):
             assert load_case(case_file).case.name == row.name
             summary = json.loads((out / "runs" / row.name / "summary.json").read_text())
             assert summary["case"] == row.name
+            # by default a sweep writes the tables of each case, no fields
+            assert load_case(case_file).output.fields == []
+            written = {p.name for p in (out / "runs" / row.name).iterdir()}
+            assert {"summary.json", "interface.csv", "history.csv"} <= written
+            assert not {name for name in written if name.startswith("fields.")
+                        or name.endswith(".bp")}
 
 
 def test_resume_skips_complete_cases_and_reruns_failed(local_sweep, capsys):
@@ -286,6 +294,19 @@ def test_resume_skips_complete_cases_and_reruns_failed(local_sweep, capsys):
     table = pd.read_csv(out / "results.csv")
     assert len(table) == 8 and (table["status"] == "ok").sum() == 3
     path.write_text(TINY_SWEEP)
+
+
+def test_sweep_writes_fields_on_request(tmp_path):
+    """[sweep] fields = true: each case writes the fields its [output] asks for (here the
+    base case's defaults: fields.xdmf at the final state)."""
+    path = write_sweep(tmp_path, '[sweep]\nbase = "tiny.toml"\nfields = true\n[parameters]\n'
+                       '"geometry.layers[1].thickness" = ["8 um"]\n')
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(path), "--out", str(out), "-q"]) == 0
+    (run,) = (out / "runs").iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["outputs"]["files"] == ["fields.xdmf"] and (run / "fields.h5").exists()
+    assert summary["outputs"]["times"] == [summary["schedule"]["duration"]]
 
 
 def test_status_collect_and_plot(local_sweep, capsys):

@@ -116,11 +116,23 @@ main(sys.argv[1])
 '''
 
 
+# Every field the process stage has, at every time step (the default writes the final state)
+EVERY_FIELD_AT_EVERY_STEP = """
+[output]
+fields = ["displacement", "stress", "von_mises", "temperature", "material"]
+every = 1
+"""
+
+
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
-    """A real run of the shipped recurved cell (about 5 s)."""
-    out = tmp_path_factory.mktemp("views") / "recurved-2d"
-    assert main(["run", str(CASES / "recurved-2d.toml"), "--out", str(out), "-q"]) == 0
+    """A real run of the shipped recurved cell (about 5 s), writing every field at every
+    step."""
+    base = tmp_path_factory.mktemp("views")
+    case = base / "recurved-2d.toml"
+    case.write_text((CASES / "recurved-2d.toml").read_text() + EVERY_FIELD_AT_EVERY_STEP)
+    out = base / "recurved-2d"
+    assert main(["run", str(case), "--out", str(out), "-q"]) == 0
     return out
 
 
@@ -280,6 +292,26 @@ def test_the_state_file_opens_in_paraview(result, written, tmp_path):
     outlines = {f"{name} outline" for name in written["summary"]["materials"].values()}
     assert {"fields.xdmf", "tags.xdmf", "all fields on one mesh", *outlines} <= set(
         loaded["sources"])
+
+
+def test_view_of_a_run_without_the_fields_says_so(result, tmp_path, caplog):
+    """A run whose [output] left out von Mises, and one that wrote no fields.xdmf: `sinter
+    view` draws the interface tractions, and names what is missing instead of the ParaView
+    pictures."""
+    case = tmp_path / "recurved-2d.toml"
+    case.write_text((CASES / "recurved-2d.toml").read_text()
+                    + '\n[solver]\ntemperature_increment = "375 K"\n'
+                    '[output]\nfields = ["displacement", "stress"]\n')
+    assert main(["run", str(case), "--out", str(tmp_path / "no-von-mises"), "-q"]) == 0
+    no_xdmf = tmp_path / "no-xdmf"
+    shutil.copytree(result, no_xdmf, ignore=shutil.ignore_patterns("views", "fields.*"))
+    for run, missing in ((tmp_path / "no-von-mises", 'no von_mises (add "von_mises" to '
+                                                     "[output] fields)"),
+                         (no_xdmf, "it wrote no fields.xdmf")):
+        caplog.clear()
+        assert main(["view", str(run)]) == 0
+        assert sorted(p.name for p in (run / "views").iterdir()) == ["interface_tractions.png"]
+        assert any(missing in record.getMessage() for record in caplog.records), missing
 
 
 def test_view_needs_a_result(tmp_path, capsys):

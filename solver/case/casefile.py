@@ -6,7 +6,7 @@ solver/geometry/registry.py; the physics' own tables next to their physics). Def
 in the models' Fields and nowhere else; quantities are SI floats once validated.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,7 +14,8 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from solver.case.interface import Interface
 from solver.case.materials import MaterialOverride, MixSection, homogenize_mix, resolve_materials
-from solver.case.schedule import Schedule
+from solver.case.output_section import OutputSettings
+from solver.case.schedule import Schedule, _celsius
 from solver.case.solver_section import SolverSettings
 from solver.case.tables import Table, rule_broken
 from solver.geometry.registry import GeometrySchema, geometry_kind
@@ -73,6 +74,10 @@ class CaseFile(Table):
         description="optional lithiation after the schedule, from the sintered state "
         "(solver/physics/swelling.py, docs/swelling.md)",
     )
+    output: OutputSettings = Field(
+        default_factory=OutputSettings,
+        description="which fields are written, in which formats and when (docs/outputs.md)",
+    )
 
     _resolved_materials: dict[str, Material] = PrivateAttr(default_factory=dict)
     _mix_properties: dict[str, float] | None = PrivateAttr(None)
@@ -103,12 +108,29 @@ class CaseFile(Table):
                         f"unknown material '{name}'; known: "
                         f"{', '.join(self._resolved_materials)}",
                     )
+        self._check_output_times()
         if self.swelling is not None:
             used = list(dict.fromkeys(name for _, name in self.geometry.material_keys()))
             problem = self.swelling.material_problem(self._resolved_materials, used)
             if problem is not None:
                 raise rule_broken(f"swelling.{problem[0]}", problem[1])
         return self
+
+    def _check_output_times(self):
+        """The listed output times and temperatures are on the schedule's way."""
+        end = self.schedule.duration + (self.furnace.cool_down if self.furnace else 0.0)
+        for index, time in enumerate(self.output.at_times):
+            if time > end * (1 + 1e-12):
+                raise rule_broken(f"output.at_times[{index}]",
+                                  f"after the end of the schedule ({end:g} s)")
+        segments = self.schedule.segments()
+        lowest = min(min(s.start_temperature, s.end_temperature) for s in segments)
+        highest = max(max(s.start_temperature, s.end_temperature) for s in segments)
+        for index, temperature in enumerate(self.output.at_temperatures):
+            if not lowest - 1e-9 <= temperature <= highest + 1e-9:
+                raise rule_broken(f"output.at_temperatures[{index}]",
+                                  f"the schedule never reaches it (it runs from "
+                                  f"{_celsius(lowest)} to {_celsius(highest)})")
 
 
 @dataclass(frozen=True)
@@ -129,6 +151,7 @@ class Case:
     mix_properties: dict[str, float] | None = None  # what [mix] computed, if given
     swelling: SwellingSection | None = None  # lithiation after the schedule, if given
     pulloff: PulloffSection | None = None  # the virtual pull-off test, if given
+    output: OutputSettings = field(default_factory=OutputSettings)  # the fields written
 
     def materials_used(self) -> list[str]:
         """Names of the materials the geometry refers to, in order of first use."""

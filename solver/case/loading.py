@@ -61,6 +61,7 @@ def load_case_text(text: str, *, file: str | Path = "<case>") -> Case:
         mix_properties=validated._mix_properties,
         swelling=validated.swelling,
         pulloff=validated.pulloff,
+        output=validated.output,
     )
 
 

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import numpy as np
 from dolfinx import fem
-from dolfinx.io import VTXWriter, XDMFFile
+from dolfinx.io import VTXMeshPolicy, VTXWriter, XDMFFile
 from mpi4py import MPI
 
 from solver.errors import UserError
 from solver.materials.constitutive import von_mises
 from solver.numerics import compat
-from solver.numerics.fields import tag_field
 
 logger = logging.getLogger(__name__)
 
@@ -66,115 +65,138 @@ class ResultsDirectory:
         return False
 
 
-class FieldWriter:
-    """fields.xdmf: mesh, material and boundary tags, and per time step u (at the degree of
-    the mesh geometry: P1, or P2 with solver.geometry_degree = 2), T, sigma,
-    von_mises and material (cell-wise); displacement.bp (VTX): u at its element degree;
-    stress.bp (VTX): sigma in DG of one degree less (the stress of the displacement
-    element, exact for elastic materials, the L2 projection of the quadrature-point stress
-    for inelastic ones) and the inelastic materials' internal variables projected to the
-    same space. Times are seconds of the schedule."""
+class CellStress:
+    """The cell-average stress (DG0, 3x3) and its von Mises equivalent, updated at every
+    step, written or not: the history's and the summary's largest von Mises stress."""
 
-    def __init__(self, path, problem, emesh):
-        msh = emesh.mesh
-        self.problem = problem
-        self.xdmf = XDMFFile(msh.comm, str(path), "w")
-        self.xdmf.write_mesh(msh)
-        emesh.cell_tags.name = "materials"
-        emesh.facet_tags.name = "boundaries"
-        self.xdmf.write_meshtags(emesh.cell_tags, msh.geometry)
-        self.xdmf.write_meshtags(emesh.facet_tags, msh.geometry)
-        gdim = msh.geometry.dim
-        self.displacement = fem.Function(
-            fem.functionspace(msh, ("Lagrange", compat.geometry_degree(msh), (gdim,))), name="u")
-        self.temperature = fem.Function(fem.functionspace(msh, ("DG", 0)), name="T")
+    def __init__(self, msh):
         self.stress = fem.Function(fem.functionspace(msh, ("DG", 0, (3, 3))), name="sigma")
         self.von_mises = fem.Function(fem.functionspace(msh, ("DG", 0)), name="von_mises")
-        # ParaView's XDMF readers drop the tag grids of a file with time series, so the
-        # material tags also go out as a cell field at every time step.
-        self.material = tag_field(msh, emesh.cell_tags, "material")
-        # XDMF holds the geometry's degree only: the displacement at its own degree goes to VTX
-        self.vtx = VTXWriter(msh.comm, Path(path).with_name("displacement.bp"), [problem.u],
-                             engine="BP4")
-        stress_degree = problem.V.ufl_element().degree - 1
-        self.stress_field = fem.Function(fem.functionspace(msh, ("DG", stress_degree, (3, 3))),
-                                         name="sigma")
-        scalars = fem.functionspace(msh, ("DG", stress_degree))
-        self.internal_variables = [
-            fem.Function(scalars, name=name)
-            for name in getattr(problem, "internal_variable_names", list)()]
-        self.stress_vtx = VTXWriter(msh.comm, Path(path).with_name("stress.bp"),
-                                    [self.stress_field, *self.internal_variables], engine="BP4")
 
-    def write(self, time: float, temperature: float):
-        self.displacement.interpolate(self.problem.u)
-        self.temperature.x.array[:] = temperature
-        self.problem.stress_into(self.stress)
+    def update(self, problem):
+        """From the problem's stress (its stress_into: the Cauchy stress)."""
+        problem.stress_into(self.stress)
         self.von_mises.x.array[:] = von_mises(self.stress.x.array.reshape(-1, 3, 3))
-        for function in (self.displacement, self.temperature, self.stress, self.von_mises,
-                         self.material):
-            self.xdmf.write_function(function, time)
-        self.vtx.write(time)
-        self.problem.stress_into(self.stress_field)
-        for variable in self.internal_variables:
-            self.problem.internal_variable_into(variable.name, variable)
-        self.stress_vtx.write(time)
 
     def max_von_mises(self) -> float:
         return largest(self.von_mises)
 
-    def close(self):
-        self.xdmf.close()
-        self.vtx.close()
-        self.stress_vtx.close()
+
+# The name of each field in the files: the solver's short names, which the ParaView views
+# (solver/report) and users' scripts read.
+FILE_NAMES = {"displacement": "u", "stress": "sigma", "temperature": "T", "soc": "soc",
+              "von_mises": "von_mises", "material": "material"}
+POINT_FIELDS = ("displacement", "soc")  # Lagrange fields; every other field is cell-wise
 
 
-class SwellingFields:
-    """The swelling stage's fields: swelling.xdmf (u [P1], Cauchy sigma and von Mises
-    cell-wise, material tags, the equivalent plastic strain where a material flows, the
-    SOC with diffusion), per SOC step; the time value is the step number. `problem`: the
-    SwellingProblem (solver/physics/swelling.py)."""
+class FieldOutput:
+    """The fields of one stage, written at the times the stage chooses, in the formats of
+    [output] (docs/outputs.md):
 
-    def __init__(self, path, problem, emesh, stress_degree: int):
+    - xdmf: STEM.xdmf (+ .h5): the mesh and its material and boundary tags once, then per
+      output time the point fields (u, soc) at the degree of the mesh geometry and the
+      cell fields (sigma, von_mises, T, material, the internal variables) cell-wise (DG0:
+      cell averages, projections for quadrature-point data).
+    - vtx: PREFIXdisplacement.bp, the point fields at the displacement's element degree, and
+      PREFIXstress.bp, the cell fields in DG of one degree less (the stress of the
+      displacement element: exact for elastic materials, the cell-wise L2 projection of the
+      quadrature-point stress otherwise); each VTX file holds its own nodes once.
+
+    `sources`: what the stage can write, {field: fill(target)} (a point field's target is
+    Lagrange, a cell field's DG, of the shapes above; von_mises is derived from the stress).
+    `settings`: the case's [output] (its fields and formats; the stage chooses the times);
+    a field the stage has not is skipped. Nothing is opened when no field is written.
+    """
+
+    def __init__(self, workdir: Path, stem: str, prefix: str, emesh, degree: int,
+                 sources: dict, settings, stage: str):
         msh = emesh.mesh
-        self.problem = problem
-        self.xdmf = XDMFFile(msh.comm, str(path), "w")
-        self.xdmf.write_mesh(msh)
+        self.sources = sources
+        names = [name for name in settings.fields if name in sources or
+                 (name == "von_mises" and "stress" in sources)]
+        skipped = [name for name in settings.fields if name not in names]
+        if skipped:  # news where the case file lists them, not where the defaults do
+            logger.log(logging.INFO if "fields" in settings.model_fields_set else logging.DEBUG,
+                       "%s: no %s to write in this case", stage, ", ".join(skipped))
+        self.names, self.times, self.files = names, [], []
+        self.functions = {}  # per file: {field: the function written}
+        self._writers = []  # per file: ([(field, function)], stress, write(time), close())
+        if not names:
+            return
+        if "vtx" in settings.formats and not compat.has_adios2():
+            raise UserError("output.formats: vtx needs DOLFINx built with ADIOS2; this one "
+                            "is not: write xdmf")
         gdim = msh.geometry.dim
-        self.displacement = fem.Function(fem.functionspace(msh, ("Lagrange", 1, (gdim,))),
-                                         name="u")
-        self.cauchy = fem.Function(fem.functionspace(msh, ("DG", 0, (3, 3))), name="sigma")
-        self.von_mises = fem.Function(fem.functionspace(msh, ("DG", 0)), name="von_mises")
-        self.material = tag_field(msh, emesh.cell_tags, "material")
-        # nominal stress (force per reference area) for the interface tractions
-        self.nominal = fem.Function(fem.functionspace(msh, ("DG", stress_degree, (3, 3))))
-        self.plastic_strain = None
-        if problem.flowing_materials:
-            self.plastic_strain = fem.Function(fem.functionspace(msh, ("DG", 0)),
-                                               name="equivalent_plastic_strain")
+        if "xdmf" in settings.formats:
+            xdmf = XDMFFile(msh.comm, str(workdir / f"{stem}.xdmf"), "w")
+            xdmf.write_mesh(msh)
+            emesh.cell_tags.name = "materials"
+            emesh.facet_tags.name = "boundaries"
+            xdmf.write_meshtags(emesh.cell_tags, msh.geometry)
+            xdmf.write_meshtags(emesh.facet_tags, msh.geometry)
+            fields, stress = self._fields(msh, compat.geometry_degree(msh), 0, gdim)
 
-    def write(self, step_number: float):
-        self.displacement.interpolate(self.problem.u)
-        self.problem.stress_into(self.cauchy)
-        self.von_mises.x.array[:] = von_mises(self.cauchy.x.array.reshape(-1, 3, 3))
-        functions = [self.displacement, self.cauchy, self.von_mises, self.material]
-        if self.plastic_strain is not None:
-            self.problem.stress_into(self.plastic_strain,
-                                     self.problem.equivalent_plastic_strain, "plastic strain")
-            functions.append(self.plastic_strain)
-        if self.problem.diffusion is not None:
-            functions.append(self.problem.diffusion.soc)
-        for function in functions:
-            self.xdmf.write_function(function, step_number)
+            def write_xdmf(time):
+                for _, function in fields:
+                    xdmf.write_function(function, time)
 
-    def nominal_stress(self) -> fem.Function:
-        return self.problem.stress_into(self.nominal, self.problem.first_piola, "nominal")
+            self._writers.append((fields, stress, write_xdmf, xdmf.close))
+            self.files.append(f"{stem}.xdmf")
+            self.functions[f"{stem}.xdmf"] = dict(fields)
+        if "vtx" in settings.formats:
+            written, stress = self._fields(msh, degree, degree - 1, gdim)
+            for point, file in ((True, f"{prefix}displacement.bp"),
+                                (False, f"{prefix}stress.bp")):
+                chosen = [(name, f) for name, f in written if (name in POINT_FIELDS) == point]
+                if chosen:
+                    vtx = VTXWriter(msh.comm, workdir / file, [f for _, f in chosen],
+                                    engine="BP4", mesh_policy=VTXMeshPolicy.reuse)
+                    self._writers.append((chosen, None if point else stress, vtx.write,
+                                          vtx.close))
+                    self.files.append(file)
+                    self.functions[file] = dict(chosen)
 
-    def max_von_mises(self) -> float:
-        return largest(self.von_mises)
+    def _fields(self, msh, point_degree: int, cell_degree: int, gdim: int):
+        """The functions of one format: [(field, function)] of the wanted fields in its
+        spaces, and the stress in its cell space (for von Mises; None without either)."""
+        written, stress = [], None
+        for name in self.names:
+            point = name in POINT_FIELDS
+            shape = {"displacement": (gdim,), "stress": (3, 3)}.get(name, ())
+            function = fem.Function(fem.functionspace(
+                msh, ("Lagrange" if point else "DG", point_degree if point else cell_degree,
+                      shape)), name=FILE_NAMES.get(name, name))
+            written.append((name, function))
+            if name == "stress":
+                stress = function
+        if stress is None and "von_mises" in self.names:
+            stress = fem.Function(fem.functionspace(msh, ("DG", cell_degree, (3, 3))))
+        return written, stress
+
+    def write(self, time: float):
+        """Every wanted field of the stage's present state, at `time` (collective)."""
+        for fields, stress, write, _ in self._writers:
+            if stress is not None:
+                self.sources["stress"](stress)
+            for name, function in fields:
+                if name == "von_mises":
+                    # same degree: the scalar DG dofs are the tensor's blocks
+                    function.x.array[:] = von_mises(stress.x.array.reshape(-1, 3, 3))
+                elif name != "stress":
+                    self.sources[name](function)
+            write(time)
+        if self._writers:
+            self.times.append(time)
+
+    def summary(self) -> dict:
+        """What was written: files, fields (by their names in [output]) and output times."""
+        return {"files": self.files, "fields": self.names if self.files else [],
+                "times": self.times}
 
     def close(self):
-        self.xdmf.close()
+        for *_, close in self._writers:
+            close()
+        self._writers = []
 
 
 def largest(function: fem.Function) -> float:

@@ -56,3 +56,8 @@ def geometry_degree(msh) -> int:
     geometry.cmap for one coordinate element per cell type, cmaps."""
     cmaps = getattr(msh.geometry, "cmaps", None)
     return cmaps[0].degree if cmaps else msh.geometry.cmap.degree
+
+
+def has_adios2() -> bool:
+    """Whether this DOLFINx writes VTX (ADIOS2) files."""
+    return bool(getattr(dolfinx.common, "has_adios2", False))

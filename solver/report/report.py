@@ -13,7 +13,13 @@ from datetime import datetime
 from html import escape
 from pathlib import Path
 
-from solver.report.views import MICROMETRE, MPA, interface_figure, result_directory
+from solver.report.views import (
+    MICROMETRE,
+    MPA,
+    interface_figure,
+    missing_view_fields,
+    result_directory,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +188,9 @@ def _interface_profiles(run_dir: Path, summary: dict) -> str:
 def _view_pictures(run_dir: Path) -> str:
     pictures = [(run_dir / "views" / name, caption) for name, caption in VIEW_PICTURES.items()]
     present = [(path, caption) for path, caption in pictures if path.exists()]
+    missing = missing_view_fields(run_dir)
+    if not present and missing is not None:
+        return f'<p class="note">No pictures of the fields: {escape(missing)}.</p>'
     if not present:
         return (f'<p class="note">No pictures yet: <code>sinter view {escape(str(run_dir))}'
                 "</code> draws them with ParaView, then run <code>sinter report</code> again.</p>")

@@ -125,14 +125,55 @@ def closeup_box(interface_csv) -> dict:
             "highest_risk": points[worst].tolist()}
 
 
-def render_views(run_dir) -> list[Path]:
-    """Draw the pictures of a result into RUN_DIR/views/; returns the files written."""
-    from solver.geometry.registry import kind_named
+# The fields of fields.xdmf the ParaView pictures need (by their names there), and the
+# names [output] gives them.
+VIEW_FIELDS = {"u": "displacement", "von_mises": "von_mises"}
 
+
+def missing_view_fields(run_dir: Path) -> str | None:
+    """Why the ParaView pictures of a result cannot be drawn (a run that wrote fewer fields,
+    docs/outputs.md), or None when fields.xdmf has what they need."""
+    fields = run_dir / "fields.xdmf"
+    if not fields.exists():
+        return ("it wrote no fields.xdmf (its [output] has fields = [] or no \"xdmf\" in "
+                "formats)")
+    written = {grid.get("Name") for grid in ET.parse(fields).getroot().iter("Grid")
+               if grid.get("GridType") == "Collection"}
+    missing = [name for name in VIEW_FIELDS if name not in written]
+    if missing:
+        return ("its fields.xdmf has no " + " and no ".join(missing) + " (add "
+                + ", ".join(f'"{VIEW_FIELDS[name]}"' for name in missing)
+                + " to [output] fields)")
+    return None
+
+
+def render_views(run_dir) -> list[Path]:
+    """Draw the pictures of a result into RUN_DIR/views/; returns the files written. The
+    ParaView pictures and state need the displacement and von Mises fields in fields.xdmf:
+    without them, only the interface tractions are drawn, and the log says why."""
     run_dir = result_directory(run_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
     views = run_dir / "views"
     views.mkdir(exist_ok=True)
+    files = []
+    missing = missing_view_fields(run_dir)
+    if missing is None:
+        files += _paraview_views(run_dir, summary, views)
+    else:
+        logger.warning("%s: no ParaView pictures of this result: %s", run_dir, missing)
+    if (run_dir / "interface.csv").exists() and summary["interfaces"]:
+        figure = interface_figure(run_dir / "interface.csv", summary)
+        figure.savefig(views / "interface_tractions.png", dpi=110)
+        files.append(views / "interface_tractions.png")
+    logger.info("views of %s written to %s: %s", summary["case"], views,
+                ", ".join(f.name for f in files) or "none")
+    return files
+
+
+def _paraview_views(run_dir: Path, summary: dict, views: Path) -> list[Path]:
+    """von_mises.png, closeup.png and fields.pvsm, drawn by pvbatch, and tags.xdmf."""
+    from solver.geometry.registry import kind_named
+
     tags = write_tags_xdmf(run_dir / "fields.xdmf", views / "tags.xdmf")
     parameters = {
         "fields": str(run_dir / "fields.xdmf"),
@@ -146,12 +187,7 @@ def render_views(run_dir) -> list[Path]:
     }
     written = json.loads(run_pvbatch(PVSCRIPTS / "render_views.py",
                                      json.dumps(parameters)).strip().splitlines()[-1])
-    figure = interface_figure(run_dir / "interface.csv", summary)
-    figure.savefig(views / "interface_tractions.png", dpi=110)
-    files = [tags, *map(Path, written), views / "interface_tractions.png"]
-    logger.info("views of %s written to %s: %s", summary["case"], views,
-                ", ".join(f.name for f in files))
-    return files
+    return [tags, *map(Path, written)]
 
 
 def interface_figure(interface_csv, summary: dict):

@@ -12,6 +12,7 @@ Both are run by solver/stages/pipeline.py.
 import hashlib
 import logging
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +22,20 @@ from solver.errors import UserError
 from solver.geometry.registry import geometry_kind
 from solver.io import checkpoint, log, output
 from solver.materials.behaviour import material_model
+from solver.numerics.fields import tag_field
 from solver.physics import kinetics
 from solver.physics.furnace import solve_furnace
 from solver.physics.inelastic import InelasticProblem
 from solver.physics.thermoelastic import ThermoElasticProblem
 from solver.post import probes
 from solver.post.interface import InterfaceProbe, track_peaks
-from solver.stages.schedule import TimeStep, step_statistics, time_steps
+from solver.stages.schedule import (
+    TimeStep,
+    arrival_times,
+    step_statistics,
+    time_steps,
+    with_steps_at,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +46,12 @@ class ProcessStage:
     """The schedule of a case on its mesh, and the one loop that steps the problem along it.
 
     furnace: follow the furnace's lag where the case has a [furnace] (the pull-off's process
-    stage has never followed it, and does not).
+    stage has never followed it, and does not). output: put time steps at [output]'s listed
+    times and temperatures, and choose the steps whose fields are written (output_steps:
+    those, every output.every-th, and the last).
     """
 
-    def __init__(self, case, emesh, furnace: bool = True):
+    def __init__(self, case, emesh, furnace: bool = True, output: bool = False):
         self.case, self.emesh = case, emesh
         self.problem = make_problem(emesh, case)
         self.inelastic = isinstance(self.problem, InelasticProblem)
@@ -53,6 +63,9 @@ class ProcessStage:
         self.furnace = None  # the furnace's temperature history, where followed
         if furnace and case.furnace is not None:
             steps, self.furnace = _follow_furnace(case, steps, emesh.mesh.comm)
+        self.output_steps = set()
+        if output:
+            steps, self.output_steps = self._output_steps(steps)
         self.steps = steps
         self.times = np.array([step.time for step in steps])
         self.temperatures = np.array([step.temperature for step in steps])
@@ -60,6 +73,32 @@ class ProcessStage:
         self.step = 0  # the time step the problem is at: a new one is at the stress-free start
         self.state = None  # the problem's state after the last step solved
         self.newton_iterations = 0
+
+    def _output_steps(self, steps):
+        """The steps with [output]'s listed times and temperatures among them, and the
+        indices of the steps whose fields are written."""
+        settings = self.case.output
+        if self.furnace is not None:
+            path = (self.furnace.times, self.furnace.temperatures[self.furnace.follow])
+            temperature_at = self.furnace.temperature_at
+        else:
+            segments = self.case.schedule.segments()
+            path = (np.concatenate([[0.0], np.cumsum([s.duration for s in segments])]),
+                    [self.case.schedule.start] + [s.end_temperature for s in segments])
+
+            def temperature_at(time):
+                return self.case.schedule.temperature_at([time])[0]
+        times = list(settings.at_times)
+        for temperature in settings.at_temperatures:
+            arrivals = arrival_times(*path, temperature)
+            if not arrivals:
+                logger.warning("output.at_temperatures: the unit cell never reaches %.2f K "
+                               "(it lags the furnace): no fields there", temperature)
+            times += arrivals
+        steps, at = with_steps_at(steps, times, temperature_at)
+        last = len(steps) - 1
+        every = set(range(0, last + 1, settings.every)) if settings.every else set()
+        return steps, at | every | {last}
 
     def advance(self, indices, hooks=()):
         """Step the problem to the time steps `indices` in turn, each from the one before
@@ -129,12 +168,12 @@ class ProcessResult:
 
 def run_process(case, emesh, workdir: Path, progress: bool = True, saved: Path | None = None,
                 checkpoint_every: int = 0, restart: bool = False) -> ProcessResult:
-    """The process stage of `sinter run`: every time step written (fields.xdmf and the
-    VTX files, history.csv), the interface tractions (interface.csv) and their peaks over
-    the history, furnace.csv and the kinetics; a checkpoint at `saved` every
-    `checkpoint_every` steps (0: never), or, with restart, continuing from it; the final
-    state in state.npz, the start of a later stage."""
-    stage = ProcessStage(case, emesh)
+    """The process stage of `sinter run`: the fields at the steps [output] chooses
+    (fields.xdmf and/or the VTX files), history.csv at every step, the interface tractions
+    (interface.csv) and their peaks over the history, furnace.csv and the kinetics; a
+    checkpoint at `saved` every `checkpoint_every` steps (0: never), or, with restart,
+    continuing from it; the final state in state.npz, the start of a later stage."""
+    stage = ProcessStage(case, emesh, output=True)
     case_hash = hashlib.sha256(case.text.encode()).hexdigest()
     history, peaks = [], {}
     if restart:
@@ -149,7 +188,7 @@ def run_process(case, emesh, workdir: Path, progress: bool = True, saved: Path |
         if index % checkpoint_every == 0 and index < last:
             checkpoint.write(saved, stage.problem, record.progress(case_hash))
 
-    record = _Record(stage, workdir / "fields.xdmf", history, peaks)
+    record = _Record(stage, workdir, history, peaks)
     try:  # the writers hold files open (ADIOS2 aborts if they outlive their directory)
         with log.TimeProgress(stage.steps[-1].time, enabled=progress) as bar:
             def show(index, step, state, iterations):
@@ -158,7 +197,7 @@ def run_process(case, emesh, workdir: Path, progress: bool = True, saved: Path |
             stage.advance(range(first_step, last + 1),
                           [record, show] + ([write_checkpoint] if checkpoint_every else []))
     finally:
-        record.writer.close()
+        record.fields.close()
     checkpoint.write(workdir / "state.npz", stage.problem,
                      {**record.progress(case_hash), "history": [], "peaks": {}})
     if emesh.mesh.comm.rank == 0:
@@ -167,20 +206,29 @@ def run_process(case, emesh, workdir: Path, progress: bool = True, saved: Path |
 
 
 class _Record:
-    """The hook of `sinter run` at every time step: the fields (written to `path`), the
-    interface tractions and their peaks, a history row (both continued where a restart
-    passes them in)."""
+    """The hook of `sinter run` at every time step: the fields at the output steps (into
+    `workdir`), the interface tractions and their peaks, a history row (both continued
+    where a restart passes them in)."""
 
-    def __init__(self, stage: ProcessStage, path: Path, history: list, peaks: dict):
+    def __init__(self, stage: ProcessStage, workdir: Path, history: list, peaks: dict):
         self.stage = stage
         self.probe = InterfaceProbe(stage.emesh)
         self.stress = stage.stress_field()
         self.history, self.peaks, self.tractions = history, peaks, {}
-        self.writer = output.FieldWriter(path, stage.problem, stage.emesh)
+        self.cell_stress = output.CellStress(stage.emesh.mesh)
+        self.temperature = stage.case.schedule.start  # of the step being written
+        case = stage.case
+        self.fields = output.FieldOutput(workdir, "fields", "", stage.emesh, case.solver.degree,
+                                         field_sources(stage.problem, stage.emesh,
+                                                       lambda: self.temperature),
+                                         case.output, "process")
 
     def __call__(self, index, step, state, iterations):
         case, problem = self.stage.case, self.stage.problem
-        self.writer.write(step.time, step.temperature)
+        self.cell_stress.update(problem)
+        if index in self.stage.output_steps:
+            self.temperature = step.temperature
+            self.fields.write(step.time)
         problem.stress_into(self.stress)
         self.tractions = self.probe.tractions(self.stress, case.interface,
                                               self.stage.emesh.mesh.geometry.dim)
@@ -191,7 +239,7 @@ class _Record:
                         temperature=step.temperature)
         self.history.append([step.time, step.temperature, step.label,
                              state.out_of_plane_strain, state.face_displacement,
-                             self.writer.max_von_mises(), iterations, *risks])
+                             self.cell_stress.max_von_mises(), iterations, *risks])
         logger.debug("t = %.6g s, T = %.2f K: max von Mises %.4g Pa", step.time,
                      step.temperature, self.history[-1][5])
 
@@ -254,7 +302,25 @@ def _summary(stage: ProcessStage, record: _Record) -> dict:
         "furnace": stage.furnace.summary() if stage.furnace is not None else None,
         "process_window": kinetics.process_window(stage.times, stage.temperatures,
                                                   case.kinetics, case.schedule.atmosphere),
+        "outputs": record.fields.summary(),
     }
+
+
+def field_sources(problem, emesh, temperature_now) -> dict:
+    """The process stage's fields, {[output] name: fill(target)} (solver/io/output.py
+    FieldOutput): displacement, stress, temperature (`temperature_now()`, uniform), material
+    and the materials' internal variables."""
+    material = tag_field(emesh.mesh, emesh.cell_tags)
+
+    def temperature(target):
+        target.x.array[:] = temperature_now()
+
+    sources = {"displacement": lambda target: target.interpolate(problem.u),
+               "stress": problem.stress_into, "temperature": temperature,
+               "material": lambda target: target.interpolate(material)}
+    for name in getattr(problem, "internal_variable_names", list)():
+        sources[name] = partial(problem.internal_variable_into, name)
+    return sources
 
 
 def make_problem(emesh, case):

@@ -54,3 +54,35 @@ def step_statistics(step_sizes, rejected_steps: int) -> dict:
     return {"material_steps": int(sizes.size), "rejected_steps": int(rejected_steps),
             "smallest_step": float(sizes.min()) if sizes.size else 0.0,
             "largest_step": float(sizes.max()) if sizes.size else 0.0}
+
+
+def arrival_times(times, temperatures, temperature: float) -> list[float]:
+    """The times at which a piecewise-linear temperature path (samples `times`,
+    `temperatures`) arrives at `temperature`: where it crosses or reaches it, coming from
+    another temperature (a hold at it counts once, where it starts), and 0 if it starts there.
+    """
+    tolerance = 1e-9  # K: the listed and the schedule's temperatures come from one conversion
+    arrivals = [float(times[0])] if abs(temperatures[0] - temperature) <= tolerance else []
+    for k in range(1, len(times)):
+        before, after = temperatures[k - 1] - temperature, temperatures[k] - temperature
+        if abs(before) <= tolerance or before * after > 0:
+            continue
+        fraction = 1.0 if abs(after) <= tolerance else before / (before - after)
+        arrivals.append(float(times[k - 1] + fraction * (times[k] - times[k - 1])))
+    return arrivals
+
+
+def with_steps_at(steps: list[TimeStep], times, temperature_at) -> tuple[list[TimeStep], set]:
+    """The steps with one more at each of `times` (s) that is not already a step's time (the
+    step it cuts in two gives its segment and label; `temperature_at(t)` its temperature),
+    and the indices of the steps at `times`."""
+    steps = list(steps)
+    for time in sorted(set(times)):
+        if any(math.isclose(step.time, time, rel_tol=1e-12, abs_tol=1e-9) for step in steps):
+            continue
+        cut = next(k for k, step in enumerate(steps) if step.time > time)
+        steps.insert(cut, TimeStep(time, float(temperature_at(time)), steps[cut].segment,
+                                   steps[cut].label))
+    at = {k for k, step in enumerate(steps)
+          if any(math.isclose(step.time, time, rel_tol=1e-12, abs_tol=1e-9) for time in times)}
+    return steps, at

@@ -8,6 +8,7 @@ import numpy as np
 from dolfinx import fem
 
 from solver.io import log, output
+from solver.numerics.fields import tag_field
 from solver.physics.swelling import SwellingProblem
 from solver.post.interface import PEAK_QUANTITIES, track_peaks
 
@@ -32,18 +33,26 @@ def run_swelling_stage(case, emesh, sintered_stress: fem.Function, probe, workdi
     targets = case.swelling.soc_targets()
     names = problem.swelling_materials
     rows, peak, tractions, interface_peaks = [], {"value": -np.inf}, {}, {}
-    fields = output.SwellingFields(workdir / "swelling.xdmf", problem, emesh,
-                                   case.solver.degree - 1)
+    cell_stress = output.CellStress(emesh.mesh)
+    # nominal stress (force per reference area) for the interface tractions
+    nominal = fem.Function(fem.functionspace(emesh.mesh,
+                                             ("DG", case.solver.degree - 1, (3, 3))))
+    fields = output.FieldOutput(workdir, "swelling", "swelling-", emesh, case.solver.degree,
+                                _field_sources(problem, emesh), case.output, "swelling")
+    every = case.output.every
     try:
         with log.TimeProgress(len(targets), enabled=progress) as bar:
             for number, (soc, cycle, path_step) in enumerate(targets, start=first_step + 1):
                 cuts_before = problem.step_cuts
                 iterations = problem.advance(soc)
-                fields.write(float(number))
-                von_mises = fields.max_von_mises()
+                cell_stress.update(problem)
+                increment = number - first_step  # 1, 2, ... within the stage
+                if increment == len(targets) or (every and increment % every == 0):
+                    fields.write(float(number))
+                von_mises = cell_stress.max_von_mises()
                 ratios = problem.volume_ratios()
-                tractions = probe.tractions(fields.nominal_stress(), case.interface,
-                                            emesh.mesh.geometry.dim)
+                nominal = problem.stress_into(nominal, problem.first_piola, "nominal")
+                tractions = probe.tractions(nominal, case.interface, emesh.mesh.geometry.dim)
                 interface_values = []
                 for name, t in tractions.items():
                     values = t.summary() if t is not None else {}
@@ -83,6 +92,7 @@ def run_swelling_stage(case, emesh, sintered_stress: fem.Function, probe, workdi
         "plastic_flow": {"materials": problem.flowing_materials,
                          "max_equivalent_plastic_strain": rows[-1][-2]},
         "interfaces": {},
+        "outputs": fields.summary(),
     }
     if comm.rank == 0:
         for name, t in tractions.items():
@@ -97,3 +107,19 @@ def run_swelling_stage(case, emesh, sintered_stress: fem.Function, probe, workdi
              "max_equivalent_plastic_strain", "material_soc"],
             rows)
     return {"swelling": part}
+
+
+def _field_sources(problem: SwellingProblem, emesh) -> dict:
+    """The swelling stage's fields, {[output] name: fill(target)} (solver/io/output.py
+    FieldOutput): displacement, Cauchy stress, material, and where they exist the equivalent
+    plastic strain and the SOC field."""
+    material = tag_field(emesh.mesh, emesh.cell_tags)
+    sources = {"displacement": lambda target: target.interpolate(problem.u),
+               "stress": problem.stress_into,
+               "material": lambda target: target.interpolate(material)}
+    if problem.flowing_materials:
+        sources["equivalent_plastic_strain"] = lambda target: problem.stress_into(
+            target, problem.equivalent_plastic_strain, "plastic strain")
+    if problem.diffusion is not None:
+        sources["soc"] = lambda target: target.interpolate(problem.diffusion.soc)
+    return sources

@@ -252,6 +252,7 @@ class Sweep:
     checks: list[dict[str, Any]] = field(default_factory=list)
     references: list[str] = field(default_factory=list)  # reference case files
     cases: list[SweepCase] = field(default_factory=list)
+    fields: bool = False  # the cases write the fields their [output] asks for (else none)
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -266,7 +267,7 @@ class Sweep:
         return cls(**data)
 
 
-_SWEEP_KEYS = {"base", "method", "samples", "seed", "ranks", "references"}
+_SWEEP_KEYS = {"base", "method", "samples", "seed", "ranks", "references", "fields"}
 _SLURM_KEYS = {"partition", "time", "cpus_per_task", "max_parallel", "options"}
 _CHECK_KEYS = {"name", "key", "min", "max"}
 
@@ -303,6 +304,9 @@ def load_sweep(path: str | Path, out: str | Path) -> Sweep:
     for key, value in (("seed", seed), ("ranks", ranks)):
         if not isinstance(value, int) or isinstance(value, bool) or value < (key == "ranks"):
             raise SweepError(path, f"sweep.{key}", f"expected an integer, got {value!r}")
+    fields = settings.get("fields", False)
+    if not isinstance(fields, bool):
+        raise SweepError(path, "sweep.fields", f"expected true or false, got {fields!r}")
     specs = _table(path, document, "parameters", None)
     if not specs:
         raise SweepError(path, "parameters", "at least one parameter is needed")
@@ -323,7 +327,8 @@ def load_sweep(path: str | Path, out: str | Path) -> Sweep:
     sweep = Sweep(file=str(path.resolve()), base=str(base), method=method,
                   samples=samples if method != "grid" else None, seed=seed, ranks=ranks,
                   parameters=[p.key for p in parameters], slurm=slurm, checks=checks,
-                  references=[str((path.parent / r).resolve()) for r in references])
+                  references=[str((path.parent / r).resolve()) for r in references],
+                  fields=fields)
     sweep.cases = _expand(path, sweep, base_case.raw, parameters, Path(out) / "cases")
     for index, reference in enumerate(sweep.references):
         try:
@@ -332,7 +337,7 @@ def load_sweep(path: str | Path, out: str | Path) -> Sweep:
             raise SweepError(path, f"sweep.references[{index}]",
                              f"the reference case is not valid: {error}") from None
         sweep.cases += _expand_reference(path, raw, parameters, Path(out) / "cases",
-                                         len(sweep.cases))
+                                         len(sweep.cases), fields)
     return sweep
 
 
@@ -396,7 +401,8 @@ def _expand(path, sweep: Sweep, base: dict, parameters: list[Parameter], cases_d
     else:
         combinations = ([p.at(u) for p, u in zip(parameters, point, strict=True)]
                         for point in points)
-    cases = _concrete_cases(path, base, parameters, combinations, cases_dir, first_index=0)
+    cases = _concrete_cases(path, base, parameters, combinations, cases_dir, first_index=0,
+                            fields=sweep.fields)
     total = math.prod(len(p.levels) for p in parameters) if points is None else len(points)
     if len(cases) < total:
         logger.info("%d of %d combinations are duplicates of others and appear once",
@@ -417,7 +423,7 @@ def _has_key_path(document: dict, tokens: tuple[str | int, ...]) -> bool:
 
 
 def _expand_reference(path, reference: dict, parameters: list[Parameter], cases_dir: Path,
-                      first_index: int) -> list[SweepCase]:
+                      first_index: int, fields: bool) -> list[SweepCase]:
     """A reference design (the plain or flat cell beside a recurved sweep) at every value of
     the parameters its case file has (`geometry.height`), not of those it has not
     (`geometry.neck_width`): its metric is drawn against the same axes. A parameter drawn
@@ -426,20 +432,24 @@ def _expand_reference(path, reference: dict, parameters: list[Parameter], cases_
               if p.levels is not None and _has_key_path(reference, p.tokens)]
     cases = _concrete_cases(path, reference, shared,
                             itertools.product(*(p.levels for p in shared)), cases_dir,
-                            first_index)
+                            first_index, fields)
     for case in cases:
         case.reference = reference["case"]["name"]
     return cases
 
 
 def _concrete_cases(path, base: dict, parameters: list[Parameter], combinations,
-                    cases_dir: Path, first_index: int) -> list[SweepCase]:
+                    cases_dir: Path, first_index: int, fields: bool) -> list[SweepCase]:
+    """The cases of the combinations of parameter values; without `fields` (the sweep's
+    default) each writes no fields, only its tables (output.fields = [])."""
     from solver.case import load_case_text
 
     base_name = base["case"]["name"]
     cases, seen = [], set()
     for values in combinations:
         document = copy.deepcopy(base)
+        if not fields:
+            document.setdefault("output", {})["fields"] = []
         for parameter, value in zip(parameters, values, strict=True):
             try:
                 set_key_path(document, parameter.tokens, value)

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 PROVENANCE = ("case_hash", "sinterfem_version", "git_commit", "dolfinx_version", "host",
               "ranks", "wall_time", "backend", "slurm_job")
 # summary.json keys that are provenance or bookkeeping rather than metrics
-_NOT_METRICS = {"case", "case_file", "materials", "wall_time", "sinterfem_version",
+_NOT_METRICS = {"case", "case_file", "materials", "outputs", "wall_time", "sinterfem_version",
                 "dolfinx_version", "host", "ranks"}
 
 

@@ -53,7 +53,9 @@ def main(parameters):
     simple.LoadPalette("WhiteBackground")
     fields = simple.Xdmf3ReaderS(registrationName="fields.xdmf", FileName=parameters["fields"])
     tags = simple.Xdmf3ReaderS(registrationName="tags.xdmf", FileName=parameters["tags"])
-    end = fields.TimestepValues[-1]
+    # ParaView gives the one time of a result written at its final state alone as a number
+    times = fields.TimestepValues
+    end = times if isinstance(times, float | int) else times[-1]
     combined = simple.ProgrammableFilter(registrationName="all fields on one mesh",
                                          Input=[fields, tags])
     combined.OutputDataSetType = "vtkUnstructuredGrid"
