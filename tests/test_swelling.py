@@ -213,19 +213,94 @@ def test_small_and_finite_strain_agree_at_small_soc_only():
     assert differences[1] > 0.1
 
 
+# --- the linear solver of the Newton steps ---------------------------------------------------
+
+def _newton_case(linear_solver, kind, dim=2):
+    """A finite-strain swelling problem, solved with linear_solver, after its last
+    increment: "bilayer": silicon on copper, elastic (neo-Hookean: the tangent's
+    initial-stress terms), to SOC 0.3 in 2 increments, in 2D in generalized plane strain
+    (the free face and the out-of-plane strain condensed) or a 3D cell; "film": a flowing
+    silicon film on a rigid substrate (a nonsymmetric tangent), to SOC 0.3 in 3."""
+    solver = f'linear_solver = "{linear_solver}"\n'
+    if kind == "film":
+        problem, case = _constrained_film(
+            "finite", "{ soc = 0.004, increments = 1 }, { soc = 0.3, increments = 2 }",
+            solver_keys=solver)
+        return swell(problem, case)
+    case = layers_case([("copper", "2 um"), ("silicon", "2 um")], length="8 um",
+                       mesh_size="1 um" if dim == 2 else "1.5 um", dim=dim,
+                       plane="generalized", width="4 um" if dim == 3 else None,
+                       extra=solver + swelling_table("{ soc = 0.3, increments = 2 }",
+                                                     plastic_flow="false"))
+    return swell(SwellingProblem(build_mesh(case), case), case)
+
+
+def _agreement(direct, iterative):
+    """The largest Cauchy stress difference relative to the largest stress, and the
+    relative differences of the global unknowns and of V/V0."""
+    comm = MPI.COMM_WORLD
+    stresses = [cell_stress(p).x.array for p in (direct, iterative)]
+    largest = comm.allreduce(np.abs(stresses[0]).max(), op=MPI.MAX)
+    stress = comm.allreduce(np.abs(stresses[0] - stresses[1]).max(), op=MPI.MAX) / largest
+    states = [p.state() for p in (direct, iterative)]
+    unknowns = [abs(a - b) / max(abs(a), 1e-300) for a, b in (
+        (states[0].face_displacement, states[1].face_displacement),
+        (states[0].out_of_plane_strain, states[1].out_of_plane_strain),
+        (direct.volume_ratios()["silicon"], iterative.volume_ratios()["silicon"]))]
+    return stress, unknowns
+
+
+@pytest.mark.parametrize("kind", ["bilayer", "film"])
+@pytest.mark.parametrize("ranks", [pytest.param(1), pytest.param(2, marks=pytest.mark.mpi)])
+def test_iterative_tangent_solver_gives_the_direct_result(ranks, kind):
+    """GMRES + GAMG on the finite-strain tangent (linear_solver = "iterative") against LU:
+    Newton takes the same iterations, and the stresses agree to 1e-7 of the largest (Newton
+    stops at 1e-9 of the first residual, GMRES at 1e-8 of each right-hand side), the face
+    displacement, out-of-plane strain and V/V0 to 1e-7 relative. On 1 and (mpi) on 2
+    ranks."""
+    if MPI.COMM_WORLD.size != ranks:
+        pytest.skip(f"runs on {ranks} ranks")
+    direct, iterative = (_newton_case(choice, kind) for choice in ("direct", "iterative"))
+    assert direct.direct_solver and not iterative.direct_solver
+    if kind == "film":
+        assert direct.max_equivalent_plastic_strain() > 0.01
+    stress, unknowns = _agreement(direct, iterative)
+    print(f"{kind} iterative vs direct: stress {stress:.3g}, face, zz, V/V0 {unknowns}; "
+          f"Newton {iterative.newton_iterations} vs {direct.newton_iterations}")
+    assert iterative.newton_iterations == direct.newton_iterations
+    assert iterative.step_cuts == direct.step_cuts == 0
+    assert stress < 1e-7
+    assert max(unknowns) < 1e-7
+
+
+def test_three_dimensional_swelling_runs_with_the_iterative_solver():
+    """The bilayer as a 3D cell with linear_solver = "iterative" (the solver of large 3D
+    cells): Newton converges in as many iterations as with LU, to the same state."""
+    direct, iterative = (_newton_case(choice, "bilayer", dim=3)
+                         for choice in ("direct", "iterative"))
+    assert not iterative.direct_solver
+    stress, unknowns = _agreement(direct, iterative)
+    print(f"3D iterative vs direct: stress {stress:.3g}, face, V/V0 {unknowns}; Newton "
+          f"{iterative.newton_iterations} vs {direct.newton_iterations}, {direct.dofs} DOFs")
+    assert iterative.newton_iterations == direct.newton_iterations
+    assert stress < 1e-7
+    assert max(unknowns) < 1e-7
+
+
 # --- plastic flow of lithiated silicon ------------------------------------------------------
 
 FLOW_STRESS = 1e9  # the library's swelling_flow_stress of silicon, Pa
 
 
-def _constrained_film(formulation, path, extra=""):
+def _constrained_film(formulation, path, extra="", solver_keys=""):
     """A silicon film held in x at both ends and in y at the bottom, plane strain: a
     homogeneous biaxial state (sigma_xx = sigma_zz, sigma_yy = 0), as a film on a rigid
-    substrate. Returns (problem, case)."""
+    substrate; solver_keys: lines of its [solver]. Returns (problem, case)."""
     from solver.physics import boundary
 
     case = layers_case([("silicon", "2 um")], length="4 um", mesh_size="1 um",
-                       extra=swelling_table(path, formulation=f'"{formulation}"') + extra)
+                       extra=solver_keys + swelling_table(path, formulation=f'"{formulation}"')
+                       + extra)
     emesh = build_mesh(case)
 
     def film_on_substrate(V):

@@ -34,6 +34,33 @@ def uses_direct_solver(choice: str, dofs: int, max_direct_dofs: int) -> bool:
     return choice == "direct" or (choice == "auto" and dofs <= max_direct_dofs)
 
 
+# The iterative solvers of the nonlinear stages (docs/numerics.md, "Linear solvers of the
+# nonlinear stages"). A finite-strain tangent (swelling) carries initial-stress terms and
+# need not be positive definite, nor symmetric with plastic flow: GMRES, preconditioned on
+# the right so that rtol bounds the true residual, the measure of Newton's convergence,
+# with smoothed-aggregation AMG that is given the rigid-body modes (CondensedNewton's
+# nullspace). rtol 1e-8 keeps Newton's iterations those of LU and the results within 1e-7
+# of LU's (1e-6 saves few Krylov iterations and moves results by 1e-6); a drop threshold
+# and four smoothing steps take a quarter of the iterations of GAMG's defaults on P2
+# (measured on swelling-particles-2d: docs/numerics.md).
+TANGENT_SOLVER = {
+    "ksp_type": "gmres", "ksp_pc_side": "right", "ksp_gmres_restart": 100,
+    "ksp_rtol": 1e-8, "ksp_atol": 1e-50, "ksp_max_it": 1000, "pc_type": "gamg",
+    "pc_gamg_threshold": 0.02, "mg_levels_ksp_type": "chebyshev",
+    "mg_levels_ksp_max_it": 4, "mg_levels_pc_type": "jacobi",
+    "pc_gamg_coarse_eq_limit": 1000,
+}
+
+
+def scalar_amg_solver(ksp_type: str, rtol: float) -> dict:
+    """A Krylov method (cg for a symmetric positive definite operator, gmres, preconditioned
+    on the right, for a nonsymmetric one) with BoomerAMG, to rtol of the right-hand side's
+    norm: scalar diffusion and heat conduction."""
+    right = {"ksp_pc_side": "right", "ksp_gmres_restart": 100} if ksp_type == "gmres" else {}
+    return {"ksp_type": ksp_type, **right, "ksp_rtol": rtol, "ksp_atol": 1e-50,
+            "ksp_max_it": 1000, "pc_type": "hypre", "pc_hypre_type": "boomeramg"}
+
+
 def configured_ksp(comm, name: str, options: dict) -> PETSc.KSP:
     """A KSP set up from `options`, leaving PETSc's global options database as it was."""
     ksp = PETSc.KSP().create(comm)

@@ -60,7 +60,15 @@ from petsc4py import PETSc
 
 from solver.materials.elasticity import as_3d, hooke, lame
 from solver.numerics.fields import field_by_tag, touched_dofs
-from solver.numerics.linear import DIRECT_SOLVER, configured_ksp, solve_dirichlet
+from solver.numerics.linear import (
+    DIRECT_SOLVER,
+    ELASTICITY_SOLVER,
+    configured_ksp,
+    rigid_body_modes,
+    scalar_amg_solver,
+    solve_dirichlet,
+    uses_direct_solver,
+)
 from solver.numerics.stepping import staggered
 
 logger = logging.getLogger(__name__)
@@ -69,6 +77,24 @@ GAS_CONSTANT = 8.314462618  # J/(mol K)
 ROOM_TEMPERATURE = 298.15  # K
 # Li15Si4 (x = 3.75 per Si), Si at 2330 kg/m^3 and 28.0855 g/mol
 SILICON_MAX_CONCENTRATION = 3.75 * 2330.0 / 28.0855e-3  # mol/m^3
+# The iterative solves' relative tolerance: the SOC (of order 1) then carries errors of
+# about 1e-10, four decades below the staggering's tolerance (1e-6 of SOC by default).
+ITERATIVE_RTOL = 1e-10
+# The projection's mass matrix: Jacobi bounds its condition number independently of h.
+MASS_SOLVER = {"ksp_type": "cg", "ksp_rtol": ITERATIVE_RTOL, "ksp_atol": 1e-50,
+               "ksp_max_it": 1000, "pc_type": "jacobi"}
+
+
+def iterative_options(solver, dofs: int, options: dict) -> dict | None:
+    """`options` where the [solver] settings `solver` (linear_solver, direct_solver_max_dofs;
+    None: the defaults) choose an iterative solve of `dofs` unknowns, None for LU."""
+    if solver is None:
+        from solver.case.solver_section import SolverSettings
+
+        solver = SolverSettings()
+    direct = uses_direct_solver(solver.linear_solver, dofs, solver.direct_solver_max_dofs)
+    return None if direct else options
+
 
 def inclusion_stress_response(youngs_modulus: float, poisson_ratio: float,
                               swelling_coefficient: float) -> float:
@@ -88,12 +114,18 @@ def _cell_size(msh, dx) -> float:
 
 
 class _LinearSystem:
-    """a(u, v) = L(v) with Dirichlet conditions, by LU; the matrix is reassembled and
-    refactored only when asked (a constant operator keeps its factors)."""
+    """a(u, v) = L(v) with Dirichlet conditions: by LU (`iterative` None), or by the KSP
+    options `iterative` (solver/numerics/linear.py), with `nullspace` as the near-nullspace
+    of its algebraic multigrid. The matrix is reassembled only when asked: a constant
+    operator keeps its factors, or its preconditioner (built once). An iterative solve starts
+    from the target's current values (the previous solution, or staggering iterate)."""
 
-    def __init__(self, comm, name: str, matrix_form, rhs_form):
+    def __init__(self, comm, name: str, matrix_form, rhs_form, iterative: dict | None = None,
+                 nullspace=None):
         self.matrix_form, self.rhs_form = matrix_form, rhs_form
-        self.ksp = configured_ksp(comm, name, DIRECT_SOLVER)
+        self.ksp = configured_ksp(comm, name, DIRECT_SOLVER if iterative is None else iterative)
+        self.ksp.setInitialGuessNonzero(iterative is not None)
+        self.nullspace = nullspace
         self.matrix = None
 
     def solve(self, bcs, target: fem.Function, refactor: bool = True):
@@ -102,6 +134,8 @@ class _LinearSystem:
                 self.matrix.destroy()
             self.matrix = fem_petsc.assemble_matrix(self.matrix_form, bcs=bcs)
             self.matrix.assemble()
+            if self.nullspace is not None:
+                self.matrix.setNearNullSpace(self.nullspace)
             self.ksp.setOperators(self.matrix)
         solve_dirichlet(self.ksp, self.matrix_form, self.rhs_form, bcs, target)
 
@@ -114,19 +148,27 @@ class LithiumDiffusion:
     give Omega = beta / C_max; stress_response: kappa [Pa per unit SOC] for the stabilized
     staggering (`inclusion_stress_response`; 0: plain staggering). The stress enters only
     through `set_hydrostatic_stress` (zero until then: plain Fickian diffusion).
+    solver: the case's [solver] settings, whose linear_solver and direct_solver_max_dofs
+    choose LU or an iterative solve (None: their defaults). The transport operator is
+    nonsymmetric once the stress drives the flux: GMRES with BoomerAMG; the projection's
+    mass matrix: CG with Jacobi.
     """
 
     def __init__(self, msh, cell_tags, active_tags: Sequence[int], surface_facets,
                  diffusivity: float, *, degree: int = 1, swelling_coefficient: float = 0.0,
                  max_concentration: float = SILICON_MAX_CONCENTRATION,
                  temperature: float = ROOM_TEMPERATURE, stress_response: float = 0.0,
-                 initial_soc: float = 0.0):
+                 initial_soc: float = 0.0, solver=None):
         self.mesh, self.comm = msh, msh.comm
         tdim = msh.topology.dim
         self.partial_molar_volume = swelling_coefficient / max_concentration
         self.temperature = temperature
         self.space = V = fem.functionspace(msh, ("Lagrange", degree))
         self.soc = fem.Function(V, name="soc")
+        self.dofs = V.dofmap.index_map.size_global
+        self._iterative = iterative_options(
+            solver, self.dofs, scalar_amg_solver("gmres", ITERATIVE_RTOL))
+        self.direct_solver = self._iterative is None
         self.previous = fem.Function(V)  # the SOC at the start of the step
         self.hydrostatic_stress = fem.Function(V, name="hydrostatic_stress")  # projected
         self._iterate = fem.Function(V)  # c^k, the previous staggering iterate
@@ -173,7 +215,8 @@ class LithiumDiffusion:
                      + self._pattern(c, v)),
             fem.form(scale * (self.previous * v / self.dt
                               - ufl.inner(known_flux, ufl.grad(v))) * self.dx
-                     + scale * self.surface_flux * v * ds))
+                     + scale * self.surface_flux * v * ds),
+            self._iterative)
         self._projections = {}  # id of a stress expression -> (expression, its system)
         self.set_soc(initial_soc)
         self._mean = fem.form(self.soc * self.dx)
@@ -231,7 +274,8 @@ class LithiumDiffusion:
                                              "quadrature_scheme": "default"})
             system = _LinearSystem(self.comm, "diffusion_projection",
                                    fem.form(p * q / volume * self.dx + self._pattern(p, q)),
-                                   fem.form(expression * q / volume * dx))
+                                   fem.form(expression * q / volume * dx),
+                                   None if self._iterative is None else MASS_SOLVER)
             # the expression is kept with its system: its id is then not reused
             self._projections[key] = (expression, system)
         system = self._projections[key][1]
@@ -272,13 +316,15 @@ class SmallStrainElasticity:
     youngs_modulus, poisson_ratio, swelling_coefficient: values per cell tag (beta 0 where
     nothing swells); soc: the SOC field (LithiumDiffusion.soc); constraints: (facets,
     component) pairs held at zero displacement (e.g. symmetry planes). The stiffness does
-    not depend on the SOC (no softening), so it is factored once.
+    not depend on the SOC (no softening), so it is factored once (LU), or its AMG built
+    once (CG with the rigid-body modes, where `solver`'s [solver] settings choose an
+    iterative solve; None: their defaults).
     """
 
     def __init__(self, msh, cell_tags, youngs_modulus: dict[int, float],
                  poisson_ratio: dict[int, float], swelling_coefficient: dict[int, float],
                  soc: fem.Function, constraints: Sequence[tuple[np.ndarray, int]],
-                 degree: int = 2):
+                 degree: int = 2, solver=None):
         self.mesh, self.comm = msh, msh.comm
         self.gdim = gdim = msh.geometry.dim
         E = field_by_tag(msh, cell_tags, youngs_modulus)
@@ -297,11 +343,15 @@ class SmallStrainElasticity:
         dx = ufl.Measure("dx", domain=msh, metadata={"quadrature_degree": 2 * degree})
         u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
         scale = 1.0 / (max(youngs_modulus.values()) * _cell_size(msh, dx) ** (gdim - 2))
+        dofs = V.dofmap.index_map.size_global * V.dofmap.index_map_bs
+        iterative = iterative_options(solver, dofs,
+                                      {**ELASTICITY_SOLVER, "ksp_rtol": ITERATIVE_RTOL})
         self._system = _LinearSystem(
             self.comm, "diffusion_elasticity",
             fem.form(scale * ufl.inner(self._stress_of(self._strain(u)), self._strain(v)) * dx),
             fem.form(scale * ufl.inner(self._stress_of(self.eigenstrain), self._strain(v))
-                     * dx))
+                     * dx),
+            iterative, None if iterative is None else rigid_body_modes(V))
 
     def _strain(self, w):
         """sym grad w as 3x3 (plane strain in 2D: zero third row and column)."""

@@ -45,7 +45,13 @@ from solver.case.units import SIQuantity
 from solver.materials.constitutive import TemperatureTable
 from solver.materials.library import TABLE_NOTE, TemperatureDependent
 from solver.numerics import compat
-from solver.numerics.linear import check_converged, configured_ksp
+from solver.numerics.linear import (
+    DIRECT_SOLVER,
+    check_converged,
+    configured_ksp,
+    scalar_amg_solver,
+    uses_direct_solver,
+)
 from solver.numerics.newton import Increment, NewtonSettings, newton_solve
 
 logger = logging.getLogger(__name__)
@@ -59,9 +65,11 @@ NAMED_POSITIONS = {"roll": ("inner", "middle", "outer"), "stack": ("surface", "q
 DEFAULT_FOLLOW = {"roll": "middle", "stack": "centre"}
 # The default mesh resolves the smallest extent of the meshed domain with this many cells.
 DEFAULT_CELLS_ACROSS = 20
-# Below this many unknowns an LU factorization is faster than CG + algebraic multigrid.
-DIRECT_SOLVER_MAX_DOFS = 200_000
 NEWTON_RTOL = 1e-10  # largest Newton correction relative to the largest temperature
+# CG + BoomerAMG (mass + conduction + exchange: symmetric positive definite) stops when the
+# heat imbalance is 1e-8 of the step's: the temperature is then within about 1e-8 of the
+# step's change of it (1e-6 K for 100 K), also where a linear step is solved once.
+ITERATIVE_RTOL = 1e-8
 NEWTON_MAX_ITERATIONS = 30
 
 
@@ -443,7 +451,8 @@ class FurnaceProblem:
 
     HEATED = 1  # facet tag of the faces that exchange heat with the furnace
 
-    def __init__(self, section: FurnaceSection, comm, initial_temperature: float):
+    def __init__(self, section: FurnaceSection, comm, initial_temperature: float,
+                 solver=None):
         self.section = section
         self.body = body = Body.of(section)
         counts = [max(1, math.ceil(extent / section.mesh_size - 1e-9))
@@ -507,7 +516,15 @@ class FurnaceProblem:
         self._correction = fem.Function(self.space)
         self.rhs, self.correction = self._residual.x.petsc_vec, self._correction.x.petsc_vec
         self._matrix_dt = None  # dt of the assembled matrix (a linear problem reuses it)
-        self.ksp = self._create_ksp(comm)
+        if solver is None:
+            from solver.case.solver_section import SolverSettings
+
+            solver = SolverSettings()
+        self.direct_solver = uses_direct_solver(solver.linear_solver, self.dofs,
+                                                solver.direct_solver_max_dofs)
+        self.ksp = configured_ksp(comm, "furnace", DIRECT_SOLVER if self.direct_solver
+                                  else scalar_amg_solver("cg", ITERATIVE_RTOL))
+        self.ksp.setOperators(self.matrix)
         self.newton_iterations = 0
         self.newton = NewtonSettings(NEWTON_RTOL, NEWTON_MAX_ITERATIONS, criterion="increment",
                                      linear=self.linear)
@@ -528,26 +545,11 @@ class FurnaceProblem:
         return dolfinx_mesh.meshtags(msh, fdim, facets, np.full(len(facets), self.HEATED,
                                                                 dtype=np.int32))
 
-    def _create_ksp(self, comm) -> PETSc.KSP:
-        package = next((p for p in ("mumps", "superlu_dist")
-                        if PETSc.Sys.hasExternalPackage(p)), None)
-        if package is None and comm.size == 1:
-            package = "petsc"
-        if self.dofs <= DIRECT_SOLVER_MAX_DOFS and package is not None:
-            settings = {"ksp_type": "preonly", "pc_type": "lu",
-                        "pc_factor_mat_solver_type": package}
-        else:
-            # Mass + stiffness + boundary terms: symmetric positive definite.
-            settings = {"ksp_type": "cg", "ksp_rtol": 1e-12, "ksp_atol": 1e-50,
-                        "ksp_max_it": 1000, "pc_type": "hypre",
-                        "pc_hypre_type": "boomeramg"}
-        ksp = configured_ksp(comm, "furnace", settings)
-        ksp.setOperators(self.matrix)
-        return ksp
-
     def _assemble_matrix(self, dt: float):
+        # The matrix of a linear problem depends only on dt: keep it, and with it its
+        # factors (or its preconditioner).
         if self.linear and self.constant_properties and self._matrix_dt == dt:
-            return  # the matrix of a linear problem depends only on dt: keep its factors
+            return
         self.matrix.zeroEntries()
         fem_petsc.assemble_matrix(self.matrix, self.jacobian_form)
         self.matrix.assemble()
@@ -601,16 +603,18 @@ class FurnaceProblem:
 def solve_furnace(section: FurnaceSection, furnace_temperature: Callable[[float], float],
                   t_end: float, dt_max: float, comm, *,
                   initial_temperature: float | None = None,
-                  breakpoints: Sequence[float] = ()) -> FurnaceHistory:
+                  breakpoints: Sequence[float] = (), solver=None) -> FurnaceHistory:
     """Heat the coil or stack of `section` from t = 0 to t_end in the furnace.
 
     furnace_temperature(t) is the set point in K (atmosphere and walls); the coil starts
     uniform at initial_temperature (default: the furnace at t = 0). Steps are at most dt_max
     and land on every breakpoint (the schedule's kinks, where the furnace ramp changes).
+    solver: the case's [solver] settings, whose linear_solver and direct_solver_max_dofs
+    choose LU or CG + BoomerAMG (None: their defaults).
     Collective on comm; the history is the same on every rank.
     """
     start = furnace_temperature(0.0) if initial_temperature is None else initial_temperature
-    problem = FurnaceProblem(section, comm, float(start))
+    problem = FurnaceProblem(section, comm, float(start), solver)
     body = problem.body
     names = list(body.positions)
     probe = _PointEvaluator(problem.mesh,

@@ -61,7 +61,13 @@ from solver.materials.plasticity import (
 from solver.numerics import compat
 from solver.numerics.condensation import CondensedCell, CondensedForms, CondensedNewton
 from solver.numerics.fields import CellwiseProjector, cellwise_field, interpolate_expression
-from solver.numerics.linear import DIRECT_SOLVER, configured_ksp
+from solver.numerics.linear import (
+    DIRECT_SOLVER,
+    TANGENT_SOLVER,
+    configured_ksp,
+    rigid_body_modes,
+    uses_direct_solver,
+)
 from solver.numerics.newton import NewtonSettings, newton_solve
 from solver.numerics.stepping import advance_with_cuts, along, staggered
 from solver.physics import boundary
@@ -341,15 +347,20 @@ class SwellingProblem(CondensedCell):
             constraint_residuals.append(fem.form(self.first_piola[2, 2] * self.dx))
             constraint_changes.append(fem.form(stress_change[2, 2] * self.dx))
 
-        # A direct solver: under a large swelling the tangent carries large initial-stress
-        # terms and need not be positive definite, where CG fails.
+        # Under a large swelling the tangent carries large initial-stress terms and need
+        # not be positive definite, where CG fails: LU (MUMPS, which pivots), or GMRES with
+        # AMG ([solver] linear_solver; solver/numerics/linear.py's TANGENT_SOLVER).
+        self.direct_solver = uses_direct_solver(case.solver.linear_solver, self.dofs,
+                                                case.solver.direct_solver_max_dofs)
         self.linearization = CondensedNewton(
             self.u, self.out_of_plane_strain, self.constraints,
-            configured_ksp(self.comm, "swelling", DIRECT_SOLVER),
+            configured_ksp(self.comm, "swelling",
+                           DIRECT_SOLVER if self.direct_solver else TANGENT_SOLVER),
             CondensedForms(self.residual, self.negative_residual, self.jacobian,
                            self.negative_out_of_plane_coupling, constraint_residuals,
                            constraint_changes, increment, increment_zz),
-            self._scale, self.generalized)
+            self._scale, self.generalized,
+            nullspace=None if self.direct_solver else rigid_body_modes(self.V))
         self.newton = NewtonSettings.of(case.solver, rtol=self.section.newton_rtol,
                                         max_iterations=self.section.max_newton_iterations)
         self.max_step_cuts = case.solver.max_step_cuts if self.section.max_step_cuts is None \
@@ -432,7 +443,8 @@ class SwellingProblem(CondensedCell):
             # the unlithiated modulus: the larger response, a safe stabilization
             stress_response=inclusion_stress_response(
                 largest(material.youngs_modulus), largest(material.poisson_ratio),
-                material.swelling_coefficient))
+                material.swelling_coefficient),
+            solver=self.case.solver)
 
     def _first_piola(self, F):
         mu, lmbda = self.shear_modulus, self.lame_lambda

@@ -146,7 +146,8 @@ def _follow_furnace(case, steps, comm):
     history = solve_furnace(
         case.furnace, lambda t: float(case.schedule.temperature_at([t])[0]),
         end + case.furnace.cool_down, case.furnace.time_step, comm,
-        breakpoints=np.cumsum([segment.duration for segment in case.schedule.segments()]))
+        breakpoints=np.cumsum([segment.duration for segment in case.schedule.segments()]),
+        solver=case.solver)
     if case.furnace.cool_down > 0:
         steps = steps + [TimeStep(end + case.furnace.cool_down * k / COOL_DOWN_STEPS,
                                   steps[-1].temperature, len(case.schedule.steps), "cool-down")
