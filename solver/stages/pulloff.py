@@ -5,11 +5,14 @@
    at the end of the schedule. It is projected to a cell-wise (DG) field and enters both
    bodies of the cohesive problem as an initial stress; in step 0 the cohesive springs take
    up the interface tractions.
-2. Pull-off (solver/physics/cohesive.py, plane strain): the layer's top moves up by d (displacement
-   control), the left and right faces of both bodies are symmetry rollers (u_x = 0), the
-   foil's bottom has u_y = 0. d grows in equal steps to `end_displacement`; a step that does
-   not converge, or that raises the damage at a node by more than `max_damage_increment`,
-   is cut in halves (reported as `step_cuts`).
+2. Pull-off (solver/physics/cohesive.py, plane strain in 2D): the layer's top moves up by d
+   (displacement control), the left and right faces of both bodies are symmetry rollers
+   (u_x = 0), the foil's bottom has u_y = 0. d grows in equal steps to `end_displacement`;
+   a step that does not converge, or that raises the damage at a node by more than
+   `max_damage_increment`, is cut in halves (reported as `step_cuts`). In 3D (the recurved
+   and flat cells: the smallest symmetric cell of the array) the top moves along z and the
+   four side faces are symmetry rollers; widths become areas (projected_area,
+   interface_area).
 
 Force: the reaction on the top, per unit depth (N/m); pull-off strength: the peak force over
 the projected width of the cell (Pa). Work of separation: the external work per projected
