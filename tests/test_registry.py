@@ -37,7 +37,7 @@ def test_every_kind_is_held_in_each_of_its_dimensions(kind: GeometryKind):
 
 @pytest.mark.parametrize("case, name, traits", [
     ("bilayer-cu-pi.toml", "layers", {"is_layer_stack": True, "pulloff_dims": ()}),
-    ("recurved-2d.toml", "recurved", {"is_collector_cell": True, "pulloff_dims": (2,),
+    ("recurved-2d.toml", "recurved", {"is_collector_cell": True, "pulloff_dims": (2, 3),
                                       "closeup": "projection"}),
     ("pulloff-flat-2d.toml", "flat", {"is_collector_cell": True, "is_layer_stack": False}),
     ("particles-2d.toml", "particles", {"is_collector_cell": False, "pulloff_dims": ()}),
@@ -65,8 +65,8 @@ def test_pulloff_names_the_kinds_it_runs_on(tmp_path):
     with pytest.raises(CaseError) as raised:
         run_pulloff(load_case_text(text, file="x.toml"), tmp_path / "out")
     assert (raised.value.key, raised.value.expected) == (
-        "geometry.kind", "the pull-off test runs on the 2D collector cells (recurved, flat, "
-        "plain, rough), got 2D 'layers'")
+        "geometry.kind", "the pull-off test runs on the collector cells recurved (2D and "
+        "3D), flat (2D and 3D), plain (2D), rough (2D), got 2D 'layers'")
     assert not (tmp_path / "out").exists()
 
 

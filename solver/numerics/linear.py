@@ -1,6 +1,8 @@
 """Linear solves: KSP configurations, the near-nullspace of elasticity for algebraic
 multigrid, and the solve of K x = b with Dirichlet conditions."""
 
+from contextlib import contextmanager
+
 import numpy as np
 from dolfinx import fem
 from dolfinx.fem import petsc as fem_petsc
@@ -61,18 +63,35 @@ def scalar_amg_solver(ksp_type: str, rtol: float) -> dict:
             "ksp_max_it": 1000, "pc_type": "hypre", "pc_hypre_type": "boomeramg"}
 
 
+@contextmanager
+def _in_database(prefix: str, options: dict):
+    """`options` under `prefix` in PETSc's global options database, removed afterwards."""
+    database = PETSc.Options()
+    for key, value in options.items():
+        database[prefix + key] = value
+    try:
+        yield
+    finally:
+        for key in options:
+            database.delValue(prefix + key)
+
+
 def configured_ksp(comm, name: str, options: dict) -> PETSc.KSP:
     """A KSP set up from `options`, leaving PETSc's global options database as it was."""
     ksp = PETSc.KSP().create(comm)
     prefix = f"sinter_{name}_{id(ksp)}_"
     ksp.setOptionsPrefix(prefix)
-    database = PETSc.Options()
-    for key, value in options.items():
-        database[prefix + key] = value
-    ksp.setFromOptions()
-    for key in options:
-        database.delValue(prefix + key)
+    with _in_database(prefix, options):
+        ksp.setFromOptions()
     return ksp
+
+
+def set_up_from_options(ksp: PETSc.KSP, options: dict):
+    """Set up `ksp` (its operators set) with `options` in the database again: the solvers
+    that its preconditioner creates only at set-up (a fieldsplit's blocks) read theirs then."""
+    with _in_database(ksp.getOptionsPrefix(), options):
+        ksp.setFromOptions()
+        ksp.setUp()
 
 
 def rigid_body_modes(space) -> PETSc.NullSpace:

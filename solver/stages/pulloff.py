@@ -5,11 +5,14 @@
    at the end of the schedule. It is projected to a cell-wise (DG) field and enters both
    bodies of the cohesive problem as an initial stress; in step 0 the cohesive springs take
    up the interface tractions.
-2. Pull-off (solver/physics/cohesive.py, plane strain): the layer's top moves up by d (displacement
-   control), the left and right faces of both bodies are symmetry rollers (u_x = 0), the
-   foil's bottom has u_y = 0. d grows in equal steps to `end_displacement`; a step that does
-   not converge, or that raises the damage at a node by more than `max_damage_increment`,
-   is cut in halves (reported as `step_cuts`).
+2. Pull-off (solver/physics/cohesive.py, plane strain in 2D): the layer's top moves up by d
+   (displacement control), the left and right faces of both bodies are symmetry rollers
+   (u_x = 0), the foil's bottom has u_y = 0. d grows in equal steps to `end_displacement`;
+   a step that does not converge, or that raises the damage at a node by more than
+   `max_damage_increment`, is cut in halves (reported as `step_cuts`). In 3D (the recurved
+   and flat cells: the smallest symmetric cell of the array) the top moves along z and the
+   four side faces are symmetry rollers; widths become areas (projected_area,
+   interface_area).
 
 Force: the reaction on the top, per unit depth (N/m); pull-off strength: the peak force over
 the projected width of the cell (Pa). Work of separation: the external work per projected
@@ -85,10 +88,10 @@ def check_case(case):
         raise CaseError(case.source, "pulloff", "required by sinter pulloff: add a [pulloff] "
                         "table (its keys: docs/case-keys.md)")
     if case.case.dim not in geometry_kind(case).pulloff_dims:
-        cells = ", ".join(kind.name for kind in KINDS if 2 in kind.pulloff_dims)
-        raise CaseError(case.source, "geometry.kind", "the pull-off test runs on the 2D "
-                        f"collector cells ({cells}), got "
-                        f"{case.case.dim}D '{case.geometry.kind}'")
+        cells = ", ".join(f"{kind.name} ({' and '.join(f'{d}D' for d in kind.pulloff_dims)})"
+                          for kind in KINDS if kind.pulloff_dims)
+        raise CaseError(case.source, "geometry.kind", "the pull-off test runs on the "
+                        f"collector cells {cells}, got {case.case.dim}D '{case.geometry.kind}'")
     if case.pulloff.load == "swelling":
         if case.swelling is None:
             raise CaseError(case.source, "pulloff.load", "'swelling' needs a [swelling] table "
@@ -97,6 +100,16 @@ def check_case(case):
             raise CaseError(case.source, "swelling.formulation", "the swelling-driven "
                             "pull-off (pulloff.load = 'swelling') needs formulation = 'small' "
                             "(a linear elastic bulk with the eigenstrain beta SOC / 3)")
+
+
+# the faces x = const (and in 3D y = const) of a collector cell, by dimension: each a symmetry
+# plane of the periodic array, held on its normal component
+SIDE_FACES = {2: (("left", 0), ("right", 0)),
+              3: (("left", 0), ("right", 0), ("front", 1), ("back", 1))}
+# the summary's names of the cell's projected size and of the interface's size, and the
+# force-per-size column: per unit depth in 2D, in 3D the quarter cell's
+SIZE_KEYS = {2: ("projected_width", "interface_length", "force_per_width"),
+             3: ("projected_area", "interface_area", "force_per_area")}
 
 
 def _room_value(value, temperature):
@@ -141,18 +154,24 @@ def run_pulloff_stage(case, emesh, initial_stress, process_time: float,
                               eigenstrain=eigenstrain, plastic=settings.plastic_bulk,
                               solver=case.solver)
     failure = _LayerFailure(case, emesh, problem, interface_name)
-    for name in ("left", "right"):
+    gdim = problem.gdim
+    vertical = gdim - 1
+    # the cell's side faces are symmetry planes of the periodic array (2D: left, right; 3D
+    # also front, back): rollers on both bodies
+    for name, component in SIDE_FACES[gdim]:
         for body in ("foil", "layer"):
-            problem.fix(body, 0, problem.facets(name))
-    problem.fix("foil", 1, problem.facets("bottom"))
+            problem.fix(body, component, problem.facets(name))
+    problem.fix("foil", vertical, problem.facets("bottom"))
     # the pulled top; under swelling it stays traction free (the pattern gives its reaction)
-    top = None if swelling else problem.fix("layer", 1, problem.facets("top"))
+    top = None if swelling else problem.fix("layer", vertical, problem.facets("top"))
     pull = fem.Function(problem.W)  # the unit pattern of the pulled dofs: its work is F
-    top_dofs = fem.locate_dofs_topological(problem.W.sub(3), 1, problem.facets("top"))
+    top_dofs = fem.locate_dofs_topological(problem.W.sub(gdim + vertical), gdim - 1,
+                                           problem.facets("top"))
     pull.x.array[top_dofs] = 1.0
-    x = emesh.mesh.geometry.x[:, 0]
-    width = comm.allreduce(float(x.max()), op=_max()) - comm.allreduce(float(x.min()),
-                                                                        op=_min())
+    # the projected width (2D, per unit depth) or area (3D) of the cell
+    width = float(np.prod([comm.allreduce(float(x.max()), op=_max())
+                           - comm.allreduce(float(x.min()), op=_min())
+                           for x in emesh.mesh.geometry.x[:, :vertical].T]))
     weights = problem.nodes.weights
     interface_length = problem.interface_sum(np.ones_like(weights))
 
@@ -196,9 +215,9 @@ def run_pulloff_stage(case, emesh, initial_stress, process_time: float,
             rows[-1] += [problem.plastic_work, failure.update(displacement, force)]
         interface_rows.extend(_interface_rows(problem, record["step"], displacement))
         record["step"] += 1
-        logger.debug("pull-off %s = %.4g: top force %.4g N/m, debonded %.1f %%",
+        logger.debug("pull-off %s = %.4g: top force %.4g %s, debonded %.1f %%",
                      "SOC" if swelling else "d [m]", displacement, force,
-                     100 * debonded / interface_length)
+                     "N/m" if gdim == 2 else "N", 100 * debonded / interface_length)
 
     iterations = 0
     for index, value in enumerate(load_steps):
@@ -220,6 +239,7 @@ def run_pulloff_stage(case, emesh, initial_stress, process_time: float,
     fully = np.flatnonzero(debonded_fraction >= 1.0 - 1e-12)
     after = int(fully[0]) if len(fully) else len(force) - 1
     debonded_length = debonded_fraction[-1] * interface_length
+    size_key, interface_key, per_size_key = SIZE_KEYS[gdim]
     part = {
         "pulloff": {
             "strength": float(force[peak] / width),
@@ -238,20 +258,25 @@ def run_pulloff_stage(case, emesh, initial_stress, process_time: float,
             "plastic_dissipation": float(problem.plastic_work),
             "max_binder_plastic_strain": failure.largest,
             "layer_failure": failure.summary(width),
-            "projected_width": float(width),
-            "interface_length": float(interface_length),
+            size_key: float(width),
+            interface_key: float(interface_length),
             "interface": interface_name,
             "end_displacement": settings.end_displacement,
             "steps": settings.steps,
             "step_cuts": problem.step_cuts,
             "newton_iterations": iterations,
+            "linear_solver": "direct" if problem.direct else "iterative",
+            "krylov_iterations": problem.krylov_iterations,
             "residual_stress": settings.residual_stress,
             "process_time": process_time,
         },
     }
     if comm.rank == 0:
-        output.write_table(workdir / "pulloff.csv", PULLOFF_COLUMNS, rows)
-        output.write_table(workdir / "interface_damage.csv", INTERFACE_COLUMNS, interface_rows)
+        output.write_table(workdir / "pulloff.csv", [
+            per_size_key if column == "force_per_width" else column
+            for column in PULLOFF_COLUMNS], rows)
+        output.write_table(workdir / "interface_damage.csv", interface_columns(gdim),
+                           interface_rows)
         plot_force_displacement(workdir / "pulloff.png", displacement, table[:, 2],
                                 debonded_fraction, case.case.name)
     return part, problem.dofs
@@ -299,7 +324,8 @@ class _LayerFailure:
             return None
         geometry = self.case.geometry
         return {"displacement": float(self.at[0]), "force": float(self.at[1]),
-                "force_per_width": float(self.at[1] / width), "material": self.material,
+                SIZE_KEYS[self.problem.gdim][2]: float(self.at[1] / width),
+                "material": self.material,
                 "elongation_at_break": self.elongation,
                 "mesh_size": geometry.mesh_size,
                 "interface_mesh_size": getattr(geometry, "interface_mesh_size", None)}
@@ -356,12 +382,14 @@ def _swelling_summary_and_write(case, problem, rows, interface_rows, workdir, it
             "max_top_reaction": float(np.abs(table[:, 1]).max()),
             "eigenstrain_work": float(work[-1]),
             "energy_balance_error": float(np.abs(imbalance).max()),
-            "projected_width": float(width),
-            "interface_length": float(interface_length),
+            SIZE_KEYS[problem.gdim][0]: float(width),
+            SIZE_KEYS[problem.gdim][1]: float(interface_length),
             "interface": interface_name,
             "soc_steps": len(case.swelling.soc_targets()),
             "step_cuts": problem.step_cuts,
             "newton_iterations": iterations,
+            "linear_solver": "direct" if problem.direct else "iterative",
+            "krylov_iterations": problem.krylov_iterations,
             "residual_stress": case.pulloff.residual_stress,
             "process_time": process_time,
         },
@@ -371,10 +399,16 @@ def _swelling_summary_and_write(case, problem, rows, interface_rows, workdir, it
                            [[row[0], row[1], row[3], row[4], row[9], row[8], row[10], row[11],
                              row[7], error] for row, error in zip(rows, imbalance, strict=True)])
         output.write_table(workdir / "interface_damage.csv",
-                           ["record", "soc", *INTERFACE_COLUMNS[2:]], interface_rows)
+                           ["record", "soc", *interface_columns(problem.gdim)[2:]],
+                           interface_rows)
     return part
-INTERFACE_COLUMNS = ["record", "displacement", "x", "y", "damage", "normal_traction",
-                     "shear_traction"]
+
+
+def interface_columns(gdim: int) -> list[str]:
+    """The columns of interface_damage.csv: in 2D the shear traction along the tangent
+    (n_y, -n_x), in 3D its magnitude."""
+    return ["record", "displacement", *"xyz"[:gdim], "damage", "normal_traction",
+            "shear_traction"]
 
 
 def _max():
@@ -390,22 +424,27 @@ def _min():
 
 
 def _interface_rows(problem, step, displacement):
-    """Damage and tractions at the interface nodes (gathered on rank 0, sorted by x, y)."""
+    """Damage and tractions at the interface nodes (gathered on rank 0, sorted by their
+    coordinates); the columns of interface_columns."""
     nodes = problem.nodes
+    gdim = problem.gdim
     delta = problem.jumps()
     traction = problem.tractions(delta, problem.damage)
     normal = nodes.normals
-    tangent = np.column_stack([normal[:, 1], -normal[:, 0]])
+    normal_traction = np.einsum("ni,ni->n", traction, normal)
+    if gdim == 2:
+        tangent = np.column_stack([normal[:, 1], -normal[:, 0]])
+        shear_traction = np.einsum("ni,ni->n", traction, tangent)
+    else:
+        shear_traction = np.linalg.norm(traction - normal_traction[:, None] * normal, axis=1)
     owned = nodes.owned
-    local = np.column_stack([nodes.coordinates[owned, 0], nodes.coordinates[owned, 1],
-                             problem.damage[owned],
-                             np.einsum("ni,ni->n", traction, normal)[owned],
-                             np.einsum("ni,ni->n", traction, tangent)[owned]])
+    local = np.column_stack([nodes.coordinates[owned, :gdim], problem.damage[owned],
+                             normal_traction[owned], shear_traction[owned]])
     gathered = problem.comm.gather(local, root=0)
     if problem.comm.rank != 0:
         return []
     values = np.concatenate(gathered)
-    values = values[np.lexsort((values[:, 1], values[:, 0]))]
+    values = values[np.lexsort(values[:, :gdim][:, ::-1].T)]
     return [[step, displacement, *row] for row in values]
 
 

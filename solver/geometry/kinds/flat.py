@@ -22,4 +22,4 @@ def _build(g: FlatGeometry, dim: int) -> meshes.BuiltGeometry:
     return meshes.build_flat_2d(pitch=g.pitch, **cell.builder_arguments(g, dim))
 
 
-KIND = cell.collector_kind(FlatGeometry, _build)
+KIND = cell.collector_kind(FlatGeometry, _build, pulloff_dims=(2, 3))

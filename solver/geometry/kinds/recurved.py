@@ -73,4 +73,5 @@ def _build(g: RecurvedGeometry, dim: int) -> meshes.BuiltGeometry:
     return meshes.build_recurved_2d(**shape)
 
 
-KIND = cell.collector_kind(RecurvedGeometry, _build, closeup="projection")
+KIND = cell.collector_kind(RecurvedGeometry, _build, closeup="projection",
+                           pulloff_dims=(2, 3))
