@@ -6,6 +6,7 @@ from contextlib import contextmanager
 import numpy as np
 from dolfinx import fem
 from dolfinx.fem import petsc as fem_petsc
+from mpi4py import MPI
 from petsc4py import PETSc
 
 from solver.errors import SolverError
@@ -98,7 +99,12 @@ def rigid_body_modes(space) -> PETSc.NullSpace:
     """The near-nullspace of elasticity (translations, rotations) for algebraic multigrid."""
     gdim = space.mesh.geometry.dim
     coords = space.tabulate_dof_coordinates()[:, :gdim]
-    coords = (coords - coords.mean(axis=0)) / max(np.ptp(coords, axis=0).max(), 1e-300)
+    # one centre and scale for the whole mesh: per rank, the "rotations" would turn about
+    # each rank's own centre, piecewise rigid modes that are not modes of the whole body
+    comm = space.mesh.comm
+    lower = comm.allreduce(coords.min(axis=0, initial=np.inf), op=MPI.MIN)
+    upper = comm.allreduce(coords.max(axis=0, initial=-np.inf), op=MPI.MAX)
+    coords = (coords - (lower + upper) / 2) / max((upper - lower).max(), 1e-300)
     x, y = coords[:, 0], coords[:, 1]
     if gdim == 2:
         modes = [(1, 0), (0, 1), (-y, x)]
