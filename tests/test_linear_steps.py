@@ -126,8 +126,9 @@ def test_a_modulus_table_reassembles_only_where_the_modulus_changes():
     stage.advance(range(1, len(stage.steps)), [compare])
     problem = stage.problem
     assert problem.assemblies == 1 + changes
-    assert problem.preconditioner.reuses >= 1
-    assert problem.preconditioner.fresh_setups + problem.preconditioner.reuses == 1 + changes
+    setups = problem.preconditioner
+    assert setups.reuses >= 1
+    assert setups.fresh_setups + setups.reuses - setups.retries == 1 + changes
     # a pattern per operator (the CTEs are constant): the start's and the four new ones
     assert problem.pattern_solves == 1 + changes
 
@@ -184,7 +185,7 @@ def test_newton_keeps_the_preconditioner_and_converges_alike():
     (reusing, iterations), (fresh, fresh_iterations) = runs
     assert iterations == fresh_iterations > 5  # the copper yielded: more than one per step
     reused, renewed = reusing.linearization.preconditioner, fresh.linearization.preconditioner
-    assert reused.fresh_setups + reused.reuses == iterations
+    assert reused.fresh_setups + reused.reuses - reused.retries == iterations
     assert reused.reuses > reused.fresh_setups
     assert renewed.fresh_setups > reused.fresh_setups
     scale = np.abs(fresh.u.x.array).max()

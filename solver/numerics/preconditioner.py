@@ -27,13 +27,15 @@ class PreconditionerReuse:
 
     Call `set_operator(A)` whenever A (a matrix whose values changed, or a new one) is the
     operator of the next solves, and run every solve through `run`; `fresh_setups` and
-    `reuses` count the two kinds of set_operator."""
+    `reuses` count the two kinds of setup, `retries` the fresh setups after a solve failed
+    with a reused preconditioner."""
 
     def __init__(self, ksp: PETSc.KSP, name: str, growth: float = GROWTH):
         self.ksp, self.name, self.growth = ksp, name, growth
         self.iterative = ksp.getType() != PETSc.KSP.Type.PREONLY
         self.fresh_setups = 0
         self.reuses = 0
+        self.retries = 0
         self._matrix = None
         self._reused = False  # whether the operator's preconditioner is an earlier one's
         self._fresh_iterations = None  # of the first solve that iterated after a fresh setup
@@ -64,6 +66,7 @@ class PreconditionerReuse:
                 raise
             logger.debug("%s: failed with the reused preconditioner, rebuilding", self.name)
             self._slow = True
+            self.retries += 1
             self.set_operator(self._matrix)
             solve()
         self._record(self.ksp.getIterationNumber())
