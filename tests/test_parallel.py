@@ -95,11 +95,12 @@ def assert_same_results(serial_dir, parallel_dir, physics) -> list[dict]:
     """Two result directories of one case hold the same results: every summary number to
     1e-6 relative, among them every key of `physics` (present, and not zero: a physics
     output the run lost, or one that is zero, would compare equal whatever the ranks), the
-    final displacement field of every cell (state.npz, by the cells' input numbers) to 1e-9
-    of its largest value (measured 1.8e-11 on recurved-2d), the same files, the same fields
-    in them (assert_same_fields), and the tractions along the interfaces (interface.csv,
-    written to 9 digits) to 1e-7 of their largest (measured 2.5e-9). Returns both
-    summaries."""
+    final displacement field of every cell (state.npz, by the cells' input numbers) to 1e-8
+    of its largest value (measured 1.1e-9 on recurved-2d at the default solver.rtol 1e-10),
+    the same files, the same fields in them (assert_same_fields), and the tractions along
+    the interfaces (interface.csv, written to 9 digits) to 1e-6 of their largest (measured
+    1.1e-7; the largest difference of the solver's error in the stresses of the smallest
+    elements, docs/numerics.md). Returns both summaries."""
     directories = [Path(serial_dir), Path(parallel_dir)]
     summaries = [json.loads((d / "summary.json").read_text()) for d in directories]
     serial, parallel = (dict(_summary_numbers(s)) for s in summaries)
@@ -117,7 +118,7 @@ def assert_same_results(serial_dir, parallel_dir, physics) -> list[dict]:
     np.testing.assert_array_equal(fields[0][0], fields[1][0])
     scale = np.abs(fields[0][1]).max()
     assert scale > 0
-    np.testing.assert_allclose(fields[1][1], fields[0][1], rtol=0, atol=1e-9 * scale)
+    np.testing.assert_allclose(fields[1][1], fields[0][1], rtol=0, atol=1e-8 * scale)
     assert ({p.name for p in directories[0].iterdir()}
             == {p.name for p in directories[1].iterdir()})
     assert_same_fields(directories)
@@ -129,7 +130,7 @@ def assert_same_results(serial_dir, parallel_dir, physics) -> list[dict]:
                        "normal_traction_averaged", "shear_traction_averaged", "risk"):
             expected = tables[0][column].to_numpy()
             np.testing.assert_allclose(tables[1][column].to_numpy(), expected, rtol=0,
-                                       atol=1e-7 * np.abs(expected).max(), err_msg=column)
+                                       atol=1e-6 * np.abs(expected).max(), err_msg=column)
     return summaries
 
 
@@ -193,14 +194,15 @@ def vtx_content(path) -> dict:
 def assert_same_fields(directories):
     """The field files of two runs hold the same fields at the same times, with the same
     values at the same places, relative to each field's largest value: XDMF to 1e-6 (its
-    reader gives float32), displacement.bp to 1e-9 (measured on recurved-2d: 1.9e-11),
-    stress.bp to 1e-8 (measured 2.1e-9: the stress, a derivative, differs more).
+    reader gives float32), displacement.bp to 1e-8 and stress.bp to 1e-6, the tolerances of
+    state.npz and interface.csv at the default solver.rtol 1e-10 (the stress, a derivative,
+    differs more).
     Discontinuous (DG) fields have several nodes at one place: stress.bp's values are
     compared as sorted lists."""
     from scipy.spatial import cKDTree
 
-    readers = {"fields.xdmf": (xdmf_content, 1e-6), "displacement.bp": (vtx_content, 1e-9),
-               "stress.bp": (vtx_content, 1e-8)}
+    readers = {"fields.xdmf": (xdmf_content, 1e-6), "displacement.bp": (vtx_content, 1e-8),
+               "stress.bp": (vtx_content, 1e-6)}
     for name, (read, tolerance) in readers.items():
         if not (directories[0] / name).exists():
             continue

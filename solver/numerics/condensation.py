@@ -6,6 +6,12 @@ strain, the uniform out-of-plane strain (zero net out-of-plane force). The linea
 problem is linear in both, so its solution is the increment at fixed global unknowns plus
 a combination of unit solutions (unit face displacement; unit out-of-plane strain), with
 the amplitudes fixed by the linearized net-force conditions: a small dense system.
+
+With an iterative solver, the tangent is assembled into one matrix and its preconditioner
+kept from one Newton iteration to the next while the Krylov iterations stay within 1.5
+times those after its last fresh setup (solver/numerics/preconditioner.py): the operator is
+always the exact tangent, so Newton converges as with a fresh preconditioner. The unit
+solutions start from the previous iteration's, which the tangent changes little.
 """
 
 from dataclasses import dataclass
@@ -18,6 +24,7 @@ from petsc4py import PETSc
 from solver.errors import SolverError
 from solver.numerics.linear import solve_dirichlet
 from solver.numerics.newton import Increment
+from solver.numerics.preconditioner import PreconditionerReuse
 
 
 @dataclass
@@ -56,6 +63,11 @@ class CondensedNewton:
         self.comm = u.function_space.mesh.comm
         self.face_displacement = 0.0
         self.forces = np.zeros(len(forms.constraint_residuals))
+        self.preconditioner = PreconditionerReuse(ksp, "the linearized solve")
+        if self.preconditioner.iterative:
+            ksp.setInitialGuessNonzero(True)
+        self._tangent = None  # the matrix the tangent is assembled into
+        self._unit_guesses = None  # the last iteration's unit solutions
 
     def _integrate(self, form) -> float:
         return self.comm.allreduce(fem.assemble_scalar(form))
@@ -79,23 +91,33 @@ class CondensedNewton:
         norm = float(np.sqrt(norm**2 + np.sum((self.scale * self.forces) ** 2)))
         return norm if np.isfinite(norm) else np.inf
 
-    def solve(self, rhs_form, face_value: float) -> fem.Function:
+    def solve(self, rhs_form, face_value: float, guess: fem.Function | None = None
+              ) -> fem.Function:
         """Solve K x = b (b assembled from rhs_form; None: zero) with x = face_value on the
-        free face and 0 on the other Dirichlet dofs.
+        free face and 0 on the other Dirichlet dofs, an iterative solver from `guess` (None:
+        zero).
 
         Signs live in the forms, not in a scaling of the assembled vector: a ghosted vector's
         scale() leaves the ghost entries alone, which would then be added to their owners
         unscaled.
         """
-        b = fem_petsc.assemble_vector(self.forms.negative_residual if rhs_form is None
-                                      else rhs_form)
-        if rhs_form is None:
-            with b.localForm() as local:
-                local.set(0.0)
-        self.constraints.set_face_displacement(face_value)
-        solution = solve_dirichlet(self.ksp, self.forms.jacobian, b, self.constraints.dirichlet,
-                                   fem.Function(self.u.function_space), "the linearized solve")
-        b.destroy()
+        solution = fem.Function(self.u.function_space)
+
+        def attempt():
+            b = fem_petsc.assemble_vector(self.forms.negative_residual if rhs_form is None
+                                          else rhs_form)
+            if rhs_form is None:
+                with b.localForm() as local:
+                    local.set(0.0)
+            self.constraints.set_face_displacement(face_value)
+            solution.x.array[:] = 0.0 if guess is None else guess.x.array
+            try:
+                solve_dirichlet(self.ksp, self.forms.jacobian, b, self.constraints.dirichlet,
+                                solution, "the linearized solve")
+            finally:
+                b.destroy()
+
+        self.preconditioner.run(attempt)
         return solution
 
     def _constraint_change(self, increment: fem.Function, increment_zz: float) -> np.ndarray:
@@ -103,27 +125,40 @@ class CondensedNewton:
         self.forms.increment_zz.value = increment_zz
         return np.array([self._integrate(f) for f in self.forms.constraint_changes])
 
+    def _assemble_tangent(self):
+        """The tangent at the iterate, the operator of the next solves."""
+        if self._tangent is None:
+            self._tangent = fem_petsc.assemble_matrix(self.forms.jacobian,
+                                                      bcs=self.constraints.dirichlet)
+            if self.nullspace is not None:
+                self._tangent.setNearNullSpace(self.nullspace)
+        else:
+            self._tangent.zeroEntries()
+            fem_petsc.assemble_matrix(self._tangent, self.forms.jacobian,
+                                      bcs=self.constraints.dirichlet)
+        self._tangent.assemble()
+        self.preconditioner.set_operator(self._tangent)
+
     def newton_increment(self) -> Increment:
         """The Newton increment at the iterate (the forces of the last residual_norm), the
         global unknowns condensed out; the tangent is assembled afresh."""
-        A = fem_petsc.assemble_matrix(self.forms.jacobian, bcs=self.constraints.dirichlet)
-        A.assemble()
-        if self.nullspace is not None:
-            A.setNearNullSpace(self.nullspace)
-        self.ksp.setOperators(A)
+        self._assemble_tangent()
         has_face = self.constraints.free_face is not None
+        guesses = self._unit_guesses or [None, None]
         try:
             increment = self.solve(self.forms.negative_residual, 0.0)
             units = []  # (solution, its out-of-plane strain) per global unknown
             if has_face:
-                units.append((self.solve(None, 1.0), 0.0))
+                units.append((self.solve(None, 1.0, guesses[0]), 0.0))
             if self.generalized:
-                units.append((self.solve(self.forms.negative_out_of_plane_coupling, 0.0), 1.0))
+                units.append((self.solve(self.forms.negative_out_of_plane_coupling, 0.0,
+                                         guesses[-1]), 1.0))
         except PETSc.Error as error:
             raise SolverError(f"the linearized solve failed ({error})") from error
         finally:
             self.constraints.set_face_displacement(self.face_displacement)
-            A.destroy()
+        if self.preconditioner.iterative and units:
+            self._unit_guesses = [solution for solution, _ in units]
         face_change = zz_change = 0.0
         if units:
             base = self._constraint_change(increment, 0.0)

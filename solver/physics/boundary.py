@@ -17,7 +17,6 @@
 from dataclasses import dataclass, field
 
 import numpy as np
-import ufl
 from dolfinx import fem, mesh
 from petsc4py import PETSc
 
@@ -36,13 +35,6 @@ class CellConstraints:
     def set_face_displacement(self, value: float):
         for face_value, ratio in self._face_values:
             face_value.value = ratio * value
-
-    def free_face_force(self, problem) -> float:
-        """Net normal force on the free face (the free faces' forces, each times its ratio):
-        the variationally consistent reaction to the unknown displacement."""
-        sigma = problem.stress(problem.u, problem.delta_temperature,
-                               problem.out_of_plane_strain)
-        return problem.integrate(ufl.inner(sigma, problem.strain(self._face_weight)) * ufl.dx)
 
 
 def _facets(emesh, name):
