@@ -56,3 +56,13 @@ def geometry_degree(msh) -> int:
     geometry.cmap for one coordinate element per cell type, cmaps."""
     cmaps = getattr(msh.geometry, "cmaps", None)
     return cmaps[0].degree if cmaps else msh.geometry.cmap.degree
+
+
+def interpolation_matrix(coarse_space, fine_space):
+    """The matrix of the interpolation from `coarse_space` into `fine_space`, assembled:
+    0.11 returns it with the contributions to other ranks' rows not yet communicated."""
+    from dolfinx.fem.petsc import interpolation_matrix as dolfinx_interpolation_matrix
+
+    matrix = dolfinx_interpolation_matrix(coarse_space, fine_space)
+    matrix.assemble()
+    return matrix

@@ -21,12 +21,7 @@ from solver.materials.constitutive import as_table
 from solver.materials.elasticity import as_3d, hooke, lame
 from solver.materials.library import largest
 from solver.numerics.fields import cellwise_field, fill_cellwise, interpolate_expression
-from solver.numerics.linear import (
-    ELASTICITY_SOLVER,
-    configured_ksp,
-    rigid_body_modes,
-    solve_dirichlet,
-)
+from solver.numerics.linear import elasticity_ksp, solve_dirichlet
 from solver.physics import boundary
 
 logger = logging.getLogger(__name__)
@@ -82,10 +77,7 @@ class ThermoElasticProblem:
 
         self.A = fem_petsc.assemble_matrix(self.a, bcs=self.constraints.dirichlet)
         self.A.assemble()
-        self.A.setNearNullSpace(rigid_body_modes(self.V))
-        self.ksp = configured_ksp(msh.comm, "elastic",
-                                  {**ELASTICITY_SOLVER, "ksp_rtol": case.solver.rtol})
-        self.ksp.setOperators(self.A)
+        self.ksp = elasticity_ksp(self.V, self.A, case.solver.rtol)
         self.dofs = self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs
         self._stiffness_temperature = self.start_temperature
         self._unit_solutions = self._solve_unit_global_unknowns()
