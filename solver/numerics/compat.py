@@ -61,3 +61,13 @@ def geometry_degree(msh) -> int:
 def has_adios2() -> bool:
     """Whether this DOLFINx writes VTX (ADIOS2) files."""
     return bool(getattr(dolfinx.common, "has_adios2", False))
+
+
+def interpolation_matrix(coarse_space, fine_space):
+    """The matrix of the interpolation from `coarse_space` into `fine_space`, assembled:
+    0.11 returns it with the contributions to other ranks' rows not yet communicated."""
+    from dolfinx.fem.petsc import interpolation_matrix as dolfinx_interpolation_matrix
+
+    matrix = dolfinx_interpolation_matrix(coarse_space, fine_space)
+    matrix.assemble()
+    return matrix

@@ -1,7 +1,8 @@
 """Linear solves: KSP configurations, the near-nullspace of elasticity for algebraic
-multigrid, and the solve of K x = b with Dirichlet conditions."""
+multigrid, the preconditioner of P2 elasticity (p-multigrid) and the solve of K x = b with
+Dirichlet conditions."""
 
-from contextlib import contextmanager
+import contextlib
 
 import numpy as np
 from dolfinx import fem
@@ -10,14 +11,21 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from solver.errors import SolverError
+from solver.numerics import compat
 
-# CG with smoothed-aggregation AMG (with rigid_body_modes as the near-nullspace): the
-# symmetric positive definite stiffness of small-strain elasticity
-ELASTICITY_SOLVER = {
-    "ksp_type": "cg", "ksp_atol": 1e-50, "ksp_max_it": 2000, "pc_type": "gamg",
-    "mg_levels_ksp_type": "chebyshev", "mg_levels_pc_type": "jacobi",
-    "pc_gamg_coarse_eq_limit": 1000,
-}
+# CG on the symmetric positive definite stiffness of small-strain elasticity, stopping on the
+# unpreconditioned residual: rtol means the same whatever the preconditioner
+ELASTICITY_KRYLOV = {"ksp_type": "cg", "ksp_norm_type": "unpreconditioned", "ksp_atol": 1e-50,
+                     "ksp_max_it": 2000}
+# smoothed-aggregation AMG (with rigid_body_modes as the near-nullspace): the preconditioner
+# of P1 elasticity, and of the P1 level of the p-multigrid for higher degrees
+ELASTICITY_AMG = {"pc_type": "gamg", "mg_levels_ksp_type": "chebyshev",
+                  "mg_levels_pc_type": "jacobi", "pc_gamg_coarse_eq_limit": 1000}
+# the p-multigrid's smoother on the fine level: two sweeps of Chebyshev (bounds estimated
+# by PCMG) with Jacobi, a symmetric smoother, so that the cycle preconditions CG
+P_MULTIGRID_SMOOTHER = {"ksp_type": "chebyshev", "pc_type": "jacobi", "ksp_max_it": 2}
+# ... and its P1 level: one cycle of the AMG
+P_MULTIGRID_COARSE = {"ksp_type": "preonly", **ELASTICITY_AMG}
 # LU by MUMPS, on any number of ranks
 DIRECT_SOLVER = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
 # PETSc's own LU with a nested-dissection ordering: one rank only
@@ -64,9 +72,10 @@ def scalar_amg_solver(ksp_type: str, rtol: float) -> dict:
             "ksp_max_it": 1000, "pc_type": "hypre", "pc_hypre_type": "boomeramg"}
 
 
-@contextmanager
-def _in_database(prefix: str, options: dict):
-    """`options` under `prefix` in PETSc's global options database, removed afterwards."""
+@contextlib.contextmanager
+def options_set(prefix: str, options: dict):
+    """`options` in PETSc's global options database under `prefix` for the duration of the
+    block, then removed (options that are absent leave an object's settings as they are)."""
     database = PETSc.Options()
     for key, value in options.items():
         database[prefix + key] = value
@@ -82,7 +91,7 @@ def configured_ksp(comm, name: str, options: dict) -> PETSc.KSP:
     ksp = PETSc.KSP().create(comm)
     prefix = f"sinter_{name}_{id(ksp)}_"
     ksp.setOptionsPrefix(prefix)
-    with _in_database(prefix, options):
+    with options_set(prefix, options):
         ksp.setFromOptions()
     return ksp
 
@@ -90,7 +99,7 @@ def configured_ksp(comm, name: str, options: dict) -> PETSc.KSP:
 def set_up_from_options(ksp: PETSc.KSP, options: dict):
     """Set up `ksp` (its operators set) with `options` in the database again: the solvers
     that its preconditioner creates only at set-up (a fieldsplit's blocks) read theirs then."""
-    with _in_database(ksp.getOptionsPrefix(), options):
+    with options_set(ksp.getOptionsPrefix(), options):
         ksp.setFromOptions()
         ksp.setUp()
 
@@ -124,6 +133,72 @@ def rigid_body_modes(space) -> PETSc.NullSpace:
         vec.normalize()
         vectors.append(vec)
     return PETSc.NullSpace().create(vectors=vectors)
+
+
+class PMultigrid:
+    """Two-level p-multigrid for elasticity in a vector Lagrange space of degree > 1, as the
+    context of a PETSc python PC: a Chebyshev/Jacobi smoother on that space and, as the
+    coarse level, the Galerkin operator P^T A P on the P1 space of the same mesh (P: the
+    interpolation from P1), approximately solved by one AMG cycle with P1's rigid-body
+    modes. AMG sees a P1 operator (the graph it was made for, 1/8 of the unknowns in 3D)
+    and the smoother the high-frequency P2 error it cannot: the iterations grow little
+    with the mesh, see docs/numerics.md ("Preconditioner for P2 elasticity")."""
+
+    def __init__(self, space, smoother: dict = P_MULTIGRID_SMOOTHER,
+                 coarse: dict = P_MULTIGRID_COARSE):
+        comm = space.mesh.comm
+        gdim = space.mesh.geometry.dim
+        coarse_space = fem.functionspace(space.mesh, ("Lagrange", 1, (gdim,)))
+        self.interpolation = compat.interpolation_matrix(coarse_space, space)
+        self.coarse_modes = rigid_body_modes(coarse_space)
+        self.coarse_operator = None
+        self.cycle = PETSc.PC().create(comm)
+        self.cycle.setOptionsPrefix(f"sinter_pmg_{id(self)}_")
+        self.cycle.setType(PETSc.PC.Type.MG)
+        self.cycle.setMGLevels(2)
+        self.cycle.setMGType(PETSc.PC.MGType.MULTIPLICATIVE)
+        self.cycle.setMGInterpolation(1, self.interpolation)
+        for level, options in ((self.cycle.getMGSmoother(1), smoother),
+                               (self.cycle.getMGCoarseSolve(), coarse)):
+            with options_set(level.getOptionsPrefix(), options):
+                level.setFromOptions()
+
+    def setUp(self, pc):
+        """PETSc calls this for a new operator, or an operator whose values changed."""
+        _, fine = pc.getOperators()
+        coarse = fine.ptap(self.interpolation)
+        coarse.setNearNullSpace(self.coarse_modes)
+        self.cycle.getMGCoarseSolve().setOperators(coarse)
+        if self.coarse_operator is not None:
+            self.coarse_operator.destroy()
+        self.coarse_operator = coarse
+        self.cycle.setOperators(fine, fine)
+        self.cycle.setUp()
+
+    def apply(self, pc, x, y):
+        self.cycle.apply(x, y)
+
+
+def elasticity_ksp(space, matrix=None, rtol: float = 1e-8) -> PETSc.KSP:
+    """CG for the stiffness `matrix` of small-strain elasticity in the vector Lagrange
+    `space`, to `rtol` on the residual: preconditioned by the p-multigrid (PMultigrid) for
+    degree 2 and up, by AMG for degree 1. The rigid-body modes are set as `matrix`'s
+    near-nullspace (a later operator must carry them itself, for degree 1); with a matrix,
+    the KSP is returned set up."""
+    comm = space.mesh.comm
+    ksp = configured_ksp(comm, "elastic", {**ELASTICITY_KRYLOV, "ksp_rtol": rtol})
+    pc = ksp.getPC()
+    if space.ufl_element().degree > 1:
+        pc.setType(PETSc.PC.Type.PYTHON)
+        pc.setPythonContext(PMultigrid(space))
+    else:
+        with options_set(ksp.getOptionsPrefix(), ELASTICITY_AMG):
+            pc.setFromOptions()
+    if matrix is not None:
+        matrix.setNearNullSpace(rigid_body_modes(space))
+        ksp.setOperators(matrix)
+        ksp.setUp()
+    return ksp
 
 
 def check_converged(ksp: PETSc.KSP, what: str = "a linear solve"):

@@ -23,7 +23,7 @@ from solver.errors import SolverError
 from solver.materials.library import largest
 from solver.numerics.condensation import CondensedCell, CondensedForms, CondensedNewton
 from solver.numerics.fields import CellwiseProjector
-from solver.numerics.linear import ELASTICITY_SOLVER, configured_ksp, rigid_body_modes
+from solver.numerics.linear import elasticity_ksp, rigid_body_modes
 from solver.numerics.newton import NewtonSettings, newton_solve
 from solver.numerics.stepping import advance_with_cuts, along
 from solver.physics import boundary
@@ -142,8 +142,7 @@ class InelasticProblem(CondensedCell):
             constraint_residuals.append(fem.form(self.stress_q[2] * self.dx))
             constraint_changes.append(fem.form(increment_strain[2] * self.dx))
         self.dofs = self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs
-        ksp = configured_ksp(msh.comm, "inelastic",
-                             {**ELASTICITY_SOLVER, "ksp_rtol": case.solver.rtol})
+        ksp = elasticity_ksp(self.V, rtol=case.solver.rtol)
         self.linearization = CondensedNewton(
             self.u, self.out_of_plane_strain, self.constraints, ksp,
             CondensedForms(self.residual, self.negative_residual, self.jacobian,

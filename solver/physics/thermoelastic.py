@@ -34,12 +34,7 @@ from solver.materials.constitutive import as_table
 from solver.materials.elasticity import as_3d, hooke, lame
 from solver.materials.library import largest
 from solver.numerics.fields import cellwise_field, fill_cellwise, interpolate_expression
-from solver.numerics.linear import (
-    ELASTICITY_SOLVER,
-    configured_ksp,
-    rigid_body_modes,
-    solve_dirichlet,
-)
+from solver.numerics.linear import elasticity_ksp, solve_dirichlet
 from solver.numerics.preconditioner import PreconditionerReuse
 from solver.physics import boundary
 
@@ -161,9 +156,7 @@ class ThermoElasticProblem:
 
         self.A = fem_petsc.assemble_matrix(self.a, bcs=self.constraints.dirichlet)
         self.A.assemble()
-        self.A.setNearNullSpace(rigid_body_modes(self.V))
-        self.ksp = configured_ksp(msh.comm, "elastic",
-                                  {**ELASTICITY_SOLVER, "ksp_rtol": case.solver.rtol})
+        self.ksp = elasticity_ksp(self.V, self.A, case.solver.rtol)
         self.ksp.setInitialGuessNonzero(True)
         self.preconditioner = PreconditionerReuse(self.ksp, "the elasticity solve")
         self.preconditioner.set_operator(self.A)
