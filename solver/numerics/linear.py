@@ -111,8 +111,9 @@ def rigid_body_modes(space) -> PETSc.NullSpace:
     # one centre and scale for the whole mesh: per rank, the "rotations" would turn about
     # each rank's own centre, piecewise rigid modes that are not modes of the whole body
     comm = space.mesh.comm
-    lower = comm.allreduce(coords.min(axis=0, initial=np.inf), op=MPI.MIN)
-    upper = comm.allreduce(coords.max(axis=0, initial=-np.inf), op=MPI.MAX)
+    lower, upper = coords.min(axis=0, initial=np.inf), coords.max(axis=0, initial=-np.inf)
+    comm.Allreduce(MPI.IN_PLACE, lower, op=MPI.MIN)
+    comm.Allreduce(MPI.IN_PLACE, upper, op=MPI.MAX)
     coords = (coords - (lower + upper) / 2) / max((upper - lower).max(), 1e-300)
     x, y = coords[:, 0], coords[:, 1]
     if gdim == 2:
