@@ -62,7 +62,8 @@ from solver.materials.elasticity import as_3d, hooke, lame
 from solver.numerics.fields import field_by_tag, touched_dofs
 from solver.numerics.linear import (
     DIRECT_SOLVER,
-    ELASTICITY_SOLVER,
+    ELASTICITY_AMG,
+    ELASTICITY_KRYLOV,
     configured_ksp,
     rigid_body_modes,
     scalar_amg_solver,
@@ -345,7 +346,7 @@ class SmallStrainElasticity:
         scale = 1.0 / (max(youngs_modulus.values()) * _cell_size(msh, dx) ** (gdim - 2))
         dofs = V.dofmap.index_map.size_global * V.dofmap.index_map_bs
         iterative = iterative_options(solver, dofs,
-                                      {**ELASTICITY_SOLVER, "ksp_rtol": ITERATIVE_RTOL})
+                                      {**ELASTICITY_KRYLOV, **ELASTICITY_AMG, "ksp_rtol": ITERATIVE_RTOL})
         self._system = _LinearSystem(
             self.comm, "diffusion_elasticity",
             fem.form(scale * ufl.inner(self._stress_of(self._strain(u)), self._strain(v)) * dx),
