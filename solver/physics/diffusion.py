@@ -345,8 +345,8 @@ class SmallStrainElasticity:
         u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
         scale = 1.0 / (max(youngs_modulus.values()) * _cell_size(msh, dx) ** (gdim - 2))
         dofs = V.dofmap.index_map.size_global * V.dofmap.index_map_bs
-        iterative = iterative_options(solver, dofs,
-                                      {**ELASTICITY_KRYLOV, **ELASTICITY_AMG, "ksp_rtol": ITERATIVE_RTOL})
+        iterative = iterative_options(
+            solver, dofs, {**ELASTICITY_KRYLOV, **ELASTICITY_AMG, "ksp_rtol": ITERATIVE_RTOL})
         self._system = _LinearSystem(
             self.comm, "diffusion_elasticity",
             fem.form(scale * ufl.inner(self._stress_of(self._strain(u)), self._strain(v)) * dx),
