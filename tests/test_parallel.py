@@ -96,7 +96,7 @@ def assert_same_results(serial_dir, parallel_dir, physics) -> list[dict]:
     1e-6 relative, among them every key of `physics` (present, and not zero: a physics
     output the run lost, or one that is zero, would compare equal whatever the ranks), the
     final displacement field of every cell (state.npz, by the cells' input numbers) to 1e-8
-    of its largest value (measured 1.1e-9 on recurved-2d at the default solver.rtol 1e-10),
+    of its largest value (measured 1.1e-9 on recurved-2d at solver.rtol 1e-10),
     the same files, the same fields in them (assert_same_fields), and the tractions along
     the interfaces (interface.csv, written to 9 digits) to 1e-6 of their largest (measured
     1.1e-7; the largest difference of the solver's error in the stresses of the smallest
@@ -195,7 +195,7 @@ def assert_same_fields(directories):
     """The field files of two runs hold the same fields at the same times, with the same
     values at the same places, relative to each field's largest value: XDMF to 1e-6 (its
     reader gives float32), displacement.bp to 1e-8 and stress.bp to 1e-6, the tolerances of
-    state.npz and interface.csv at the default solver.rtol 1e-10 (the stress, a derivative,
+    state.npz and interface.csv at solver.rtol 1e-10 (the stress, a derivative,
     differs more).
     Discontinuous (DG) fields have several nodes at one place: stress.bp's values are
     compared as sorted lists."""
