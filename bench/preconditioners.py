@@ -28,6 +28,7 @@ from petsc4py import PETSc
 
 from solver.case import load_case_text
 from solver.geometry.mesh import build_mesh
+from solver.numerics.fields import fill_cellwise
 from solver.numerics.linear import (
     P_MULTIGRID_COARSE,
     P_MULTIGRID_SMOOTHER,
@@ -194,10 +195,10 @@ def run(case_name: str, size: str, names: list[str], comm) -> list[dict]:
     problem = _OperatorOnly(emesh, case)
     assemble_s = time.perf_counter() - started
     delta_t = case.schedule.end_temperature - case.schedule.start
-    problem.set_process_eigenstrain({
+    # the cool-down's load: every material's thermal strain, as the problem's eigenstrain
+    fill_cellwise(problem.eigenstrain, emesh, {
         name: float(material.thermal_strain(case.schedule.end_temperature, case.schedule.start))
         for name, material in problem.materials.items()})
-    problem.delta_temperature.value = 0.0
     header = {"case": case_name, "size": size, "dofs": problem.dofs, "ranks": comm.size,
               "cells": emesh.mesh.topology.index_map(3).size_global,
               "matrix_block_size": problem.A.getBlockSize(), "delta_temperature": delta_t,
