@@ -54,12 +54,11 @@ def uses_direct_solver(choice: str, dofs: int, max_direct_dofs: int) -> bool:
 # of LU's (1e-6 saves few Krylov iterations and moves results by 1e-6); a drop threshold
 # and four smoothing steps take a quarter of the iterations of GAMG's defaults on P2
 # (measured on swelling-particles-2d: docs/numerics.md).
+RIGHT_PRECONDITIONED_GMRES = {"ksp_type": "gmres", "ksp_pc_side": "right",
+                              "ksp_gmres_restart": 100}
 TANGENT_SOLVER = {
-    "ksp_type": "gmres", "ksp_pc_side": "right", "ksp_gmres_restart": 100,
-    "ksp_rtol": 1e-8, "ksp_atol": 1e-50, "ksp_max_it": 1000, "pc_type": "gamg",
-    "pc_gamg_threshold": 0.02, "mg_levels_ksp_type": "chebyshev",
-    "mg_levels_ksp_max_it": 4, "mg_levels_pc_type": "jacobi",
-    "pc_gamg_coarse_eq_limit": 1000,
+    **RIGHT_PRECONDITIONED_GMRES, "ksp_rtol": 1e-8, "ksp_atol": 1e-50, "ksp_max_it": 1000,
+    **ELASTICITY_AMG, "pc_gamg_threshold": 0.02, "mg_levels_ksp_max_it": 4,
 }
 
 
@@ -67,8 +66,8 @@ def scalar_amg_solver(ksp_type: str, rtol: float) -> dict:
     """A Krylov method (cg for a symmetric positive definite operator, gmres, preconditioned
     on the right, for a nonsymmetric one) with BoomerAMG, to rtol of the right-hand side's
     norm: scalar diffusion and heat conduction."""
-    right = {"ksp_pc_side": "right", "ksp_gmres_restart": 100} if ksp_type == "gmres" else {}
-    return {"ksp_type": ksp_type, **right, "ksp_rtol": rtol, "ksp_atol": 1e-50,
+    krylov = RIGHT_PRECONDITIONED_GMRES if ksp_type == "gmres" else {"ksp_type": ksp_type}
+    return {**krylov, "ksp_rtol": rtol, "ksp_atol": 1e-50,
             "ksp_max_it": 1000, "pc_type": "hypre", "pc_hypre_type": "boomeramg"}
 
 
