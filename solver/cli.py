@@ -106,15 +106,17 @@ def main(argv=None) -> int:
             return _pulloff(args)
         return _run(args)
     except UserError as error:
-        _error(str(error))
+        _error(error)
         return 2
 
 
-def _error(message: str):
+def _error(error: Exception):
     from mpi4py import MPI
 
+    from solver.errors import error_lines
+
     if MPI.COMM_WORLD.rank == 0:
-        print(f"sinter: error: {message}", file=sys.stderr)
+        print(error_lines(error), file=sys.stderr)
 
 
 def _relaunch_under_mpirun(argv, ranks: int) -> int:

@@ -165,8 +165,11 @@ def test_repository_stands_alone():
 @pytest.mark.parametrize(
     ("edit", "key", "message"),
     [
-        (lambda t: t + "\n[outputs]\nformat = 1\n", "outputs", "unknown key"),
+        (lambda t: t + "\n[outputs]\nformat = 1\n", "outputs",
+         "unknown key; did you mean output?"),
         (lambda t: t + "\n[output]\nformat = 1\n", "output.format",
+         "unknown key; did you mean formats?"),
+        (lambda t: t + "\n[output]\ncolour = 1\n", "output.colour",
          "unknown key; known keys here: fields, formats, every"),
         (lambda t: t + '\n[output]\nfields = ["displacement", "strain"]\n', "output.fields[1]",
          "expected 'displacement' or 'stress' or"),
@@ -181,7 +184,7 @@ def test_repository_stands_alone():
         (
             lambda t: t.replace('mesh_size = "2 um"', 'mesh_size = "2 um"\nmesh_sise = 1'),
             "geometry.mesh_sise",
-            "unknown key; known keys here: kind, length",
+            "unknown key; did you mean mesh_size?",
         ),
         (
             lambda t: t.replace('"18 um" }', '"18 um", colour = 1 }'),
@@ -263,6 +266,76 @@ def test_bad_case_gives_one_error_naming_the_key(edit, key, message):
     error = case_error(edit(BILAYER_TEXT))
     assert error.key == key
     assert message in error.expected
+
+
+@pytest.mark.parametrize(
+    ("edit", "key", "message"),
+    [
+        (lambda t: t.replace('start = "400 degC"', "start = 400"), "schedule.start",
+         "400 is 400 K (126.85 degC) or 400 degC (673.15 K): give the unit, e.g. '400 degC' "
+         "or '400 K'"),
+        (lambda t: t.replace('to = "25 degC"', "to = 25.5"), "schedule.steps[0].to",
+         "25.5 is 25.5 K (-247.65 degC) or 25.5 degC (298.65 K): give the unit"),
+        (lambda t: t.replace('youngs_modulus = "2.5 GPa"', 'youngs_modulus = { temperatures = '
+                             '["23 degC", 200], values = ["2.5 GPa", "2 GPa"] }'),
+         "materials.polyimide.youngs_modulus",
+         "temperatures[1]: 200 is 200 K (-73.15 degC) or 200 degC (473.15 K)"),
+        (lambda t: t + "\n[output]\nat_temperatures = [300]\n", "output.at_temperatures[0]",
+         "300 is 300 K (26.85 degC) or 300 degC (573.15 K)"),
+        (lambda t: t + '\n[materials.copper.plasticity]\nrecrystallization_temperature = 450\n',
+         "materials.copper.plasticity.recrystallization_temperature", "450 is 450 K"),
+    ],
+)
+def test_bare_temperature_is_refused_naming_both_readings(edit, key, message):
+    error = case_error(edit(BILAYER_TEXT))
+    assert error.key == key
+    assert message in error.expected
+
+
+def test_temperature_difference_may_be_a_bare_number():
+    # kelvin and degrees Celsius differences are the same size: 5 means 5 K
+    case = load_case_text(BILAYER_TEXT + "\n[solver]\ntemperature_increment = 5\n")
+    assert case.solver.temperature_increment == 5.0
+
+
+def test_plastic_override_merges_over_defaults_in_si():
+    # the override's validated values (SI floats, temperatures in K) merge over the
+    # defaults and are validated again as SI, not refused as bare temperatures
+    case = load_case_text(BILAYER_TEXT.replace("[materials.polyimide]", (
+        'behaviour = "plastic"\n\n[materials.copper.plasticity]\n'
+        'temperatures = ["25 degC", "300 degC"]\n\n[materials.polyimide]')))
+    plasticity = case.materials["copper"].plasticity
+    assert plasticity.temperatures == pytest.approx([298.15, 573.15])
+    assert plasticity.recrystallization_temperature == pytest.approx(453.15)
+
+
+def test_every_problem_is_listed_on_its_own_line():
+    text = (BILAYER_TEXT.replace('mesh_size = "2 um"', 'mesh_sise = "2 um"')
+            .replace('"20 um"', '"-5 um"').replace('start = "400 degC"', "start = 400")
+            .replace("[case]", "[case]\ncolour = 1"))
+    with pytest.raises(CaseError) as raised:
+        load_case_text(text, file="cases/x.toml")
+    # unknown keys first; mesh_size, the suggestion, is not also reported missing
+    assert str(raised.value).splitlines() == [
+        "cases/x.toml: case.colour: unknown key; known keys here: name, dim, plane, "
+        "description",
+        "cases/x.toml: geometry.mesh_sise: unknown key; did you mean mesh_size?",
+        "cases/x.toml: geometry.layers[1].thickness: expected a positive length (e.g. '2 um'), "
+        "got '-5 um'",
+        "cases/x.toml: schedule.start: 400 is 400 K (126.85 degC) or 400 degC (673.15 K): give "
+        "the unit, e.g. '400 degC' or '400 K'",
+    ]
+    assert raised.value.key == "case.colour" and len(raised.value.problems) == 4
+
+
+def test_at_most_twenty_problems_are_listed():
+    text = BILAYER_TEXT + "\n[output]\n" + "".join(f"zz{i} = 1\n" for i in range(25))
+    with pytest.raises(CaseError) as raised:
+        load_case_text(text, file="cases/x.toml")
+    lines = str(raised.value).splitlines()
+    assert len(lines) == 21
+    assert lines[0].startswith("cases/x.toml: output.zz0: unknown key; known keys here: ")
+    assert lines[-1] == "cases/x.toml: and 5 more problems"
 
 
 def test_recurved_rules_name_the_offending_key():

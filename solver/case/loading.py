@@ -4,6 +4,7 @@ The CaseError names the file, the dotted key path as the user wrote it
 (`geometry.layers[1].thickness`) and what was expected, in one line.
 """
 
+import difflib
 import tomllib
 import typing
 from collections.abc import Sequence
@@ -119,6 +120,9 @@ def _describe(error: Any) -> tuple[str, str]:
         key = f"{where.key}.{context['key']}" if where.key else context["key"]
         return key, context["message"]
     if kind == "extra_forbidden":
+        nearest = _nearest_key(error, where)
+        if nearest is not None:
+            return where.key, f"unknown key; did you mean {nearest}?"
         known = ", ".join(where.owner.model_fields) if where.owner else ""
         return where.key, f"unknown key; known keys here: {known}"
     if kind == "missing":
@@ -145,15 +149,37 @@ def _describe(error: Any) -> tuple[str, str]:
     return where.key, f"{error['msg']}, got {got}"
 
 
+MAX_PROBLEMS = 20  # listed in one CaseError; the rest are counted
+
+
+def _nearest_key(error: Any, where: _Location) -> str | None:
+    """The known key of the table closest to an unknown one (a misspelling), if any."""
+    if where.owner is None:
+        return None
+    unknown = str(error["loc"][-1])
+    nearest = difflib.get_close_matches(unknown, list(where.owner.model_fields), n=1,
+                                        cutoff=0.6)
+    return nearest[0] if nearest else None
+
+
 def _case_error(error: ValidationError, file: str | Path) -> CaseError:
-    """One CaseError for a ValidationError: its first problem, and how many more there are.
+    """One CaseError listing every problem of a ValidationError (up to MAX_PROBLEMS).
 
-    An unknown key comes first: a misspelt key also makes the intended one "missing", and
-    the misspelling is what the user has to fix.
+    Unknown keys come first: a misspelt key also makes the intended one "missing", and the
+    misspelling is what the user has to fix; the missing key its suggestion names is left
+    out.
     """
-    problems = sorted(error.errors(), key=lambda problem: problem["type"] != "extra_forbidden")
-    key, message = _describe(problems[0])
-    if len(problems) > 1:
-        message += f" (and {len(problems) - 1} more problem{'s' * (len(problems) > 2)})"
-    return CaseError(file, key or "(top level)", message)
-
+    errors = sorted(error.errors(), key=lambda problem: problem["type"] != "extra_forbidden")
+    suggested = set()
+    for problem in errors:
+        if problem["type"] == "extra_forbidden":
+            where = _locate(problem["loc"])
+            nearest = _nearest_key(problem, where)
+            if nearest is not None:
+                suggested.add((*map(str, problem["loc"][:-1]), nearest))
+    problems = list(dict.fromkeys(
+        _describe(problem) for problem in errors
+        if not (problem["type"] == "missing" and tuple(map(str, problem["loc"])) in suggested)))
+    (key, message), *more = [(key or "(top level)", message) for key, message in problems]
+    return CaseError(file, key, message, more=more[:MAX_PROBLEMS - 1],
+                     omitted=max(0, len(problems) - MAX_PROBLEMS))

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from solver.case.tables import Table, rule_broken
-from solver.case.units import SIQuantity
+from solver.case.units import SI_VALUES, SIQuantity
 from solver.materials.behaviour import Behaviour, Plasticity, Viscoelasticity
 from solver.materials.homogenization import mix_properties
 from solver.materials.library import (
@@ -130,7 +130,7 @@ def resolve_materials(overrides: dict[str, MaterialOverride]) -> dict[str, Mater
             if key in given:
                 below = getattr(base, key, None) if base is not None else None
                 merged = {**(below.model_dump() if below is not None else {}), **given[key]}
-                given[key] = table.model_validate(merged)
+                given[key] = table.model_validate(merged, context=SI_VALUES)
         if base is not None:
             overridden = [key for key in given if key != "source"]
             source = given.pop("source", None) or (
@@ -149,7 +149,7 @@ def resolve_materials(overrides: dict[str, MaterialOverride]) -> dict[str, Mater
                 )
         given.setdefault("source", "defined in the case file")
         _check_expansion(name, Material.model_construct(name=name, **given))
-        materials[name] = Material(name=name, **given)
+        materials[name] = Material.model_validate({"name": name, **given}, context=SI_VALUES)
     return materials
 
 

@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError, core_schema
 from solver.errors import CaseError
 
 ureg = pint.UnitRegistry()
+ZERO_CELSIUS_K = 273.15  # 0 degC in K
 
 
 @dataclass(frozen=True)
@@ -80,9 +81,25 @@ def _show(value: Any) -> str:
     return f"'{value}'" if isinstance(value, str) else repr(value)
 
 
-def to_si(value: Any, dimension: str, *, positive: bool = False) -> float:
-    """The SI magnitude of `value` (a number, taken as SI, or a string with units).
+# The validation context of values that are SI floats already (validated tables merged
+# key by key, solver/case/materials.py): a bare number is SI there, a temperature included.
+SI_VALUES = {"si_values": True}
 
+
+def bare_temperature(number: float) -> str:
+    """Why a temperature without a unit is refused: both readings of it."""
+    return (f"{number:g} is {number:g} K ({number - ZERO_CELSIUS_K:g} degC) or {number:g} degC "
+            f"({number + ZERO_CELSIUS_K:g} K): give the unit, e.g. '{number:g} degC' or "
+            f"'{number:g} K'")
+
+
+def to_si(value: Any, dimension: str, *, positive: bool = False,
+          si_values: bool = False) -> float:
+    """The SI magnitude of `value` (a string with units, or a number taken as SI).
+
+    A bare number for an absolute temperature is refused (400 could be K or degC) unless
+    `si_values` says the numbers are SI already. A temperature difference may be a bare
+    number: kelvin and degrees Celsius differences are the same size.
     Raises QuantityError with a one-line message naming the expected kind.
     """
     kind = KINDS[dimension]
@@ -90,6 +107,8 @@ def to_si(value: Any, dimension: str, *, positive: bool = False) -> float:
     # bool is an int subclass: `thickness = true` is a mistake, not 1 m.
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         magnitude = float(value)
+        if kind.noun == "temperature" and not si_values and math.isfinite(magnitude):
+            raise QuantityError(bare_temperature(magnitude))
     elif isinstance(value, str):
         magnitude = _string_to_si(value, kind, problem)
     else:
@@ -149,20 +168,24 @@ class SIQuantity:
     kind: str
     positive: bool = False
 
-    def validate(self, value: Any) -> float | None:
+    def validate(self, value: Any, si_values: bool = False) -> float | None:
         # TOML has no null: None only arrives as the default of an optional field.
         if value is None:
             return None
         try:
-            return to_si(value, self.kind, positive=self.positive)
+            return to_si(value, self.kind, positive=self.positive, si_values=si_values)
         except QuantityError as error:
             # A custom error carries the message as is (a ValueError would get a prefix).
             raise PydanticCustomError("quantity", "{message}", {"message": str(error)}) from None
 
+    def validate_in_context(self, value: Any, info: core_schema.ValidationInfo) -> Any:
+        return self.validate(value, si_values=bool((info.context or {}).get("si_values")))
+
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
-        return core_schema.no_info_before_validator_function(self.validate, handler(source))
+        return core_schema.with_info_before_validator_function(self.validate_in_context,
+                                                               handler(source))
 
 
 # The quantity types of the case file's keys (a key may also annotate its own).

@@ -57,11 +57,11 @@ class TemperatureDependent(SIQuantity):
 
     check: Callable[[float], float] | None = None
 
-    def validate(self, value: Any) -> float | TemperatureTable | None:
+    def validate(self, value: Any, si_values: bool = False) -> float | TemperatureTable | None:
         if isinstance(value, TemperatureTable):  # validated already (a merged material)
             return value
         if not isinstance(value, dict):
-            return self._one(value, "")
+            return self._one(value, "", si_values)
         if set(value) != {"temperatures", "values"}:
             raise _table_error("expected a table { temperatures = [...], values = [...] }, "
                                f"got the keys {', '.join(map(str, value)) or 'none'}")
@@ -70,16 +70,16 @@ class TemperatureDependent(SIQuantity):
                 or not temperatures or len(values) != len(temperatures):
             raise _table_error("a table needs one value per temperature (at least one), got "
                                f"{_count(temperatures)} temperatures and {_count(values)} values")
-        kelvin = [_si(t, "temperature", False, f"temperatures[{i}]: ")
+        kelvin = [_si(t, "temperature", False, f"temperatures[{i}]: ", si_values)
                   for i, t in enumerate(temperatures)]
         for i in range(1, len(kelvin)):
             if kelvin[i] <= kelvin[i - 1]:
                 raise _table_error(f"the temperatures must increase, got {temperatures[i]!r} "
                                    f"after {temperatures[i - 1]!r}")
-        return TemperatureTable(kelvin, [self._one(v, f"values[{i}]: ")
+        return TemperatureTable(kelvin, [self._one(v, f"values[{i}]: ", si_values)
                                          for i, v in enumerate(values)])
 
-    def _one(self, value: Any, where: str) -> float | None:
+    def _one(self, value: Any, where: str, si_values: bool) -> float | None:
         if value is None:
             return None
         if self.kind is None:
@@ -87,7 +87,7 @@ class TemperatureDependent(SIQuantity):
                 raise _table_error(f"{where}expected a number, got {value!r}")
             number = float(value)
         else:
-            number = _si(value, self.kind, self.positive, where)
+            number = _si(value, self.kind, self.positive, where, si_values)
         if self.check is not None:
             try:
                 self.check(number)
@@ -96,7 +96,7 @@ class TemperatureDependent(SIQuantity):
         return number
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler):
-        return core_schema.no_info_plain_validator_function(self.validate)
+        return core_schema.with_info_plain_validator_function(self.validate_in_context)
 
 
 def _table_error(message: str) -> PydanticCustomError:
@@ -107,9 +107,9 @@ def _count(items: Any) -> int:
     return len(items) if isinstance(items, list) else 1
 
 
-def _si(value: Any, kind: str, positive: bool, where: str) -> float:
+def _si(value: Any, kind: str, positive: bool, where: str, si_values: bool) -> float:
     try:
-        return to_si(value, kind, positive=positive)
+        return to_si(value, kind, positive=positive, si_values=si_values)
     except QuantityError as error:
         raise _table_error(f"{where}{error}") from None
 

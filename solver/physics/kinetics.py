@@ -44,10 +44,10 @@ DEFAULT_TEMPERATURE_STEP = 0.25  # K
 class ActivationEnergyQuantity(SIQuantity):
     """An activation energy per mole ('250 kJ/mol') or per atom ('2.8 eV'), stored in J/mol."""
 
-    def validate(self, value: Any) -> float | None:
+    def validate(self, value: Any, si_values: bool = False) -> float | None:
         per_atom = _energy_per_atom(value)
         if per_atom is None:
-            return super().validate(value)
+            return super().validate(value, si_values)
         per_mole = float((per_atom * ureg.avogadro_constant).to("J/mol").magnitude)
         if not (np.isfinite(per_mole) and per_mole > 0):
             raise PydanticCustomError(
