@@ -25,8 +25,12 @@ def _parser():
     commands = parser.add_subparsers(dest="command", required=True)
 
     check = commands.add_parser("check", parents=[verbosity],
-                                help="validate a case file without solving")
+                                help="validate a case file (or a sweep file and each of its "
+                                     "cases) without solving")
     check.add_argument("case", type=Path)
+    check.add_argument("--show", action="store_true",
+                       help="print every value the run will use, with units, defaults marked "
+                            "and each material's source (the run's resolved.toml)")
 
     mesh = commands.add_parser("mesh", parents=[verbosity],
                                help="mesh a case's geometry without solving")
@@ -138,16 +142,64 @@ def _relaunch_under_mpirun(argv, ranks: int) -> int:
 
 
 def _check(args) -> int:
-    from solver.case import load_case
-
-    case = load_case(args.case)
     from mpi4py import MPI
 
+    from solver.case import load_case
+
+    if _is_sweep_file(args.case):
+        return _check_sweep(args)
+    case = load_case(args.case)
     if MPI.COMM_WORLD.rank == 0:
+        for message in case.warnings():
+            logger.warning("warning: %s: %s", args.case, message)
+        if args.show:
+            from solver.case.resolved import resolved_toml
+
+            print(resolved_toml(case), end="")
+            return 0
         g = case.geometry
         print(f"{args.case}: ok: case '{case.case.name}', {case.case.dim}D {g.kind}, "
               f"materials {', '.join(case.materials_used())}, "
               f"{len(case.schedule.steps)} schedule step(s)")
+    return 0
+
+
+def _is_sweep_file(path: Path) -> bool:
+    """A sweep file has a [sweep] table and no [case] (an unreadable file is a case's)."""
+    import tomllib
+
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    return "sweep" in document and "case" not in document
+
+
+def _check_sweep(args) -> int:
+    """Expand a sweep file as `sinter sweep` would (nothing is written) and validate each
+    case; every invalid case's problems are errors naming its parameter values."""
+    from solver.errors import UserError
+    from solver.sweep.plan import load_sweep
+
+    if args.show:
+        raise UserError(f"{args.case}: --show takes a case file; run it on the sweep's base "
+                        "case")
+    out = Path("results") / args.case.stem
+    sweep = load_sweep(args.case, out)
+    problems = []
+    for case in sweep.cases:
+        if case.error is None:
+            continue
+        values = ", ".join(f"{key} = {value}" for key, value in case.values.items())
+        prefix = f"{out / 'cases' / case.name}.toml: "
+        problems += [f"{args.case}: case {case.name} ({values}): {line.removeprefix(prefix)}"
+                     for line in case.error.splitlines()]
+    if problems:
+        raise UserError("\n".join(problems))
+    print(f"{args.case}: ok: sweep of {len(sweep.cases)} case(s) ({sweep.method}) over "
+          f"{', '.join(sweep.parameters)}, base {Path(sweep.base).name}"
+          + (f", references {', '.join(Path(r).name for r in sweep.references)}"
+             if sweep.references else ""))
     return 0
 
 

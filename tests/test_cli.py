@@ -53,12 +53,49 @@ def sinter(*args, cwd=REPO):
                           env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
-def test_check_accepts_every_shipped_case(capsys):
+def test_check_accepts_every_shipped_case_and_sweep(capsys):
+    sweeps = []
     for case in sorted(CASES.glob("*.toml")):
-        if "sweep" in tomllib.loads(case.read_text()):
-            continue  # a sweep file: tests/test_sweep.py expands it
         assert main(["check", str(case)]) == 0, case
-    assert "ok" in capsys.readouterr().out
+        if "sweep" in tomllib.loads(case.read_text()):
+            sweeps.append(case)
+    out = capsys.readouterr().out
+    assert "ok" in out and len(sweeps) == 2
+    # a sweep file is checked as a sweep: expanded, every case validated
+    assert (f"{CASES / 'sweep-process-window.toml'}: ok: sweep of 12 case(s) (grid) over "
+            "schedule.steps[0].to, schedule.steps[1].hold, base sweep-process-base.toml") in out
+
+
+def test_check_of_a_sweep_lists_each_invalid_case(tmp_path):
+    # bare temperatures in a list of levels: the cases at 300 are invalid, those at 500 degC
+    # not; nothing is written
+    shutil.copy(CASES / "sweep-process-base.toml", tmp_path)
+    text = (CASES / "sweep-process-window.toml").read_text().replace(
+        '{ from = "300 degC", to = "600 degC", count = 4 }', '[300, "500 degC"]')
+    (tmp_path / "sweep.toml").write_text(text)
+    result = sinter("check", "sweep.toml", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 3, result.stderr  # one per hold time at 300
+    assert all(line.startswith("sinter: error: sweep.toml: case process-base-") for line in lines)
+    assert ("(schedule.steps[0].to = 300, schedule.steps[1].hold = 0.5 h): schedule.steps[0].to: "
+            "300 is 300 K (26.85 degC) or 300 degC (573.15 K): give the unit") in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep-process-base.toml", "sweep.toml"]
+
+
+def test_every_problem_of_a_case_is_a_line_of_its_own(tmp_path):
+    case = tmp_path / "bad.toml"
+    case.write_text(SMALL_BILAYER.replace("mesh_size", "mesh_sise")
+                    .replace('"80 um"', '"80 GPa"').replace('"400 degC"', "400"))
+    result = sinter("check", case, "-v")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"sinter: error: {case}: geometry.mesh_sise: unknown key; did you mean mesh_size?",
+        f"sinter: error: {case}: geometry.length: expected a positive length (e.g. '2 um'), "
+        "got '80 GPa'",
+        f"sinter: error: {case}: schedule.start: 400 is 400 K (126.85 degC) or 400 degC "
+        "(673.15 K): give the unit, e.g. '400 degC' or '400 K'",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +115,12 @@ def test_run_writes_complete_results(small_serial, tmp_path):
     # the default [output]: the fields of the final state in XDMF, no VTX
     assert {p.name for p in out.iterdir()} == {
         "fields.xdmf", "fields.h5", "interface.csv", "history.csv", "summary.json",
-        "case.toml", "run.log", "state.npz", "kinetics.csv", "kinetics.png"}
+        "case.toml", "resolved.toml", "run.log", "state.npz", "kinetics.csv", "kinetics.png"}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ranks"] == 1 and summary["dofs"] > 0
     assert summary["interfaces"]["interface_0_1"]["materials"] == ["copper", "polyimide"]
     assert summary["final"]["temperature"] == pytest.approx(298.15)
+    assert summary["warnings"] == []  # copper and polyimide: measured data
     # only the result itself is left next to it: no temporary directory
     assert [p.name for p in out.parent.iterdir()] == ["small"]
     # a second run replaces the earlier result

@@ -175,7 +175,7 @@ def test_no_fields_writes_the_tables_alone(tmp_path):
     summary, out = run_strip(tmp_path, "[output]\nfields = []\nevery = 1\n")
     assert sorted(p.name for p in out.iterdir()) == [
         "case.toml", "history.csv", "interface.csv", "kinetics.csv", "kinetics.png",
-        "run.log", "state.npz", "summary.json"]
+        "resolved.toml", "run.log", "state.npz", "summary.json"]
     assert summary["outputs"] == {"files": [], "fields": [], "times": []}
 
 

@@ -19,7 +19,7 @@ from solver.case.schedule import Schedule, _celsius
 from solver.case.solver_section import SolverSettings
 from solver.case.tables import Table, rule_broken
 from solver.geometry.registry import GeometrySchema, geometry_kind
-from solver.materials.library import Material
+from solver.materials.library import Material, used_placeholders
 from solver.physics.furnace import FurnaceSection
 from solver.physics.kinetics import KineticsSection
 from solver.physics.swelling import SwellingSection
@@ -152,8 +152,33 @@ class Case:
     swelling: SwellingSection | None = None  # lithiation after the schedule, if given
     pulloff: PulloffSection | None = None  # the virtual pull-off test, if given
     output: OutputSettings = field(default_factory=OutputSettings)  # the fields written
+    mix: MixSection | None = None  # the mix layer's composition, if given
 
     def materials_used(self) -> list[str]:
         """Names of the materials the geometry refers to, in order of first use."""
         return list(dict.fromkeys(name for _, name in self.geometry.material_keys()))
+
+    def materials_behind_results(self) -> list[str]:
+        """The materials whose values the results depend on: those of the geometry and
+        those a [mix] composition is homogenized from."""
+        components = ([self.mix.binder, self.mix.active, self.mix.conductive]
+                      if self.mix is not None else [])
+        return list(dict.fromkeys(
+            [*self.materials_used(), *(name for name in components if name is not None)]))
+
+    def warnings(self) -> list[str]:
+        """What a user must know before trusting the results: the placeholder values the
+        run uses (solver/materials/materials.toml marks them). One line each."""
+        messages = []
+        for name in self.materials_behind_results():
+            keys = used_placeholders(self.materials[name], swelling=self.swelling is not None,
+                                     pulloff=self.pulloff is not None)
+            if keys:
+                remedy = f"give measured values in [materials.{name}]" + (
+                    " or its composition in [mix]" if name == "mix" and self.mix is None else "")
+                messages.append(
+                    f"material '{name}': {', '.join(keys)} "
+                    f"{'is a placeholder' if len(keys) == 1 else 'are placeholders'}, not "
+                    f"measured data: {remedy}")
+        return messages
 

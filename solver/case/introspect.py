@@ -69,7 +69,7 @@ def expectation(annotation: Any, metadata: list[Any]) -> str:
         return f"a table with kind = {' or '.join(map(show, members_by_tag(annotation, 'kind')))}"
     if is_model(annotation) or typing.get_origin(annotation) is dict:
         return "a table"
-    if typing.get_origin(annotation) is list:
+    if typing.get_origin(annotation) in (list, tuple):
         return "a list"
     names = {str: "a string", float: "a number", int: "an integer", bool: "true or false"}
     return names.get(annotation, "a value")

@@ -63,6 +63,7 @@ def load_case_text(text: str, *, file: str | Path = "<case>") -> Case:
         swelling=validated.swelling,
         pulloff=validated.pulloff,
         output=validated.output,
+        mix=validated.mix,
     )
 
 

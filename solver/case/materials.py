@@ -26,8 +26,8 @@ from solver.materials.library import (
     YOUNGS_MODULUS,
     Material,
     TemperatureTable,
-    expansion_problem,
     library,
+    material_problem,
 )
 
 
@@ -76,6 +76,9 @@ class MaterialOverride(Table):
     elongation_at_break: float | None = Field(
         None, gt=0, description=Material.model_fields["elongation_at_break"].description,
         json_schema_extra={"default_text": "library value"})
+    placeholders: tuple[str, ...] | None = Field(
+        None, description=Material.model_fields["placeholders"].description,
+        json_schema_extra={"default_text": "the library's, less the keys the case gives"})
 
 
 
@@ -133,12 +136,14 @@ def resolve_materials(overrides: dict[str, MaterialOverride]) -> dict[str, Mater
                 given[key] = table.model_validate(merged, context=SI_VALUES)
         if base is not None:
             overridden = [key for key in given if key != "source"]
+            given.setdefault("placeholders", tuple(
+                key for key in base.placeholders if key not in given))
             source = given.pop("source", None) or (
                 f"{base.source} [case file overrides: {', '.join(overridden)}]"
             )
             # The values are validated SI floats already: a copy need not revalidate them.
             materials[name] = base.model_copy(update={**given, "source": source})
-            _check_expansion(name, materials[name])
+            _check_material(name, materials[name])
             continue
         for key in MECHANICAL_KEYS:
             if key not in given:
@@ -148,13 +153,23 @@ def resolve_materials(overrides: dict[str, MaterialOverride]) -> dict[str, Mater
                     f"{', '.join(MECHANICAL_KEYS)} (library: {', '.join(library())})",
                 )
         given.setdefault("source", "defined in the case file")
-        _check_expansion(name, Material.model_construct(name=name, **given))
+        _check_material(name, Material.model_construct(name=name, **given))
         materials[name] = Material.model_validate({"name": name, **given}, context=SI_VALUES)
-    return materials
+    return {name: _with_behaviour_parameters(material) for name, material in materials.items()}
 
 
-def _check_expansion(name: str, material: Material):
-    problem = expansion_problem(material)
+def _with_behaviour_parameters(material: Material) -> Material:
+    """The material with the default parameters of its behaviour where it gives none, so
+    that the resolved case shows every value the run uses."""
+    for behaviour, key, table in (("plastic", "plasticity", Plasticity),
+                                  ("viscoelastic", "viscoelasticity", Viscoelasticity)):
+        if material.behaviour == behaviour and getattr(material, key) is None:
+            return material.model_copy(update={key: table()})
+    return material
+
+
+def _check_material(name: str, material: Material):
+    problem = material_problem(material)
     if problem is not None:
         raise rule_broken(f"materials.{name}.{problem[0]}", problem[1])
 
@@ -192,9 +207,20 @@ def homogenize_mix(
                    + (f", conductive {mix.conductive} {mix.conductive_fraction:.3g}"
                       if mix.conductive else "")
                    + f", porosity {mix.porosity:.3g}")
-    materials[mix.material] = materials[mix.material].model_copy(update={
+    base = materials[mix.material]
+    materials[mix.material] = base.model_copy(update={
         key: properties[key] for key in MECHANICAL_KEYS
-    } | {"source": f"{mix.scheme} homogenization of [mix] ({composition} by volume); other "
-                   f"values: {materials[mix.material].source}"})
+    } | {"source": f"{mix.scheme} homogenization of [mix] ({composition} by volume)"
+                   f"{OTHER_VALUES}{base.source}",
+         "placeholders": tuple(key for key in base.placeholders if key not in MECHANICAL_KEYS)})
     return properties
+
+
+# Between the homogenized source of a [mix] material and the source of its other values.
+OTHER_VALUES = "; other values: "
+
+
+def source_before_mix(source: str) -> str:
+    """The source a [mix] material had before the homogenization (homogenize_mix)."""
+    return source.split(OTHER_VALUES, 1)[1]
 

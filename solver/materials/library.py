@@ -200,9 +200,13 @@ class Material(BaseModel):
         "rate-independent"
     )
 
+    placeholders: tuple[str, ...] = Field(
+        (), description="the keys whose values are placeholders, not measured or computed "
+        "data: a run that uses them warns")
+
     @model_validator(mode="after")
-    def _expansion_is_complete(self) -> Material:
-        problem = expansion_problem(self)
+    def _is_complete(self) -> Material:
+        problem = material_problem(self)
         if problem is not None:
             raise rule_broken(*problem)
         return self
@@ -227,13 +231,34 @@ class Material(BaseModel):
         return any(isinstance(getattr(self, key), TemperatureTable) for key in keys)
 
 
+# The keys of a material the unit cell's problems use: a placeholder among them is a warning.
+# density, thermal_conductivity and specific_heat are not among them ([furnace] has its own).
+SWELLING_KEYS = ("swelling_coefficient", "lithiated_youngs_modulus", "swelling_flow_stress",
+                 "swelling_hardening_modulus", "swelling_flow_viscosity")
+
+
+def used_placeholders(material: Material, swelling: bool, pulloff: bool) -> list[str]:
+    """The placeholder keys of `material` that a run uses (with a [swelling] stage, a
+    pull-off test)."""
+    used = (*MECHANICAL_KEYS, *(SWELLING_KEYS if swelling else ()),
+            *(("elongation_at_break",) if pulloff else ()))
+    return [key for key in used if key in material.placeholders]
+
+
 def largest(value: float | TemperatureTable) -> float:
     """The largest value of a property over temperature (a scale, e.g. for the equations)."""
     return float(np.max(value.values)) if isinstance(value, TemperatureTable) else value
 
 
-def expansion_problem(material: Material) -> tuple[str, str] | None:
-    """(key, message) if the CTE's kind or reference is missing, else None."""
+def material_problem(material: Material) -> tuple[str, str] | None:
+    """(key, message) if the CTE's kind or reference is missing or a placeholder is not a
+    material value, else None."""
+    values = [key for key in Material.model_fields
+              if key not in ("name", "source", "placeholders")]
+    for key in material.placeholders:
+        if key not in values:
+            return ("placeholders", f"'{key}' is not a material value; expected some of "
+                    f"{', '.join(values)}")
     if not isinstance(material.thermal_expansion, TemperatureTable):
         return None
     if material.thermal_expansion_kind is None:

@@ -51,6 +51,7 @@ figure img { max-width: 100%; max-height: 1000px; border: 1px solid #ddd; }
 figcaption { color: #555; font-size: 0.9em; }
 pre { background: #f7f7f7; border: 1px solid #ddd; padding: 0.8em; overflow-x: auto; }
 .note { color: #555; font-style: italic; }
+.warning { background: #fff4d6; border: 1px solid #e0b040; padding: 0.5em 0.8em; }
 """
 
 
@@ -74,6 +75,7 @@ def report_page(run_dir: Path) -> str:
         f'<p class="subtitle">{escape(str(run_dir))}, finished {finished:%Y-%m-%d %H:%M}; '
         f"sinterfem {escape(summary['sinterfem_version'])}, "
         f"DOLFINx {escape(summary['dolfinx_version'])}, on {escape(summary['host'])}</p>",
+        _warnings(summary.get("warnings") or []),
         "<h2>Summary</h2>", _summary_table(summary),
         "<h2>Process window</h2>", _process_window_table(summary.get("process_window") or []),
         "<h2>Interfaces</h2>", _interface_table(summary["interfaces"]),
@@ -94,6 +96,14 @@ def report_page(run_dir: Path) -> str:
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f"<title>{escape(summary['case'])}: sinterfem report</title>\n"
             f"<style>{STYLE}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
+
+
+def _warnings(warnings: list[str]) -> str:
+    """The run's warnings (placeholder data it used), before anything else; '' if none."""
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{escape(message)}</li>" for message in warnings)
+    return f'<div class="warning"><strong>Warnings</strong><ul>{items}</ul></div>'
 
 
 def _summary_table(summary: dict) -> str:

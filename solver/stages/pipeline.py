@@ -18,6 +18,7 @@ import time
 
 from mpi4py import MPI
 
+from solver.case.resolved import resolved_toml
 from solver.errors import UserError
 from solver.geometry.mesh import build_mesh
 from solver.io import checkpoint, log, output, summary
@@ -40,7 +41,7 @@ def run_case(case, out, comm=MPI.COMM_WORLD, progress: bool = True,
     saved = checkpoint.checkpoint_path(out)
     if restart and not comm.bcast(saved.exists() if comm.rank == 0 else None, root=0):
         raise UserError(f"{out}: no checkpoint to restart from ({saved} does not exist)")
-    with _results(out, comm) as workdir:
+    with _results(out, comm, case) as workdir:
         emesh = build_mesh(case, comm)
         process = run_process(case, emesh, workdir, progress, saved, checkpoint_every, restart)
         parts = [summary.header(case, emesh, process.stage.problem.dofs, comm),
@@ -62,7 +63,7 @@ def run_pulloff(case, out, comm=None) -> dict:
     comm = comm or MPI.COMM_WORLD
     started = time.perf_counter()
     pulloff.check_case(case)
-    with _results(out, comm) as workdir:
+    with _results(out, comm, case) as workdir:
         emesh = build_mesh(case, comm)
         process_started = time.perf_counter()
         # 3x3: the in-plane part loads the bodies, all of it enters the yield condition
@@ -78,12 +79,15 @@ def run_pulloff(case, out, comm=None) -> dict:
 
 
 @contextlib.contextmanager
-def _results(out, comm):
+def _results(out, comm, case):
     """The results directory (it appears at `out` when complete), with run.log (rank 0)
-    while the stages run."""
+    while the stages run, which starts with the case's warnings."""
     with output.ResultsDirectory(out, comm) as workdir:
         logfile = log.attach_logfile(workdir / "run.log") if comm.rank == 0 else None
         try:
+            if comm.rank == 0:
+                for message in case.warnings():
+                    logger.warning("warning: %s: %s", case.source, message)
             yield workdir
         finally:
             if logfile is not None:
@@ -92,10 +96,13 @@ def _results(out, comm):
 
 
 def _finish(workdir, case, parts, started, comm) -> dict:
-    """The summary of the parts and the wall time; case.toml and summary.json (written last:
-    its presence marks a complete result)."""
-    result = summary.assemble(*parts, {"wall_time": time.perf_counter() - started})
+    """The summary of the parts, the case's warnings and the wall time; case.toml,
+    resolved.toml (every value the run used, loadable as a case) and summary.json (written
+    last: its presence marks a complete result)."""
+    result = summary.assemble(*parts, {"warnings": case.warnings()},
+                              {"wall_time": time.perf_counter() - started})
     if comm.rank == 0:
         (workdir / "case.toml").write_text(case.text)
+        (workdir / "resolved.toml").write_text(resolved_toml(case))
         output.write_summary(workdir / "summary.json", result)
     return result

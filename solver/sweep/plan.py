@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from solver.case.toml_text import dumps as toml_dumps
 from solver.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -518,9 +519,6 @@ def read_plan(out: Path) -> Sweep:
 
 # --- TOML writing -------------------------------------------------------------------------
 
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-
 def case_toml(document: dict) -> str:
     """TOML text of a case: tomli_w's where it is installed, else toml_dumps's."""
     try:
@@ -528,45 +526,3 @@ def case_toml(document: dict) -> str:
     except ImportError:
         return toml_dumps(document)
     return tomli_w.dumps(document)
-
-
-def toml_dumps(document: dict) -> str:
-    """TOML for the subset case files use: tables, arrays (of inline tables), strings,
-    numbers, booleans; for installations without tomli_w (it is no dependency)."""
-    lines: list[str] = []
-    _emit_table(document, [], lines)
-    return "\n".join(lines).strip() + "\n"
-
-
-def _emit_table(table: dict, path: list[str], lines: list[str]):
-    values = {k: v for k, v in table.items() if not isinstance(v, dict)}
-    tables = {k: v for k, v in table.items() if isinstance(v, dict)}
-    if path and (values or not tables):
-        lines.append(f"[{'.'.join(_toml_key(k) for k in path)}]")
-    lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in values.items())
-    if path or values:
-        lines.append("")
-    for key, sub in tables.items():
-        _emit_table(sub, [*path, key], lines)
-
-
-def _toml_key(key: str) -> str:
-    return key if _BARE_KEY.fullmatch(key) else json.dumps(key, ensure_ascii=False)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)  # Python's repr of int/float (inf, nan included) is valid TOML
-    if isinstance(value, str):
-        # A JSON string is a TOML basic string: the same escapes, \uXXXX included.
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    if isinstance(value, dict):
-        if not value:
-            return "{}"
-        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}"
-                                for k, v in value.items()) + " }"
-    raise TypeError(f"cannot write {type(value).__name__} to a case file: {value!r}")
