@@ -1,6 +1,7 @@
 """The virtual pull-off test (solver/stages/pulloff.py) on reduced meshes of the shipped cases."""
 
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from solver.case import load_case_text
+from solver.case import load_case, load_case_text
 from solver.errors import CaseError
 from solver.stages.pipeline import run_pulloff
 
@@ -76,6 +77,12 @@ def test_pulloff_writes_its_files(pulled):
     damage = np.array([float(row["damage"]) for row in nodes])
     assert damage.min() >= 0.0 and damage.max() == pytest.approx(1.0)
     assert (out / "pulloff.png").stat().st_size > 1000
+    # the resolved case: loadable as the same case; the library's mix warns
+    resolved, case = load_case(out / "resolved.toml"), load_case_text(reduced_case_text("plain"))
+    assert [field.name for field in dataclasses.fields(case) if field.name not in
+            ("source", "raw", "text") and getattr(case, field.name) != getattr(resolved,
+                                                                          field.name)] == []
+    assert [line.split(":")[0] for line in summary["warnings"]] == ["material 'mix'"]
 
 
 def test_energy_balances_in_the_pulloff_test(tmp_path):
