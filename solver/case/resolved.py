@@ -176,6 +176,8 @@ def _shown(value: Any, kind: str | None) -> str:
         unit = "h" if value >= 3600 else "min" if value >= 60 else "s"
     elif kind == "pressure" and abs(value) >= 1e9:
         unit = "GPa"
+    elif kind == "length" and abs(value) >= 1e-3:
+        unit = "mm"
     elif kind in _SHOWN_IN:
         unit = _SHOWN_IN[kind]
     else:
