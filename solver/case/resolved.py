@@ -33,8 +33,7 @@ def resolved_toml(case) -> str:
     """The case as a case file with every value the run uses (see the module docstring)."""
     lines = [f"# The resolved case of {case.source}: every value the run uses, in SI units.",
              "# '# default': a value the case file leaves out. Loadable as a case file."]
-    warnings = case.warnings()
-    lines += [f"# WARNING: {message}" for message in warnings]
+    lines += [f"# WARNING: {message}" for message in case.warnings()]
     skip = _inapplicable_keys(case)
     for table in _TABLES:
         section = getattr(case, table) if table != "case" else case.case
@@ -96,7 +95,7 @@ def _emit_material(case, name: str, lines: list[str]):
     nested = []
     for key, field in type(material).model_fields.items():
         value = getattr(material, key)
-        if key == "name" or value is None:
+        if key == "name" or value is None or (key == "placeholders" and not value):
             continue
         if isinstance(value, BaseModel):
             nested.append((key, value))
@@ -105,8 +104,6 @@ def _emit_material(case, name: str, lines: list[str]):
         if key == "source" and mixed and OTHER_VALUES in value:
             # [mix] puts its own source in front again when the case is loaded
             plain = source_before_mix(value)
-        if key == "placeholders" and not value:
-            continue
         origin = ("case file" if key in raw else f"library: {name}" if key in from_library
                   else "default")
         if mixed and key in MECHANICAL_KEYS:
