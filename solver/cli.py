@@ -12,64 +12,68 @@ logger = logging.getLogger(__name__)
 
 
 def _parser():
-    # -q/-v are accepted before and after the subcommand; SUPPRESS keeps either from
-    # overwriting the other with its default.
-    verbosity = argparse.ArgumentParser(add_help=False)
-    verbosity.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                           help="warnings and errors only")
-    verbosity.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                           help="debug messages")
+    # The options every command takes, before or after the subcommand; SUPPRESS keeps the
+    # subcommand's default from overwriting a value given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="warnings and errors only")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="debug messages")
+    common.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress bar (there is none anyway when stderr is not a "
+                             "terminal)")
     parser = argparse.ArgumentParser(
-        prog="sinter", parents=[verbosity],
+        prog="sinter", parents=[common],
         description="Sintering and swelling of silicon anodes on copper foil.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    check = commands.add_parser("check", parents=[verbosity],
+    check = commands.add_parser("check", parents=[common],
                                 help="validate a case file (or a sweep file and each of its "
                                      "cases) without solving")
-    check.add_argument("case", type=Path)
+    check.add_argument("case", type=Path, help="the case file, or a sweep file")
     check.add_argument("--show", action="store_true",
                        help="print every value the run will use, with units, defaults marked "
                             "and each material's source (the run's resolved.toml)")
 
-    mesh = commands.add_parser("mesh", parents=[verbosity],
+    mesh = commands.add_parser("mesh", parents=[common],
                                help="mesh a case's geometry without solving")
-    mesh.add_argument("case", type=Path)
+    mesh.add_argument("case", type=Path, help="the case file (TOML)")
     mesh.add_argument("--out", type=Path, required=True,
                       help="directory for mesh.msh (Gmsh, micrometres) and mesh.xdmf (metres)")
 
-    run = commands.add_parser("run", parents=[verbosity],
+    run = commands.add_parser("run", parents=[common],
                               help="solve a case and write its results")
-    run.add_argument("case", type=Path)
+    run.add_argument("case", type=Path, help="the case file (TOML)")
     run.add_argument("--out", type=Path, help="results directory (default results/NAME)")
     run.add_argument("--np", type=int, default=1, metavar="N",
                      help="run on N MPI ranks (the same as mpirun -n N sinter run ...)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
                      help="write a checkpoint every N time steps (beside --out)")
     run.add_argument("--restart", action="store_true",
                      help="continue a crashed run from its checkpoint")
 
     pulloff = commands.add_parser(
-        "pulloff", parents=[verbosity],
+        "pulloff", parents=[common],
         help="virtual pull-off test: the schedule, then the layer pulled off the foil")
-    pulloff.add_argument("case", type=Path)
+    pulloff.add_argument("case", type=Path, help="the case file (TOML)")
     pulloff.add_argument("--out", type=Path, help="results directory (default "
                          "results/NAME-pulloff)")
     pulloff.add_argument("--np", type=int, default=1, metavar="N",
                          help="run on N MPI ranks (the same as mpirun -n N sinter pulloff ...)")
 
-    view = commands.add_parser("view", parents=[verbosity],
+    view = commands.add_parser("view", parents=[common],
                                help="draw a result with ParaView into RUN_DIR/views/")
-    view.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    view.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                      help="a results directory of sinter run")
 
-    report = commands.add_parser("report", parents=[verbosity],
+    report = commands.add_parser("report", parents=[common],
                                  help="write RUN_DIR/report.html, one self-contained page")
-    report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    report.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                        help="a results directory written by sinter run")
 
     from solver.sweep.cli import add_parser as add_sweep_parser
 
-    add_sweep_parser(commands, [verbosity])
+    add_sweep_parser(commands, [common])
     return parser
 
 
@@ -78,6 +82,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     args.quiet = getattr(args, "quiet", False)
     args.verbose = getattr(args, "verbose", False)
+    args.no_progress = getattr(args, "no_progress", False)
     if args.command == "sweep":
         # before MPI is initialised here: a sweep launches mpirun for its cases
         from solver.sweep.cli import main as sweep_main

@@ -1,5 +1,7 @@
-"""The command line end to end: check, run, --np 2, errors, and `make demo`."""
+"""The command line end to end: check, run, --np 2, errors, and `make demo`; the parser's
+options and help texts."""
 
+import argparse
 import json
 import os
 import shutil
@@ -10,7 +12,7 @@ import tomllib
 import pytest
 from test_parallel import assert_same_results, process_physics
 
-from solver.cli import main
+from solver.cli import _parser, main
 
 from conftest import CASES, REPO
 
@@ -51,6 +53,50 @@ def sinter(*args, cwd=REPO):
     return subprocess.run([sys.executable, "-m", "solver.cli", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+# each command with its positional arguments, as a user types it
+COMMAND_LINES = {
+    "check": ["check", "case.toml"],
+    "mesh": ["mesh", "case.toml", "--out", "mesh"],
+    "run": ["run", "case.toml"],
+    "pulloff": ["pulloff", "case.toml"],
+    "view": ["view", "results/case"],
+    "report": ["report", "results/case"],
+    "sweep": ["sweep", "sweep.toml"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMAND_LINES))
+@pytest.mark.parametrize(("option", "attribute"),
+                         [("-q", "quiet"), ("-v", "verbose"), ("--no-progress", "no_progress")])
+def test_every_command_takes_the_global_options(command, option, attribute):
+    # the README calls -q, -v and --no-progress global: after the subcommand and before it
+    for argv in ([*COMMAND_LINES[command], option], [option, *COMMAND_LINES[command]]):
+        args = _parser().parse_args(argv)
+        assert args.command == command and getattr(args, attribute) is True, argv
+    args = _parser().parse_args(COMMAND_LINES[command])
+    assert not hasattr(args, attribute)  # main() reads an absent option as off
+
+
+def test_pulloff_runs_with_no_progress_and_quiet(tmp_path):
+    # a refused option exits before anything is solved: the dry case is enough
+    bad = tmp_path / "bad.toml"
+    bad.write_text(SMALL_BILAYER.replace('mesh_size = "4 um"', 'mesh_size = "-4 um"'))
+    result = sinter("pulloff", bad, "--no-progress", "-q")
+    assert result.returncode == 2 and "unrecognized arguments" not in result.stderr
+    assert "mesh_size" in result.stderr
+
+
+def test_every_positional_argument_has_a_help_text():
+    subparsers = next(action for action in _parser()._actions
+                      if isinstance(action, argparse._SubParsersAction))
+    assert set(subparsers.choices) == set(COMMAND_LINES)
+    for name, command in subparsers.choices.items():
+        positionals = [action for action in command._actions if not action.option_strings]
+        assert positionals, name
+        for action in positionals:
+            assert action.help, f"sinter {name}: {action.dest} has no help text"
 
 
 def test_check_accepts_every_shipped_case_and_sweep(capsys):

@@ -42,7 +42,6 @@ def add_parser(commands, parents):
     sweep.add_argument("--cpus-per-task", type=int, metavar="N", help="slurm cpus per task")
     sweep.add_argument("--metric", action="append",
                        help="plot: a results.csv column to map (repeatable)")
-    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def main(args) -> int:
