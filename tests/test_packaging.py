@@ -1,4 +1,5 @@
-"""pyproject.toml declares every third-party module the package imports."""
+"""What a new user installs and reads: pyproject.toml declares every third-party module the
+package imports; the documentation's links resolve and its pictures are small."""
 
 import ast
 import re
@@ -49,3 +50,26 @@ def test_every_third_party_import_is_declared():
     assert not undeclared, f"imported but not in pyproject.toml's dependencies: {undeclared}"
     # the ones the sweep and the report need, by name: a regression guard on the scan itself
     assert {"scipy", "matplotlib", "pandas", "tomli_w", "pint", "pydantic", "rich"} <= set(imports)
+
+
+def test_documentation_links_and_pictures():
+    # every relative link of the README and docs/ leads to a file of the repository, and
+    # every picture in docs/img/ is used and small
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    link = re.compile(r"\]\(([^)\s]+)\)")
+    broken, used = [], set()
+    for page in pages:
+        for target in link.findall(page.read_text()):
+            path = target.split("#")[0]
+            if not path or re.match(r"[a-z]+://", path):
+                continue
+            resolved = (page.parent / path).resolve()
+            used.add(resolved)
+            if not resolved.exists():
+                broken.append(f"{page.relative_to(REPO)}: {target}")
+    assert not broken
+    assert (REPO / "docs" / "tutorial.md").resolve() in used  # linked from the README
+    pictures = sorted((REPO / "docs" / "img").glob("*.png"))
+    assert pictures
+    assert [picture.name for picture in pictures if picture.resolve() not in used] == []
+    assert [picture.name for picture in pictures if picture.stat().st_size > 300_000] == []
