@@ -66,7 +66,7 @@ _TOP_TO_BASE = 0.5
 # [1 - spread, 1 + spread]: varied enough to look random, never so small a neck cannot be meshed.
 _WIDTH_SPREAD = 0.25
 _HEIGHT_SPREAD = 0.4
-# Ra is matched well inside the 5% the issue asks for, so the spline fitted through the
+# Ra is matched well inside the 5% of the target the tests allow, so the spline fitted through the
 # outline (which moves Ra by a fraction of a percent) cannot push it outside.
 _RA_TOLERANCE = 0.002
 _RA_ITERATIONS = 40
