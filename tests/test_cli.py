@@ -99,6 +99,16 @@ def test_every_positional_argument_has_a_help_text():
             assert action.help, f"sinter {name}: {action.dest} has no help text"
 
 
+def test_report_of_a_pulloff_result_is_one_line(tmp_path, capsys):
+    # a new user's natural next step after `sinter pulloff`: an explanation, not a traceback
+    (tmp_path / "summary.json").write_text(json.dumps({"case": "x", "pulloff": {}}))
+    assert main(["report", str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("sinter: error: ") and "a pull-off result" in error
+    assert "pulloff.png" in error and "\n" not in error
+    assert not (tmp_path / "report.html").exists()
+
+
 def test_check_accepts_every_shipped_case_and_sweep(capsys):
     sweeps = []
     for case in sorted(CASES.glob("*.toml")):

@@ -13,6 +13,7 @@ from datetime import datetime
 from html import escape
 from pathlib import Path
 
+from solver.errors import UserError
 from solver.report.views import (
     MICROMETRE,
     MPA,
@@ -58,6 +59,10 @@ pre { background: #f7f7f7; border: 1px solid #ddd; padding: 0.8em; overflow-x: a
 def write_report(run_dir) -> Path:
     """Write RUN_DIR/report.html from the files of a finished run; returns its path."""
     run_dir = result_directory(run_dir)
+    if "pulloff" in json.loads((run_dir / "summary.json").read_text()):
+        raise UserError(f"{run_dir}: a pull-off result; the report is of a `sinter run` result. "
+                        "The pull-off's curve is pulloff.png, its numbers summary.json "
+                        "(docs/pulloff.md)")
     path = run_dir / "report.html"
     path.write_text(report_page(run_dir), encoding="utf-8")
     logger.info("report written to %s", path)
