@@ -164,6 +164,12 @@ def test_a_slurm_array_runs_through_the_bundle(user, bundle, slurm_cluster):
     assert f"exec {bundle} python3 -m solver.sweep.backends task {out}" in dry.stdout
     assert not out.exists()
 
+    # the bundle's own sbatch does not know the cluster: the one-line error says what to do
+    refused = user.run([bundle, "python3", "-m", "solver.cli", "sweep", "sweep.toml", "--out",
+                        out, "--backend", "slurm", "-q"], cwd=work)
+    assert refused.returncode == 2 and "--no-submit" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+
     # the sweep writes its script through the bundle; the cluster's own sbatch submits it
     written = user.run([bundle, "python3", "-m", "solver.cli", "sweep", "sweep.toml", "--out",
                         out, "--backend", "slurm", "--no-submit", "-q"], cwd=work)

@@ -347,8 +347,12 @@ def submit_slurm(out: Path, sweep: Sweep, todo: list[SweepCase], resources: dict
                              text=True)
     job_id = process.stdout.strip().split(";")[0]  # --parsable: "ID" or "ID;CLUSTER"
     if process.returncode != 0 or not job_id:
-        raise UserError(f"sbatch {script}: "
-                        f"{process.stderr.strip() or f'exit status {process.returncode}'}")
+        # the bundle's Slurm client is Debian's, without the cluster's configuration
+        hint = ("; inside the bundle, write the script with --no-submit and submit it with "
+                "the cluster's own sbatch (docs/hpc.md)" if os.environ.get("SINTERFEM_LAUNCHER")
+                else "")
+        reason = process.stderr.strip().splitlines()[-1:] or [f"exit status {process.returncode}"]
+        raise UserError(f"sbatch {script}: {reason[0]}{hint}")
     jobs.append({"job_id": job_id, "script": script.name, "cases": len(todo),
                  "submitted": _now()})
     (Path(out) / "slurm" / "jobs.json").write_text(json.dumps(jobs, indent=1) + "\n")
