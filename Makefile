@@ -3,12 +3,14 @@
 #   make demo                       run cases/recurved-2d.toml, print its summary
 #   make test                       the whole suite (serial, then the MPI tests on 2 ranks)
 #   make test DEBIAN_SUITE=sid      the same on Debian unstable's DOLFINx 0.11
+#   make bundle                     the toolchain root and sinterfem in one archive that an
+#                                   ordinary user runs on a cluster (docs/hpc.md)
 DEBIAN_SUITE ?= trixie
 export DEBIAN_SUITE
 RUN := bin/sinter-env
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-serial test-mpi bench lint clean
+.PHONY: setup demo test test-serial test-mpi bench bundle lint clean
 
 # A host with DOLFINx >= 0.9 is used instead of the Debian root: then DEBIAN_SUITE changes
 # nothing, and the line below says so (SINTERFEM_TOOLCHAIN=root forces the root).
@@ -40,6 +42,10 @@ bench: setup
 	  --platform manylinux2014_x86_64 -d bench/.wheels scikit-fem pyamg || \
 	  echo "bench: no scikit-fem/pyamg wheels fetched here: bench/run.py tries pip in its venv"
 	$(RUN) python3 bench/run.py --out bench/results.json
+
+# sinter-bundle-SUITE.tar.zst: unpack anywhere, run sinter-bundle/bin/sinter as any user.
+bundle: setup
+	bin/bundle
 
 lint:
 	ruff check solver meshes tests bench

@@ -3,6 +3,7 @@ against a real single-node cluster (skipped where slurmctld is not installed).""
 
 import importlib.util
 import json
+import sys
 import tomllib
 
 import numpy as np
@@ -12,12 +13,14 @@ from slurm_cluster import SlurmCluster, available, describe
 
 from solver.case import load_case
 from solver.cli import main
+from solver.sweep.backends import pending, slurm_script
 from solver.sweep.plan import (
     SweepError,
     case_hash,
     case_toml,
     load_sweep,
     parse_key_path,
+    read_plan,
     set_key_path,
     toml_dumps,
 )
@@ -201,6 +204,14 @@ seed = 7
     ('[sweep]\nbase = "missing.toml"\n[parameters]\n"geometry.length" = [1]', "sweep.base"),
     ('[sweep]\nbase = "tiny.toml"\nfields = "yes"\n[parameters]\n"geometry.length" = [1]',
      "sweep.fields"),
+    ('[sweep]\nbase = "tiny.toml"\n[parameters]\n"geometry.length" = [1]\n[slurm]\n'
+     'setup = "module load dolfinx"', "slurm.setup"),
+    ('[sweep]\nbase = "tiny.toml"\n[parameters]\n"geometry.length" = [1]\n[slurm]\n'
+     'launcher = ""', "slurm.launcher"),
+    ('[sweep]\nbase = "tiny.toml"\n[parameters]\n"geometry.length" = [1]\n[slurm]\n'
+     'max_parallel = 0', "slurm.max_parallel"),
+    ('[sweep]\nbase = "tiny.toml"\n[parameters]\n"geometry.length" = [1]\n[slurm]\n'
+     'launch = "srun"', "slurm.launch"),
 ])
 def test_bad_sweep_file_gives_one_line(tmp_path, capsys, sweep_text, key):
     path = write_sweep(tmp_path, sweep_text)
@@ -432,6 +443,56 @@ def test_reference_lines_on_design_maps(tmp_path, monkeypatch):
 
 
 # --- Slurm backend ------------------------------------------------------------------------
+
+
+NATIVE_SLURM = """
+[slurm]
+time = "00:10:00"
+setup = ['eval "$(conda shell.bash hook)"', "conda activate sinterfem"]
+"""
+
+
+def test_slurm_dry_run_prints_the_script_with_setup_and_launcher(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("SINTERFEM_LAUNCHER", raising=False)
+    sweep_text = TINY_SWEEP.replace('"4 um", ', "")
+    out = tmp_path / "out"
+
+    def dry_run(text):
+        path = write_sweep(tmp_path, text)
+        assert main(["sweep", str(path), "--out", str(out), "--backend", "slurm",
+                     "--dry-run"]) == 0
+        return capsys.readouterr().out.split("# the sbatch script", 1)[1]
+
+    # the native route: the set-up lines, before set -u, then the environment's python3
+    script = dry_run(sweep_text + NATIVE_SLURM)
+    lines = script.splitlines()
+    assert "#SBATCH --array=0-1" in lines and "#SBATCH --time=00:10:00" in lines
+    assert "#SBATCH --nodes=1" in lines
+    setup = lines.index('eval "$(conda shell.bash hook)"')
+    assert lines[setup + 1] == "conda activate sinterfem" and lines[setup + 2] == "set -u"
+    assert lines[-1] == f'exec python3 -m solver.sweep.backends task {out} "$name"'
+    assert not out.exists()
+
+    # a launcher, as written, runs the task's python3
+    script = dry_run(sweep_text + '[slurm]\nlauncher = "apptainer exec /p/sinterfem.sif"\n')
+    assert script.splitlines()[-1].startswith("exec apptainer exec /p/sinterfem.sif python3 ")
+    # under a bundle's launcher, its path is the default
+    monkeypatch.setenv("SINTERFEM_LAUNCHER", "/p/sinter bundle/bin/sinter-env")
+    script = dry_run(sweep_text)
+    assert script.splitlines()[-1].startswith("exec '/p/sinter bundle/bin/sinter-env' python3 ")
+    # with neither, this interpreter
+    monkeypatch.delenv("SINTERFEM_LAUNCHER")
+    assert dry_run(sweep_text).splitlines()[-1].startswith(f"exec {sys.executable} -m ")
+
+    # --no-submit writes the directory and the script, and says how to submit it
+    path = write_sweep(tmp_path, sweep_text)
+    assert main(["sweep", str(path), "--out", str(out), "--backend", "slurm", "--no-submit",
+                 "-q"]) == 0
+    script = out / "slurm" / "sweep-0.sbatch"
+    assert f"sbatch {script}" in capsys.readouterr().out
+    assert script.read_text() == slurm_script(out, read_plan(out), pending(out, read_plan(out)),
+                                              {})
+    assert not (out / "slurm" / "jobs.json").exists()
 
 
 @pytest.fixture

@@ -276,18 +276,34 @@ _SBATCH_OPTIONS = {"partition": "--partition", "time": "--time",
                    "cpus_per_task": "--cpus-per-task"}
 
 
+def task_command(resources: dict) -> str:
+    """How an array task starts its Python: `[slurm] launcher` (a bundle's sinter-env,
+    `apptainer exec IMAGE`), else the bundle launcher this process runs under
+    ($SINTERFEM_LAUNCHER, set by sinter-bundle/bin/sinter-env), each with the python3 it
+    provides; with neither, this interpreter, or the python3 that `[slurm] setup` provides."""
+    launcher = resources.get("launcher")
+    if launcher is None and os.environ.get("SINTERFEM_LAUNCHER"):
+        launcher = shlex.quote(os.environ["SINTERFEM_LAUNCHER"])
+    if launcher is not None:
+        return f"{launcher} python3"
+    return "python3" if resources.get("setup") else shlex.quote(sys.executable)
+
+
 def slurm_script(out: Path, sweep: Sweep, todo: list[SweepCase], resources: dict) -> str:
-    """An sbatch array script: task i runs the i-th case of `todo` on sweep.ranks ranks."""
+    """An sbatch array script: task i runs the i-th case of `todo` on sweep.ranks ranks of
+    one node (one mpirun, in one bundle namespace), after the `[slurm] setup` lines."""
     out = Path(out).resolve()
     throttle = f"%{resources['max_parallel']}" if resources.get("max_parallel") else ""
     directives = [f"--job-name=sweep-{Path(sweep.file).stem}",
                   f"--array=0-{len(todo) - 1}{throttle}",
+                  "--nodes=1",
                   f"--ntasks={sweep.ranks}",
                   f"--output={out / 'slurm' / 'logs' / '%A_%a.out'}",
                   f"--chdir={out}"]
     directives += [f"{option}={resources[key]}" for key, option in _SBATCH_OPTIONS.items()
                    if resources.get(key) is not None]
     directives += list(resources.get("options", []))
+    setup = list(resources.get("setup", []))
     names = "\n".join(f"  {case.name}" for case in todo)
     return "\n".join([
         "#!/bin/bash",
@@ -296,14 +312,26 @@ def slurm_script(out: Path, sweep: Sweep, todo: list[SweepCase], resources: dict
         f"#   {'mpirun -n ' + str(sweep.ranks) + ' ' if sweep.ranks > 1 else ''}"
         "python3 -m solver.cli run cases/NAME.toml --out runs/NAME",
         "# and records the outcome in status/NAME.json.",
-        "set -eu",
+        "set -e",
+        # module and conda scripts read unset variables: -u only after them
+        *(["# [slurm] setup", *setup] if setup else []),
+        "set -u",
         f"cases=(\n{names}\n)",
         'name=${cases[$SLURM_ARRAY_TASK_ID]}',
         f"export PYTHONPATH={shlex.quote(str(REPO))}${{PYTHONPATH:+:$PYTHONPATH}}",
-        f"exec {shlex.quote(sys.executable)} -m solver.sweep.backends task "
+        f"exec {task_command(resources)} -m solver.sweep.backends task "
         f"{shlex.quote(str(out))} \"$name\"",
         "",
     ])
+
+
+def write_slurm_script(out: Path, sweep: Sweep, todo: list[SweepCase], resources: dict) -> Path:
+    """slurm/sweep-N.sbatch, N counting this sweep's submitted jobs."""
+    slurm = Path(out) / "slurm"
+    (slurm / "logs").mkdir(parents=True, exist_ok=True)
+    script = slurm / f"sweep-{len(slurm_jobs(out))}.sbatch"
+    script.write_text(slurm_script(out, sweep, todo, resources))
+    return script
 
 
 def submit_slurm(out: Path, sweep: Sweep, todo: list[SweepCase], resources: dict,
@@ -311,21 +339,23 @@ def submit_slurm(out: Path, sweep: Sweep, todo: list[SweepCase], resources: dict
     """Write the array script for `todo`, submit it; with wait, return when it has left the
     queue (polled with squeue: sbatch --wait polls at up to 10 s intervals)."""
     if shutil.which("sbatch") is None:
-        raise UserError("the slurm backend needs sbatch on the PATH")
-    slurm = Path(out) / "slurm"
-    (slurm / "logs").mkdir(parents=True, exist_ok=True)
+        raise UserError("the slurm backend needs sbatch on the PATH (or --no-submit, then "
+                        "the cluster's own sbatch)")
     jobs = slurm_jobs(out)
-    script = slurm / f"sweep-{len(jobs)}.sbatch"
-    script.write_text(slurm_script(out, sweep, todo, resources))
+    script = write_slurm_script(out, sweep, todo, resources)
     process = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True,
                              text=True)
     job_id = process.stdout.strip().split(";")[0]  # --parsable: "ID" or "ID;CLUSTER"
     if process.returncode != 0 or not job_id:
-        raise UserError(f"sbatch {script}: "
-                        f"{process.stderr.strip() or f'exit status {process.returncode}'}")
+        # the bundle's Slurm client is Debian's, without the cluster's configuration
+        hint = ("; inside the bundle, write the script with --no-submit and submit it with "
+                "the cluster's own sbatch (docs/hpc.md)" if os.environ.get("SINTERFEM_LAUNCHER")
+                else "")
+        reason = process.stderr.strip().splitlines()[-1:] or [f"exit status {process.returncode}"]
+        raise UserError(f"sbatch {script}: {reason[0]}{hint}")
     jobs.append({"job_id": job_id, "script": script.name, "cases": len(todo),
                  "submitted": _now()})
-    (slurm / "jobs.json").write_text(json.dumps(jobs, indent=1) + "\n")
+    (Path(out) / "slurm" / "jobs.json").write_text(json.dumps(jobs, indent=1) + "\n")
     logger.info("submitted job %s (%s): %d case(s)", job_id, script, len(todo))
     interval = 0.25
     while wait and _in_queue(job_id):

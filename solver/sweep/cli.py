@@ -27,7 +27,9 @@ def add_parser(commands, parents):
     sweep.add_argument("directory", nargs="?", type=Path,
                        help="the sweep directory (status, collect, plot)")
     sweep.add_argument("--out", type=Path, help="sweep directory (default results/SWEEP)")
-    sweep.add_argument("--dry-run", action="store_true", help="list the cases, run nothing")
+    sweep.add_argument("--dry-run", action="store_true",
+                       help="list the cases (and, with --backend slurm, print the sbatch "
+                            "script), run and write nothing")
     sweep.add_argument("--backend", choices=("local", "slurm"), default="local")
     sweep.add_argument("--jobs", type=int, metavar="N",
                        help="local: cases at a time (default: cores / ranks)")
@@ -37,6 +39,9 @@ def add_parser(commands, parents):
     sweep.add_argument("--ranks", type=int, metavar="N",
                        help="MPI ranks per case (default [sweep] ranks, or 1)")
     sweep.add_argument("--wait", action="store_true", help="slurm: return when the job ends")
+    sweep.add_argument("--no-submit", action="store_true",
+                       help="slurm: write the sweep directory and its sbatch script, submit "
+                            "nothing (then `sbatch SCRIPT` with the cluster's own sbatch)")
     sweep.add_argument("--partition", help="slurm partition")
     sweep.add_argument("--time", help="slurm time limit per case, e.g. 00:30:00")
     sweep.add_argument("--cpus-per-task", type=int, metavar="N", help="slurm cpus per task")
@@ -79,6 +84,8 @@ def _run(args) -> int:
         if args.ranks < 1:
             raise UserError(f"--ranks must be positive, got {args.ranks}")
         sweep.ranks = args.ranks
+    if args.no_submit and args.backend != "slurm":
+        raise UserError("--no-submit writes a Slurm script: it needs --backend slurm")
     if args.dry_run:
         for case in sweep.cases:
             state = ("invalid: " + case.error if case.error
@@ -87,6 +94,12 @@ def _run(args) -> int:
             role = f"  (reference: {case.reference})" if case.reference else ""
             print(f"{case.name}  {values}{role}  [{state}]")
         print(f"{len(sweep.cases)} case(s), {sweep.method}, {sweep.ranks} rank(s) each")
+        todo = pending(out, sweep)
+        if args.backend == "slurm" and todo:
+            from solver.sweep.backends import slurm_script
+
+            print(f"\n# the sbatch script (slurm/sweep-N.sbatch in {out}):")
+            print(slurm_script(out, sweep, todo, _resources(args, sweep)), end="")
         return 0
     write_sweep(sweep, sweep_file, out)
     for case in sweep.cases:
@@ -106,15 +119,25 @@ def _run(args) -> int:
     return _report(out)
 
 
+def _resources(args, sweep) -> dict:
+    """[slurm] of the sweep file, the command-line flags of the same name overriding it."""
+    flags = {"partition": args.partition, "time": args.time,
+             "cpus_per_task": args.cpus_per_task}
+    return {**sweep.slurm, **{key: value for key, value in flags.items() if value}}
+
+
 def _submit(args, out, sweep, todo) -> int:
-    from solver.sweep.backends import submit_slurm
+    from solver.sweep.backends import submit_slurm, write_slurm_script
 
     if not todo:
         logger.info("nothing to submit")
         return _report(out)
-    flags = {"partition": args.partition, "time": args.time,
-             "cpus_per_task": args.cpus_per_task}
-    resources = {**sweep.slurm, **{key: value for key, value in flags.items() if value}}
+    resources = _resources(args, sweep)
+    if args.no_submit:
+        script = write_slurm_script(out, sweep, todo, resources)
+        print(f"wrote {script}: {len(todo)} case(s); submit it with `sbatch {script}`, then "
+              f"`sinter sweep status {out}` and `sinter sweep collect {out}` report on it")
+        return 0
     job_id = submit_slurm(out, sweep, todo, resources, wait=args.wait)
     if args.wait:
         return _report(out)

@@ -269,7 +269,9 @@ class Sweep:
 
 
 _SWEEP_KEYS = {"base", "method", "samples", "seed", "ranks", "references", "fields"}
-_SLURM_KEYS = {"partition", "time", "cpus_per_task", "max_parallel", "options"}
+# [slurm] keys and the type of their values
+_SLURM_KEYS = {"partition": str, "time": str, "cpus_per_task": int, "max_parallel": int,
+               "options": list, "setup": list, "launcher": str}
 _CHECK_KEYS = {"name", "key", "min", "max"}
 
 
@@ -312,7 +314,7 @@ def load_sweep(path: str | Path, out: str | Path) -> Sweep:
     if not specs:
         raise SweepError(path, "parameters", "at least one parameter is needed")
     parameters = [_parameter(path, key, spec, method) for key, spec in specs.items()]
-    slurm = _table(path, document, "slurm", _SLURM_KEYS)
+    slurm = _slurm(path, document)
     checks = _checks(path, document.get("checks", []))
 
     from solver.case import load_case
@@ -351,6 +353,22 @@ def _table(path, document, name: str, allowed: set[str] | None) -> dict:
         raise SweepError(path, f"{name}.{sorted(unknown)[0]}",
                          f"unknown key; expected one of {', '.join(sorted(allowed))}")
     return table
+
+
+def _slurm(path, document) -> dict[str, Any]:
+    """[slurm]: sbatch resources, the task's shell set-up lines (module load, conda activate)
+    and the launcher the task's Python runs under (a bundle's sinter-env, apptainer exec)."""
+    slurm = _table(path, document, "slurm", set(_SLURM_KEYS))
+    for key, value in slurm.items():
+        kind = _SLURM_KEYS[key]
+        if kind is int and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise SweepError(path, f"slurm.{key}", f"expected a positive integer, got {value!r}")
+        if kind is str and (not isinstance(value, str) or not value.strip()):
+            raise SweepError(path, f"slurm.{key}", f"expected a non-empty string, got {value!r}")
+        if kind is list and (not isinstance(value, list)
+                             or not all(isinstance(line, str) for line in value)):
+            raise SweepError(path, f"slurm.{key}", f"expected a list of strings, got {value!r}")
+    return slurm
 
 
 def _checks(path, checks) -> list[dict[str, Any]]:
