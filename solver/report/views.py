@@ -127,7 +127,7 @@ def closeup_box(interface_csv) -> dict:
 
 # The fields of fields.xdmf the ParaView pictures need (by their names there), and the
 # names [output] gives them.
-VIEW_FIELDS = {"u": "displacement", "von_mises": "von_mises"}
+VIEW_FIELDS = {"von_mises": "von_mises"}
 
 
 def missing_view_fields(run_dir: Path) -> str | None:
@@ -149,7 +149,7 @@ def missing_view_fields(run_dir: Path) -> str | None:
 
 def render_views(run_dir) -> list[Path]:
     """Draw the pictures of a result into RUN_DIR/views/; returns the files written. The
-    ParaView pictures and state need the displacement and von Mises fields in fields.xdmf:
+    ParaView pictures and state need the von Mises field in fields.xdmf:
     without them, only the interface tractions are drawn, and the log says why."""
     run_dir = result_directory(run_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
