@@ -57,6 +57,9 @@ IMAGE_LONG_SIDE = 1400  # px
 
 def main(parameters):
     simple.LoadPalette("WhiteBackground")
+    # The outlines lie on the faces of the model: drawn in front of them, not in and out
+    # of them (ParaView's default offset of lines, -4 depth units, leaves them dashed).
+    simple.GetSettingsProxy("RenderViewSettings").LineOffsetParameters = [-2.0, -40.0]
     fields = simple.Xdmf3ReaderS(registrationName="fields.xdmf", FileName=parameters["fields"])
     tags = simple.Xdmf3ReaderS(registrationName="tags.xdmf", FileName=parameters["tags"])
     # ParaView gives the one time of a result written at its final state alone as a number
@@ -117,7 +120,7 @@ def main(parameters):
     # The close-up: the model cut to the box around the interface, so that its axes, the
     # title and the colour bar lie beside the field, not over it.
     region = _closeup_bounds(parameters, model)
-    stress_near, outline_near = (_cut(source, region, f"{name} near the interface")
+    stress_near, outline_near = (_cut(source, region, model, f"{name} near the interface")
                                  for source, name in ((stress, "von Mises"),
                                                       (outline, "outlines")))
     for source in shown:
@@ -161,20 +164,24 @@ def _material(data, tag, name):
     return nodal, edges
 
 
-def _cut(source, bounds, name):
-    """The part of `source` inside the box (xmin, xmax, ymin, ymax, zmin, zmax); a flat
-    side (z of a 2D model) is taken 1 um thick on each side of its plane."""
-    lower, upper = bounds[0::2], bounds[1::2]
-    flat = [hi - lo <= 0.0 for lo, hi in zip(lower, upper, strict=True)]
-    lower = [lo - 1.0 if is_flat else lo for lo, is_flat in zip(lower, flat, strict=True)]
-    upper = [hi + 1.0 if is_flat else hi for hi, is_flat in zip(upper, flat, strict=True)]
-    box = simple.Clip(registrationName=name, Input=source, ClipType="Box", Invert=1,
-                      Crinkleclip=0)
-    box.Exact = 1  # straight cuts through the cells at the box's corners, not chamfers
-    box.ClipType.UseReferenceBounds = 0
-    box.ClipType.Position = lower
-    box.ClipType.Length = [hi - lo for lo, hi in zip(lower, upper, strict=True)]
-    return box
+def _cut(source, region, model, name):
+    """The part of `source` inside the box `region` (xmin, xmax, ymin, ymax, zmin, zmax),
+    cut by a plane at each side of it within the `model`'s box: a plane cuts the linear
+    cells exactly and leaves the others as they are (a box clip cuts the corners it crosses
+    obliquely, or, exact, splits every cell into new ones the outlines no longer lie on)."""
+    for axis in range(3):
+        for side, sign in ((0, -1.0), (1, 1.0)):
+            at = region[2 * axis + side]
+            if (at - model[2 * axis]) * (model[2 * axis + 1] - at) <= 0.0:
+                continue  # at or beyond the model's face: nothing to cut
+            normal = [0.0, 0.0, 0.0]
+            normal[axis] = sign
+            source = simple.Clip(registrationName=f"{name}, {'xyz'[axis]} "
+                                 f"{'>' if side == 0 else '<'} {at:.4g} um",
+                                 Input=source, ClipType="Plane", Invert=1, Crinkleclip=0)
+            source.ClipType.Origin = [at if i == axis else 0.0 for i in range(3)]
+            source.ClipType.Normal = normal
+    return source
 
 
 def _show(stress, outline, view, colours, value_range):
@@ -265,6 +272,8 @@ def _look_at(view, bounds, two_d):
         view.CameraPosition = [centre[0] + size, centre[1] - size, centre[2] + size]
         view.CameraViewUp = [0.0, 0.0, 1.0]
         view.ResetCamera(bounds, False)
+        # back off from the tight fit: room at the top for the title, beside for the labels
+        view.GetActiveCamera().Dolly(0.85)
 
 
 if __name__ == "__main__":
