@@ -85,6 +85,31 @@ def test_pulloff_writes_its_files(pulled):
     assert [line.split(":")[0] for line in summary["warnings"]] == ["material 'mix'"]
 
 
+def test_view_of_a_pulloff_draws_where_its_interface_debonded(pulled, capsys):
+    """`sinter view` on a pull-off result: views/interface_damage.png, the interface nodes
+    coloured by the displacement at which each debonded (all of the flat interface; the
+    recurved head holds) and by the normal traction at the peak force, centred at 0."""
+    from solver.cli import main
+    from solver.report.views import interface_damage_figure
+
+    for kind, held in (("flat", 0), ("recurved", "some")):
+        summary, out = pulled[kind]
+        assert main(["view", str(out)]) == 0
+        assert "interface_damage.png" in capsys.readouterr().err
+        assert (out / "views" / "interface_damage.png").stat().st_size > 10_000
+        figure = interface_damage_figure(out, summary["case"])
+        front, traction = figure.axes[:2]
+        bonded, debonded = (len(c.get_offsets()) for c in front.collections)
+        nodes = bonded + debonded
+        assert nodes == len(traction.collections[0].get_offsets())
+        fraction = summary["pulloff"]["debonded_fraction"]
+        if held == 0:
+            assert bonded == 0 and fraction == 1.0
+        else:
+            assert 0 < bonded < nodes and fraction < 1.0
+        assert traction.collections[0].norm.vcenter == 0.0
+
+
 def test_energy_balances_in_the_pulloff_test(tmp_path):
     """Without the residual stress: at every step the external work is the elastic energy +
     the recoverable cohesive energy + the cohesive dissipation, within 0.5 % of the total

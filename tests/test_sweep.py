@@ -13,6 +13,7 @@ from slurm_cluster import SlurmCluster, available, describe
 
 from solver.case import load_case
 from solver.cli import main
+from solver.sweep import plots
 from solver.sweep.backends import pending, slurm_script
 from solver.sweep.plan import (
     SweepError,
@@ -409,6 +410,25 @@ def test_design_maps_and_sensitivity(tmp_path):
                         columns=["a", "b"]).assign(status="ok", metric=lambda t: t.a * t.b)
     files = plot(grid, ["a", "b"], "grid", tmp_path / "two", ["metric"])
     assert sorted(p.name for p in files) == ["map-metric.png", "sensitivity-metric.png"]
+
+
+def test_a_long_plot_title_is_wrapped_within_the_picture(tmp_path, monkeypatch):
+    """A metric's and a parameter's dotted names make a title wider than the plot: it is
+    broken into lines, each inside the figure, not cut off at its edges."""
+    metric = "peak.interfaces.interface_copper_mix.max_risk"
+    parameter = "geometry.projection_neck_width_at_the_foil"
+    table = pd.DataFrame({parameter: [1.0, 2.0, 3.0], metric: [0.5, 0.7, 0.6],
+                          "status": "ok"})
+    saved, save = [], plots._save
+    monkeypatch.setattr(plots, "_save", lambda figure, path: saved.append(figure) or
+                        save(figure, path))
+    files = plot(table, [parameter], "grid", tmp_path, [metric])
+    assert [p.name for p in files] == [f"line-{metric}.png"]
+    figure = saved[0]
+    title = figure.axes[0].title
+    assert title.get_text() == f"{metric} vs\n{parameter}"
+    extent = title.get_window_extent(figure.canvas.get_renderer())
+    assert 0 <= extent.x0 and extent.x1 <= figure.bbox.width
 
 
 def test_reference_lines_on_design_maps(tmp_path, monkeypatch):

@@ -106,10 +106,17 @@ def main(state):
     end = simple.GetAnimationScene().TimeKeeper.TimestepValues[-1]
     combined.UpdatePipeline(end)
     von_mises = combined.CellData["von_mises"].GetRange()
+    drawn = simple.FindSource("von Mises averaged to the nodes of each material")
+    drawn.UpdatePipeline(end)
     names = sorted(name for name, _ in simple.GetSources())
+    result = {"end": end, "von_mises": von_mises, "sources": names,
+              "bounds": combined.GetDataInformation().GetBounds(),
+              "drawn_bounds": drawn.GetDataInformation().GetBounds(),
+              "drawn_points": drawn.PointData.keys(), "drawn_cells": drawn.CellData.keys(),
+              "drawn_range": drawn.PointData["von Mises [MPa]"].GetRange()}
     for view in simple.GetViews():
         simple.Delete(view)
-    print(json.dumps({"end": end, "von_mises": von_mises, "sources": names}))
+    print(json.dumps(result))
 
 
 main(sys.argv[1])
@@ -292,6 +299,13 @@ def test_the_state_file_opens_in_paraview(result, written, tmp_path):
     outlines = {f"{name} outline" for name in written["summary"]["materials"].values()}
     assert {"fields.xdmf", "tags.xdmf", "all fields on one mesh", *outlines} <= set(
         loaded["sources"])
+    # The pictures: the stress at the nodes (smooth), on the undeformed mesh in micrometres
+    # (the foil's surface at y = 0), within the range of the cell values
+    assert "von Mises [MPa]" in loaded["drawn_points"]
+    assert "von Mises [MPa]" not in loaded["drawn_cells"]
+    assert close_in_float32(loaded["drawn_bounds"], [1e6 * b for b in loaded["bounds"]])
+    low, high = loaded["drawn_range"]
+    assert von_mises.min() / 1e6 - 1e-3 <= low < high <= von_mises.max() / 1e6 + 1e-3
 
 
 def test_view_of_a_run_without_the_fields_says_so(result, tmp_path, caplog):

@@ -517,7 +517,10 @@ def kinetic_curves(
 
 
 def write_kinetics(directory: str | Path, frame: pd.DataFrame) -> None:
-    """kinetics.csv (the frame, SI) and kinetics.png (its curves) in `directory`."""
+    """kinetics.csv (the frame, SI) and kinetics.png (its curves) in `directory`.
+
+    The curves are told apart by line style as well as colour: fractions that coincide
+    (the binder gone, nothing crystallized: both 0) stay visible as two patterns."""
     # The object-oriented API with an explicit Agg canvas: no pyplot, no global backend.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -530,19 +533,21 @@ def write_kinetics(directory: str | Path, frame: pd.DataFrame) -> None:
     temperature_axes, fraction_axes, density_axes = figure.subplots(3, 1, sharex=True)
     temperature_axes.plot(hours, frame["temperature"] - 273.15, color="black")
     temperature_axes.set_ylabel("temperature [degC]")
-    for column, label in (
-        ("binder_remaining", "binder remaining m/m0"),
-        ("crystallized_fraction", "crystallized fraction X"),
-        ("degree_of_cure", "degree of cure alpha"),
+    for column, label, style in (
+        ("binder_remaining", "binder remaining m/m0", {"linewidth": 4.0, "alpha": 0.6}),
+        ("crystallized_fraction", "crystallized fraction X", {"linestyle": "--"}),
+        ("degree_of_cure", "degree of cure alpha", {"linestyle": ":", "linewidth": 2.0}),
     ):
-        fraction_axes.plot(hours, frame[column], label=label)
+        fraction_axes.plot(hours, frame[column], label=label, **style)
     fraction_axes.set_ylabel("fraction")
     fraction_axes.set_ylim(-0.02, 1.02)
-    fraction_axes.legend(loc="best")
+    fraction_axes.legend(loc="center right")
     density_axes.plot(hours, frame["relative_density"], color="tab:purple")
     density_axes.set_ylabel("relative density")
     density_axes.set_xlabel("time [h]")
     for axes in (temperature_axes, fraction_axes, density_axes):
         axes.grid(True, alpha=0.3)
     figure.savefig(directory / "kinetics.png", dpi=120)
-    logger.info("kinetics written to %s", directory)
+    # `directory` is the run's temporary directory, renamed when the run completes: name
+    # the files as they will be in the results.
+    logger.info("kinetics written: kinetics.csv, kinetics.png")

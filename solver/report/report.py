@@ -31,8 +31,9 @@ NANOMETRE = 1e-9
 # The pictures `sinter view` draws, in the order shown, with their captions. Its interface
 # traction plot is not among them: the page draws the same from interface.csv itself.
 VIEW_PICTURES = {
-    "von_mises.png": "von Mises stress at the end of the schedule on the deformed shape "
-                     "(displacement magnified), with the outline of each material",
+    "von_mises.png": "von Mises stress at the end of the schedule on the undeformed shape "
+                     "(the cell values averaged to the nodes within each material), with "
+                     "the outline of each material",
     "closeup.png": "the same, close to the interface",
 }
 

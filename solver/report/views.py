@@ -127,7 +127,7 @@ def closeup_box(interface_csv) -> dict:
 
 # The fields of fields.xdmf the ParaView pictures need (by their names there), and the
 # names [output] gives them.
-VIEW_FIELDS = {"u": "displacement", "von_mises": "von_mises"}
+VIEW_FIELDS = {"von_mises": "von_mises"}
 
 
 def missing_view_fields(run_dir: Path) -> str | None:
@@ -149,12 +149,14 @@ def missing_view_fields(run_dir: Path) -> str | None:
 
 def render_views(run_dir) -> list[Path]:
     """Draw the pictures of a result into RUN_DIR/views/; returns the files written. The
-    ParaView pictures and state need the displacement and von Mises fields in fields.xdmf:
+    ParaView pictures and state need the von Mises field in fields.xdmf:
     without them, only the interface tractions are drawn, and the log says why."""
     run_dir = result_directory(run_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
     views = run_dir / "views"
     views.mkdir(exist_ok=True)
+    if "pulloff" in summary:
+        return _pulloff_views(run_dir, summary, views)
     files = []
     missing = missing_view_fields(run_dir)
     if missing is None:
@@ -168,6 +170,81 @@ def render_views(run_dir) -> list[Path]:
     logger.info("views of %s written to %s: %s", summary["case"], views,
                 ", ".join(f.name for f in files) or "none")
     return files
+
+
+def _pulloff_views(run_dir: Path, summary: dict, views: Path) -> list[Path]:
+    """A pull-off result has no fields (docs/outputs.md): its picture is the interface
+    from interface_damage.csv; its curve is pulloff.png, drawn by the run."""
+    figure = interface_damage_figure(run_dir, summary["case"])
+    figure.savefig(views / "interface_damage.png", dpi=110)
+    files = [views / "interface_damage.png"]
+    logger.info("views of the pull-off %s written to %s: %s (the force-displacement curve "
+                "is %s)", summary["case"], views, ", ".join(f.name for f in files),
+                run_dir / "pulloff.png")
+    return files
+
+
+def interface_damage_figure(run_dir: Path, case: str):
+    """The interface nodes where they are in the geometry (x, y; seen from above in 3D):
+    above, the load at which each debonded (its damage reached FULLY_DAMAGED: the
+    pull-off displacement, or the state of charge of a swelling pull-off), grey where it
+    held to the end; below, the normal traction at the peak force (at the end of a swelling
+    pull-off), on a diverging colour map centred at 0."""
+    import pandas as pd
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import CenteredNorm
+    from matplotlib.figure import Figure
+
+    from solver.stages.pulloff import FULLY_DAMAGED
+
+    frame = pd.read_csv(run_dir / "interface_damage.csv")
+    records = frame["record"].nunique()
+    # every record lists the same nodes in the same order (sorted by their coordinates)
+    nodes = frame[frame["record"] == frame["record"].min()]
+    damage = frame["damage"].to_numpy().reshape(records, -1)
+    pulled = "displacement" in frame.columns
+    load = frame["displacement" if pulled else "soc"].to_numpy().reshape(records, -1)[:, 0]
+    debonded = damage >= FULLY_DAMAGED
+    first = np.where(debonded.any(axis=0), load[debonded.argmax(axis=0)], np.nan)
+    peak = records - 1
+    if pulled:
+        curve = pd.read_csv(run_dir / "pulloff.csv")
+        at_peak = curve["displacement"].iloc[int(curve["force"].to_numpy().argmax())]
+        peak = int(np.abs(load - at_peak).argmin())
+    traction = frame["normal_traction"].to_numpy().reshape(records, -1)[peak] / MPA
+
+    figure = Figure(figsize=(8, 7.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    front_axes, traction_axes = figure.subplots(2, 1, sharex=True, sharey=True)
+    x, y = nodes["x"].to_numpy() / MICROMETRE, nodes["y"].to_numpy() / MICROMETRE
+    held = np.isnan(first)
+    front_axes.scatter(x[held], y[held], color="0.75", s=14, label="bonded at the end")
+    scale, unit = (MICROMETRE, "um") if pulled else (1.0, "")
+    front = front_axes.scatter(x[~held], y[~held], c=first[~held] / scale, cmap="viridis",
+                               vmin=load[0] / scale, vmax=load[-1] / scale, s=14)
+    figure.colorbar(front, ax=front_axes, label=("pull-off displacement [um]" if pulled
+                                                 else "state of charge"))
+    front_axes.set_title(f"where the interface debonded, and at which "
+                         f"{'displacement' if pulled else 'state of charge'}")
+    if held.any():
+        front_axes.legend(loc="upper right", fontsize="small")
+    shown = traction_axes.scatter(x, y, c=traction, cmap="RdBu_r", norm=CenteredNorm(0.0),
+                                  s=14)
+    figure.colorbar(shown, ax=traction_axes, label="normal traction [MPa]\n(tension > 0)")
+    traction_axes.set_title(
+        f"normal traction at the peak force ({load[peak] / scale:.3g} {unit})" if pulled
+        else f"normal traction at the end (state of charge {load[peak]:.3g})")
+    flat = np.ptp(y) < 0.05 * np.ptp(x)  # a straight interface: its shape to scale is a line
+    for axes in (front_axes, traction_axes):
+        if flat:  # a band around it, as a line in the plane, not its rounding noise
+            axes.set_ylim(y.mean() - 0.1 * np.ptp(x), y.mean() + 0.1 * np.ptp(x))
+        else:
+            axes.set_aspect("equal")
+        axes.set_ylabel("y [um]")
+        axes.grid(True, alpha=0.3)
+    traction_axes.set_xlabel("x [um]")
+    figure.suptitle(f"{case}: the foil/layer interface in the pull-off")
+    return figure
 
 
 def _paraview_views(run_dir: Path, summary: dict, views: Path) -> list[Path]:

@@ -101,10 +101,33 @@ def _matching(references: pd.DataFrame, sample: pd.DataFrame, fixed: list[str]):
 
 
 def _save(figure, path: Path) -> Path:
+    _wrap_titles(figure)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def _wrap_titles(figure) -> None:
+    """Break each axes title at spaces into lines as wide as the figure at most: tight_layout
+    makes room for a title's height, not its width, and cuts a long one off at the edges
+    (a metric's dotted name "vs" a parameter's is often wider than the plot)."""
+    renderer = figure.canvas.get_renderer()
+    width = 0.95 * figure.bbox.width
+    for axes in figure.axes:
+        title = axes.title
+        lines = []
+        for line in title.get_text().split("\n"):
+            current = ""
+            for word in line.split(" "):
+                title.set_text(f"{current} {word}" if current else word)
+                if current and title.get_window_extent(renderer).width > width:
+                    lines.append(current)
+                    current = word
+                else:
+                    current = title.get_text()
+            lines.append(current)
+        title.set_text("\n".join(lines))
 
 
 def _line(table, parameter, metric, out_dir, references) -> Path:

@@ -1,8 +1,15 @@
 """Run by ParaView's pvbatch, not by the solver: `pvbatch render_views.py PARAMETERS_JSON`.
 
-Draws von Mises stress on the deformed shape with the material outlines (the whole model
-and a close-up of the interface) and saves the pipeline as a state file. Prints, as its
-last line, the JSON list of the files it wrote.
+Draws the von Mises stress on the undeformed shape with the material outlines (the whole
+model and a close-up of the interface) and saves the pipeline as a state file. Prints, as
+its last line, the JSON list of the files it wrote.
+
+The stress is written cell-wise (cell averages, docs/outputs.md); the pictures show it
+averaged to the nodes within each material (ParaView's Cell Data to Point Data on each
+material's cells alone), so the field reads smoothly inside a material and keeps its jump
+across a material boundary. The colour map is viridis, perceptually uniform (its lightness
+rises monotonically: Moreland, "Why we use bad color maps", 2016), and the coordinates are
+those of the geometry, not magnified displacements.
 """
 
 import json
@@ -46,11 +53,13 @@ for block in blocks:
 
 STRESS = "von Mises [MPa]"
 IMAGE_LONG_SIDE = 1400  # px
-DISPLACEMENT_ON_SCREEN = 0.04  # the largest displacement, drawn as this fraction of the model
 
 
 def main(parameters):
     simple.LoadPalette("WhiteBackground")
+    # The outlines lie on the faces of the model: drawn in front of them, not in and out
+    # of them (ParaView's default offset of lines, -4 depth units, leaves them dashed).
+    simple.GetSettingsProxy("RenderViewSettings").LineOffsetParameters = [-2.0, -40.0]
     fields = simple.Xdmf3ReaderS(registrationName="fields.xdmf", FileName=parameters["fields"])
     tags = simple.Xdmf3ReaderS(registrationName="tags.xdmf", FileName=parameters["tags"])
     # ParaView gives the one time of a result written at its final state alone as a number
@@ -63,101 +72,137 @@ def main(parameters):
     combined.UpdatePipeline(end)
     bounds = combined.GetDataInformation().GetBounds()
     size = math.dist(bounds[0::2], bounds[1::2])
-    largest_displacement = combined.PointData["u"].GetRange(-1)[1]
-    scale = _magnification(DISPLACEMENT_ON_SCREEN * size, largest_displacement)
     two_d = bounds[5] - bounds[4] <= 1e-9 * size
 
     in_mpa = simple.Calculator(registrationName="von Mises in MPa", Input=combined,
                                AttributeType="Cell Data", ResultArrayName=STRESS,
                                Function="von_mises/1e6")
-    deformed = simple.WarpByVector(registrationName=f"deformed x{scale:g}", Input=in_mpa,
-                                   Vectors=["POINTS", "u"], ScaleFactor=scale)
     # In micrometres, so that the axes read in the unit of the geometry.
-    micrometres = simple.Transform(registrationName="in micrometres", Input=deformed)
+    micrometres = simple.Transform(registrationName="in micrometres", Input=in_mpa)
     micrometres.Transform.Scale = [1e6, 1e6, 1e6]
+    smooth, outlines = [], []
+    for tag, name in parameters["materials"].items():
+        stress, outline = _material(micrometres, int(tag), name)
+        smooth.append(stress)
+        outlines.append(outline)
+    # Points on a material boundary stay one per material: the stress keeps its jump there.
+    stress = simple.AppendDatasets(registrationName="von Mises averaged to the nodes of each "
+                                   "material", Input=smooth)
+    outline = simple.AppendDatasets(registrationName="material outlines", Input=outlines)
 
     view = simple.CreateView("RenderView")
     view.ViewTime = end
     view.OrientationAxesVisibility = 0
-    display = simple.Show(micrometres, view)
-    simple.ColorBy(display, ("CELLS", STRESS))
     stress_colours = simple.GetColorTransferFunction(STRESS)
-    stress_colours.ApplyPreset("Turbo", True)
-    display.RescaleTransferFunctionToDataRange(False, True)
-    display.SetScalarBarVisibility(view, True)
-    display.DataAxesGrid.GridAxesVisibility = 1
-    display.DataAxesGrid.XTitle = "x [um]"
-    display.DataAxesGrid.YTitle = "y [um]"
-    display.DataAxesGrid.ZTitle = "z [um]"
+    stress_colours.ApplyPreset("Viridis (matplotlib)", True)
+    # The bar spans the cell values, whose largest is the summary's: the nodal averages
+    # drawn lie within it.
+    stress_range = in_mpa.CellData[STRESS].GetRange()
     bar = simple.GetScalarBar(stress_colours, view)
     bar.Title = STRESS
     bar.ComponentTitle = ""
     bar.RangeLabelFormat = "%.0f"
-    outlines = [_material_outline(micrometres, int(tag), name, view)
-                for tag, name in parameters["materials"].items()]
     time_label = (f"t = {end:.0f} s of the schedule, "
                   f"{parameters['final_temperature'] - 273.15:.0f} degC")
     title = simple.Text(registrationName="title", Text=(
         f"{parameters['case']}: von Mises stress, {time_label}\n"
-        f"displacement magnified x{scale:g}; outlines: "
-        + ", ".join(parameters["materials"].values())))
+        "on the undeformed shape; outlines: " + ", ".join(parameters["materials"].values())))
     title_display = simple.Show(title, view)
-    title_display.WindowLocation = "Upper Left Corner"
+    title_display.WindowLocation = "Upper Center"
     title_display.FontSize = 16
-    # Over the model in a close-up: on a white band, to stay readable (the band is drawn
-    # only with the border).
-    title_display.BackgroundColor = [1.0, 1.0, 1.0, 0.85]
-    title_display.ShowBorder = "Always"
-    title_display.BorderColor = [1.0, 1.0, 1.0]
 
     out = Path(parameters["out"])
     model = [b * 1e6 for b in bounds]
+    shown = _show(stress, outline, view, stress_colours, stress_range)
     _frame(view, model, two_d)
     written = [_screenshot(view, out / "von_mises.png")]
 
+    # The close-up: the model cut to the box around the interface, so that its axes, the
+    # title and the colour bar lie beside the field, not over it.
+    region = _closeup_bounds(parameters, model)
+    stress_near, outline_near = (_cut(source, region, model, f"{name} near the interface")
+                                 for source, name in ((stress, "von Mises"),
+                                                      (outline, "outlines")))
+    for source in shown:
+        simple.Hide(source, view)
+    shown = _show(stress_near, outline_near, view, stress_colours, stress_range)
     title.Text = (f"{parameters['case']}: von Mises stress near the "
-                  + parameters["closeup_subject"]
-                  + f", {time_label}\ndisplacement magnified x{scale:g}")
-    _frame(view, _closeup_bounds(parameters, model, 1e6 * scale * largest_displacement), two_d)
+                  + parameters["closeup_subject"] + f",\n{time_label}, on the undeformed shape")
+    _frame(view, region, two_d)
     written.append(_screenshot(view, out / "closeup.png"))
 
     # The state opens on the whole model, at whatever time the user then chooses.
-    title.Text = (f"{parameters['case']}: von Mises stress, "
-                  f"displacement magnified x{scale:g}")
+    for source in shown:
+        simple.Hide(source, view)
+    shown = _show(stress, outline, view, stress_colours, stress_range)
+    title.Text = f"{parameters['case']}: von Mises stress on the undeformed shape"
     _frame(view, model, two_d)
     simple.SaveState(str(out / "fields.pvsm"))
     written.append(out / "fields.pvsm")
 
     # Without this pvbatch ends with "GLXBadContext" and exit status 1.
-    for source in [title, *outlines, micrometres]:
+    for source in [title, *shown]:
         simple.Hide(source, view)
     simple.Delete(view)
     print(json.dumps([str(path) for path in written]))
 
 
-def _material_outline(data, tag, name, view):
-    """The outline of the cells of one material tag, as black lines."""
+def _material(data, tag, name):
+    """The cells of one material tag with their stress averaged to their nodes, and their
+    outline."""
     cells = simple.Threshold(registrationName=f"{name} (tag {tag})", Input=data,
                              Scalars=["CELLS", "materials"], ThresholdMethod="Between",
                              LowerThreshold=tag - 0.5, UpperThreshold=tag + 0.5)
+    nodal = simple.CellDatatoPointData(registrationName=f"{name}: von Mises at the nodes",
+                                       Input=cells)
+    nodal.ProcessAllArrays = 0
+    nodal.CellDataArraytoprocess = [STRESS]
     surface = simple.ExtractSurface(registrationName=f"{name} surface", Input=cells)
     edges = simple.FeatureEdges(registrationName=f"{name} outline", Input=surface,
                                 BoundaryEdges=1, FeatureEdges=1, NonManifoldEdges=0,
                                 ManifoldEdges=0, Coloring=0)
-    display = simple.Show(edges, view)
-    display.ColorArrayName = ["POINTS", ""]
-    display.AmbientColor = display.DiffuseColor = [0.0, 0.0, 0.0]
-    display.LineWidth = 2.0
-    return edges
+    return nodal, edges
 
 
-def _magnification(on_screen, largest):
-    """A round factor (1, 2 or 5 times a power of ten) that draws `largest` about `on_screen`."""
-    if largest <= 0.0:
-        return 1.0
-    wanted = on_screen / largest
-    power = 10.0 ** math.floor(math.log10(wanted))
-    return max(step * power for step in (1, 2, 5) if step * power <= wanted)
+def _cut(source, region, model, name):
+    """The part of `source` inside the box `region` (xmin, xmax, ymin, ymax, zmin, zmax),
+    cut by a plane at each side of it within the `model`'s box: a plane cuts the linear
+    cells exactly and leaves the others as they are (a box clip cuts the corners it crosses
+    obliquely, or, exact, splits every cell into new ones the outlines no longer lie on)."""
+    for axis in range(3):
+        for side, sign in ((0, -1.0), (1, 1.0)):
+            at = region[2 * axis + side]
+            if (at - model[2 * axis]) * (model[2 * axis + 1] - at) <= 0.0:
+                continue  # at or beyond the model's face: nothing to cut
+            normal = [0.0, 0.0, 0.0]
+            normal[axis] = sign
+            source = simple.Clip(registrationName=f"{name}, {'xyz'[axis]} "
+                                 f"{'>' if side == 0 else '<'} {at:.4g} um",
+                                 Input=source, ClipType="Plane", Invert=1, Crinkleclip=0)
+            source.ClipType.Origin = [at if i == axis else 0.0 for i in range(3)]
+            source.ClipType.Normal = normal
+    return source
+
+
+def _show(stress, outline, view, colours, value_range):
+    """Show the stress field (coloured over `value_range`, with its colour bar and axes) and
+    the outlines."""
+    display = simple.Show(stress, view)
+    simple.ColorBy(display, ("POINTS", STRESS))
+    colours.AutomaticRescaleRangeMode = "Never"
+    colours.RescaleTransferFunction(*value_range)
+    # Unlit: the colours on the model are those of the bar (a lit face is darker).
+    display.Ambient, display.Diffuse = 1.0, 0.0
+    display.SetScalarBarVisibility(view, True)
+    display.DataAxesGrid.GridAxesVisibility = 1
+    display.DataAxesGrid.XTitle = "x [um]"
+    display.DataAxesGrid.YTitle = "y [um]"
+    display.DataAxesGrid.ZTitle = "z [um]"
+    lines = simple.Show(outline, view)
+    lines.ColorArrayName = ["POINTS", ""]
+    lines.AmbientColor = lines.DiffuseColor = [0.0, 0.0, 0.0]
+    lines.LineWidth = 2.0
+    return [stress, outline]
 
 
 def _image_size(width, height):
@@ -169,11 +214,10 @@ def _image_size(width, height):
     return int(IMAGE_LONG_SIDE * aspect), IMAGE_LONG_SIDE
 
 
-def _closeup_bounds(parameters, model, shift):
+def _closeup_bounds(parameters, model):
     """The region of the close-up in micrometres, within the model: the box of the interface
     facets, or, for a flat interface (a flat box: a line in 2D, a plane in 3D), a square (a
-    cube) as tall as the model around its highest risk. The facets are where they were before
-    the deformation: `shift` more on every side."""
+    cube) as tall as the model around its highest risk."""
     box = parameters["closeup"]
     axes = 2 if model[5] - model[4] <= 1e-9 * (model[1] - model[0]) else 3
     up = axes - 1  # the stacking direction: y in 2D, z in 3D
@@ -183,16 +227,14 @@ def _closeup_bounds(parameters, model, shift):
     height = model[2 * up + 1] - model[2 * up]
     if min(extent) < 0.05 * max(extent):
         centre = [v * 1e6 for v in box["highest_risk"][:axes]]
-        half = height / 2 + shift
+        half = height / 2
         lower, upper = [c - half for c in centre], [c + half for c in centre]
     else:
-        margin = 0.2 * max(extent) + shift
+        margin = 0.2 * max(extent)
         lower, upper = [v - margin for v in lower], [v + margin for v in upper]
-    edge = 0.02 * height  # beyond the model: enough to see its outline
     bounds = []
     for axis in range(axes):
-        bounds += [max(lower[axis], model[2 * axis] - edge),
-                   min(upper[axis], model[2 * axis + 1] + edge)]
+        bounds += [max(lower[axis], model[2 * axis]), min(upper[axis], model[2 * axis + 1])]
     return bounds + ([model[4], model[5]] if axes == 2 else [])
 
 
@@ -230,6 +272,8 @@ def _look_at(view, bounds, two_d):
         view.CameraPosition = [centre[0] + size, centre[1] - size, centre[2] + size]
         view.CameraViewUp = [0.0, 0.0, 1.0]
         view.ResetCamera(bounds, False)
+        # back off from the tight fit: room at the top for the title, beside for the labels
+        view.GetActiveCamera().Dolly(0.85)
 
 
 if __name__ == "__main__":
