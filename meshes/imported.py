@@ -72,8 +72,10 @@ class _File:
             raise GeometryError(f"geometry.file: no such mesh file: {path}")
         try:
             self.mesh = meshio.read(path)
-        except Exception as error:  # meshio raises ReadError, and the parsers' own errors
-            lines = str(error).strip().splitlines() or [type(error).__name__]
+        # meshio raises ReadError, its parsers their own errors; its Gmsh reader exits
+        except (Exception, SystemExit) as error:
+            lines = ([] if isinstance(error, SystemExit) else str(error).strip().splitlines()
+                     ) or [f"not a valid {path.suffix or 'mesh'} file"]
             logger.debug("meshio could not read %s", path, exc_info=True)
             raise GeometryError(f"geometry.file: cannot read {path} as a mesh: "
                                 f"{lines[0]}") from error

@@ -72,7 +72,7 @@ class MeshFileGeometry(Table):
     def _not_an_interface(cls, value: dict) -> dict:
         for name in value:
             if name.startswith("interface_"):
-                raise rule_broken(f"boundaries.{name}", "interfaces are the facets between "
+                raise rule_broken(name, "interfaces are the facets between "
                                   "two materials, found by the solver: name boundaries only")
         return value
 
