@@ -10,6 +10,8 @@ back, as the builders find them). The interfaces are the facets between two mate
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import math
 from pathlib import Path
@@ -47,6 +49,15 @@ BOX_FACES = {
     3: {"bottom": (2, True), "top": (2, False), "left": (0, True), "right": (0, False),
         "front": (1, True), "back": (1, False)},
 }
+# The plane-strain and plane-stress triangles of a 2D Abaqus model that meshio 5.3's Abaqus
+# reader does not list (it has CPS3 and CPE6): added to its table, where it has one.
+ABAQUS_TRIANGLES = {"CPE3": "triangle", "CPE3H": "triangle", "CPS6": "triangle6",
+                    "CPE6H": "triangle6", "CPE6M": "triangle6", "CPE6MH": "triangle6",
+                    "CPS6M": "triangle6"}
+_abaqus_table = getattr(getattr(meshio, "abaqus", None), "_abaqus", None)
+for _element, _cell in ABAQUS_TRIANGLES.items():
+    if hasattr(_abaqus_table, "abaqus_to_meshio_type"):
+        _abaqus_table.abaqus_to_meshio_type.setdefault(_element, _cell)
 # a mesh of an electrode's cell in metres spans about a micrometre to a millimetre: far
 # outside, the length unit is wrong (a file in um read as m, or the reverse)
 PLAUSIBLE_EXTENT = (1e-9, 1.0)
@@ -70,13 +81,17 @@ class _File:
     def __init__(self, path: Path, tag_array: str | None):
         if not path.is_file():
             raise GeometryError(f"geometry.file: no such mesh file: {path}")
+        # meshio raises its parsers' errors, or prints a reader's ReadError and exits
+        printed = io.StringIO()
         try:
-            self.mesh = meshio.read(path)
-        # meshio raises ReadError, its parsers their own errors; its Gmsh reader exits
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+                self.mesh = meshio.read(path)
         except (Exception, SystemExit) as error:
-            lines = ([] if isinstance(error, SystemExit) else str(error).strip().splitlines()
-                     ) or [f"not a valid {path.suffix or 'mesh'} file"]
-            logger.debug("meshio could not read %s", path, exc_info=True)
+            # what the reader printed, before meshio's own "Couldn't read file" line
+            said = (printed.getvalue().split("Error: Couldn't read file")[0]
+                    if isinstance(error, SystemExit) else str(error))
+            lines = said.strip().splitlines() or [f"not a valid {path.suffix or 'mesh'} file"]
+            logger.debug("meshio could not read %s: %s", path, said, exc_info=True)
             raise GeometryError(f"geometry.file: cannot read {path} as a mesh: "
                                 f"{lines[0]}") from error
         self.path = path

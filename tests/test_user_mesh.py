@@ -185,6 +185,8 @@ def test_the_bounding_box_a_node_set_and_facet_cells_give_the_same_boundaries(tm
 @pytest.mark.parametrize("change, message", [
     ("missing", r"geometry\.file: no such mesh file: .*absent\.inp"),
     ("garbage", r"geometry\.file: cannot read .*cell\.msh as a mesh: not a valid \.msh file"),
+    ("unknown element", r"geometry\.file: cannot read .*cell\.inp as a mesh: Element type not "
+                        r"available: CPE4X"),
     ("unknown set", r"geometry\.materials\.mix: cell\.inp has no cell set 'BINDER'; it has: "
                     r"FOIL, MIX"),
     ("no material", r"geometry\.materials: 16 of the 32 triangle cells of cell\.inp are in "
@@ -244,6 +246,8 @@ def test_what_is_wrong_with_a_mesh_file_is_one_line(tmp_path, change, message):
         materials = {"copper": [1], "mix": [7]}
     elif change != "missing":
         _write(path, points, cells, sets)
+    if change == "unknown element":
+        path.write_text(path.read_text().replace("TYPE=R3D3", "TYPE=CPE4X"))
     with pytest.raises(GeometryError) as raised:
         _build(path, materials, boundaries, scale)
     assert re.fullmatch(message + ".*", str(raised.value)), str(raised.value)

@@ -65,7 +65,7 @@ class MeshFileGeometry(Table):
         path = Path(value).expanduser()
         if not path.is_absolute() and case_dir is not None:
             path = Path(case_dir) / path
-        return str(path.absolute()) if case_dir is not None else value
+        return str(path.resolve()) if case_dir is not None else value
 
     @field_validator("boundaries")
     @classmethod
