@@ -31,7 +31,7 @@ def build_geometry(case) -> meshes.BuiltGeometry:
     return geometry_kind(case).build(case.geometry, case.case.dim)
 
 
-def _curve_elements(built: meshes.BuiltGeometry) -> None:
+def curve_elements(built: meshes.BuiltGeometry) -> None:
     """Second-order geometry: the edge midpoints move onto the curves they mesh. Straight
     triangles in the thin mix wedge at a tangent foot fillet would fold when curved (minimum
     scaled Jacobian 0.01 on the recurved cell); gmsh's high-order optimization untangles
@@ -79,7 +79,7 @@ def build_mesh(case, comm=MPI.COMM_WORLD, msh_file=None) -> ElectrodeMesh:
             if "geometry_degree" in built.metrics:  # a mesh file brings its own cells
                 _check_file_degree(case, built.metrics["geometry_degree"])
             elif case.solver.geometry_degree == 2:
-                _curve_elements(built)
+                curve_elements(built)
             if msh_file is not None:
                 gmsh.write(str(msh_file))
         except GeometryError as exc:
