@@ -289,12 +289,21 @@ steps = [ {{ to = "25 degC", rate = "5 K/min" }} ]
 """
 
 
+@pytest.fixture
+def mesh_file(tmp_path):
+    """The file the case GEOMETRY names (only its presence is checked when loading)."""
+    (tmp_path / "meshes").mkdir()
+    (tmp_path / "meshes" / "cell.inp").touch()
+
+
+@pytest.mark.usefixtures("mesh_file")
 @pytest.mark.parametrize("unit, metres", [('"um"', 1e-6), ('"0.5 mm"', 5e-4), ('"m"', 1.0)])
 def test_the_length_unit_is_a_unit_or_a_scale(tmp_path, unit, metres):
     case = load_case_text(GEOMETRY.format(unit=unit, extra=""), file=tmp_path / "c.toml")
     assert case.geometry.length_unit == pytest.approx(metres)
 
 
+@pytest.mark.usefixtures("mesh_file")
 def test_the_file_is_relative_to_the_case_file_and_the_first_material_is_the_foil(tmp_path):
     case = load_case_text(GEOMETRY.format(unit='"um"', extra=""), file=tmp_path / "c.toml")
     assert case.geometry.file == str(tmp_path / "meshes" / "cell.inp")
@@ -306,6 +315,7 @@ def test_the_file_is_relative_to_the_case_file_and_the_first_material_is_the_foi
     assert again.geometry == case.geometry
 
 
+@pytest.mark.usefixtures("mesh_file")
 @pytest.mark.parametrize("unit, extra, key, message", [
     ('"furlong s"', "", "geometry.length_unit", "expected a positive length"),
     ('"um"', 'boundaries = { interface_a_b = "X" }', "geometry.boundaries.interface_a_b",
@@ -318,9 +328,31 @@ def test_the_case_checks_the_mesh_keys(tmp_path, unit, extra, key, message):
     assert raised.value.key == key and message in raised.value.expected
 
 
-def test_an_unknown_material_is_named():
+@pytest.mark.usefixtures("mesh_file")
+def test_an_unknown_material_is_named(tmp_path):
     text = GEOMETRY.format(unit='"um"', extra="").replace("copper =", "copperr =")
     with pytest.raises(CaseError) as raised:
-        load_case_text(text)
+        load_case_text(text, file=tmp_path / "c.toml")
     assert raised.value.key == "geometry.materials.copperr"
     assert raised.value.expected.startswith("unknown material 'copperr'")
+
+
+def test_a_missing_mesh_file_is_found_by_the_check(tmp_path):
+    with pytest.raises(CaseError) as raised:
+        load_case_text(GEOMETRY.format(unit='"um"', extra=""), file=tmp_path / "c.toml")
+    assert (raised.value.key, raised.value.expected) == (
+        "geometry.file", f"no such mesh file: {tmp_path / 'meshes' / 'cell.inp'}")
+
+
+def test_a_sweep_over_a_user_mesh_finds_the_file_from_its_own_cases(tmp_path):
+    """The sweep writes its cases into out/cases: the mesh file is named by its absolute path
+    there, and each case validates."""
+    from solver.sweep.plan import load_sweep
+
+    sweep_file = tmp_path / "sweep.toml"
+    sweep_file.write_text(f'[sweep]\nbase = "{CASES / "user-mesh-2d.toml"}"\n'
+                          '[parameters]\n"schedule.start" = ["350 degC", "400 degC"]\n')
+    sweep = load_sweep(sweep_file, tmp_path / "out")
+    assert [case.error for case in sweep.cases] == [None, None]
+    mesh_file = str((CASES.parent / "meshes" / "user-mesh-2d.inp").resolve())
+    assert {case.document["geometry"]["file"] for case in sweep.cases} == {mesh_file}

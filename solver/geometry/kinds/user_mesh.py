@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 import meshes
 from solver.case.tables import Table, rule_broken
@@ -23,6 +23,7 @@ _LEADING_NUMBER = re.compile(r"\s*[-+]?(\d|\.\d)")
 class MeshFileGeometry(Table):
     kind: Literal["mesh"] = Field(description="kind of geometry")
     file: str = Field(
+        min_length=1,
         description="the mesh file, relative to the case file (or absolute): any format "
         "meshio reads (.msh, .inp, .vtu, .vtk, .med, ...), triangles (2D) or tetrahedra "
         "(3D), straight or second-order")
@@ -56,16 +57,18 @@ class MeshFileGeometry(Table):
             return f"1 {value}"
         return value
 
-    @field_validator("file")
-    @classmethod
-    def _relative_to_the_case_file(cls, value: str, info: ValidationInfo) -> str:
-        if not value.strip():
-            raise ValueError("expected a file name")
+    @model_validator(mode="after")
+    def _relative_to_the_case_file(self, info: ValidationInfo) -> "MeshFileGeometry":
         case_dir = (info.context or {}).get("case_dir")
-        path = Path(value).expanduser()
-        if not path.is_absolute() and case_dir is not None:
+        if case_dir is None:  # a table validated on its own: as written
+            return self
+        path = Path(self.file).expanduser()
+        if not path.is_absolute():
             path = Path(case_dir) / path
-        return str(path.resolve()) if case_dir is not None else value
+        if not path.is_file():
+            raise rule_broken("file", f"no such mesh file: {path.resolve()}")
+        self.file = str(path.resolve())
+        return self
 
     @field_validator("boundaries")
     @classmethod
@@ -104,4 +107,5 @@ def _extent(g: MeshFileGeometry, metrics: dict) -> tuple[float, float]:
 
 KIND = GeometryKind(
     schema=MeshFileGeometry, build=_build, symmetry_planes=UNIT_CELL_SYMMETRY_PLANES,
-    free_faces=UNIT_CELL_FREE_FACES, cell_extent=_extent, pulloff_dims=(2, 3))
+    free_faces=UNIT_CELL_FREE_FACES, cell_extent=_extent, pulloff_dims=(2, 3),
+    file_keys=("file",))
