@@ -318,12 +318,13 @@ def _element_quality(dim: int) -> tuple[float, float]:
 def build_from_file(path: Path, dim: int, length_scale: float,
                     materials: dict[str, list[Selector]],
                     boundaries: dict[str, list[Selector]],
+                    interfaces: list[tuple[str, str]] | None = None,
                     tag_array: str | None = None) -> BuiltGeometry:
     """Read the mesh file and load it into the current gmsh model with the builders'
     physical groups: the materials (cells, in the order given), then the boundaries (the
     bounding box's faces unless named, then the other named ones) and the interfaces
-    `interface_{a}_{b}` between each two touching materials (a listed first: the lower,
-    foil side)."""
+    `interface_{a}_{b}` (a the lower, foil side): those given as (a, b), else between each
+    two touching materials, a the one listed first."""
     file = _File(Path(path), tag_array)
     cell_type, cells, offsets = _cells(file, dim)
     material_of = _materials(file, dim, cell_type, len(cells), offsets, materials)
@@ -355,16 +356,20 @@ def build_from_file(path: Path, dim: int, length_scale: float,
         if name not in facet_groups:
             facet_groups[name] = _named_boundary(file, facets, name, selectors, dim)
     names = list(materials)
-    interfaces = {}
-    shared = ~facets.exterior
+    shared = np.flatnonzero(~facets.exterior)
     sides = np.sort(material_of[facets.cells[shared]], axis=1)
-    for lower in range(len(names)):
-        for upper in range(lower + 1, len(names)):
-            chosen = np.flatnonzero(shared)[(sides[:, 0] == lower) & (sides[:, 1] == upper)]
-            if len(chosen):
-                name = f"interface_{names[lower]}_{names[upper]}"
-                facet_groups[name] = chosen
-                interfaces[name] = (lower, upper)
+    pairs = ([(names.index(a), names.index(b)) for a, b in interfaces] if interfaces is not None
+             else [(a, b) for a in range(len(names)) for b in range(a + 1, len(names))])
+    sides_of = {}  # interface name -> (lower, upper) material index
+    for lower, upper in pairs:
+        chosen = shared[(sides[:, 0] == min(lower, upper)) & (sides[:, 1] == max(lower, upper))]
+        if len(chosen):
+            name = f"interface_{names[lower]}_{names[upper]}"
+            facet_groups[name] = chosen
+            sides_of[name] = (lower, upper)
+        elif interfaces is not None:
+            raise GeometryError(f"geometry.interfaces: '{names[lower]}' and '{names[upper]}' "
+                                "share no facet in the mesh")
     seen = np.zeros(len(facets.keys), int)
     for group, chosen in facet_groups.items():
         if np.any(seen[chosen]):
@@ -404,7 +409,7 @@ def build_from_file(path: Path, dim: int, length_scale: float,
     to_si = length_scale
     edges = points[cells[:, [pair for pair in ((0, 1), (1, 2), (0, 2), (0, 3), (1, 3), (2, 3))
                              if max(pair) < dim + 1]]]
-    foil_interfaces = [name for name, (lower, _) in interfaces.items() if lower == 0]
+    foil_interfaces = [name for name, (lower, _) in sides_of.items() if lower == 0]
     interface_measure = sum(_measure(points, facets.nodes[facet_groups[name]], dim)
                             for name in foil_interfaces)
     metrics: dict[str, float | bool] = {
@@ -425,7 +430,7 @@ def build_from_file(path: Path, dim: int, length_scale: float,
                     "cell_width": float(extent[1]) * to_si}
     logger.info("read %s: %d %s cells of %s, %s; element quality min %.3f mean %.3f",
                 file.path.name, len(cells), cell_type, _names(names),
-                _names(interfaces) if interfaces else "no interface", quality_min, quality_mean)
+                _names(sides_of) if sides_of else "no interface", quality_min, quality_mean)
     if not math.isfinite(quality_min) or quality_min <= 1e-12:
         raise GeometryError(f"geometry.file: {file.path.name} has degenerate cells (gmsh "
                             f"minSICN down to {quality_min:.3g})")
@@ -436,6 +441,6 @@ def build_from_file(path: Path, dim: int, length_scale: float,
         cell_materials={tag: name for name, tag in cell_groups.items()},
         facet_groups=facet_tags,
         interfaces={name: (facet_tags[name], cell_groups[names[lower]], cell_groups[names[upper]])
-                    for name, (lower, upper) in interfaces.items()},
+                    for name, (lower, upper) in sides_of.items()},
         metrics=metrics,
     )

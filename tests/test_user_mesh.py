@@ -51,15 +51,22 @@ def _write_with_meshio(native_case, directory: Path) -> dict[str, str]:
     cells = [(cell_type, np.concatenate([native.cells[index].data for index in blocks]))]
     tags = np.concatenate([native.cell_data["gmsh:physical"][index] for index in blocks])
     points = native.points[:, :dim]
-    sets = {name.upper(): [np.flatnonzero(tags == tag)]
-            for tag, name in built.cell_materials.items()}
+    tags_of = {name: [tag for tag, other in built.cell_materials.items() if other == name]
+               for name in dict.fromkeys(built.cell_materials.values())}
+    sets = {name.upper(): [np.flatnonzero(np.isin(tags, group))]
+            for name, group in tags_of.items()}
     meshio.Mesh(points, cells, cell_sets=sets).write(directory / "cell.inp")
     meshio.Mesh(points, cells, cell_data={"material": [tags.astype(np.int32)]}).write(
         directory / "cell.vtu")
-    by_set = ", ".join(f'{name} = "{name.upper()}"' for name in built.cell_materials.values())
-    by_tag = ", ".join(f"{name} = {tag}" for tag, name in built.cell_materials.items())
+    by_set = ", ".join(f'{name} = "{name.upper()}"' for name in tags_of)
+    by_tag = ", ".join(f"{name} = {group}" for name, group in tags_of.items())
+    # the native interfaces, named in the VTU's case (the .inp's finds those of the
+    # touching materials)
+    pairs = ", ".join(f'["{built.cell_materials[lower]}", "{built.cell_materials[upper]}"]'
+                      for _, lower, upper in built.interfaces.values())
     return {"inp": f'file = "cell.inp"\nlength_unit = "um"\nmaterials = {{ {by_set} }}\n',
-            "vtu": f'file = "cell.vtu"\nlength_unit = "um"\nmaterials = {{ {by_tag} }}\n'}
+            "vtu": f'file = "cell.vtu"\nlength_unit = "um"\nmaterials = {{ {by_tag} }}\n'
+                   f"interfaces = [{pairs}]\n"}
 
 
 def _mesh_case(native_file: Path, geometry: str, directory: Path) -> Path:
@@ -121,6 +128,13 @@ def test_a_mesh_written_by_meshio_gives_the_native_summary(native, tmp_path):
     _same_summaries(CASES / native, tmp_path, MPI.COMM_WORLD)
 
 
+def test_the_swelling_stage_on_a_mesh_file_gives_the_native_summary(tmp_path):
+    """Swelling particles in a binder on the foil (swelling-particles-2d): three materials,
+    the one interface the native build has (copper/polyimide) named in the case."""
+    _same_summaries(CASES / "swelling-particles-2d.toml", tmp_path, MPI.COMM_WORLD,
+                    formats=("vtu",))
+
+
 @pytest.mark.parametrize("native, change, file_format", [
     ("recurved-2d.toml", ("[schedule]", "[solver]\ngeometry_degree = 2\n\n[schedule]"), "vtu"),
     ("recurved-3d.toml", ('mesh_size = "1.0 um"\ninterface_mesh_size = "0.12 um"',
@@ -172,8 +186,8 @@ def _sets(material):
 MATERIALS = {"copper": ["FOIL"], "mix": ["MIX"]}
 
 
-def _build(path, materials=MATERIALS, boundaries=None, scale=1e-6, dim=2):
-    return build_from_file(path, dim, scale, materials, boundaries or {})
+def _build(path, materials=MATERIALS, boundaries=None, scale=1e-6, dim=2, interfaces=None):
+    return build_from_file(path, dim, scale, materials, boundaries or {}, interfaces)
 
 
 @pytest.mark.usefixtures("gmsh_model")
@@ -200,6 +214,25 @@ def test_the_bounding_box_a_node_set_and_facet_cells_give_the_same_boundaries(tm
     _build(path, boundaries={"top": ["TOP"]})
     _, _, named = gmsh.model.mesh.getElements(1, 2)
     assert sorted(set(np.concatenate(named))) == sorted(top + 1)
+
+
+@pytest.mark.usefixtures("gmsh_model")
+def test_the_interfaces_are_between_touching_materials_or_those_named(tmp_path):
+    """Three bands: a touches b, b touches c, a and c do not."""
+    points, triangles, _ = _two_layers()
+    height = points[triangles].mean(axis=1)[:, 1]
+    bands = {"A": [np.flatnonzero(height < -1)], "B": [np.flatnonzero(abs(height) < 1)],
+             "C": [np.flatnonzero(height > 1)]}
+    path = _write(tmp_path / "bands.inp", points, [("triangle", triangles)], bands)
+    materials = {"a": ["A"], "b": ["B"], "c": ["C"]}
+    assert _build(path, materials).interfaces == {"interface_a_b": (5, 1, 2),
+                                                  "interface_b_c": (6, 2, 3)}
+    gmsh.model.remove()
+    gmsh.model.add("named")
+    assert _build(path, materials, interfaces=[("c", "b")]).interfaces == {
+        "interface_c_b": (5, 3, 2)}
+    with pytest.raises(GeometryError, match="geometry.interfaces: 'a' and 'c' share no facet"):
+        _build(path, materials, interfaces=[("a", "c")])
 
 
 @pytest.mark.usefixtures("gmsh_model")
@@ -321,6 +354,8 @@ def test_the_file_is_relative_to_the_case_file_and_the_first_material_is_the_foi
     ('"um"', 'boundaries = { interface_a_b = "X" }', "geometry.boundaries.interface_a_b",
      "interfaces are the facets between two materials"),
     ('"um"', 'cell_size = "1 um"', "geometry.cell_size", "unknown key"),
+    ('"um"', 'interfaces = [["copper", "binder"]]', "geometry.interfaces[0]",
+     "'binder' is not in geometry.materials"),
 ])
 def test_the_case_checks_the_mesh_keys(tmp_path, unit, extra, key, message):
     with pytest.raises(CaseError) as raised:

@@ -41,6 +41,12 @@ class MeshFileGeometry(Table):
         "bottom, top, left, right (3D: front, back) that are not given are the bounding "
         "box's faces",
         json_schema_extra={"default_text": "the bounding box's faces"})
+    interfaces: list[tuple[str, str]] | None = Field(
+        None,
+        description="the pairs [lower, upper] of materials whose shared facets are interfaces "
+        "(tractions, risk; the pull-off's cohesive interface is the foil's)",
+        json_schema_extra={"default_text": "every two touching materials, the one listed "
+                           "first in materials the lower"})
     cell_data: str | None = Field(
         None,
         description="the file's integer cell-data array that integer groups refer to",
@@ -79,6 +85,17 @@ class MeshFileGeometry(Table):
                                   "two materials, found by the solver: name boundaries only")
         return value
 
+    @model_validator(mode="after")
+    def _interfaces_between_listed_materials(self) -> "MeshFileGeometry":
+        for index, pair in enumerate(self.interfaces or []):
+            unknown = [name for name in pair if name not in self.materials]
+            if unknown or pair[0] == pair[1]:
+                raise rule_broken(
+                    f"interfaces[{index}]",
+                    f"'{unknown[0]}' is not in geometry.materials" if unknown else
+                    "an interface is between two different materials")
+        return self
+
     @property
     def foil_material(self) -> str:
         """The first material: the foil side of its interfaces (the pull-off holds it)."""
@@ -98,7 +115,7 @@ def _build(g: MeshFileGeometry, dim: int) -> meshes.BuiltGeometry:
         Path(g.file), dim, g.length_unit,
         materials={name: _listed(groups) for name, groups in g.materials.items()},
         boundaries={name: _listed(groups) for name, groups in g.boundaries.items()},
-        tag_array=g.cell_data)
+        interfaces=g.interfaces, tag_array=g.cell_data)
 
 
 def _extent(g: MeshFileGeometry, metrics: dict) -> tuple[float, float]:
