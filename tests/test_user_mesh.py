@@ -129,10 +129,15 @@ def test_a_mesh_written_by_meshio_gives_the_native_summary(native, tmp_path):
 
 
 def test_the_swelling_stage_on_a_mesh_file_gives_the_native_summary(tmp_path):
-    """Swelling particles in a binder on the foil (swelling-particles-2d): three materials,
-    the one interface the native build has (copper/polyimide) named in the case."""
-    _same_summaries(CASES / "swelling-particles-2d.toml", tmp_path, MPI.COMM_WORLD,
-                    formats=("vtu",))
+    """Swelling particles in a binder on the foil (swelling-particles-2d, lithiated to SOC
+    0.3 in 3 increments): three materials, the one interface the native build has
+    (copper/polyimide) named in the case."""
+    shipped = (CASES / "swelling-particles-2d.toml").read_text()
+    path = "path = [ { soc = 0.5, increments = 20 }, { soc = 0.2, increments = 6 } ]"
+    assert path in shipped
+    native_file = tmp_path / "swelling-particles-2d.toml"
+    native_file.write_text(shipped.replace(path, "path = [ { soc = 0.3, increments = 3 } ]"))
+    _same_summaries(native_file, tmp_path, MPI.COMM_WORLD, formats=("vtu",))
 
 
 @pytest.mark.parametrize("native, change, file_format", [
