@@ -1,7 +1,8 @@
 """`kind = "mesh"` (meshes/imported.py, solver/geometry/kinds/user_mesh.py): a shipped
 geometry's mesh written by another tool (meshio: Abaqus .inp with cell sets, VTU with
-integer cell data) gives the native build's summary, on 1 and 2 ranks and through the
-pull-off; and what is wrong with a mesh file is one line naming the key."""
+integer cell data; Gmsh's .msh) gives the native build's summary, on 1 and 2 ranks,
+through the schedule, the pull-off and the swelling stage; and what is wrong with a mesh
+file is one line naming the key."""
 
 import re
 from pathlib import Path
@@ -32,8 +33,9 @@ def _write_with_meshio(native_case, directory: Path) -> dict[str, str]:
     """The native case's mesh built by Gmsh (second-order where the case's
     solver.geometry_degree is 2), written by meshio as an Abaqus .inp (the cells in cell
     sets named by the material in capitals) and a VTU (the material's tag as integer cell
-    data "material"); each file's [geometry] table in a case file. The cells alone, nothing
-    else: the boundaries are the bounding box's faces."""
+    data "material"): the cells alone, the boundaries are the bounding box's faces. And
+    Gmsh's own .msh, its physical groups named in the case (by name or tag; the top and
+    the right face from its facets). Each file's [geometry] table for a case file."""
     dim = native_case.case.dim
     gmsh.initialize()
     gmsh.option.setNumber("General.Terminal", 0)
@@ -64,7 +66,13 @@ def _write_with_meshio(native_case, directory: Path) -> dict[str, str]:
     # touching materials)
     pairs = ", ".join(f'["{built.cell_materials[lower]}", "{built.cell_materials[upper]}"]'
                       for _, lower, upper in built.interfaces.values())
-    return {"inp": f'file = "cell.inp"\nlength_unit = "um"\nmaterials = {{ {by_set} }}\n',
+    by_group = ", ".join(f'{built.cell_materials[tag]} = ' + (f'"{name}"' if index % 2 == 0
+                                                              else str(tag))
+                         for index, (name, tag) in enumerate(built.cell_groups.items()))
+    facets = f'top = "top", right = {built.facet_groups["right"]}'
+    return {"msh": f'file = "native.msh"\nlength_unit = "um"\nmaterials = {{ {by_group} }}\n'
+                   f"boundaries = {{ {facets} }}\n",
+            "inp": f'file = "cell.inp"\nlength_unit = "um"\nmaterials = {{ {by_set} }}\n',
             "vtu": f'file = "cell.vtu"\nlength_unit = "um"\nmaterials = {{ {by_tag} }}\n'
                    f"interfaces = [{pairs}]\n"}
 
@@ -106,7 +114,7 @@ def _differences(native: dict, imported: dict) -> tuple[list[str], float]:
     return differing, largest
 
 
-def _same_summaries(native_file: Path, base: Path, comm, formats=("inp", "vtu")):
+def _same_summaries(native_file: Path, base: Path, comm, formats=("msh", "inp", "vtu")):
     geometries = comm.bcast(_write_with_meshio(load_case(native_file), base)
                             if comm.rank == 0 else None)
     native = _run(quick_case(native_file), base / "native", comm)
@@ -122,10 +130,12 @@ def _same_summaries(native_file: Path, base: Path, comm, formats=("inp", "vtu"))
         assert differing == [] and largest < SAME_MESH, (name, differing, largest)
 
 
-@pytest.mark.parametrize("native", ["recurved-2d.toml", "pulloff-flat-2d.toml"])
-def test_a_mesh_written_by_meshio_gives_the_native_summary(native, tmp_path):
-    """The process stage (recurved-2d) and the pull-off (pulloff-flat-2d) on .inp and .vtu."""
-    _same_summaries(CASES / native, tmp_path, MPI.COMM_WORLD)
+@pytest.mark.parametrize("native, formats", [
+    ("recurved-2d.toml", ("msh", "inp", "vtu")), ("pulloff-flat-2d.toml", ("msh",))])
+def test_a_mesh_written_by_meshio_gives_the_native_summary(native, formats, tmp_path):
+    """The process stage (recurved-2d) on .msh, .inp and .vtu; the pull-off
+    (pulloff-flat-2d) on the .msh with its named top and right faces."""
+    _same_summaries(CASES / native, tmp_path, MPI.COMM_WORLD, formats)
 
 
 def test_the_swelling_stage_on_a_mesh_file_gives_the_native_summary(tmp_path):
