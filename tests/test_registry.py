@@ -18,7 +18,7 @@ CASES = REPO / "cases"
 
 def test_kinds_are_listed_in_the_order_of_the_docs_and_named_by_their_schema():
     assert [kind.name for kind in KINDS] == [
-        "layers", "recurved", "flat", "plain", "rough", "particles"]
+        "layers", "recurved", "flat", "plain", "rough", "particles", "mesh"]
     for kind in KINDS:
         assert kind_named(kind.name) is kind
         assert kind.schema.model_fields["kind"].annotation.__args__ == (kind.name,)
@@ -65,19 +65,22 @@ def test_pulloff_names_the_kinds_it_runs_on(tmp_path):
     with pytest.raises(CaseError) as raised:
         run_pulloff(load_case_text(text, file="x.toml"), tmp_path / "out")
     assert (raised.value.key, raised.value.expected) == (
-        "geometry.kind", "the pull-off test runs on the collector cells recurved (2D and "
-        "3D), flat (2D and 3D), plain (2D), rough (2D), got 2D 'layers'")
+        "geometry.kind", "the pull-off test runs on the geometry kinds recurved (2D and "
+        "3D), flat (2D and 3D), plain (2D), rough (2D), mesh (2D and 3D), got 2D 'layers'")
     assert not (tmp_path / "out").exists()
 
 
 def test_no_module_outside_the_registry_compares_kind_names():
     """Code asks a kind's traits; a quoted kind name outside solver/geometry/ is a string
-    check of the kind that the next kind would have to find and extend."""
+    check of the kind that the next kind would have to find and extend. The `sinter mesh`
+    command shares its name with the kind "mesh": the command line's own lines about its
+    commands are not kind checks."""
     names = "|".join(kind.name for kind in KINDS)
     quoted = re.compile(rf"""["']({names})["']""")
+    command = re.compile(r'add_parser\("mesh"|args\.command == "mesh"')
     found = [f"{path.relative_to(REPO)}:{number}: {line.strip()}"
              for path in sorted((REPO / "solver").rglob("*.py"))
              if "geometry" not in path.relative_to(REPO / "solver").parts
              for number, line in enumerate(path.read_text().splitlines(), 1)
-             if quoted.search(line)]
+             if quoted.search(line) and not command.search(line)]
     assert found == []

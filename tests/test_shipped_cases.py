@@ -54,7 +54,8 @@ RECORDED = RECORDINGS[RECORDING]
 SERIAL = ["bilayer-cu-pi.toml", "furnace-roll.toml", "particles-2d.toml",
           "particles-undercut-2d.toml", "plain-vs-recurved-2d.toml", "pulloff-flat-2d.toml",
           "recurved-2d.toml", "rough-ra-2d.toml", "sinter-schedule-2d.toml",
-          "swelling-particles-2d.toml", "thinfilm-on-recurved.toml", "thinfilm-stack.toml"]
+          "swelling-particles-2d.toml", "thinfilm-on-recurved.toml", "thinfilm-stack.toml",
+          "user-mesh-2d.toml"]
 
 
 def differences(name: str, summary: dict, values: bool = True) -> list[str]:

@@ -95,7 +95,7 @@ def _octant_sphere_mesh(comm):
     msh.geometry.x[:] *= 1e-6
     built = BuiltGeometry(3, 1e-6, {"particle": 1, "matrix": 2}, {1: "particle", 2: "matrix"},
                           {"left": 1, "front": 2, "bottom": 3}, {}, {})
-    return ElectrodeMesh(msh, cell_tags, facet_tags, built)
+    return ElectrodeMesh(msh, cell_tags, facet_tags, built, mesh_size=1e-6)  # the case's
 
 
 def _composite_sphere(eigenstrain, particle, matrix):

@@ -41,6 +41,12 @@ def _unit_text(annotation: Any, metadata: list[Any]) -> str:
     return expectation(annotation, metadata).removeprefix("a ").removeprefix("an ")
 
 
+def _holds_tables(annotation: Any) -> bool:
+    """A table, or a union of tables (not a union of plain values such as int | str)."""
+    return is_model(annotation) or (is_union(annotation) and any(
+        is_model(unwrap(member)[0]) for member in typing.get_args(annotation)))
+
+
 def _key_rows(model: type[BaseModel], prefix: str, note: str = "") -> list[str]:
     rows = []
     for name, field in model.model_fields.items():
@@ -50,11 +56,10 @@ def _key_rows(model: type[BaseModel], prefix: str, note: str = "") -> list[str]:
         if typing.get_origin(annotation) in (list, dict):
             item, item_metadata = unwrap(typing.get_args(annotation)[-1])
             inner = f"{key}[]" if typing.get_origin(annotation) is list else f"{key}.NAME"
-            if is_union(item) or is_model(item):
+            if _holds_tables(item):
                 rows += _union_rows(item, inner, field.discriminator, note)
                 continue
-        if is_model(annotation) or (is_union(annotation) and any(
-                is_model(member) for member in typing.get_args(annotation))):
+        if _holds_tables(annotation):
             rows += _union_rows(annotation, key, field.discriminator, note)
             continue
         cells = [

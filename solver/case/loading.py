@@ -44,7 +44,8 @@ def load_case_text(text: str, *, file: str | Path = "<case>") -> Case:
     except tomllib.TOMLDecodeError as error:
         raise CaseError(file, "(TOML syntax)", str(error)) from None
     try:
-        validated = CaseFile.model_validate(raw)
+        # a file the case names (geometry.file) is relative to the case file
+        validated = CaseFile.model_validate(raw, context={"case_dir": Path(file).parent})
     except ValidationError as error:
         raise _case_error(error, file) from None
     return Case(

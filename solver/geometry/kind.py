@@ -68,6 +68,8 @@ class GeometryKind:
     """Keys a case file may give only when case.dim = 3."""
     only_in_2d: Mapping[str, str] = field(default_factory=dict)
     """Keys a case file may give only when case.dim = 2 -> the message when given in 3D."""
+    file_keys: tuple[str, ...] = ()
+    """Keys naming a file, relative to the case file (absolute once validated)."""
     closeup: str = "interface, where its risk index is highest"
     """What the close-up picture of `sinter view` shows ("von Mises stress near the ...")."""
 

@@ -22,6 +22,8 @@ class ElectrodeMesh:
     cell_tags: dolfinx.mesh.MeshTags
     facet_tags: dolfinx.mesh.MeshTags
     geometry: meshes.BuiltGeometry
+    mesh_size: float
+    """The typical element size (m): the length scale of the solvers' tolerances."""
 
 
 def build_geometry(case) -> meshes.BuiltGeometry:
@@ -29,7 +31,7 @@ def build_geometry(case) -> meshes.BuiltGeometry:
     return geometry_kind(case).build(case.geometry, case.case.dim)
 
 
-def _curve_elements(built: meshes.BuiltGeometry) -> None:
+def curve_elements(built: meshes.BuiltGeometry) -> None:
     """Second-order geometry: the edge midpoints move onto the curves they mesh. Straight
     triangles in the thin mix wedge at a tangent foot fillet would fold when curved (minimum
     scaled Jacobian 0.01 on the recurved cell); gmsh's high-order optimization untangles
@@ -44,6 +46,17 @@ def _curve_elements(built: meshes.BuiltGeometry) -> None:
     if not built.metrics["element_scaled_jacobian_min"] > 0:
         raise GeometryError("geometry: second-order elements come out inverted even after "
                             "optimization; use solver.geometry_degree = 1 or a finer mesh")
+
+
+def _check_file_degree(case, degree: int) -> None:
+    """A mesh file's cells decide its geometry's degree: second-order geometry needs
+    second-order cells in the file, which need a second-order displacement."""
+    if case.solver.geometry_degree == 2 and degree == 1:
+        raise GeometryError("solver.geometry_degree: 2 needs second-order cells in the mesh "
+                            "file (triangle6, tetra10); its cells are straight")
+    if degree == 2 and case.solver.degree == 1:
+        raise GeometryError("solver.degree: the mesh file's cells are second-order: the "
+                            "displacement needs degree = 2")
 
 
 def build_mesh(case, comm=MPI.COMM_WORLD, msh_file=None) -> ElectrodeMesh:
@@ -63,8 +76,10 @@ def build_mesh(case, comm=MPI.COMM_WORLD, msh_file=None) -> ElectrodeMesh:
             # What [mix] computed goes into the summary with the geometry's metrics.
             built.metrics.update({f"mix_{key}": value
                                   for key, value in (case.mix_properties or {}).items()})
-            if case.solver.geometry_degree == 2:
-                _curve_elements(built)
+            if "geometry_degree" in built.metrics:  # a mesh file brings its own cells
+                _check_file_degree(case, built.metrics["geometry_degree"])
+            elif case.solver.geometry_degree == 2:
+                curve_elements(built)
             if msh_file is not None:
                 gmsh.write(str(msh_file))
         except GeometryError as exc:
@@ -87,4 +102,8 @@ def build_mesh(case, comm=MPI.COMM_WORLD, msh_file=None) -> ElectrodeMesh:
     msh.topology.create_connectivity(msh.topology.dim - 1, msh.topology.dim)
     cells = msh.topology.index_map(msh.topology.dim).size_global
     logger.info("mesh: %d cells of dimension %d on %d rank(s)", cells, built.dim, comm.size)
-    return ElectrodeMesh(msh, cell_tags, facet_tags, built)
+    # A mesh file may leave the element size to be measured.
+    mesh_size = case.geometry.mesh_size
+    if mesh_size is None:
+        mesh_size = built.metrics["element_size_max"]
+    return ElectrodeMesh(msh, cell_tags, facet_tags, built, mesh_size)

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from solver.geometry.kind import GeometryKind
-from solver.geometry.kinds import flat, layers, particles, plain, recurved, rough
+from solver.geometry.kinds import flat, layers, particles, plain, recurved, rough, user_mesh
 
 KINDS: tuple[GeometryKind, ...] = (
     layers.KIND,
@@ -21,6 +21,7 @@ KINDS: tuple[GeometryKind, ...] = (
     plain.KIND,
     rough.KIND,
     particles.KIND,
+    user_mesh.KIND,
 )
 
 _BY_SCHEMA = {kind.schema: kind for kind in KINDS}

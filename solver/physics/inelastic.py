@@ -114,8 +114,8 @@ class InelasticProblem(CondensedCell):
         max_modulus = max(largest(case.materials[name].youngs_modulus)
                           for name in self.material_points)
         # A residual this small (in scaled units: strain times cell size) is converged.
-        self._absolute_tolerance = 1e-13 * case.geometry.mesh_size ** (self.gdim - 1)
-        self._scale = 1.0 / (max_modulus * case.geometry.mesh_size ** (self.gdim - 2))
+        self._absolute_tolerance = 1e-13 * emesh.mesh_size ** (self.gdim - 1)
+        self._scale = 1.0 / (max_modulus * emesh.mesh_size ** (self.gdim - 2))
         v, du = ufl.TestFunction(self.V), ufl.TrialFunction(self.V)
         self._test_strain = self.mandel_strain(v)
         self.residual = fem.form(self._scale * ufl.inner(self.stress_q, self._test_strain)
@@ -155,7 +155,7 @@ class InelasticProblem(CondensedCell):
         self.max_step_cuts = case.solver.max_step_cuts
         # per unit cell size: LU takes entries of the order of a cell's volume for zero
         self.projector = CellwiseProjector(msh.comm, self.dx,
-                                           case.geometry.mesh_size ** self.gdim)
+                                           emesh.mesh_size ** self.gdim)
         self._last_eigenstrain = {}
         self.step_cuts = 0
         # error-driven sub-steps (advance): the tolerance on the estimated local error of a

@@ -292,7 +292,7 @@ class SwellingProblem(CondensedCell):
         self.dofs = self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs
         quadrature = {"quadrature_degree": 2 * degree, "quadrature_scheme": "default"}
         self.dx = ufl.Measure("dx", domain=msh, metadata=quadrature)
-        self.projector = CellwiseProjector(self.comm, self.dx, case.geometry.mesh_size ** self.gdim)
+        self.projector = CellwiseProjector(self.comm, self.dx, emesh.mesh_size ** self.gdim)
         self.flowing_materials = [name for name in materials if self.section.plastic_flow
                                   and materials[name].swelling_flow_stress is not None]
         self._state_buffers = ()

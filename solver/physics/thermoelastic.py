@@ -138,7 +138,7 @@ class ThermoElasticProblem:
         self.constraints = boundary.cell_constraints(case, emesh, self.V)
         # Scale the equations to O(1) entries: the Dirichlet rows carry a unit diagonal.
         max_modulus = max(largest(m.youngs_modulus) for m in materials.values())
-        self._scale = 1.0 / (max_modulus * case.geometry.mesh_size ** (self.gdim - 2))
+        self._scale = 1.0 / (max_modulus * emesh.mesh_size ** (self.gdim - 2))
         u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
         residual = ufl.inner(self.stress(u, self.out_of_plane_strain), self.strain(v)) * ufl.dx
         self.a = fem.form(self._scale * ufl.lhs(residual))

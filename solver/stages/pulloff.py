@@ -47,6 +47,7 @@ from pydantic import Field
 
 from solver.case.tables import Table
 from solver.case.units import SIQuantity
+from solver.errors import GeometryError
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def check_case(case):
         cells = ", ".join(f"{kind.name} ({' and '.join(f'{d}D' for d in kind.pulloff_dims)})"
                           for kind in KINDS if kind.pulloff_dims)
         raise CaseError(case.source, "geometry.kind", "the pull-off test runs on the "
-                        f"collector cells {cells}, got {case.case.dim}D '{case.geometry.kind}'")
+                        f"geometry kinds {cells}, got {case.case.dim}D '{case.geometry.kind}'")
     if case.pulloff.load == "swelling":
         if case.swelling is None:
             raise CaseError(case.source, "pulloff.load", "'swelling' needs a [swelling] table "
@@ -145,8 +146,11 @@ def run_pulloff_stage(case, emesh, initial_stress, process_time: float,
                  if name in emesh.geometry.cell_materials.values()}
     law = CohesiveLaw.from_interface(case.interface)
     foil_material = case.geometry.foil_material
-    interface_name = next(name for name, (_, lower, _) in emesh.geometry.interfaces.items()
-                          if emesh.geometry.cell_materials[lower] == foil_material)
+    interface_name = next((name for name, (_, lower, _) in emesh.geometry.interfaces.items()
+                           if emesh.geometry.cell_materials[lower] == foil_material), None)
+    if interface_name is None:
+        raise GeometryError(f"geometry: the foil ('{foil_material}') touches no other "
+                            "material: the pull-off needs an interface on the foil")
     swelling = settings.load == "swelling"
     eigenstrain = _swelling_eigenstrain(emesh, case) if swelling else None
     problem = CohesiveProblem(emesh, materials, law, degree=case.solver.degree,
@@ -302,6 +306,7 @@ class _LayerFailure:
         self.material = emesh.geometry.cell_materials[binder_tag]
         self.elongation = case.materials[self.material].elongation_at_break
         self.problem, self.case = problem, case
+        self.mesh_size = emesh.mesh_size
         tags = emesh.cell_tags
         owned = emesh.mesh.topology.index_map(emesh.mesh.topology.dim).size_local
         binder = tags.indices[np.isin(tags.values, [
@@ -327,7 +332,7 @@ class _LayerFailure:
                 SIZE_KEYS[self.problem.gdim][2]: float(self.at[1] / width),
                 "material": self.material,
                 "elongation_at_break": self.elongation,
-                "mesh_size": geometry.mesh_size,
+                "mesh_size": self.mesh_size,
                 "interface_mesh_size": getattr(geometry, "interface_mesh_size", None)}
 
 

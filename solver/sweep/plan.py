@@ -332,16 +332,28 @@ def load_sweep(path: str | Path, out: str | Path) -> Sweep:
                   parameters=[p.key for p in parameters], slurm=slurm, checks=checks,
                   references=[str((path.parent / r).resolve()) for r in references],
                   fields=fields)
-    sweep.cases = _expand(path, sweep, base_case.raw, parameters, Path(out) / "cases")
+    sweep.cases = _expand(path, sweep, _as_written_elsewhere(base_case), parameters,
+                          Path(out) / "cases")
     for index, reference in enumerate(sweep.references):
         try:
-            raw = load_case(reference).raw
+            raw = _as_written_elsewhere(load_case(reference))
         except UserError as error:
             raise SweepError(path, f"sweep.references[{index}]",
                              f"the reference case is not valid: {error}") from None
         sweep.cases += _expand_reference(path, raw, parameters, Path(out) / "cases",
                                          len(sweep.cases), fields)
     return sweep
+
+
+def _as_written_elsewhere(case) -> dict:
+    """The case file's document with the files it names (a mesh file) as absolute paths:
+    the sweep writes its cases into another directory."""
+    from solver.geometry.registry import geometry_kind
+
+    document = copy.deepcopy(case.raw)
+    for key in geometry_kind(case).file_keys:
+        document["geometry"][key] = getattr(case.geometry, key)
+    return document
 
 
 def _table(path, document, name: str, allowed: set[str] | None) -> dict:
