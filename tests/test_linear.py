@@ -9,7 +9,13 @@ from dolfinx import fem, mesh
 from dolfinx.fem import petsc as fem_petsc
 from mpi4py import MPI
 
-from solver.numerics.linear import configured_ksp, direct_solver, elasticity_ksp, solve_dirichlet
+from solver.numerics.linear import (
+    configured_ksp,
+    direct_solver,
+    elasticity_ksp,
+    solve_dirichlet,
+    uses_direct_solver,
+)
 
 
 class Bar:
@@ -104,3 +110,15 @@ def test_p_multigrid_on_two_ranks_meets_lu():
     u = bar.solve(ksp)
     assert _relative_difference(comm, u, bar.direct()) < 1e-8
     assert ksp.getIterationNumber() <= 35
+
+
+@pytest.mark.parametrize("dofs, gdim, factorized", [
+    (100_000, 2, True), (100_001, 2, False), (10_000, 3, True), (10_001, 3, False)])
+def test_auto_factorizes_up_to_the_dimensions_limit(dofs, gdim, factorized):
+    """linear_solver = "auto": LU up to 100,000 unknowns in 2D and 10,000 in 3D (where the
+    factorization's fill grows faster), unless direct_solver_max_dofs says otherwise;
+    "direct" and "iterative" whatever the size."""
+    assert uses_direct_solver("auto", dofs, None, gdim) is factorized
+    assert uses_direct_solver("auto", dofs, dofs, gdim)
+    assert uses_direct_solver("direct", dofs, 0, gdim)
+    assert not uses_direct_solver("iterative", 1, None, gdim)

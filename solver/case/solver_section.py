@@ -28,8 +28,9 @@ class SolverSettings(Table):
         "the cohesive interface, diffusion, the furnace): LU (direct), a Krylov method with "
         "algebraic multigrid (iterative), or auto: LU up to direct_solver_max_dofs unknowns, "
         "iterative above")
-    direct_solver_max_dofs: int = Field(
-        100_000, ge=0, description="the most unknowns that linear_solver = \"auto\" factorizes")
+    direct_solver_max_dofs: int | None = Field(
+        None, ge=0, description="the most unknowns that linear_solver = \"auto\" factorizes "
+        "(default: 100,000 in 2D, 10,000 in 3D, where the factorization's fill grows faster)")
     hold_steps: int = Field(
         16, ge=1, description="time steps per hold, growing geometrically, where a material "
         "has a history (plastic, viscoelastic); elastic cases take one step per hold"

@@ -39,10 +39,20 @@ def direct_solver(comm) -> dict:
     return DIRECT_SOLVER if comm.size > 1 else SERIAL_DIRECT_SOLVER
 
 
-def uses_direct_solver(choice: str, dofs: int, max_direct_dofs: int) -> bool:
+# The most unknowns that linear_solver = "auto" factorizes by default, per dimension: in 2D
+# LU is the faster up to about 100,000 (the nonlinear stages' tangents take 40-90 Krylov
+# iterations there); in 3D the factorization's fill grows much faster (the 3D pull-off's
+# 12,090 unknowns: 12 s to factor against 0.3 s for the p-multigrid's set-up and 2 s for
+# its solve; a 17.7k swelling tangent: 10 s), docs/numerics.md.
+DIRECT_SOLVER_MAX_DOFS = {2: 100_000, 3: 10_000}
+
+
+def uses_direct_solver(choice: str, dofs: int, max_direct_dofs: int | None, gdim: int) -> bool:
     """Whether a [solver] linear_solver choice ("auto", "direct", "iterative") factorizes a
-    system of `dofs` unknowns: auto does up to max_direct_dofs, where LU is the faster."""
-    return choice == "direct" or (choice == "auto" and dofs <= max_direct_dofs)
+    system of `dofs` unknowns in `gdim` dimensions: auto does up to max_direct_dofs (None:
+    DIRECT_SOLVER_MAX_DOFS of the dimension), where LU is the faster."""
+    limit = DIRECT_SOLVER_MAX_DOFS[gdim] if max_direct_dofs is None else max_direct_dofs
+    return choice == "direct" or (choice == "auto" and dofs <= limit)
 
 
 # The iterative solvers of the nonlinear stages (docs/numerics.md, "Linear solvers of the

@@ -40,12 +40,13 @@ The bulk is linear elastic with an optional initial stress and an isotropic eige
 its stiffness matrix is assembled once; or (plastic = True) small-strain J2 plasticity with
 linear hardening in the materials with a `swelling_flow_stress` (solver/materials/plasticity.py: the
 plastic strain and the equivalent plastic strain at the quadrature points, the initial stress
-in the yield condition, the consistent tangent by UFL), and then the bulk stiffness is
-assembled in every Newton iteration. The nodal springs are added to it in every Newton
+in the yield condition, the consistent tangent by UFL), and then the tangent of the flowing
+materials' cells is assembled in every Newton iteration (the other cells' stiffness once,
+with a kernel free of the return mapping). The nodal springs are added to it in every Newton
 iteration (their tangent includes the softening, d D / d delta by central differences, and
 the consistent stick/slip tangent of the friction). Newton with a backtracking line search,
 its linear systems restricted to the active dofs and solved by LU or, per [solver]
-linear_solver, by GMRES with algebraic multigrid on each body; a
+linear_solver, by GMRES with a p-multigrid whose P1 level holds both bodies; a
 load step that does not converge is cut in halves. Damage, slip and the plastic state are
 updated only when a step has converged; the plastic work (trapezoidal in the stress, so that
 it closes the energy balance with the trapezoidal external work) is `plastic_work`.
@@ -76,7 +77,7 @@ from solver.numerics.linear import (
     check_converged,
     configured_ksp,
     direct_solver,
-    set_up_from_options,
+    options_set,
     uses_direct_solver,
 )
 from solver.numerics.newton import Increment, NewtonSettings, newton_solve
@@ -87,15 +88,16 @@ logger = logging.getLogger(__name__)
 # The iterative solver of the Newton steps: the tangent is not symmetric with friction and
 # not positive definite where the interface softens, so GMRES (right-preconditioned: the
 # tolerance is on the true residual), to 1e-8 of the Newton residual: far below what a
-# Newton step changes, so Newton takes the steps LU takes. The fieldsplit of the bodies
-# (_split_by_body) gives each body AMG with its own rigid-body modes.
+# Newton step changes, so Newton takes the steps LU takes. The preconditioner is a two-level
+# p-multigrid of the active dofs (_two_level): the penalty springs, far stiffer than the
+# bulk, couple the bodies node by node, which algebraic multigrid of each body does not see
+# (docs/pulloff.md); the P1 level of the same mesh, with both bodies and their springs,
+# solved by LU, sees them, and two local SOR sweeps smooth the rest.
 COHESIVE_ITERATIVE_SOLVER = {
     "ksp_type": "gmres", "ksp_pc_side": "right", "ksp_gmres_restart": 200, "ksp_rtol": 1e-8,
-    "ksp_atol": 1e-50, "ksp_max_it": 2000, "pc_type": "fieldsplit",
-    "pc_fieldsplit_type": "additive",
-    **{f"fieldsplit_{body}_{key}": value for body in ("foil", "layer") for key, value in {
-        "ksp_type": "preonly", "pc_type": "gamg", "mg_levels_ksp_type": "chebyshev",
-        "mg_levels_pc_type": "jacobi", "pc_gamg_coarse_eq_limit": 1000}.items()},
+    "ksp_atol": 1e-50, "ksp_max_it": 2000, "pc_type": "mg", "pc_mg_levels": 2,
+    "pc_mg_galerkin": "both", "mg_levels_ksp_type": "richardson", "mg_levels_pc_type": "sor",
+    "mg_levels_ksp_max_it": 2,
 }
 
 
@@ -175,30 +177,6 @@ class InterfaceNodes:
         coordinates = scalar.tabulate_dof_coordinates()
         self.coordinates = coordinates[self.blocks]
         assert scalar.dofmap.index_map.size_local == owned_blocks
-
-
-def _rigid_body_modes(points, comm) -> PETSc.NullSpace:
-    """The rigid-body modes of a body whose nodes (this rank's owned ones, each with gdim
-    consecutive dofs) are at `points` (n, gdim), orthonormalized, for algebraic multigrid."""
-    n, gdim = points.shape
-    centre = np.array([comm.allreduce(float(points[:, i].sum())) for i in range(gdim)]) / max(
-        comm.allreduce(n), 1)
-    x = points - centre
-    zero, one = np.zeros(n), np.ones(n)
-    if gdim == 2:
-        modes = [(one, zero), (zero, one), (-x[:, 1], x[:, 0])]
-    else:
-        modes = [(one, zero, zero), (zero, one, zero), (zero, zero, one),
-                 (-x[:, 1], x[:, 0], zero), (zero, -x[:, 2], x[:, 1]), (x[:, 2], zero, -x[:, 0])]
-    vectors = []
-    for mode in modes:
-        vector = PETSc.Vec().createMPI((n * gdim, PETSc.DECIDE), bsize=gdim, comm=comm)
-        vector.array[:] = np.column_stack(mode).ravel()
-        for other in vectors:  # Gram-Schmidt: PETSc wants an orthonormal basis
-            vector.axpy(-vector.dot(other), other)
-        vector.normalize()
-        vectors.append(vector)
-    return PETSc.NullSpace().create(vectors=vectors, comm=comm)
 
 
 def _assembled(form) -> np.ndarray:
@@ -302,13 +280,28 @@ class CohesiveProblem:
         self.dx_layer = sum((dx(tag) for tag in layer_tags[1:]), dx(layer_tags[0]))
         v = ufl.TestFunction(self.W)
         self._test = v
-        residual = self.scale * (
-            ufl.inner(self.stress(self.foil(self.w)), self.strain(self.foil(v))) * self.dx_foil
-            + ufl.inner(self.stress(self.layer(self.w)), self.strain(self.layer(v)))
-            * self.dx_layer)
+        # the cells of the materials that flow carry the return mapping; the others are
+        # elastic, their stiffness constant: it is assembled once, apart from the tangent of
+        # the flowing cells (whose kernel is the costlier by far)
+        flowing_tags = {tag for tag, name in names.items() if name in self.flowing_materials}
+        parts = {True: [], False: []}
+        for body, body_tags in ((self.foil, [foil_tag]), (self.layer, layer_tags)):
+            for flowing in (True, False):
+                for tag in body_tags:
+                    if (tag in flowing_tags) is flowing:
+                        parts[flowing].append(ufl.inner(
+                            self.stress(body(self.w)) if flowing
+                            else self._elastic_stress(body(self.w)),
+                            self.strain(body(v))) * dx(tag))
+        forms = parts[True] + parts[False]
+        residual = self.scale * sum(forms[1:], forms[0])
         self._residual_ufl = residual
         self.residual = fem.form(residual)
-        self.jacobian = fem.form(ufl.derivative(residual, self.w, ufl.TrialFunction(self.W)))
+        trial = ufl.TrialFunction(self.W)
+        self.jacobian = fem.form(ufl.derivative(residual, self.w, trial))
+        self._tangent_parts = [
+            fem.form(ufl.derivative(self.scale * sum(forms[1:], forms[0]), self.w, trial))
+            if forms else None for forms in (parts[False], parts[True])]
 
         if self.plastic:
             # each cell's state is that of its body's field
@@ -325,9 +318,9 @@ class CohesiveProblem:
         self._active = self._active_dofs()
         self.unknowns = self._active.getSize()
         self.direct = uses_direct_solver(solver.linear_solver, self.unknowns,
-                                         solver.direct_solver_max_dofs)
+                                         solver.direct_solver_max_dofs, gdim)
         self.ksp = configured_ksp(self.comm, "cohesive", self._direct_solver() if self.direct
-                                  else COHESIVE_ITERATIVE_SOLVER)
+                                  else {})
         self.krylov_iterations = 0
         self._bulk_matrix = self._newton_matrix = self._active_matrix = None
         logger.info("cohesive problem: %d DOFs, %d active, %s linear solver", self.dofs,
@@ -366,6 +359,19 @@ class CohesiveProblem:
         if with_initial and self.initial_stress is not None:
             sigma += self.initial_stress
         return sigma
+
+    def _elastic_stress(self, u):
+        """The stress of an elastic (not flowing) material: stress(u) where the return
+        mapping leaves no plastic strain, without its expression."""
+        if not self.plastic:
+            return self.stress(u)
+        strain = as_3d(self.strain(u))
+        if self.eigenstrain is not None:
+            strain -= self.load_factor * self.eigenstrain * ufl.Identity(3)
+        sigma = self._hooke(strain)
+        if self._full_initial_stress is not None:
+            sigma += self._initial_stress_3d()
+        return in_plane(sigma, self.gdim)
 
     # -- plasticity ------------------------------------------------------------------------
     def _set_up_flow(self, materials, quadrature_degree):
@@ -621,14 +627,19 @@ class CohesiveProblem:
 
     # -- linear algebra --------------------------------------------------------------------
     def _bulk(self):
+        """The bulk stiffness of the elastic cells (assembled once, in the pattern of the whole
+        tangent); the flowing cells' tangent is added to the Newton matrix (_matrix)."""
         if self._bulk_matrix is None:
+            # the whole tangent first: the final assembly keeps only the entries it set
             self._bulk_matrix = fem_petsc.assemble_matrix(self.jacobian, bcs=self.dirichlet)
             self._bulk_matrix.assemble()
+            constant, flowing = self._tangent_parts
+            if flowing is not None:
+                self._bulk_matrix.zeroEntries()
+                if constant is not None:
+                    fem_petsc.assemble_matrix(self._bulk_matrix, constant, bcs=self.dirichlet)
+                self._bulk_matrix.assemble()
             self._newton_matrix = None
-        elif self.plastic:  # the consistent tangent changes with w
-            self._bulk_matrix.zeroEntries()
-            fem_petsc.assemble_matrix(self._bulk_matrix, self.jacobian, bcs=self.dirichlet)
-            self._bulk_matrix.assemble()
         return self._bulk_matrix
 
     def _direct_solver(self) -> dict:
@@ -652,26 +663,48 @@ class CohesiveProblem:
         return PETSc.IS().createGeneral(
             (start + np.flatnonzero(~inactive)).astype(PETSc.IntType), comm=self.comm)
 
-    def _split_by_body(self):
-        """The iterative solver's preconditioner: a fieldsplit of the active dofs into the
-        foil's and the layer's, each block by smoothed-aggregation AMG with its body's
-        rigid-body modes (in blocks of gdim: every node of a body has all its components)."""
+    def _two_level(self):
+        """The iterative solver's preconditioner: p-multigrid of the active dofs with the
+        interpolation from the P1 space of both bodies (the Galerkin coarse operator, by LU)
+        restricted to their active dofs. The held dofs (Dirichlet rows) take no coarse
+        correction: their identity rows, of another scale than the stiffness, would dominate
+        the coarse operator."""
         gdim, bs = self.gdim, 2 * self.gdim
-        owned = self._active.getIndices() - self.W.dofmap.index_map.local_range[0] * bs
+        msh = self.emesh.mesh
+        coarse_space = fem.functionspace(msh, ("Lagrange", 1, (bs,)))
+        interpolation = compat.interpolation_matrix(coarse_space, self.W)
+        tags = self.emesh.cell_tags
+        index_map = coarse_space.dofmap.index_map
+        active = np.zeros((index_map.size_local, bs), bool)
+        vertices = fem.functionspace(msh, ("Lagrange", 1))
+        for body, cells in enumerate((tags.indices[tags.values == self.foil_tag],
+                                      tags.indices[tags.values != self.foil_tag])):
+            touched = touched_dofs(vertices, cells)[:index_map.size_local]
+            active[:, body * gdim:(body + 1) * gdim] = touched[:, None]
+        coarse_active = PETSc.IS().createGeneral(
+            (index_map.local_range[0] * bs + np.flatnonzero(active.ravel())).astype(
+                PETSc.IntType), comm=self.comm)
+        restricted = interpolation.createSubMatrix(self._active, coarse_active)
+        interpolation.destroy()
+        owned = self.W.dofmap.index_map.size_local * bs
+        held = np.zeros(owned, bool)
+        for bc in self.dirichlet:
+            dofs, _ = bc.dof_indices()
+            held[dofs[dofs < owned]] = True
+        local_active = self._active.getIndices() - self.W.dofmap.index_map.local_range[0] * bs
         first = self._active_matrix.getOwnershipRange()[0]
-        coordinates = self.W.tabulate_dof_coordinates()
-        scale = max(np.ptp(self.emesh.mesh.geometry.x[:, :gdim], axis=0).max(), 1e-300)
-        splits = []
-        for body, name in enumerate(("foil", "layer")):
-            mine = np.flatnonzero(owned % bs // gdim == body)
-            indices = PETSc.IS().createGeneral((first + mine).astype(PETSc.IntType),
-                                               comm=self.comm)
-            indices.setBlockSize(gdim)
-            points = coordinates[owned[mine][::gdim] // bs, :gdim] / scale
-            indices.compose("nearnullspace", _rigid_body_modes(points, self.comm))
-            splits.append((name, indices))
-        self.ksp.getPC().setFieldSplitIS(*splits)
-        set_up_from_options(self.ksp, COHESIVE_ITERATIVE_SOLVER)
+        restricted.zeroRows((first + np.flatnonzero(held[local_active])).astype(PETSc.IntType),
+                            diag=0.0)
+        coarse_solver = {f"mg_coarse_{key}": value
+                         for key, value in direct_solver(self.comm).items()}
+        options = {**COHESIVE_ITERATIVE_SOLVER, **coarse_solver}
+        with options_set(self.ksp.getOptionsPrefix(), options):
+            self.ksp.setFromOptions()
+            self.ksp.getPC().setMGInterpolation(1, restricted)
+            self.ksp.setUp()
+        restricted.destroy()  # the PC holds it
+        logger.info("cohesive preconditioner: p-multigrid, %d unknowns, %d on the P1 level",
+                    self.unknowns, coarse_active.getSize())
 
     def _constrained_mask(self):
         """(n_nodes, 2 gdim) True where an interface node's component is held."""
@@ -708,6 +741,10 @@ class CohesiveProblem:
             self._newton_matrix = bulk.copy()
         A = self._newton_matrix
         bulk.copy(A, structure=PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
+        _, flowing = self._tangent_parts
+        if flowing is not None:  # the consistent tangent of the flowing cells, at w
+            fem_petsc.assemble_matrix(A, flowing, bcs=self.dirichlet)
+            A.assemble(PETSc.Mat.AssemblyType.FLUSH)  # its diagonal was inserted, springs add
         delta = self.jumps()
         tangent = self.scale * self.nodes.weights[:, None, None] * self._spring_tangent(delta,
                                                                                          dt)
@@ -740,7 +777,7 @@ class CohesiveProblem:
                                                 submat=self._active_matrix)
         self.ksp.setOperators(self._active_matrix)
         if first and not self.direct:
-            self._split_by_body()
+            self._two_level()
         b = self._residual(self._dt)
         increment = fem.Function(self.W)  # zero on the inactive dofs
         rhs = b.getSubVector(self._active)

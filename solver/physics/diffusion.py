@@ -86,14 +86,16 @@ MASS_SOLVER = {"ksp_type": "cg", "ksp_rtol": ITERATIVE_RTOL, "ksp_atol": 1e-50,
                "ksp_max_it": 1000, "pc_type": "jacobi"}
 
 
-def iterative_options(solver, dofs: int, options: dict) -> dict | None:
+def iterative_options(solver, dofs: int, gdim: int, options: dict) -> dict | None:
     """`options` where the [solver] settings `solver` (linear_solver, direct_solver_max_dofs;
-    None: the defaults) choose an iterative solve of `dofs` unknowns, None for LU."""
+    None: the defaults) choose an iterative solve of `dofs` unknowns in `gdim` dimensions,
+    None for LU."""
     if solver is None:
         from solver.case.solver_section import SolverSettings
 
         solver = SolverSettings()
-    direct = uses_direct_solver(solver.linear_solver, dofs, solver.direct_solver_max_dofs)
+    direct = uses_direct_solver(solver.linear_solver, dofs, solver.direct_solver_max_dofs,
+                                gdim)
     return None if direct else options
 
 
@@ -168,7 +170,7 @@ class LithiumDiffusion:
         self.soc = fem.Function(V, name="soc")
         self.dofs = V.dofmap.index_map.size_global
         self._iterative = iterative_options(
-            solver, self.dofs, scalar_amg_solver("gmres", ITERATIVE_RTOL))
+            solver, self.dofs, msh.geometry.dim, scalar_amg_solver("gmres", ITERATIVE_RTOL))
         self.direct_solver = self._iterative is None
         self.previous = fem.Function(V)  # the SOC at the start of the step
         self.hydrostatic_stress = fem.Function(V, name="hydrostatic_stress")  # projected
@@ -346,7 +348,7 @@ class SmallStrainElasticity:
         scale = 1.0 / (max(youngs_modulus.values()) * _cell_size(msh, dx) ** (gdim - 2))
         dofs = V.dofmap.index_map.size_global * V.dofmap.index_map_bs
         iterative = iterative_options(
-            solver, dofs, {**ELASTICITY_KRYLOV, **ELASTICITY_AMG, "ksp_rtol": ITERATIVE_RTOL})
+            solver, dofs, gdim, {**ELASTICITY_KRYLOV, **ELASTICITY_AMG, "ksp_rtol": ITERATIVE_RTOL})
         self._system = _LinearSystem(
             self.comm, "diffusion_elasticity",
             fem.form(scale * ufl.inner(self._stress_of(self._strain(u)), self._strain(v)) * dx),

@@ -521,7 +521,8 @@ class FurnaceProblem:
 
             solver = SolverSettings()
         self.direct_solver = uses_direct_solver(solver.linear_solver, self.dofs,
-                                                solver.direct_solver_max_dofs)
+                                                solver.direct_solver_max_dofs,
+                                                self.space.mesh.geometry.dim)
         self.ksp = configured_ksp(comm, "furnace", DIRECT_SOLVER if self.direct_solver
                                   else scalar_amg_solver("cg", ITERATIVE_RTOL))
         self.ksp.setOperators(self.matrix)

@@ -351,7 +351,8 @@ class SwellingProblem(CondensedCell):
         # not be positive definite, where CG fails: LU (MUMPS, which pivots), or GMRES with
         # AMG ([solver] linear_solver; solver/numerics/linear.py's TANGENT_SOLVER).
         self.direct_solver = uses_direct_solver(case.solver.linear_solver, self.dofs,
-                                                case.solver.direct_solver_max_dofs)
+                                                case.solver.direct_solver_max_dofs,
+                                                self.V.mesh.geometry.dim)
         self.linearization = CondensedNewton(
             self.u, self.out_of_plane_strain, self.constraints,
             configured_ksp(self.comm, "swelling",
