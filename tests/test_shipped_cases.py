@@ -49,7 +49,7 @@ RECORDED = RECORDINGS[RECORDING]
 # less than 5 s each on 1 rank, and furnace-roll (16 s) and swelling-particles-2d (19 s) for
 # the furnace's and the swelling's solvers. Left out: particles-3d (94 s), pulloff-plain-2d
 # (57 s), pulloff-recurved-2d (86 s), swelling-diffusion-2d (38 s), recurved-3d (21 s) and
-# pulloff-recurved-3d (its quick form: 59-75 s of CPU per rank on 2 ranks);
+# pulloff-recurved-3d (its quick form: 26 s of CPU per rank on 2 ranks, 39 s wall);
 # variants of them run serially in the tests of each feature.
 SERIAL = ["bilayer-cu-pi.toml", "furnace-roll.toml", "particles-2d.toml",
           "particles-undercut-2d.toml", "plain-vs-recurved-2d.toml", "pulloff-flat-2d.toml",
