@@ -218,11 +218,17 @@ def _interface_tractions(name, midpoints, normals, sizes, traction, nodes, dim, 
                               normal_avg[order], shear_avg[order], risk[order])
 
 
-def _neighbourhood_average(points, weights, values, window, block=2048):
-    """Size-weighted average over the facets within window/2 of each facet (3D surfaces)."""
-    averaged = np.empty_like(values)
-    for start in range(0, len(points), block):
-        distance = np.linalg.norm(points[start:start + block, None] - points[None], axis=2)
-        near = (distance <= window / 2) * weights[None]
-        averaged[start:start + block] = near @ values / near.sum(axis=1)[:, None]
-    return averaged
+def _neighbourhood_average(points, weights, values, window):
+    """Size-weighted average over the facets within window/2 of each facet (3D surfaces);
+    the pairs found by a k-d tree, so that the cost grows with the facets, not their square
+    (1.3 s for 2 x 8,000 facets with all distances; the 1M-DOF cool-down has 4 times more)."""
+    from scipy.sparse import coo_matrix
+    from scipy.spatial import cKDTree
+
+    pairs = cKDTree(points).query_pairs(window / 2, output_type="ndarray")
+    own = np.arange(len(points))
+    rows = np.concatenate([pairs[:, 0], pairs[:, 1], own])
+    columns = np.concatenate([pairs[:, 1], pairs[:, 0], own])
+    near = coo_matrix((weights[columns], (rows, columns)),
+                      shape=(len(points), len(points))).tocsr()
+    return (near @ values) / (near @ np.ones(len(points)))[:, None]
