@@ -37,7 +37,11 @@ def process_physics(*interfaces, generalized=True, cell=True) -> list[str]:
     return keys + [f"interfaces.{name}.{key}" for name in interfaces for key in TRACTIONS]
 
 
-RECURVED_PHYSICS = process_physics("interface_copper_mix")
+# with the largest von Mises stress of the stress field in each material (and where it is:
+# every summary number is compared)
+RECURVED_PHYSICS = [*process_physics("interface_copper_mix"),
+                    "final.von_mises_by_material.copper.max",
+                    "final.von_mises_by_material.mix.max"]
 
 
 def _distributed(msh) -> bool:

@@ -61,7 +61,8 @@ def test_air_fails_the_process_window(tmp_path):
     window = json.loads((tmp_path / "out" / "summary.json").read_text())["process_window"]
     atmosphere = [row for row in window if row["condition"].startswith("atmosphere")][0]
     assert atmosphere == {"condition": "atmosphere (non-oxidizing)", "value": "air",
-                          "limit": "non-oxidizing", "pass": False}
+                          "limit": "non-oxidizing", "unit": "", "pass": False,
+                          "verdict": "fail"}
 
 
 def test_the_cell_follows_the_middle_wrap_of_a_roll(tmp_path):

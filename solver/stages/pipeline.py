@@ -16,11 +16,12 @@ import contextlib
 import logging
 import time
 
+import dolfinx
 from mpi4py import MPI
 
 from solver.errors import UserError
 from solver.geometry.mesh import build_mesh
-from solver.io import checkpoint, log, output, summary
+from solver.io import checkpoint, log, output, provenance, summary, units
 from solver.stages import pulloff
 from solver.stages.process import ProcessStage, run_process
 from solver.stages.swelling import run_swelling_stage
@@ -29,18 +30,19 @@ logger = logging.getLogger(__name__)
 
 
 def run_case(case, out, comm=MPI.COMM_WORLD, progress: bool = True,
-             checkpoint_every: int = 0, restart: bool = False) -> dict:
+             checkpoint_every: int = 0, restart: bool = False, command=None) -> dict:
     """Solve a case along its schedule (and its swelling) and write the results to out.
 
     checkpoint_every: write a checkpoint beside `out` every so many time steps (0: never);
     restart: continue from that checkpoint (a run that crashed). The final state is always
-    written to out/state.npz, the start of a later stage.
+    written to out/state.npz, the start of a later stage. command: the arguments of the
+    `sinter` command for run.log's header (default: this process's).
     """
     started = time.perf_counter()
     saved = checkpoint.checkpoint_path(out)
     if restart and not comm.bcast(saved.exists() if comm.rank == 0 else None, root=0):
         raise UserError(f"{out}: no checkpoint to restart from ({saved} does not exist)")
-    with _results(out, comm) as workdir:
+    with _results(out, comm, command) as workdir:
         emesh = build_mesh(case, comm)
         process = run_process(case, emesh, workdir, progress, saved, checkpoint_every, restart)
         parts = [summary.header(case, emesh, process.stage.problem.dofs, comm),
@@ -57,12 +59,13 @@ def run_case(case, out, comm=MPI.COMM_WORLD, progress: bool = True,
     return result
 
 
-def run_pulloff(case, out, comm=None) -> dict:
-    """Run the process stage and the pull-off test of a case; write the results to out."""
+def run_pulloff(case, out, comm=None, command=None) -> dict:
+    """Run the process stage and the pull-off test of a case; write the results to out
+    (command: as run_case's)."""
     comm = comm or MPI.COMM_WORLD
     started = time.perf_counter()
     pulloff.check_case(case)
-    with _results(out, comm) as workdir:
+    with _results(out, comm, command) as workdir:
         emesh = build_mesh(case, comm)
         process_started = time.perf_counter()
         # 3x3: the in-plane part loads the bodies, all of it enters the yield condition
@@ -78,11 +81,15 @@ def run_pulloff(case, out, comm=None) -> dict:
 
 
 @contextlib.contextmanager
-def _results(out, comm):
+def _results(out, comm, command=None):
     """The results directory (it appears at `out` when complete), with run.log (rank 0)
-    while the stages run."""
+    while the stages run, after its header (the command, versions, ranks, host, time)."""
     with output.ResultsDirectory(out, comm) as workdir:
-        logfile = log.attach_logfile(workdir / "run.log") if comm.rank == 0 else None
+        logfile = None
+        if comm.rank == 0:
+            header = provenance.run_header(comm.size, dolfinx.__version__, command)
+            (workdir / "run.log").write_text("".join(f"# {line}\n" for line in header))
+            logfile = log.attach_logfile(workdir / "run.log")
         try:
             yield workdir
         finally:
@@ -92,9 +99,10 @@ def _results(out, comm):
 
 
 def _finish(workdir, case, parts, started, comm) -> dict:
-    """The summary of the parts and the wall time; case.toml and summary.json (written last:
-    its presence marks a complete result)."""
+    """The summary of the parts, the wall time and the unit of every number; case.toml and
+    summary.json (written last: its presence marks a complete result)."""
     result = summary.assemble(*parts, {"wall_time": time.perf_counter() - started})
+    result["units"] = units.summary_units(units.numbers(result), case.case.dim)
     if comm.rank == 0:
         (workdir / "case.toml").write_text(case.text)
         output.write_summary(workdir / "summary.json", result)

@@ -27,7 +27,7 @@ from solver.physics import kinetics
 from solver.physics.furnace import solve_furnace
 from solver.physics.inelastic import InelasticProblem
 from solver.physics.thermoelastic import ThermoElasticProblem
-from solver.post import probes
+from solver.post import probes, verdict
 from solver.post.interface import InterfaceProbe, track_peaks
 from solver.stages.schedule import (
     TimeStep,
@@ -217,6 +217,10 @@ class _Record:
         self.stress = stage.stress_field()
         self.history, self.peaks, self.tractions = history, peaks, {}
         self.cell_stress = output.CellStress(stage.emesh.mesh)
+        self.von_mises = verdict.VonMisesMaxima(self.stress, stage.emesh.cell_tags,
+                                                stage.emesh.geometry.cell_materials)
+        self.von_mises_final = {}  # per material: the largest von Mises stress now
+        self.von_mises_peaks = {}  # per material: the largest over the schedule, and when
         self.temperature = stage.case.schedule.start  # of the step being written
         case = stage.case
         self.fields = output.FieldOutput(workdir, "fields", "", stage.emesh, case.solver.degree,
@@ -231,6 +235,11 @@ class _Record:
             self.temperature = step.temperature
             self.fields.write(step.time)
         problem.stress_into(self.stress)
+        self.von_mises_final = self.von_mises.evaluate()
+        for name, found in self.von_mises_final.items():
+            if found["max"] > self.von_mises_peaks.get(name, {"max": -1.0})["max"]:
+                self.von_mises_peaks[name] = {**found, "time": step.time,
+                                              "temperature": step.temperature}
         self.tractions = self.probe.tractions(self.stress, case.interface,
                                               self.stage.emesh.mesh.geometry.dim)
         step_peaks = {name: t.summary() for name, t in self.tractions.items() if t is not None}
@@ -284,6 +293,14 @@ def _summary(stage: ProcessStage, record: _Record) -> dict:
     """The process stage's part of the summary: schedule, final, interfaces (on rank 0),
     furnace, process_window."""
     case, problem, steps, state = stage.case, stage.problem, stage.steps, stage.state
+    comm = stage.emesh.mesh.comm
+    interfaces = record.interfaces() if comm.rank == 0 else {}
+    window = kinetics.process_window(stage.times, stage.temperatures, case.kinetics,
+                                     case.schedule.atmosphere,
+                                     stage.emesh.geometry.cell_materials.values())
+    # the interfaces are gathered on rank 0: every rank gets their conditions (and verdict)
+    delamination = comm.bcast(verdict.delamination_rows(interfaces) if comm.rank == 0
+                              else None)
     return {
         "schedule": {"start_temperature": case.schedule.start,
                      "end_temperature": steps[-1].temperature,
@@ -298,11 +315,14 @@ def _summary(stage: ProcessStage, record: _Record) -> dict:
                   "delta_temperature": state.delta_temperature,
                   "out_of_plane_strain": state.out_of_plane_strain,
                   "face_displacement": state.face_displacement,
-                  "max_von_mises": record.history[-1][5]},
-        "interfaces": record.interfaces() if stage.emesh.mesh.comm.rank == 0 else {},
+                  "max_von_mises": record.history[-1][5],
+                  "von_mises_by_material": record.von_mises_final},
+        "interfaces": interfaces,
         "furnace": stage.furnace.summary() if stage.furnace is not None else None,
-        "process_window": kinetics.process_window(stage.times, stage.temperatures,
-                                                  case.kinetics, case.schedule.atmosphere),
+        "process_window": window,
+        "delamination": delamination,
+        "verdict": verdict.verdict(window, delamination),
+        "warnings": verdict.flow_stress_warnings(case, record.von_mises_peaks),
         "outputs": record.fields.summary(),
     }
 
