@@ -11,6 +11,7 @@ import pytest
 from test_parallel import assert_same_results, process_physics
 
 from solver.cli import VERDICT_FAILED, main
+from solver.io import units
 
 from conftest import CASES, REPO
 
@@ -138,6 +139,17 @@ def test_strict_exits_with_3_where_delamination_is_predicted(tmp_path, capsys):
     assert log[1].startswith(f"# sinterfem {summary['sinterfem_version']}, git commit "
                              f"{summary['git_commit']}")
     assert "copper is elastic" in "\n".join(log)
+    # every CSV column says its SI unit, or is dimensionless (or a label)
+    headers = {path.name: path.read_text().splitlines()[0].split(",")
+               for path in (tmp_path / "weak").glob("*.csv")}
+    assert headers["history.csv"][:3] == ["time_s", "temperature_K", "step"]
+    assert "normal_traction_averaged_Pa" in headers["interface.csv"]
+    endings = tuple(f"_{suffix}" for suffix in units.COLUMN_SUFFIX.values())
+    for name, columns in headers.items():
+        for column in columns:
+            quantity = column.partition(":")[0]
+            assert quantity.endswith(endings) or quantity in units.DIMENSIONLESS_COLUMNS, \
+                (name, column)
     assert main(["run", str(strong), "--out", str(tmp_path / "strong"), "--no-progress",
                  "--strict", "-q"]) == 0
 

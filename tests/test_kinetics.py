@@ -374,6 +374,6 @@ def test_curves_and_files(tmp_path):
     assert np.all(np.diff(frame["binder_remaining"]) <= 0)
     write_kinetics(tmp_path, frame)
     written = pd.read_csv(tmp_path / "kinetics.csv")
-    assert list(written.columns) == KINETICS_COLUMNS
-    assert written["temperature"].to_numpy() == pytest.approx(frame["temperature"], rel=1e-8)
+    assert list(written.columns) == ["time_s", "temperature_K", *KINETICS_COLUMNS[2:]]
+    assert written["temperature_K"].to_numpy() == pytest.approx(frame["temperature"], rel=1e-8)
     assert (tmp_path / "kinetics.png").read_bytes().startswith(b"\x89PNG")

@@ -185,7 +185,7 @@ def test_paraview_steps_through_the_schedule_in_seconds(result, written, paravie
     history = pd.read_csv(result / "history.csv")
     for name, times in written["times"].items():
         assert times == pytest.approx(paraview_saw["times"], rel=1e-12), name
-    assert paraview_saw["times"] == pytest.approx(history["time"].to_list(), rel=1e-12)
+    assert paraview_saw["times"] == pytest.approx(history["time_s"].to_list(), rel=1e-12)
     assert paraview_saw["times"][-1] == written["summary"]["schedule"]["duration"]
 
 

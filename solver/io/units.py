@@ -23,6 +23,51 @@ def column(name: str, unit: str) -> str:
     return name if unit in ("1", "") else f"{name}_{COLUMN_SUFFIX[unit]}"
 
 
+# The unit of each quantity the CSV files hold ("{force}", "{energy}": per unit depth in 2D).
+COLUMN_UNITS = {
+    "time": "s", "temperature": "K", "furnace": "K", "x": "m", "y": "m", "z": "m",
+    "arc_length": "m", "face_displacement": "m", "displacement": "m",
+    "normal_traction": "Pa", "shear_traction": "Pa", "normal_traction_averaged": "Pa",
+    "shear_traction_averaged": "Pa", "max_normal_traction_averaged": "Pa",
+    "max_shear_traction_averaged": "Pa", "max_von_mises": "Pa",
+    "force": "{force}", "top_reaction": "{force}", "force_per_width": "N/m",
+    "force_per_area": "Pa", "dissipated_energy": "{energy}", "external_work": "{energy}",
+    "elastic_energy": "{energy}", "cohesive_free_energy": "{energy}",
+    "plastic_dissipation": "{energy}", "eigenstrain_work": "{energy}",
+}
+# The dimensionless columns and the labels (a column named neither here nor in COLUMN_UNITS
+# is refused, so every new column says which it is).
+DIMENSIONLESS_COLUMNS = {
+    "interface", "chain", "nx", "ny", "nz", "risk", "step", "record", "out_of_plane_strain",
+    "newton_iterations", "step_cuts", "max_risk", "binder_remaining", "crystallized_fraction",
+    "degree_of_cure", "relative_density", "curing_strain", "densification_strain", "soc",
+    "cycle", "path_step", "volume_ratio", "prescribed_volume_ratio",
+    "max_equivalent_plastic_strain", "material_soc", "debonded_fraction", "max_damage",
+    "damage", "binder_plastic_strain", "energy_balance_error",
+}
+
+
+def _resolved(unit: str, dim: int) -> str:
+    return unit.replace("{force}", "N/m" if dim == 2 else "N") \
+        .replace("{energy}", "J/m" if dim == 2 else "J")
+
+
+def header(names, dim: int = 2, units: dict | None = None) -> list[str]:
+    """The CSV header of columns `names` (a name may end in ":WHAT", e.g. max_risk:NAME: the
+    unit ending goes before the colon); `units` adds the units of columns named at run time
+    (the furnace's positions)."""
+    known = {**COLUMN_UNITS, **(units or {})}
+    written = []
+    for name in names:
+        quantity, colon, what = name.partition(":")
+        if quantity in known:
+            quantity = column(quantity, _resolved(known[quantity], dim))
+        elif quantity not in DIMENSIONLESS_COLUMNS:
+            raise ValueError(f"CSV column {name!r}: no unit known (solver/io/units.py)")
+        written.append(f"{quantity}{colon}{what}")
+    return written
+
+
 # (pattern of a dotted summary key, unit), the first matching pattern wins. "{force}" and
 # "{energy}" are N and J in 3D, N/m and J/m per unit depth in 2D.
 SUMMARY_UNITS = [
@@ -66,8 +111,7 @@ def _matching(key: str, dim: int) -> tuple[str, str] | None:
     """The first (pattern, unit) of SUMMARY_UNITS that matches the dotted key."""
     for pattern, unit in SUMMARY_UNITS:
         if fnmatchcase(key, pattern):
-            return pattern, unit.replace("{force}", "N/m" if dim == 2 else "N") \
-                .replace("{energy}", "J/m" if dim == 2 else "J")
+            return pattern, _resolved(unit, dim)
     return None
 
 

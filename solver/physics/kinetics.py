@@ -34,6 +34,7 @@ from scipy.special import expit, lambertw
 
 from solver.case.tables import Table, rule_broken
 from solver.case.units import SIQuantity, ureg
+from solver.io import units
 
 logger = logging.getLogger(__name__)
 
@@ -552,13 +553,15 @@ def kinetic_curves(
 
 
 def write_kinetics(directory: str | Path, frame: pd.DataFrame) -> None:
-    """kinetics.csv (the frame, SI) and kinetics.png (its curves) in `directory`."""
+    """kinetics.csv (the frame, SI units in its header) and kinetics.png (its curves) in
+    `directory`."""
     # The object-oriented API with an explicit Agg canvas: no pyplot, no global backend.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     directory = Path(directory)
-    frame.to_csv(directory / "kinetics.csv", index=False, float_format="%.9g")
+    frame.rename(columns=dict(zip(frame.columns, units.header(frame.columns), strict=True))) \
+        .to_csv(directory / "kinetics.csv", index=False, float_format="%.9g")
     hours = frame["time"] / 3600
     figure = Figure(figsize=(7, 8), layout="constrained")
     FigureCanvasAgg(figure)

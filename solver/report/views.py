@@ -119,7 +119,7 @@ def closeup_box(interface_csv) -> dict:
     import pandas as pd
 
     frame = pd.read_csv(interface_csv)
-    points = frame[["x", "y", "z"]].to_numpy()
+    points = frame[["x_m", "y_m", "z_m"]].to_numpy()
     worst = frame["risk"].fillna(0.0).to_numpy().argmax()
     return {"lower": points.min(axis=0).tolist(), "upper": points.max(axis=0).tolist(),
             "highest_risk": points[worst].tolist()}
@@ -199,18 +199,19 @@ def interface_figure(interface_csv, summary: dict):
     from matplotlib.figure import Figure
 
     frame = pd.read_csv(interface_csv)
-    along_curves = bool(frame["arc_length"].notna().all())
+    along_curves = bool(frame["arc_length_m"].notna().all())
     style = {} if along_curves else {"linestyle": "none", "marker": ".", "markersize": 3}
     figure = Figure(figsize=(8, 7), layout="constrained")
     FigureCanvasAgg(figure)
     normal_axes, shear_axes, risk_axes = figure.subplots(3, 1, sharex=True)
     for (name, chain), facets in frame.groupby(["interface", "chain"], sort=False):
         label = name if frame["chain"].nunique() == 1 else f"{name}, piece {chain}"
-        along = (facets["arc_length"] if along_curves else facets["x"]).to_numpy() / MICROMETRE
+        along = (facets["arc_length_m"] if along_curves else facets["x_m"]).to_numpy() \
+            / MICROMETRE
         for axes, column in ((normal_axes, "normal_traction"), (shear_axes, "shear_traction")):
-            raw = axes.plot(along, facets[column] / MPA, linewidth=0.8, alpha=0.5,
+            raw = axes.plot(along, facets[f"{column}_Pa"] / MPA, linewidth=0.8, alpha=0.5,
                             label=f"{label}, facet", **style)
-            axes.plot(along, facets[f"{column}_averaged"] / MPA, color=raw[0].get_color(),
+            axes.plot(along, facets[f"{column}_averaged_Pa"] / MPA, color=raw[0].get_color(),
                       linewidth=1.8, label=f"{label}, averaged", **style)
         risk_axes.plot(along, facets["risk"], linewidth=1.8, label=label, **style)
     normal_axes.set_ylabel("normal traction [MPa]\n(tension > 0)")

@@ -49,7 +49,7 @@ def _peaks(history: Path) -> dict:
         table = pd.read_csv(history)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return {}
-    peaks = {"peak.max_von_mises": float(table["max_von_mises"].max())}
+    peaks = {"peak.max_von_mises": float(table["max_von_mises_Pa"].max())}
     for column in table.columns:
         if column.startswith("max_risk:"):
             name = column.removeprefix("max_risk:")
