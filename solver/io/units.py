@@ -18,9 +18,14 @@ COLUMN_SUFFIX = {"m": "m", "Pa": "Pa", "s": "s", "K": "K", "1/m": "per_m", "N": 
                  "m^2": "m2"}
 
 
-def column(name: str, unit: str) -> str:
-    """A CSV column's header: the name with its unit ending ("1" or "": none)."""
-    return name if unit in ("1", "") else f"{name}_{COLUMN_SUFFIX[unit]}"
+def column(name: str, unit: str | None) -> str:
+    """A CSV column's header: the name with its unit ending (None, "1" or "": none; a unit
+    not in COLUMN_SUFFIX is spelled out: K/s -> K_per_s)."""
+    if unit in (None, "1", ""):
+        return name
+    suffix = COLUMN_SUFFIX.get(unit) or unit.replace("/", "_per_").replace("^", "") \
+        .replace("*", "_")
+    return f"{name}_{suffix}"
 
 
 # The unit of each quantity the CSV files hold ("{force}", "{energy}": per unit depth in 2D).

@@ -10,14 +10,19 @@ traction criterion reaches 1 where the averaged tractions reach the interface's 
 so risk >= 1 predicts delamination there.
 """
 
+from __future__ import annotations
+
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
-from dolfinx import fem
 
 from solver.materials.constitutive import von_mises
 from solver.physics.kinetics import condition_row
 from solver.report.units import format_location
+
+if TYPE_CHECKING:  # the sweep's driver reads RISK_LIMIT without initialising MPI
+    from dolfinx import fem
 
 logger = logging.getLogger(__name__)
 
