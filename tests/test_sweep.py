@@ -437,14 +437,20 @@ def test_design_maps_and_sensitivity(tmp_path):
     assert sorted(p.name for p in files) == ["map-metric.png", "sensitivity-metric.png"]
 
 
-def test_design_maps_in_the_sweep_files_units_with_the_risk_limit(tmp_path, monkeypatch):
-    drawn = {}
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the design maps would save, by file name, instead of saving them."""
+    figures = {}
 
     def keep(figure, path):
-        drawn[path.name] = figure
+        figures[path.name] = figure
         return path
 
     monkeypatch.setattr("solver.sweep.plots._save", keep)
+    return figures
+
+
+def test_design_maps_in_the_sweep_files_units_with_the_risk_limit(tmp_path, drawn):
     table = pd.DataFrame({"schedule.steps[0].to": [573.15, 673.15, 773.15],
                           "interfaces.i.max_risk": [0.5, 0.9, 1.3],
                           "final.max_von_mises": [2e8, 3e8, 4e8], "status": "ok"})
@@ -464,14 +470,7 @@ def test_design_maps_in_the_sweep_files_units_with_the_risk_limit(tmp_path, monk
     assert not [line for line in stress.lines if line.get_label() == DELAMINATION]
 
 
-def test_reference_lines_on_design_maps(tmp_path, monkeypatch):
-    drawn = {}
-
-    def keep(figure, path):
-        drawn[path.name] = figure
-        return path
-
-    monkeypatch.setattr("solver.sweep.plots._save", keep)
+def test_reference_lines_on_design_maps(tmp_path, drawn):
     sweep = pd.DataFrame({"neck": [1.0, 2.0, 3.0, 1.0, 2.0, 3.0],
                           "height": [2.0, 2.0, 2.0, 3.0, 3.0, 3.0]}).assign(
         status="ok", reference=None, metric=lambda t: t.neck + t.height)
