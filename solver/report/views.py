@@ -55,14 +55,15 @@ def pvbatch_command(script, *args) -> list[str]:
     return [xvfb_run, "-a", "-s", XVFB_SCREEN, *command]
 
 
-def run_pvbatch(script, *args) -> str:
-    """Run a pvbatch script; its standard output, or a UserError with the last message."""
+def run_pvbatch(script, *args, cwd=None) -> str:
+    """Run a pvbatch script (in the directory `cwd`, default this one); its standard output,
+    or a UserError with the last message."""
     command = pvbatch_command(script, *args)
     for attempt in range(X_SERVER_ATTEMPTS):
         logger.debug("running %s", " ".join(command))
         try:
             result = subprocess.run(command, capture_output=True, text=True,
-                                    timeout=PVBATCH_TIMEOUT)
+                                    timeout=PVBATCH_TIMEOUT, cwd=cwd)
         except subprocess.TimeoutExpired as timeout:
             raise UserError(f"pvbatch {Path(script).name} did not finish in "
                             f"{PVBATCH_TIMEOUT} s") from timeout
@@ -187,7 +188,23 @@ def _paraview_views(run_dir: Path, summary: dict, views: Path) -> list[Path]:
     }
     written = json.loads(run_pvbatch(PVSCRIPTS / "render_views.py",
                                      json.dumps(parameters)).strip().splitlines()[-1])
+    relative_state_paths(views / "fields.pvsm", run_dir)
     return [tags, *map(Path, written)]
+
+
+def relative_state_paths(state: Path, run_dir: Path):
+    """The state file names its files relative to the run directory (./fields.xdmf,
+    ./views/tags.xdmf), so that the result can move: ParaView opens them from the run
+    directory (`cd RUN_DIR && paraview --state=views/fields.pvsm`, docs/outputs.md). The
+    "./" is needed: ParaView's XDMF3 reader finds fields.h5 beside a file name only where
+    the name has a directory part."""
+    tree = ET.parse(state)
+    prefix = f"{run_dir}{os.sep}"
+    for element in tree.getroot().iter("Element"):
+        value = element.get("value", "")
+        if value.startswith(prefix):
+            element.set("value", f".{os.sep}{value.removeprefix(prefix)}")
+    tree.write(state, xml_declaration=True, encoding="utf-8")
 
 
 def interface_figure(interface_csv, summary: dict):
