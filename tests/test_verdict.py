@@ -78,6 +78,13 @@ def test_delamination_is_a_failed_condition_at_a_risk_of_one():
     assert verdict(process, rows) == {"pass": False, "failed": [rows[0]["condition"]],
                                       "not_applicable": ["alloy"]}
     assert verdict(process, rows[1:])["pass"] is True
+    # the swelling stage's interfaces, over the lithiation
+    (swelling,) = delamination_rows({"a": {"max_risk": 0.2, "critical_fraction": 0.0,
+                                           "peak_over_swelling": {"max_risk": {
+                                               "value": 1.5, "soc": 0.5, "step": 3}}}},
+                                    "lithiation")
+    assert swelling["value"] == 1.5 and swelling["verdict"] == "fail"
+    assert swelling["condition"].startswith("no delamination at a during lithiation (")
 
 
 def test_every_number_of_the_shipped_summaries_has_a_unit():

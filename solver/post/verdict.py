@@ -75,19 +75,23 @@ class VonMisesMaxima:
         return maxima
 
 
-def delamination_rows(interfaces: dict) -> list[dict]:
-    """One condition per interface: its largest risk over the schedule below RISK_LIMIT."""
+def delamination_rows(interfaces: dict, stage: str = "schedule") -> list[dict]:
+    """One condition per interface: its largest risk over the stage ("schedule": the
+    interfaces of the process stage, with peak_over_history; "lithiation": the swelling
+    stage's, with peak_over_swelling) below RISK_LIMIT."""
+    peaks, during = {"schedule": ("peak_over_history", ""),
+                     "lithiation": ("peak_over_swelling", " during lithiation")}[stage]
     rows = []
     for name, data in interfaces.items():
-        peak = data.get("peak_over_history", {}).get("max_risk")
+        peak = data.get(peaks, {}).get("max_risk")
         risk = max(data["max_risk"], peak["value"]) if peak else data["max_risk"]
-        rows.append(condition_row(f"no delamination at {name} (largest risk index over the "
-                                  f"schedule below {RISK_LIMIT:g})", float(risk), RISK_LIMIT,
-                                  "1", bool(risk < RISK_LIMIT)))
+        rows.append(condition_row(f"no delamination at {name}{during} (largest risk index "
+                                  f"over the {stage} below {RISK_LIMIT:g})", float(risk),
+                                  RISK_LIMIT, "1", bool(risk < RISK_LIMIT)))
         if risk >= RISK_LIMIT:
-            logger.warning("delamination predicted at %s: risk index %.3g >= %g (%.1f %% of "
-                           "its length at risk >= 1 at the end)", name, risk, RISK_LIMIT,
-                           100 * data["critical_fraction"])
+            logger.warning("delamination predicted at %s%s: risk index %.3g >= %g (%.1f %% of "
+                           "its length at risk >= 1 at the end)", name, during, risk,
+                           RISK_LIMIT, 100 * data["critical_fraction"])
     return rows
 
 

@@ -22,6 +22,7 @@ from mpi4py import MPI
 from solver.errors import UserError
 from solver.geometry.mesh import build_mesh
 from solver.io import checkpoint, log, output, provenance, summary, units
+from solver.post import verdict
 from solver.stages import pulloff
 from solver.stages.process import ProcessStage, run_process
 from solver.stages.swelling import run_swelling_stage
@@ -48,9 +49,17 @@ def run_case(case, out, comm=MPI.COMM_WORLD, progress: bool = True,
         parts = [summary.header(case, emesh, process.stage.problem.dofs, comm),
                  summary.mesh_tags(emesh), process.summary]
         if case.swelling is not None:  # lithiation, from the sintered state (its final stress)
-            parts.append(run_swelling_stage(case, emesh, process.stress, process.probe, workdir,
-                                            first_step=len(process.stage.steps) - 1,
-                                            progress=progress))
+            swelling = run_swelling_stage(case, emesh, process.stress, process.probe, workdir,
+                                          first_step=len(process.stage.steps) - 1,
+                                          progress=progress)
+            parts.append(swelling)
+            # the interfaces must hold through the lithiation too (gathered on rank 0)
+            rows = comm.bcast(verdict.delamination_rows(swelling["swelling"]["interfaces"],
+                                                        "lithiation")
+                              if comm.rank == 0 else None)
+            process.summary["delamination"] += rows
+            process.summary["verdict"] = verdict.verdict(process.summary["process_window"],
+                                                         process.summary["delamination"])
         parts.append(process.stage.bending_summary())
         result = _finish(workdir, case, parts, started, comm)
     if comm.rank == 0 and saved.exists():
