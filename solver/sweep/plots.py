@@ -158,8 +158,9 @@ def _line(table, parameter, metric, out_dir, references, labels) -> Path:
     axes.plot(ordered[parameter], ordered[metric], "o-", label="sweep")
     _draw_references(axes, references, parameter, metric)
     failed = _checks_failed(ordered)
-    axes.plot(ordered[parameter][failed], ordered[metric][failed], "rx", ms=10,
-              label="outside a check")
+    if failed.any():
+        axes.plot(ordered[parameter][failed], ordered[metric][failed], "rx", ms=10,
+                  label="outside a check")
     _finish(axes, labels, parameter, metric, f"{metric} vs {parameter}", metric)
     if failed.any() or not references.empty or _is_risk(metric):
         axes.legend()
