@@ -291,7 +291,8 @@ class _Record:
 
 def _summary(stage: ProcessStage, record: _Record) -> dict:
     """The process stage's part of the summary: schedule, final, interfaces (on rank 0),
-    furnace, process_window."""
+    furnace, process_window, delamination and the verdict (on every rank), the warnings of
+    elastic materials beyond their flow stress (solver/post/verdict.py)."""
     case, problem, steps, state = stage.case, stage.problem, stage.steps, stage.state
     comm = stage.emesh.mesh.comm
     interfaces = record.interfaces() if comm.rank == 0 else {}
