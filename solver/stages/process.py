@@ -176,12 +176,13 @@ def run_process(case, emesh, workdir: Path, progress: bool = True, saved: Path |
     continuing from it; the final state in state.npz, the start of a later stage."""
     stage = ProcessStage(case, emesh, output=True)
     case_hash = hashlib.sha256(case.text.encode()).hexdigest()
-    history, peaks = [], {}
+    history, peaks, von_mises_peaks = [], {}, {}
     if restart:
         resumed = checkpoint.read(saved, stage.problem)
         if resumed["case_hash"] != case_hash:
             raise UserError(f"{saved}: the checkpoint belongs to another version of the case")
         history, peaks = resumed["history"], resumed["peaks"]
+        von_mises_peaks = resumed.get("von_mises_peaks", {})  # not in older checkpoints
         stage.newton_iterations, stage.step = resumed["newton_iterations"], resumed["step"]
     first_step, last = stage.step + 1 if restart else 0, len(stage.steps) - 1
 
@@ -189,7 +190,7 @@ def run_process(case, emesh, workdir: Path, progress: bool = True, saved: Path |
         if index % checkpoint_every == 0 and index < last:
             checkpoint.write(saved, stage.problem, record.progress(case_hash))
 
-    record = _Record(stage, workdir, history, peaks)
+    record = _Record(stage, workdir, history, peaks, von_mises_peaks)
     try:  # the writers hold files open (ADIOS2 aborts if they outlive their directory)
         with log.TimeProgress(stage.steps[-1].time, enabled=progress) as bar:
             def show(index, step, state, iterations):
@@ -200,7 +201,8 @@ def run_process(case, emesh, workdir: Path, progress: bool = True, saved: Path |
     finally:
         record.fields.close()
     checkpoint.write(workdir / "state.npz", stage.problem,
-                     {**record.progress(case_hash), "history": [], "peaks": {}})
+                     {**record.progress(case_hash), "history": [], "peaks": {},
+                      "von_mises_peaks": {}})
     if emesh.mesh.comm.rank == 0:
         record.write(workdir)
     return ProcessResult(stage, record.stress, record.probe, _summary(stage, record))
@@ -208,10 +210,12 @@ def run_process(case, emesh, workdir: Path, progress: bool = True, saved: Path |
 
 class _Record:
     """The hook of `sinter run` at every time step: the fields at the output steps (into
-    `workdir`), the interface tractions and their peaks, a history row (both continued
-    where a restart passes them in)."""
+    `workdir`), the interface tractions and their peaks, the largest von Mises stress of
+    each material and its peak, a history row (the history and the peaks continued where a
+    restart passes them in)."""
 
-    def __init__(self, stage: ProcessStage, workdir: Path, history: list, peaks: dict):
+    def __init__(self, stage: ProcessStage, workdir: Path, history: list, peaks: dict,
+                 von_mises_peaks: dict):
         self.stage = stage
         self.probe = InterfaceProbe(stage.emesh)
         self.stress = stage.stress_field()
@@ -220,7 +224,8 @@ class _Record:
         self.von_mises = verdict.VonMisesMaxima(self.stress, stage.emesh.cell_tags,
                                                 stage.emesh.geometry.cell_materials)
         self.von_mises_final = {}  # per material: the largest von Mises stress now
-        self.von_mises_peaks = {}  # per material: the largest over the schedule, and when
+        # per material: the largest over the schedule, and when
+        self.von_mises_peaks = von_mises_peaks
         self.temperature = stage.case.schedule.start  # of the step being written
         case = stage.case
         self.fields = output.FieldOutput(workdir, "fields", "", stage.emesh, case.solver.degree,
@@ -258,6 +263,7 @@ class _Record:
         stage = self.stage
         return {"step": stage.step, "time": stage.steps[stage.step].time,
                 "case_hash": case_hash, "history": self.history, "peaks": self.peaks,
+                "von_mises_peaks": self.von_mises_peaks,
                 "newton_iterations": stage.newton_iterations}
 
     def interfaces(self) -> dict:
