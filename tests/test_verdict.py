@@ -12,6 +12,7 @@ from dolfinx import fem, mesh
 from mpi4py import MPI
 
 from solver.io import provenance, units
+from solver.numerics import compat
 from solver.post.verdict import VonMisesMaxima, delamination_rows, verdict
 
 from conftest import REPO
@@ -32,7 +33,7 @@ def _affine_uniaxial_stress(comm):
     x = ufl.SpatialCoordinate(msh)
     sxx = 1 + x[0] + 2 * x[1]
     stress.interpolate(fem.Expression(ufl.as_matrix([[sxx, 0, 0], [0, 0, 0], [0, 0, 0]]),
-                                      stress.function_space.element.interpolation_points()))
+                                      compat.interpolation_points(stress.function_space)))
     return stress, tags
 
 
