@@ -10,6 +10,10 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
+# The exit status of `sinter run --strict` (and `sinter sweep --strict`) when the results
+# fail a condition of their verdict: not 1 (a solver failure) nor 2 (a user error).
+VERDICT_FAILED = 3
+
 
 def _parser():
     # The options every command takes, before or after the subcommand; SUPPRESS keeps the
@@ -24,7 +28,12 @@ def _parser():
                              "terminal)")
     parser = argparse.ArgumentParser(
         prog="sinter", parents=[common],
-        description="Sintering and swelling of silicon anodes on copper foil.")
+        description="Sintering and swelling of silicon anodes on copper foil.",
+        epilog="Exit status: 0 done; 1 a solver failure; 2 a wrong case file or argument; "
+               "3 with --strict, a condition of the verdict failed (e.g. delamination).")
+    from solver.io.provenance import version_line
+
+    parser.add_argument("--version", action="version", version=version_line())
     commands = parser.add_subparsers(dest="command", required=True)
 
     check = commands.add_parser("check", parents=[common],
@@ -51,6 +60,9 @@ def _parser():
                      help="write a checkpoint every N time steps (beside --out)")
     run.add_argument("--restart", action="store_true",
                      help="continue a crashed run from its checkpoint")
+    run.add_argument("--strict", action="store_true",
+                     help=f"exit with status {VERDICT_FAILED} when a condition of the verdict "
+                          "fails (delamination predicted, a process-window condition)")
 
     pulloff = commands.add_parser(
         "pulloff", parents=[common],
@@ -83,6 +95,7 @@ def main(argv=None) -> int:
     args.quiet = getattr(args, "quiet", False)
     args.verbose = getattr(args, "verbose", False)
     args.no_progress = getattr(args, "no_progress", False)
+    args.argv = argv
     if args.command == "sweep":
         # before MPI is initialised here: a sweep launches mpirun for its cases
         from solver.sweep.cli import main as sweep_main
@@ -249,11 +262,17 @@ def _run(args) -> int:
     case = load_case(args.case)
     out = args.out or Path("results") / case.case.name
     summary = run_case(case, out, progress=not (args.no_progress or args.quiet),
-                       checkpoint_every=args.checkpoint_every, restart=args.restart)
+                       checkpoint_every=args.checkpoint_every, restart=args.restart,
+                       command=args.argv)
     from mpi4py import MPI
 
     if MPI.COMM_WORLD.rank == 0 and not args.quiet:
         print_summary(summary, out)
+    if args.strict and not summary["verdict"]["pass"]:
+        if MPI.COMM_WORLD.rank == 0:
+            print(f"sinter: failed: {'; '.join(summary['verdict']['failed'])} (--strict: exit "
+                  f"status {VERDICT_FAILED})", file=sys.stderr)
+        return VERDICT_FAILED
     return 0
 
 
@@ -265,7 +284,7 @@ def _pulloff(args) -> int:
 
     case = load_case(args.case)
     out = args.out or Path("results") / f"{case.case.name}-pulloff"
-    summary = run_pulloff(case, out)
+    summary = run_pulloff(case, out, command=args.argv)
     if MPI.COMM_WORLD.rank == 0 and not args.quiet:
         result = summary["pulloff"]
         if result.get("load") == "swelling":
@@ -287,12 +306,18 @@ def print_summary(summary: dict, out):
     from rich.console import Console
     from rich.table import Table
 
+    from solver.report.units import format_condition, format_location
+
     table = Table(title=f"{summary['case']}: {out}")
     table.add_column("quantity")
     table.add_column("value", justify="right")
     final = summary["final"]
     table.add_row("final temperature", f"{final['temperature'] - 273.15:.1f} degC")
-    table.add_row("max von Mises stress", f"{final['max_von_mises'] / 1e6:.2f} MPa")
+    for name, found in final.get("von_mises_by_material", {}).items():
+        table.add_row(f"max von Mises stress, {name}",
+                      f"{found['max'] / 1e6:.1f} MPa at {format_location(found['at'])}")
+    table.add_row("max von Mises stress, largest cell average",
+                  f"{final['max_von_mises'] / 1e6:.1f} MPa")
     for key, value in summary.get("bending", {}).items():
         table.add_row(key.replace("_", " "), f"{value:.4g} 1/m")
     for name, data in summary["interfaces"].items():
@@ -300,22 +325,30 @@ def print_summary(summary: dict, out):
         table.add_row(f"[bold]{name}[/bold]", "/".join(data["materials"]))
         table.add_row("max normal traction",
                       f"{data['max_normal_traction'] / 1e6:.2f} MPa "
-                      f"({data['max_normal_traction_averaged'] / 1e6:.2f} averaged)")
+                      f"({data['max_normal_traction_averaged'] / 1e6:.2f} MPa averaged)")
         table.add_row("max shear traction",
                       f"{data['max_shear_traction'] / 1e6:.2f} MPa "
-                      f"({data['max_shear_traction_averaged'] / 1e6:.2f} averaged)")
-        table.add_row("max risk index", f"{data['max_risk']:.3g}")
+                      f"({data['max_shear_traction_averaged'] / 1e6:.2f} MPa averaged)")
+        table.add_row("max risk index (1: strength reached)", f"{data['max_risk']:.3g}")
         table.add_row("share of interface at risk >= 1", f"{100 * data['critical_fraction']:.1f} %")
-    if summary.get("process_window"):
+    conditions = [*summary.get("process_window", []), *summary.get("delamination", [])]
+    if conditions:
         table.add_section()
-        for row in summary["process_window"]:
-            value = row["value"] if isinstance(row["value"], str) else f"{row['value']:.3g}"
-            limit = row["limit"] if isinstance(row["limit"], str) else f"{row['limit']:.3g}"
-            verdict = "pass" if row["pass"] else "[bold red]FAIL[/bold red]"
-            table.add_row(row["condition"].split(" (")[0], f"{value} (limit {limit}) {verdict}")
+        styles = {"pass": "pass", "fail": "[bold red]FAIL[/bold red]", "n/a": "[dim]n/a[/dim]"}
+        for row in conditions:
+            table.add_row(row["condition"].split(" (")[0],
+                          f"{format_condition(row)} {styles[row['verdict']]}")
+        result = summary["verdict"]
+        table.add_row("[bold]verdict[/bold]",
+                      "[bold green]pass[/bold green]" if result["pass"] else
+                      f"[bold red]FAIL ({len(result['failed'])} of "
+                      f"{len(conditions) - len(result['not_applicable'])})[/bold red]")
     table.add_section()
     table.add_row("DOFs / ranks", f"{summary['dofs']} / {summary['ranks']}")
     table.add_row("wall time", f"{summary['wall_time']:.1f} s")
+    if summary.get("warnings"):
+        table.add_row("[bold yellow]warnings[/bold yellow]",
+                      f"{len(summary['warnings'])} (above, and in summary.json)")
     Console().print(table)
 
 

@@ -13,6 +13,7 @@ from dolfinx.io import VTXMeshPolicy, VTXWriter, XDMFFile
 from mpi4py import MPI
 
 from solver.errors import UserError
+from solver.io import units
 from solver.materials.constitutive import von_mises
 from solver.numerics import compat
 
@@ -212,10 +213,10 @@ INTERFACE_COLUMNS = ["interface", "chain", "x", "y", "z", "arc_length", "nx", "n
 
 
 def write_interface_csv(path, tractions: dict):
-    """One row per interface facet (SI units: m, Pa); called on rank 0."""
+    """One row per interface facet (SI units in the header: m, Pa); called on rank 0."""
     with open(path, "w", newline="") as stream:
         writer = csv.writer(stream)
-        writer.writerow(INTERFACE_COLUMNS)
+        writer.writerow(units.header(INTERFACE_COLUMNS))
         for name, t in tractions.items():
             for i in range(len(t.sizes)):
                 writer.writerow([name, int(t.chain[i]), *map(_number, t.midpoints[i]),
@@ -229,10 +230,12 @@ def _number(value):
     return "" if np.isnan(value) else f"{value:.9g}"
 
 
-def write_table(path, header, rows):
+def write_table(path, columns, rows, dim: int = 2):
+    """A CSV table whose header gives each column's SI unit (solver/io/units.py header; dim:
+    2D forces and energies are per unit depth)."""
     with open(path, "w", newline="") as stream:
         writer = csv.writer(stream)
-        writer.writerow(header)
+        writer.writerow(units.header(columns, dim))
         writer.writerows(rows)
 
 

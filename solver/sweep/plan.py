@@ -136,6 +136,24 @@ def to_si(value: Any) -> Any:
         return value
 
 
+def si_and_written_units(value: Any) -> tuple[str, str]:
+    """(the SI unit of a parameter value's column, its unit as written): ("K", "degC") for
+    "300 degC", ("m", "um") for "1.4 um"; ("", "") for a number or a name."""
+    split = _split_quantity(value)
+    if split is None or not split[1]:
+        return "", ""
+    from solver.case.units import KINDS
+
+    try:
+        quantity = _quantity(1.0, split[1])
+    except Exception:  # pint raises many types on text that is not a unit
+        return "", ""
+    for kind in KINDS.values():
+        if quantity.check(kind.dimensionality):
+            return kind.si_unit, split[1]
+    return f"{quantity.to_base_units().units:~}", split[1]
+
+
 def _format(magnitude: float, units: str) -> Any:
     """A value as it goes into a case file: '2.5 um', or a plain number without units."""
     if not units:
