@@ -1,6 +1,7 @@
 """The `sinter` command line. `main(argv)` returns the exit status, so tests can call it."""
 
 import argparse
+import functools
 import logging
 import os
 import shutil
@@ -11,6 +12,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 
+@functools.cache
 def _parser():
     # -q/-v are accepted before and after the subcommand; SUPPRESS keeps either from
     # overwriting the other with its default.
@@ -113,8 +115,10 @@ def main(argv=None) -> int:
 def _error(message: str):
     from mpi4py import MPI
 
+    from solver.errors import one_line
+
     if MPI.COMM_WORLD.rank == 0:
-        print(f"sinter: error: {message}", file=sys.stderr)
+        print(f"sinter: error: {one_line(message)}", file=sys.stderr)
 
 
 def _relaunch_under_mpirun(argv, ranks: int) -> int:

@@ -1,6 +1,13 @@
 """Errors that are the user's to fix: reported as one line, never as a traceback."""
 
 
+def one_line(message: str) -> str:
+    """The message as one printable line: control characters, line and paragraph
+    separators (a key or value as the user wrote it may hold any) as escapes."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in message)
+
+
 class UserError(Exception):
     """A problem with the user's input: the CLI prints its message and exits non-zero."""
 

@@ -4,7 +4,6 @@ The CaseError names the file, the dotted key path as the user wrote it
 (`geometry.layers[1].thickness`) and what was expected, in one line.
 """
 
-import tomllib
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from solver.case.introspect import (
     show,
     unwrap,
 )
+from solver.case.toml_input import TomlProblem, parse_toml
 from solver.errors import CaseError
 
 
@@ -39,9 +39,9 @@ def load_case(path: str | Path) -> Case:
 def load_case_text(text: str, *, file: str | Path = "<case>") -> Case:
     """Validate case-file text; `file` names it in messages and becomes `Case.source`."""
     try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise CaseError(file, "(TOML syntax)", str(error)) from None
+        raw = parse_toml(text)
+    except TomlProblem as problem:
+        raise CaseError(file, problem.key, problem.message) from None
     try:
         validated = CaseFile.model_validate(raw)
     except ValidationError as error:

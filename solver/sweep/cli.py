@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from solver.errors import UserError
+from solver.errors import UserError, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def main(args) -> int:
             raise UserError(f"unexpected argument {args.directory}; use --out DIR")
         return _run(args)
     except UserError as error:
-        print(f"sinter: error: {error}", file=sys.stderr)
+        print(f"sinter: error: {one_line(str(error))}", file=sys.stderr)
         return 2
 
 
