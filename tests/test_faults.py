@@ -221,3 +221,20 @@ def test_run_killed_leaves_no_lock_that_blocks(tmp_path):
     assert again.returncode == 0, again.stderr
     assert "ended without finishing" in again.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case.toml", "out"]
+
+
+@pytest.mark.parametrize("name", ["../escaped", "/tmp/absolute", "a/b", ".hidden",
+                                  "line\\nbreak", "x" * 101])
+def test_case_name_cannot_leave_the_results_directory(tmp_path, name):
+    """The case name makes the default --out (results/NAME) and a sweep's case and run
+    names: one that would leave results/ (or hide in it) is an error of the case file."""
+    work = tmp_path / "work"
+    work.mkdir()
+    case = _case(work, SMALL_BILAYER.replace('"slow-bilayer"', f'"{name}"'))
+    result = subprocess.run([sys.executable, "-m", "solver.cli", "run", case], cwd=work,
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{case}: case.name: expected a name of letters" in lines[0]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["case.toml", "work"]

@@ -6,13 +6,16 @@ solver/geometry/registry.py; the physics' own tables next to their physics). Def
 in the models' Fields and nowhere else; quantities are SI floats once validated.
 """
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from solver.case.interface import Interface
+from solver.case.introspect import show
 from solver.case.materials import MaterialOverride, MixSection, homogenize_mix, resolve_materials
 from solver.case.output_section import OutputSettings
 from solver.case.schedule import Schedule, _celsius
@@ -25,9 +28,16 @@ from solver.physics.kinetics import KineticsSection
 from solver.physics.swelling import SwellingSection
 from solver.stages.pulloff import PulloffSection
 
+# A case's name becomes file and directory names (results/NAME, a sweep's cases/NAME.toml
+# and runs/NAME): letters, digits, '.', '_' and '-', not starting with '.' or '-', so that
+# it can neither leave the directory it is put in ('../x', '/x') nor hide in it ('.x').
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
 
 class CaseSection(Table):
-    name: str = Field(min_length=1, description="name of the case, used to name its outputs")
+    name: str = Field(description="name of the case, used to name its outputs: letters, "
+                      "digits, '.', '_' and '-', starting with a letter or a digit, at most "
+                      "100 characters")
     dim: Literal[2, 3] = Field(2, description="spatial dimension: 2 (a cross-section) or 3")
     plane: Literal["strain", "generalized"] = Field(
         "strain",
@@ -35,6 +45,16 @@ class CaseSection(Table):
         "out-of-plane strain, no net out-of-plane force)",
     )
     description: str = Field("", description="free text describing the case")
+
+    @field_validator("name")
+    @classmethod
+    def _name_fits_a_file_name(cls, name: str) -> str:
+        if NAME.fullmatch(name) is None:
+            raise PydanticCustomError(
+                "name", "{message}", {"message": "expected a name of letters, digits, '.', '_' "
+                                      "and '-' that starts with a letter or a digit (at most 100 "
+                                      f"characters: it names the outputs), got {show(name)}"})
+        return name
 
 
 class CaseFile(Table):

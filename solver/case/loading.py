@@ -132,7 +132,7 @@ def _describe(error: Any) -> tuple[str, str]:
         if kind == "union_tag_not_found":
             return tag_key, f"required key is missing: expected {expected}"
         return tag_key, f"expected {expected}, got {show(context['tag'])}"
-    if kind == "quantity" or kind == "range":
+    if kind in ("quantity", "range", "name"):
         return where.key, error["msg"]
     if kind == "too_short":
         return where.key, f"expected at least {context['min_length']} entry, got none"
