@@ -238,3 +238,36 @@ def test_case_name_cannot_leave_the_results_directory(tmp_path, name):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"{case}: case.name: expected a name of letters" in lines[0]
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["case.toml", "work"]
+
+
+IMPOSSIBLE = {
+    # the films thicker than the radius of the foil's tightest concave bend: found by the
+    # builder (Gmsh), on rank 0 only
+    "films": ("thinfilm-on-recurved.toml", 'silicon_alloy_film", thickness = "0.12 um"',
+              'silicon_alloy_film", thickness = "1.5 um"',
+              "geometry: films (silicon_alloy_film 1.5 um"),
+    # far below Gmsh's tolerance: before, Gmsh allocated until the memory ran out
+    "mesh_size": ("recurved-2d.toml", 'mesh_size = "1.0 um"', 'mesh_size = "1e-9 um"',
+                  "geometry.mesh_size: 1e-09 um gives at least"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ranks", [1, 2])
+@pytest.mark.parametrize("impossible", sorted(IMPOSSIBLE))
+def test_impossible_geometry_is_one_line_on_every_rank_count(tmp_path, impossible, ranks):
+    source, old, new, message = IMPOSSIBLE[impossible]
+    text = (REPO / "cases" / source).read_text()
+    assert old in text
+    case = _case(tmp_path, text.replace(old, new))
+    result = subprocess.run([sys.executable, "-m", "solver.cli", "run", case, "--out",
+                             tmp_path / "out", "--np", str(ranks)], cwd=REPO,
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("sinter: ")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    if ranks == 1:
+        assert result.stderr.strip() == errors[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["case.toml"]

@@ -21,6 +21,7 @@ from solver.case.output_section import OutputSettings
 from solver.case.schedule import Schedule, _celsius
 from solver.case.solver_section import SolverSettings
 from solver.case.tables import Table, rule_broken
+from solver.case.units import SIQuantity
 from solver.geometry.registry import GeometrySchema, geometry_kind
 from solver.materials.library import Material
 from solver.physics.furnace import FurnaceSection
@@ -108,6 +109,9 @@ class CaseFile(Table):
         problem = geometry_kind(self).dim_problem(self.geometry, dim)
         if problem is not None:
             raise rule_broken(*problem)
+        problem = _mesh_size_problem(self.geometry, dim)
+        if problem is not None:
+            raise rule_broken(*problem)
         if dim == 3 and "plane" in self.case.model_fields_set:
             raise rule_broken("case.plane", "plane is only used in 2D (case.dim = 2)")
         self._resolved_materials = resolve_materials(self.materials)
@@ -151,6 +155,44 @@ class CaseFile(Table):
                 raise rule_broken(f"output.at_temperatures[{index}]",
                                   f"the schedule never reaches it (it runs from "
                                   f"{_celsius(lowest)} to {_celsius(highest)})")
+
+
+# Elements a mesh may have, at least: far beyond what a case solves here, and a mesh size
+# smaller still would have Gmsh allocate until the machine runs out of memory (or refine
+# below its geometric tolerance, 1e-8 um) rather than fail with a message.
+MAX_ELEMENTS = 5e6
+
+
+def _mesh_size_problem(geometry, dim: int) -> tuple[str, str] | None:
+    """(key, why) when a mesh size gives more than MAX_ELEMENTS: the bulk size fills the
+    cell, (extent / size)^dim; a refined size (interface_mesh_size, ...) lines the
+    interfaces, (extent / size)^(dim - 1), where the extent is the geometry's largest
+    length (so the counts are lower bounds)."""
+    lengths = dict(_lengths(geometry))
+    sizes = {key: value for key, value in lengths.items() if key.endswith("mesh_size")}
+    extent = max((value for key, value in lengths.items() if key not in sizes), default=0.0)
+    for key, size in sizes.items():
+        power = dim if key == "mesh_size" else dim - 1
+        elements = (extent / size) ** power
+        if elements > MAX_ELEMENTS:
+            return (f"geometry.{key}", f"{size * 1e6:g} um gives at least {elements:.2g} "
+                    f"elements over the geometry's {extent * 1e6:g} um (at most "
+                    f"{MAX_ELEMENTS:.0e}): a coarser {key}")
+    return None
+
+
+def _lengths(table):
+    """(key, value in m) of every length a table and its list entries have (set ones)."""
+    for key, field_info in type(table).model_fields.items():
+        value = getattr(table, key)
+        if value is not None and any(isinstance(item, SIQuantity) and item.kind == "length"
+                                     for item in field_info.metadata):
+            yield key, value
+        elif isinstance(value, list):
+            for index, entry in enumerate(value):
+                if isinstance(entry, Table):
+                    yield from ((f"{key}[{index}].{name}", length)
+                                for name, length in _lengths(entry))
 
 
 @dataclass(frozen=True)
