@@ -6,6 +6,7 @@ solver/geometry/registry.py; the physics' own tables next to their physics). Def
 in the models' Fields and nowhere else; quantities are SI floats once validated.
 """
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,9 +174,11 @@ def _mesh_size_problem(geometry, dim: int) -> tuple[str, str] | None:
     extent = max((value for key, value in lengths.items() if key not in sizes), default=0.0)
     for key, size in sizes.items():
         power = dim if key == "mesh_size" else dim - 1
-        elements = (extent / size) ** power
-        if elements > MAX_ELEMENTS:
-            return (f"geometry.{key}", f"{size * 1e6:g} um gives at least {elements:.2g} "
+        # in decades: (extent / size)^power overflows a float for sizes like 1e-300 m
+        decades = power * math.log10(extent / size) if extent > size else 0.0
+        if decades > math.log10(MAX_ELEMENTS):
+            count = f"1e{decades:.0f}" if math.isfinite(decades) else "1e308"
+            return (f"geometry.{key}", f"{size * 1e6:g} um gives at least {count} "
                     f"elements over the geometry's {extent * 1e6:g} um (at most "
                     f"{MAX_ELEMENTS:.0e}): a coarser {key}")
     return None
