@@ -77,6 +77,15 @@ class Run:
             time.sleep(0.2)
         pytest.fail(f"the run did not start {ranks} ranks within {timeout} s")
 
+    def wait_for_results(self, parent: Path, name: str, timeout=120.0):
+        """Until the run has begun its results (.NAME.partial-*: the case is read, the
+        mesh is next)."""
+        deadline = time.monotonic() + timeout
+        while not list(parent.glob(f".{name}.partial-*")):
+            assert time.monotonic() < deadline and self.front.poll() is None, \
+                self.front.communicate()
+            time.sleep(0.2)
+
     def rank_pid(self, rank: int) -> int:
         return next(pid for pid, env in self.processes().items()
                     if env.get("OMPI_COMM_WORLD_RANK") == str(rank))
@@ -120,15 +129,16 @@ def _nothing_complete(parent: Path, name: str):
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGKILL"])
 def test_killed_launcher_takes_the_run_down(tmp_path, how):
-    """`sinter run --np 2` killed 3 s into solving: mpirun and both ranks end with it, and
-    no result appears (before: after SIGTERM both ranks went on and wrote the result; after
-    SIGKILL they went on forever)."""
+    """`sinter run --np 2` killed 3 s after it began its results (meshing, then solving):
+    mpirun and both ranks end with it, and no result appears (before: after SIGTERM and
+    SIGKILL both ranks went on and wrote the result)."""
     run = Run("run", _case(tmp_path, SLOW_BILAYER), "--out", tmp_path / "out", "--np", "2",
               "--no-progress")
     run.wait_for_ranks(2)
+    run.wait_for_results(tmp_path, "out")
     time.sleep(3)
     os.kill(run.front.pid, getattr(signal, how))
-    status, stderr, seconds = run.ends()
+    status, stderr, _ = run.ends()
     assert status == {"SIGTERM": 128 + 15, "SIGINT": 128 + 2, "SIGKILL": -9}[how], stderr
     assert "Traceback" not in stderr
     _nothing_complete(tmp_path, "out")
@@ -139,6 +149,7 @@ def test_killed_rank_takes_the_run_down(tmp_path):
     run = Run("run", _case(tmp_path, SLOW_BILAYER), "--out", tmp_path / "out", "--np", "2",
               "--no-progress")
     run.wait_for_ranks(2)
+    run.wait_for_results(tmp_path, "out")
     time.sleep(3)
     os.kill(run.rank_pid(1), signal.SIGKILL)
     status, stderr, _ = run.ends()
@@ -207,10 +218,7 @@ def test_run_killed_leaves_no_lock_that_blocks(tmp_path):
     the next run to the same directory is not blocked and removes them."""
     case = _case(tmp_path, SLOW_BILAYER)
     killed = Run("run", case, "--out", tmp_path / "out", "--no-progress", "-q")
-    deadline = time.monotonic() + 120
-    while not list(tmp_path.glob(".out.partial-*")):
-        assert time.monotonic() < deadline and killed.front.poll() is None
-        time.sleep(0.2)
+    killed.wait_for_results(tmp_path, "out")
     killed.front.kill()
     killed.ends()
     assert (tmp_path / ".out.lock").exists()
