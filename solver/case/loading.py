@@ -31,7 +31,7 @@ def load_case(path: str | Path) -> Case:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+    except (OSError, UnicodeDecodeError, ValueError) as error:  # ValueError: a NUL in the name
         raise CaseError(path, "(file)", f"cannot read the case file: {error}") from None
     return load_case_text(text, file=path)
 

@@ -297,7 +297,7 @@ def load_sweep(path: str | Path, out: str | Path) -> Sweep:
     if not isinstance(settings.get("base"), str):
         raise SweepError(path, "sweep.base", "required: the base case file, got "
                          f"{settings.get('base', 'nothing')!r}")
-    base = (path.parent / settings["base"]).resolve()
+    base = _resolve(path, "sweep.base", settings["base"])
     method = settings.get("method", "grid")
     if method not in METHODS:
         raise SweepError(path, "sweep.method",
@@ -337,7 +337,8 @@ def load_sweep(path: str | Path, out: str | Path) -> Sweep:
     sweep = Sweep(file=str(path.resolve()), base=str(base), method=method,
                   samples=samples if method != "grid" else None, seed=seed, ranks=ranks,
                   parameters=[p.key for p in parameters], slurm=slurm, checks=checks,
-                  references=[str((path.parent / r).resolve()) for r in references],
+                  references=[str(_resolve(path, f"sweep.references[{index}]", reference))
+                              for index, reference in enumerate(references)],
                   fields=fields)
     sweep.cases = _expand(path, sweep, base_case.raw, parameters, Path(out) / "cases")
     for index, reference in enumerate(sweep.references):
@@ -349,6 +350,14 @@ def load_sweep(path: str | Path, out: str | Path) -> Sweep:
         sweep.cases += _expand_reference(path, raw, parameters, Path(out) / "cases",
                                          len(sweep.cases), fields)
     return sweep
+
+
+def _resolve(path: Path, key: str, name: str) -> Path:
+    """A file named in the sweep file, relative to it, as an absolute path."""
+    try:
+        return (path.parent / name).resolve()
+    except (OSError, ValueError) as error:  # a NUL in the name, a loop of links
+        raise SweepError(path, key, f"not a usable file name {name!r}: {error}") from None
 
 
 def _table(path, document, name: str, allowed: set[str] | None) -> dict:
