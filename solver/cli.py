@@ -1,11 +1,12 @@
 """The `sinter` command line. `main(argv)` returns the exit status, so tests can call it."""
 
 import argparse
+import functools
 import logging
 import os
 import shutil
-import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -15,6 +16,7 @@ logger = logging.getLogger(__name__)
 VERDICT_FAILED = 3
 
 
+@functools.cache
 def _parser():
     # The options every command takes, before or after the subcommand; SUPPRESS keeps the
     # subcommand's default from overwriting a value given before it.
@@ -105,9 +107,17 @@ def main(argv=None) -> int:
             and "OMPI_COMM_WORLD_SIZE" not in os.environ and "PMI_SIZE" not in os.environ:
         return _relaunch_under_mpirun(argv, args.np)
 
-    from solver.errors import UserError
+    from solver import launch
+
+    if "OMPI_COMM_WORLD_SIZE" in os.environ or "PMI_SIZE" in os.environ:
+        launch.die_with_parent()  # a rank whose launcher has gone has nobody to report to
+    from mpi4py import MPI
+
+    from solver.errors import UserError, one_line
     from solver.io.log import setup_logging
 
+    comm = MPI.COMM_WORLD
+    launch.prepare_for_failures(comm)
     setup_logging(-1 if args.quiet else 1 if args.verbose else 0)
     try:
         if args.command == "check":
@@ -128,8 +138,16 @@ def main(argv=None) -> int:
             return _pulloff(args)
         return _run(args)
     except UserError as error:
+        if not launch.failed_together(error):
+            launch.abort_alone(comm, f"sinter: error: on rank {comm.rank} alone: "
+                               f"{one_line(str(error))}", 2)
         _error(error)
         return 2
+    except BaseException:
+        if comm.size == 1:
+            raise
+        launch.abort_alone(comm, f"sinter: rank {comm.rank} of {comm.size} failed, ending "
+                           f"the run:\n{traceback.format_exc()}", 1)
 
 
 def _error(error: Exception):
@@ -155,8 +173,10 @@ def _relaunch_under_mpirun(argv, ranks: int) -> int:
             skip = True
         elif not arg.startswith("--np="):
             rest.append(arg)
-    command = [mpirun, "-n", str(ranks), sys.executable, "-m", "solver.cli", *rest]
-    return subprocess.call(command)
+    from solver import launch
+
+    return launch.run_mpirun([mpirun, "-n", str(ranks), sys.executable, "-m", "solver.cli",
+                              *rest])
 
 
 def _check(args) -> int:
@@ -184,11 +204,11 @@ def _check(args) -> int:
 
 def _is_sweep_file(path: Path) -> bool:
     """A sweep file has a [sweep] table and no [case] (an unreadable file is a case's)."""
-    import tomllib
+    from solver.case.toml_input import TomlProblem, parse_toml
 
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    try:  # the limits of a case file's parsing: hostile text is the case loader's error
+        document = parse_toml(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, TomlProblem):
         return False
     return "sweep" in document and "case" not in document
 

@@ -19,6 +19,7 @@ time, which is exact on holds and second order on ramps (docs/kinetics.md).
 All default parameters are placeholders, not calibrated data: see each Field's description.
 """
 
+import functools
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -65,8 +66,12 @@ class ActivationEnergyQuantity(SIQuantity):
 
 def _energy_per_atom(value: Any) -> pint.Quantity | None:
     """`value` as a pint energy if it is a string with energy units (eV), else None."""
-    if not isinstance(value, str):
-        return None
+    return _parsed_energy(value) if isinstance(value, str) else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_energy(value: str) -> pint.Quantity | None:
+    """_energy_per_atom of a string, cached (pint's parser is slow; a case repeats values)."""
     try:
         quantity = ureg.Quantity(value)
     # Anything pint cannot read is left to SIQuantity, which words the error.
