@@ -1,7 +1,7 @@
 """Hostile case and sweep files by the thousand through the command line's main(argv):
 `sinter check CASE` and `sinter sweep SWEEP --dry-run`. The only allowed outcomes are
-success (exit 0) and the errors, one line per problem, with exit 2; a traceback, another status or an
-input that takes longer than HANG_SECONDS fails.
+success (exit 0) and the errors, one line per problem, with exit 2; a traceback, another
+status or an input that takes longer than HANG_SECONDS fails.
 
 The inputs are shipped cases and sweeps mutated key by key (wrong types, huge and tiny
 numbers, NaN and infinities, unicode, dates, deep nesting, missing and unknown keys), their
