@@ -276,6 +276,7 @@ def test_impossible_geometry_is_one_line_on_every_rank_count(tmp_path, impossibl
     errors = [line for line in result.stderr.splitlines() if line.startswith("sinter: ")]
     assert len(errors) == 1 and message in errors[0], result.stderr
     assert "Traceback" not in result.stderr
-    if ranks == 1:
-        assert result.stderr.strip() == errors[0]
+    if ranks == 1:  # nothing else but the case's warnings (placeholder material data)
+        assert [line for line in result.stderr.strip().splitlines()
+                if not line.startswith("warning: ")] == errors
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case.toml"]

@@ -101,7 +101,7 @@ SUMMARY_UNITS = [
     ("*volume_ratio*", "1"), ("*.coordinates.*", "m"), ("*.at.*", "m"),
     ("geometry.Ra*", "m"), ("geometry.Sa*", "m"), ("*length*", "m"), ("*width*", "m"),
     ("*thickness*", "m"), ("*height*", "m"), ("*diameter*", "m"), ("*gap*", "m"),
-    ("*pitch*", "m"), ("*face_displacement", "m"),
+    ("*pitch*", "m"), ("*face_displacement", "m"), ("geometry.element_size*", "m"),
     ("geometry.mix_thermal_expansion", "1/K"), ("bending.*", "1/m"),
     # dimensionless
     ("*strain*", "1"), ("*fraction*", "1"), ("*quality*", "1"), ("*jacobian*", "1"),
