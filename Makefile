@@ -5,12 +5,13 @@
 #   make test DEBIAN_SUITE=sid      the same on Debian unstable's DOLFINx 0.11
 #   make bundle                     the toolchain root and sinterfem in one archive that an
 #                                   ordinary user runs on a cluster (docs/hpc.md)
+#   make fuzz                       100,000 hostile case and sweep files (tests/test_fuzz.py)
 DEBIAN_SUITE ?= trixie
 export DEBIAN_SUITE
 RUN := bin/sinter-env
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-serial test-mpi bench bundle lint clean
+.PHONY: setup demo test test-serial test-mpi fuzz bench bundle lint clean
 
 # A host with DOLFINx >= 0.9 is used instead of the Debian root: then DEBIAN_SUITE changes
 # nothing, and the line below says so (SINTERFEM_TOOLCHAIN=root forces the root).
@@ -30,6 +31,11 @@ demo: setup
 test: setup
 	$(RUN) python3 -m pytest -q -rs -m "not mpi" $(PYTEST_ARGS)
 	$(RUN) mpirun -n 2 python3 -m pytest -q -rs --color=no -m mpi -p no:cacheprovider $(PYTEST_ARGS)
+
+# 100,000 hostile case and sweep files through the command line (tests/test_fuzz.py: ten
+# times what `make test` tries), derandomized like there: about ten minutes.
+fuzz: setup
+	SINTERFEM_FUZZ_SCALE=10 $(RUN) python3 -m pytest -q -p no:cacheprovider tests/test_fuzz.py
 
 # scikit-fem and pyamg for bench/skfem_elastic.py only: their wheels for the toolchain's
 # Python are fetched here on the host (whose pip reaches the package index) into

@@ -1,16 +1,22 @@
 """The `sinter` command line. `main(argv)` returns the exit status, so tests can call it."""
 
 import argparse
+import functools
 import logging
 import os
 import shutil
-import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
+# The exit status of `sinter run --strict` (and `sinter sweep --strict`) when the results
+# fail a condition of their verdict: not 1 (a solver failure) nor 2 (a user error).
+VERDICT_FAILED = 3
 
+
+@functools.cache
 def _parser():
     # The options every command takes, before or after the subcommand; SUPPRESS keeps the
     # subcommand's default from overwriting a value given before it.
@@ -24,7 +30,12 @@ def _parser():
                              "terminal)")
     parser = argparse.ArgumentParser(
         prog="sinter", parents=[common],
-        description="Sintering and swelling of silicon anodes on copper foil.")
+        description="Sintering and swelling of silicon anodes on copper foil.",
+        epilog="Exit status: 0 done; 1 a solver failure; 2 a wrong case file or argument; "
+               "3 with --strict, a condition of the verdict failed (e.g. delamination).")
+    from solver.io.provenance import version_line
+
+    parser.add_argument("--version", action="version", version=version_line())
     commands = parser.add_subparsers(dest="command", required=True)
 
     check = commands.add_parser("check", parents=[common],
@@ -51,6 +62,9 @@ def _parser():
                      help="write a checkpoint every N time steps (beside --out)")
     run.add_argument("--restart", action="store_true",
                      help="continue a crashed run from its checkpoint")
+    run.add_argument("--strict", action="store_true",
+                     help=f"exit with status {VERDICT_FAILED} when a condition of the verdict "
+                          "fails (delamination predicted, a process-window condition)")
 
     pulloff = commands.add_parser(
         "pulloff", parents=[common],
@@ -83,6 +97,7 @@ def main(argv=None) -> int:
     args.quiet = getattr(args, "quiet", False)
     args.verbose = getattr(args, "verbose", False)
     args.no_progress = getattr(args, "no_progress", False)
+    args.argv = argv
     if args.command == "sweep":
         # before MPI is initialised here: a sweep launches mpirun for its cases
         from solver.sweep.cli import main as sweep_main
@@ -92,9 +107,17 @@ def main(argv=None) -> int:
             and "OMPI_COMM_WORLD_SIZE" not in os.environ and "PMI_SIZE" not in os.environ:
         return _relaunch_under_mpirun(argv, args.np)
 
-    from solver.errors import UserError
+    from solver import launch
+
+    if "OMPI_COMM_WORLD_SIZE" in os.environ or "PMI_SIZE" in os.environ:
+        launch.die_with_parent()  # a rank whose launcher has gone has nobody to report to
+    from mpi4py import MPI
+
+    from solver.errors import UserError, one_line
     from solver.io.log import setup_logging
 
+    comm = MPI.COMM_WORLD
+    launch.prepare_for_failures(comm)
     setup_logging(-1 if args.quiet else 1 if args.verbose else 0)
     try:
         if args.command == "check":
@@ -115,8 +138,16 @@ def main(argv=None) -> int:
             return _pulloff(args)
         return _run(args)
     except UserError as error:
+        if not launch.failed_together(error):
+            launch.abort_alone(comm, f"sinter: error: on rank {comm.rank} alone: "
+                               f"{one_line(str(error))}", 2)
         _error(error)
         return 2
+    except BaseException:
+        if comm.size == 1:
+            raise
+        launch.abort_alone(comm, f"sinter: rank {comm.rank} of {comm.size} failed, ending "
+                           f"the run:\n{traceback.format_exc()}", 1)
 
 
 def _error(error: Exception):
@@ -142,8 +173,10 @@ def _relaunch_under_mpirun(argv, ranks: int) -> int:
             skip = True
         elif not arg.startswith("--np="):
             rest.append(arg)
-    command = [mpirun, "-n", str(ranks), sys.executable, "-m", "solver.cli", *rest]
-    return subprocess.call(command)
+    from solver import launch
+
+    return launch.run_mpirun([mpirun, "-n", str(ranks), sys.executable, "-m", "solver.cli",
+                              *rest])
 
 
 def _check(args) -> int:
@@ -171,11 +204,11 @@ def _check(args) -> int:
 
 def _is_sweep_file(path: Path) -> bool:
     """A sweep file has a [sweep] table and no [case] (an unreadable file is a case's)."""
-    import tomllib
+    from solver.case.toml_input import TomlProblem, parse_toml
 
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    try:  # the limits of a case file's parsing: hostile text is the case loader's error
+        document = parse_toml(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, TomlProblem):
         return False
     return "sweep" in document and "case" not in document
 
@@ -249,11 +282,17 @@ def _run(args) -> int:
     case = load_case(args.case)
     out = args.out or Path("results") / case.case.name
     summary = run_case(case, out, progress=not (args.no_progress or args.quiet),
-                       checkpoint_every=args.checkpoint_every, restart=args.restart)
+                       checkpoint_every=args.checkpoint_every, restart=args.restart,
+                       command=args.argv)
     from mpi4py import MPI
 
     if MPI.COMM_WORLD.rank == 0 and not args.quiet:
         print_summary(summary, out)
+    if args.strict and not summary["verdict"]["pass"]:
+        if MPI.COMM_WORLD.rank == 0:
+            print(f"sinter: failed: {'; '.join(summary['verdict']['failed'])} (--strict: exit "
+                  f"status {VERDICT_FAILED})", file=sys.stderr)
+        return VERDICT_FAILED
     return 0
 
 
@@ -265,7 +304,7 @@ def _pulloff(args) -> int:
 
     case = load_case(args.case)
     out = args.out or Path("results") / f"{case.case.name}-pulloff"
-    summary = run_pulloff(case, out)
+    summary = run_pulloff(case, out, command=args.argv)
     if MPI.COMM_WORLD.rank == 0 and not args.quiet:
         result = summary["pulloff"]
         if result.get("load") == "swelling":
@@ -287,12 +326,18 @@ def print_summary(summary: dict, out):
     from rich.console import Console
     from rich.table import Table
 
+    from solver.report.units import format_condition, format_location
+
     table = Table(title=f"{summary['case']}: {out}")
     table.add_column("quantity")
     table.add_column("value", justify="right")
     final = summary["final"]
     table.add_row("final temperature", f"{final['temperature'] - 273.15:.1f} degC")
-    table.add_row("max von Mises stress", f"{final['max_von_mises'] / 1e6:.2f} MPa")
+    for name, found in final.get("von_mises_by_material", {}).items():
+        table.add_row(f"max von Mises stress, {name}",
+                      f"{found['max'] / 1e6:.1f} MPa at {format_location(found['at'])}")
+    table.add_row("max von Mises stress, largest cell average",
+                  f"{final['max_von_mises'] / 1e6:.1f} MPa")
     for key, value in summary.get("bending", {}).items():
         table.add_row(key.replace("_", " "), f"{value:.4g} 1/m")
     for name, data in summary["interfaces"].items():
@@ -300,22 +345,30 @@ def print_summary(summary: dict, out):
         table.add_row(f"[bold]{name}[/bold]", "/".join(data["materials"]))
         table.add_row("max normal traction",
                       f"{data['max_normal_traction'] / 1e6:.2f} MPa "
-                      f"({data['max_normal_traction_averaged'] / 1e6:.2f} averaged)")
+                      f"({data['max_normal_traction_averaged'] / 1e6:.2f} MPa averaged)")
         table.add_row("max shear traction",
                       f"{data['max_shear_traction'] / 1e6:.2f} MPa "
-                      f"({data['max_shear_traction_averaged'] / 1e6:.2f} averaged)")
-        table.add_row("max risk index", f"{data['max_risk']:.3g}")
+                      f"({data['max_shear_traction_averaged'] / 1e6:.2f} MPa averaged)")
+        table.add_row("max risk index (1: strength reached)", f"{data['max_risk']:.3g}")
         table.add_row("share of interface at risk >= 1", f"{100 * data['critical_fraction']:.1f} %")
-    if summary.get("process_window"):
+    conditions = [*summary.get("process_window", []), *summary.get("delamination", [])]
+    if conditions:
         table.add_section()
-        for row in summary["process_window"]:
-            value = row["value"] if isinstance(row["value"], str) else f"{row['value']:.3g}"
-            limit = row["limit"] if isinstance(row["limit"], str) else f"{row['limit']:.3g}"
-            verdict = "pass" if row["pass"] else "[bold red]FAIL[/bold red]"
-            table.add_row(row["condition"].split(" (")[0], f"{value} (limit {limit}) {verdict}")
+        styles = {"pass": "pass", "fail": "[bold red]FAIL[/bold red]", "n/a": "[dim]n/a[/dim]"}
+        for row in conditions:
+            table.add_row(row["condition"].split(" (")[0],
+                          f"{format_condition(row)} {styles[row['verdict']]}")
+        result = summary["verdict"]
+        table.add_row("[bold]verdict[/bold]",
+                      "[bold green]pass[/bold green]" if result["pass"] else
+                      f"[bold red]FAIL ({len(result['failed'])} of "
+                      f"{len(conditions) - len(result['not_applicable'])})[/bold red]")
     table.add_section()
     table.add_row("DOFs / ranks", f"{summary['dofs']} / {summary['ranks']}")
     table.add_row("wall time", f"{summary['wall_time']:.1f} s")
+    if summary.get("warnings"):
+        table.add_row("[bold yellow]warnings[/bold yellow]",
+                      f"{len(summary['warnings'])} (above, and in summary.json)")
     Console().print(table)
 
 

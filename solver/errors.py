@@ -4,6 +4,13 @@ traceback."""
 from collections.abc import Sequence
 
 
+def one_line(message: str) -> str:
+    """The message as one printable line: control characters, line and paragraph
+    separators (a key or value as the user wrote it may hold any) as escapes."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in message)
+
+
 class UserError(Exception):
     """A problem with the user's input: the CLI prints its message and exits non-zero."""
 
@@ -19,9 +26,12 @@ class CaseError(UserError):
                  more: Sequence[tuple[str, str]] = (), omitted: int = 0):
         self.file, self.key, self.expected = str(file), key, expected
         self.problems = [(key, expected), *more]
-        lines = [f"{self.file}: {where}: {what}" for where, what in self.problems]
+        # each problem one printable line: a key or value as the user wrote it may hold any
+        # line separator
+        lines = [one_line(f"{self.file}: {where}: {what}") for where, what in self.problems]
         if omitted:
-            lines.append(f"{self.file}: and {omitted} more problem{'s' * (omitted > 1)}")
+            lines.append(one_line(f"{self.file}: and {omitted} more problem"
+                                  f"{'s' * (omitted > 1)}"))
         super().__init__("\n".join(lines))
 
 
@@ -35,5 +45,6 @@ class SolverError(UserError):
 
 def error_lines(error: Exception) -> str:
     """The message of a UserError as the command line prints it: each problem on its own
-    line, each line starting with 'sinter: error: '."""
-    return "\n".join(f"sinter: error: {line}" for line in str(error).splitlines())
+    line (the message's lines, those of the user's text in it escaped), each starting with
+    'sinter: error: '."""
+    return "\n".join(f"sinter: error: {one_line(line)}" for line in str(error).split("\n"))

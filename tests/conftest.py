@@ -195,9 +195,14 @@ def energy_imbalance(out) -> float:
     work and the elastic energy + the recoverable cohesive energy + the dissipation, over
     the total work."""
     rows = list(csv.DictReader((Path(out) / "pulloff.csv").open()))
-    work = np.array([float(row["external_work"]) for row in rows])
-    stored = np.array([float(row["elastic_energy"]) + float(row["cohesive_free_energy"])
-                       + float(row["dissipated_energy"]) for row in rows])
+    unit = "J_per_m" if "external_work_J_per_m" in rows[0] else "J"  # per unit depth in 2D
+
+    def energy(row, name):
+        return float(row[f"{name}_{unit}"])
+
+    work = np.array([energy(row, "external_work") for row in rows])
+    stored = np.array([energy(row, "elastic_energy") + energy(row, "cohesive_free_energy")
+                       + energy(row, "dissipated_energy") for row in rows])
     return float(np.abs(work - stored).max() / work.max())
 
 

@@ -54,6 +54,8 @@ def test_restart_reproduces_an_uninterrupted_run(tmp_path, monkeypatch):
     # preconditioner that the uninterrupted run kept between Newton iterations
     for key, value in numbers(uninterrupted).items():
         assert numbers(restarted)[key] == pytest.approx(value, rel=1e-8), key
+    # the peaks over the schedule continue from the checkpoint's
+    assert restarted["warnings"] == uninterrupted["warnings"]
     whole = np.loadtxt(tmp_path / "whole" / "history.csv", delimiter=",", skiprows=1,
                        usecols=(0, 1, 5))
     again = np.loadtxt(tmp_path / "crashed" / "history.csv", delimiter=",", skiprows=1,

@@ -12,7 +12,8 @@ import tomllib
 import pytest
 from test_parallel import assert_same_results, process_physics
 
-from solver.cli import _parser, main
+from solver.cli import VERDICT_FAILED, _parser, main
+from solver.io import units
 
 from conftest import CASES, REPO
 
@@ -176,7 +177,10 @@ def test_run_writes_complete_results(small_serial, tmp_path):
     assert summary["ranks"] == 1 and summary["dofs"] > 0
     assert summary["interfaces"]["interface_0_1"]["materials"] == ["copper", "polyimide"]
     assert summary["final"]["temperature"] == pytest.approx(298.15)
-    assert summary["warnings"] == []  # copper and polyimide: measured data
+    # copper and polyimide: measured data, no placeholder; elastic copper above its flow
+    # stress is the one warning
+    assert [warning.split(" ")[0] for warning in summary["warnings"]] == ["copper"]
+    assert "above its flow stress" in summary["warnings"][0]
     # only the result itself is left next to it: no temporary directory
     assert [p.name for p in out.parent.iterdir()] == ["small"]
     # a second run replaces the earlier result
@@ -196,6 +200,60 @@ def test_np_runs_on_two_ranks(small_serial, tmp_path):
     _, parallel = assert_same_results(serial, tmp_path / "np2", [
         "bending.curvature", *process_physics("interface_0_1", generalized=False, cell=False)])
     assert parallel["ranks"] == 2
+
+
+def test_strict_exits_with_3_where_delamination_is_predicted(tmp_path, capsys):
+    """An interface risk >= 1 fails the verdict: in the summary, the table, and with --strict
+    the exit status (3; 2 is a user error). The copper's stress beyond its flow stress is a
+    warning (terminal, summary), and run.log and summary.json say what made them."""
+    weak, strong = tmp_path / "weak.toml", tmp_path / "strong.toml"
+    weak.write_text(SMALL_BILAYER + '[interface]\nnormal_strength = "2 MPa"\n'
+                    'shear_strength = "2 MPa"\n')
+    strong.write_text(SMALL_BILAYER + '[interface]\nnormal_strength = "1 GPa"\n'
+                      'shear_strength = "1 GPa"\n')
+    assert main(["run", str(weak), "--out", str(tmp_path / "lenient"), "--no-progress"]) == 0
+    assert main(["run", str(weak), "--out", str(tmp_path / "weak"), "--no-progress",
+                 "--strict"]) == VERDICT_FAILED == 3
+    printed = capsys.readouterr()
+    assert "no delamination at interface_0_1" in printed.out and "FAIL" in printed.out
+    assert "(--strict: exit status 3)" in printed.err
+    summary = json.loads((tmp_path / "weak" / "summary.json").read_text())
+    (row,) = summary["delamination"]
+    assert row["verdict"] == "fail" and row["value"] >= 1.0 and row["limit"] == 1.0
+    assert summary["verdict"] == {"pass": False, "failed": [row["condition"]],
+                                  "not_applicable": [
+        "crystallized fraction of the alloy (substantially amorphous)",
+        next(r["condition"] for r in summary["process_window"]
+             if r["condition"].startswith("maximum temperature"))]}
+    assert any(w.startswith("copper is elastic") and "flow stress 70 MPa" in w
+               and 'behaviour = "plastic"' in w for w in summary["warnings"])
+    assert summary["final"]["von_mises_by_material"]["copper"]["max"] \
+        >= summary["final"]["max_von_mises"]
+    assert summary["units"]["*traction*"] == "Pa" and summary["units"]["*temperature*"] == "K"
+    assert len(summary["git_commit"]) == 40 and summary["timestamp"].startswith("20")
+    log = (tmp_path / "weak" / "run.log").read_text().splitlines()
+    assert log[0].startswith("# command: sinter run ") and "--strict" in log[0]
+    assert log[1].startswith(f"# sinterfem {summary['sinterfem_version']}, git commit "
+                             f"{summary['git_commit']}")
+    assert "copper is elastic" in "\n".join(log)
+    # every CSV column says its SI unit, or is dimensionless (or a label)
+    headers = {path.name: path.read_text().splitlines()[0].split(",")
+               for path in (tmp_path / "weak").glob("*.csv")}
+    assert headers["history.csv"][:3] == ["time_s", "temperature_K", "step"]
+    assert "normal_traction_averaged_Pa" in headers["interface.csv"]
+    endings = tuple(f"_{suffix}" for suffix in units.COLUMN_SUFFIX.values())
+    for name, columns in headers.items():
+        for column in columns:
+            quantity = column.partition(":")[0]
+            assert quantity.endswith(endings) or quantity in units.DIMENSIONLESS_COLUMNS, \
+                (name, column)
+    assert main(["run", str(strong), "--out", str(tmp_path / "strong"), "--no-progress",
+                 "--strict", "-q"]) == 0
+
+
+def test_version():
+    result = sinter("--version")
+    assert result.returncode == 0 and result.stdout.startswith("sinter (sinterfem) ")
 
 
 @pytest.mark.parametrize("text, key", [

@@ -413,6 +413,6 @@ def test_steps_land_on_breakpoints_and_history_is_written_as_csv(tmp_path):
         path = tmp_path / "furnace.csv"
         history.write_csv(path)
         rows = list(csv.reader(path.open()))
-        assert rows[0] == ["time", "furnace", "inner", "middle", "outer"]
+        assert rows[0] == ["time_s", "furnace_K", "inner_K", "middle_K", "outer_K"]
         assert len(rows) == len(history.times) + 1
         assert float(rows[-1][3]) == pytest.approx(history.temperatures["middle"][-1])

@@ -305,6 +305,30 @@ def test_a_schedule_that_never_heats_uses_the_reference_rate():
     )
 
 
+@pytest.mark.parametrize("materials, binder, alloy", [
+    (["copper", "polyimide"], "pass", "n/a"),  # no alloy: its two conditions do not apply
+    (["copper", "silicon_alloy_film", "lithium"], "n/a", "pass"),  # no binder
+    (["copper", "mix"], "pass", "pass"),  # the mix holds both
+    (None, "pass", "pass"),  # materials unknown: every condition applies
+])
+def test_a_condition_on_a_material_the_case_does_not_use_does_not_apply(materials, binder,
+                                                                        alloy):
+    times, temperatures = [0.0, 3600.0], [HOLD_TEMPERATURE, HOLD_TEMPERATURE]
+    rows = {row["condition"].split(" (")[0]: row for row in process_window(
+        times, temperatures, KineticsSection(), "argon", materials)}
+    assert rows["binder mass loss"]["verdict"] == binder
+    assert rows["crystallized fraction of the alloy"]["verdict"] == alloy
+    assert rows["maximum temperature below the crystallization temperature"]["verdict"] == alloy
+    assert rows["atmosphere"]["verdict"] == "pass"  # the copper oxidizes in any case
+    for row in rows.values():  # n/a is neither a pass nor a failure
+        assert row["pass"] is {"pass": True, "fail": False, "n/a": None}[row["verdict"]]
+    assert rows["maximum temperature below the crystallization temperature"]["unit"] == "K"
+    # the case's own list of the materials that hold the alloy
+    custom = KineticsSection(crystallization={"materials": ["polyimide"]})
+    rows = process_window(times, temperatures, custom, "argon", ["copper", "polyimide"])
+    assert rows[1]["verdict"] == "pass"
+
+
 def test_quantities_and_defaults_of_the_section():
     kinetics = KineticsSection.model_validate(
         {
@@ -350,6 +374,6 @@ def test_curves_and_files(tmp_path):
     assert np.all(np.diff(frame["binder_remaining"]) <= 0)
     write_kinetics(tmp_path, frame)
     written = pd.read_csv(tmp_path / "kinetics.csv")
-    assert list(written.columns) == KINETICS_COLUMNS
-    assert written["temperature"].to_numpy() == pytest.approx(frame["temperature"], rel=1e-8)
+    assert list(written.columns) == ["time_s", "temperature_K", *KINETICS_COLUMNS[2:]]
+    assert written["temperature_K"].to_numpy() == pytest.approx(frame["temperature"], rel=1e-8)
     assert (tmp_path / "kinetics.png").read_bytes().startswith(b"\x89PNG")

@@ -164,10 +164,10 @@ def test_listed_times_and_temperatures_get_a_step_each(tmp_path):
                              'at_times = ["11 min"]\nat_temperatures = ["333 degC", '
                              '"25 degC"]\n')
     assert xdmf_series(out / "fields.xdmf") == {"u": [660.0, 804.0, 4500.0]}
-    history = pd.read_csv(out / "history.csv").set_index("time")
+    history = pd.read_csv(out / "history.csv").set_index("time_s")
     assert len(history) == 41 and summary["schedule"]["time_steps"] == 40
-    assert history.loc[660.0, "temperature"] == pytest.approx(673.15 - 55.0, rel=1e-14)
-    assert history.loc[804.0, "temperature"] == pytest.approx(333.0 + 273.15, rel=1e-14)
+    assert history.loc[660.0, "temperature_K"] == pytest.approx(673.15 - 55.0, rel=1e-14)
+    assert history.loc[804.0, "temperature_K"] == pytest.approx(333.0 + 273.15, rel=1e-14)
     assert summary["final"]["temperature"] == pytest.approx(298.15)
 
 

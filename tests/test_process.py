@@ -61,7 +61,8 @@ def test_air_fails_the_process_window(tmp_path):
     window = json.loads((tmp_path / "out" / "summary.json").read_text())["process_window"]
     atmosphere = [row for row in window if row["condition"].startswith("atmosphere")][0]
     assert atmosphere == {"condition": "atmosphere (non-oxidizing)", "value": "air",
-                          "limit": "non-oxidizing", "pass": False}
+                          "limit": "non-oxidizing", "unit": "", "pass": False,
+                          "verdict": "fail"}
 
 
 def test_the_cell_follows_the_middle_wrap_of_a_roll(tmp_path):
@@ -75,11 +76,11 @@ def test_the_cell_follows_the_middle_wrap_of_a_roll(tmp_path):
     summary = run_case(case, tmp_path / "out", progress=False)
     history = pd.read_csv(tmp_path / "out" / "history.csv")
     furnace = pd.read_csv(tmp_path / "out" / "furnace.csv")
-    followed = np.interp(history["time"], furnace["time"], furnace["middle"])
-    np.testing.assert_allclose(history["temperature"], followed, rtol=1e-9)
-    set_point = case.schedule.temperature_at(history["time"].to_numpy())
+    followed = np.interp(history["time_s"], furnace["time_s"], furnace["middle_K"])
+    np.testing.assert_allclose(history["temperature_K"], followed, rtol=1e-9)
+    set_point = case.schedule.temperature_at(history["time_s"].to_numpy())
     heating = history["step"] == "ramp"
-    assert (set_point[heating] - history["temperature"][heating]).max() > 50  # it lags
+    assert (set_point[heating] - history["temperature_K"][heating]).max() > 50  # it lags
     assert summary["furnace"]["positions"]["middle"]["max_lag"] > 50
     assert abs(summary["final"]["temperature"] - case.schedule.end_temperature) < 1.0
 

@@ -65,8 +65,15 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0,
 def test_a_build_prints_one_line_per_phase(tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir()
-    (cache / "trixie-000000000000").mkdir()  # a root of an older package list, and its log
-    (cache / "trixie-000000000000.log").write_text("old\n")
+    # roots of older package lists with their logs (another worktree may run on the more
+    # recent one), an unfinished build and a root of the other suite
+    for name, completed in (("trixie-000000000000", 1000), ("trixie-111111111111", 2000),
+                            ("sid-000000000000", 1000)):
+        (cache / name).mkdir()
+        (cache / name / ".complete").touch()
+        os.utime(cache / name / ".complete", (completed, completed))
+        (cache / f"{name}.log").write_text("old\n")
+    (cache / "trixie-222222222222.partial").mkdir()
     result = provision(tmp_path)
     assert result.returncode == 0, result.stderr
     root = Path(result.stdout.strip())
@@ -82,8 +89,10 @@ def test_a_build_prints_one_line_per_phase(tmp_path):
                       f"apt install: {packages} packages and their dependencies", "apt clean"]
     assert lines[-1].startswith("provision: root ready in ") and len(lines) <= 8
     assert len(log.read_text().splitlines()) > BUILD_LINES
+    # at most 2 roots per suite: the new one and the most recent other one
     assert sorted(path.name for path in cache.iterdir()) == sorted(
-        [root.name, log.name, "trixie.lock"])
+        [root.name, log.name, "trixie.lock", "trixie-111111111111", "trixie-111111111111.log",
+         "sid-000000000000", "sid-000000000000.log"])
     # built: a second call answers at once, silently
     again = provision(tmp_path)
     assert again.stdout == result.stdout and again.stderr == ""

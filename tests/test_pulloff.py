@@ -72,7 +72,7 @@ def test_pulloff_writes_its_files(pulled):
     assert json.loads((out / "summary.json").read_text())["pulloff"]["strength"] \
         == pytest.approx(summary["pulloff"]["strength"])
     rows = list(csv.DictReader((out / "pulloff.csv").open()))
-    assert float(rows[-1]["displacement"]) == pytest.approx(2e-6)
+    assert float(rows[-1]["displacement_m"]) == pytest.approx(2e-6)
     nodes = list(csv.DictReader((out / "interface_damage.csv").open()))
     damage = np.array([float(row["damage"]) for row in nodes])
     assert damage.min() >= 0.0 and damage.max() == pytest.approx(1.0)
@@ -206,7 +206,7 @@ def test_swelling_of_a_flat_cell_leaves_its_interface_unloaded(tmp_path, capsys)
     assert result["soc_at_damage_onset"] is None and result["soc_at_delamination"] is None
     assert result["max_damage"] == 0.0 and result["dissipated_energy"] == 0.0
     nodes = list(csv.DictReader((tmp_path / "flat" / "interface_damage.csv").open()))
-    tractions = np.array([[float(row["normal_traction"]), float(row["shear_traction"])]
+    tractions = np.array([[float(row["normal_traction_Pa"]), float(row["shear_traction_Pa"])]
                           for row in nodes])
     assert np.abs(tractions).max() < 1e-6 * 50e6  # of the interface strength
 
@@ -223,7 +223,7 @@ def test_swelling_of_the_mix_damages_the_recurved_interface(tmp_path):
     rows = list(csv.DictReader((tmp_path / "recurved" / "pulloff.csv").open()))
     soc = np.array([float(row["soc"]) for row in rows])
     damage = np.array([float(row["max_damage"]) for row in rows])
-    dissipated = np.array([float(row["dissipated_energy"]) for row in rows])
+    dissipated = np.array([float(row["dissipated_energy_J_per_m"]) for row in rows])
     assert soc[-1] == pytest.approx(1.0) and np.all(np.diff(soc) > 0)
     assert np.all(np.diff(damage) >= 0) and np.all(np.diff(dissipated) >= -1e-15)
     assert damage[-1] == pytest.approx(result["max_damage"]) and damage[-1] > 0.5
@@ -251,9 +251,10 @@ def test_swelling_energy_balances(tmp_path, residual_stress):
     result = run_pulloff(load_case_text(text), tmp_path / "recurved")["pulloff"]
     assert result["residual_stress"] == residual_stress
     terms = _swelling_energy_terms(tmp_path / "recurved")
-    work = terms["eigenstrain_work"]
+    work = terms["eigenstrain_work_J_per_m"]  # 2D: energies per unit depth
     change = sum(terms[key] - terms[key][0]
-                 for key in ("elastic_energy", "cohesive_free_energy", "dissipated_energy"))
+                 for key in ("elastic_energy_J_per_m", "cohesive_free_energy_J_per_m",
+                             "dissipated_energy_J_per_m"))
     imbalance = np.abs(work - change)
     assert result["energy_balance_error"] == pytest.approx(imbalance.max() / work.max())
     assert np.abs(terms["energy_balance_error"]).max() == result["energy_balance_error"]

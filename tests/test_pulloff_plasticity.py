@@ -128,9 +128,9 @@ def test_energy_balances_with_a_plastic_bulk(tmp_path):
     result, terms = _run(tmp_path, "recurved", "recurved", "residual_stress = false\n",
                          POLYIMIDE_MIX)
     assert result["plastic_bulk"] and result["plastic_dissipation"] > 0
-    work = terms["external_work"]
-    stored = terms["elastic_energy"] + terms["cohesive_free_energy"] \
-        + terms["dissipated_energy"]
+    work = terms["external_work_J_per_m"]
+    stored = terms["elastic_energy_J_per_m"] + terms["cohesive_free_energy_J_per_m"] \
+        + terms["dissipated_energy_J_per_m"]
     imbalance = np.abs(work - stored).max() / work.max()
     assert imbalance <= 5e-3
     assert result["plastic_dissipation"] > 0.1 * result["dissipated_energy"]
@@ -176,8 +176,8 @@ def test_layer_failure_is_the_binder_reaching_its_elongation_at_break(tmp_path):
     assert failure["elongation_at_break"] == 0.05 and failure["mesh_size"] == 2e-6
     strain = terms["binder_plastic_strain"]
     first = int(np.flatnonzero(strain >= 0.05)[0])
-    assert terms["displacement"][first] == failure["displacement"]
-    assert terms["force"][first] == pytest.approx(failure["force"])
+    assert terms["displacement_m"][first] == failure["displacement"]
+    assert terms["force_N_per_m"][first] == pytest.approx(failure["force"])
     assert np.all(np.diff(strain) >= -1e-12)
     assert result["max_binder_plastic_strain"] == pytest.approx(strain[-1])
     summary = json.loads((tmp_path / "recurved" / "summary.json").read_text())

@@ -85,9 +85,20 @@ def test_report_of_a_run_without_views(result):
     assert len(pictures) == 2  # the interface profiles and kinetics.png
     assert all(picture.shape[0] > 300 and picture.shape[1] > 400 for picture in pictures)
     assert f"<h1>{summary['case']}</h1>" in page
-    assert page.count('<span class="pass">pass</span>') == len(summary["process_window"])
+    conditions = len(summary["process_window"]) + len(summary["delamination"])
+    assert page.count('<span class="pass">pass</span>') == conditions == 5
+    assert f"All {conditions} conditions that apply pass." in page
     assert "FAIL" not in page
-    assert "324.4 MPa" in page  # max von Mises, as `sinter run` prints it
+    # the von Mises maxima as `sinter run` prints them: the stress field's per material, with
+    # where it is, and the largest cell average
+    assert "400.5 MPa at (2.21, 0.0894) um" in page and "324.4 MPa" in page
+    # every value with its unit: the conditions' (a temperature in degC), the geometry's
+    assert "400.0 degC</td><td class=\"number\">664.2 degC" in page.replace(
+        '<td class="number">400.0 degC', "400.0 degC")
+    assert "geometry: Ra</td><td class=\"number\">1.378 um" in page
+    # the copper's stress beyond its flow stress, and the run's provenance
+    assert '<div class="warning">' in page and "copper is elastic" in page
+    assert summary["git_commit"][:12] in page and summary["timestamp"] in page
     assert "No pictures yet" in page
     assert 'neck_width = "1.4 um"' in page  # the inputs, verbatim
 
@@ -111,12 +122,15 @@ def test_report_marks_a_failed_condition(result, tmp_path):
     for name in ("summary.json", "case.toml", "interface.csv"):
         shutil.copy(result / name, failed / name)
     summary = json.loads((failed / "summary.json").read_text())
-    summary["process_window"][1]["pass"] = False
+    summary["process_window"][1].update({"pass": None, "verdict": "n/a"})
+    summary["delamination"][0].update({"value": 1.02, "pass": False, "verdict": "fail"})
     (failed / "summary.json").write_text(json.dumps(summary))
     assert main(["report", str(failed), "-q"]) == 0
     page = (failed / "report.html").read_text()
     assert page.count('<span class="fail">FAIL</span>') == 1
-    assert "1 of 4 conditions FAIL" in page
+    assert page.count('<span class="na">n/a (does not apply)</span>') == 1
+    assert ("1 of 4 conditions FAIL: no delamination at interface_copper_mix (largest risk "
+            "index over the schedule below 1).</span> (1 do not apply to this case)") in page
 
 
 def test_report_needs_a_result(tmp_path, capsys):

@@ -12,7 +12,7 @@ import pytest
 from slurm_cluster import SlurmCluster, available, describe
 
 from solver.case import load_case
-from solver.cli import main
+from solver.cli import VERDICT_FAILED, main
 from solver.sweep import plots
 from solver.sweep.backends import pending, slurm_script
 from solver.sweep.plan import (
@@ -25,8 +25,8 @@ from solver.sweep.plan import (
     set_key_path,
     toml_dumps,
 )
-from solver.sweep.plots import plot, sensitivity
-from solver.sweep.results import flatten
+from solver.sweep.plots import DELAMINATION, plot, sensitivity
+from solver.sweep.results import flatten, metric_units
 
 from conftest import CASES, REPO
 
@@ -236,10 +236,26 @@ def test_shipped_sweeps_expand(tmp_path, capsys):
 def test_summary_flattens_to_columns():
     summary = {"dofs": 10, "interfaces": {"i": {"max_risk": 0.5, "materials": ["a", "b"]}},
                "process_window": [{"condition": "binder mass loss (binder undecomposed)",
-                                   "value": 0.02, "limit": 0.01, "pass": False}]}
+                                   "value": 0.02, "limit": 0.01, "unit": "1", "pass": False},
+                                  {"condition": "maximum temperature below (x)",
+                                   "value": 673.15, "limit": 900.0, "unit": "K",
+                                   "pass": None}],
+               "delamination": [{"condition": "no delamination at i (risk below 1)",
+                                 "value": 0.5, "limit": 1.0, "unit": "1", "pass": True}],
+               "verdict": {"pass": True, "failed": [], "not_applicable": ["x"]},
+               "units": {"*max_risk*": "1", "dofs": "1"}}
     assert flatten(summary) == {"dofs": 10, "interfaces.i.max_risk": 0.5,
                                 "process_window.binder_mass_loss.value": 0.02,
-                                "process_window.binder_mass_loss.pass": False}
+                                "process_window.binder_mass_loss.pass": False,
+                                "process_window.maximum_temperature_below.value": 673.15,
+                                "process_window.maximum_temperature_below.pass": None,
+                                "delamination.no_delamination_at_i.value": 0.5,
+                                "delamination.no_delamination_at_i.pass": True,
+                                "verdict.pass": True, "units.*max_risk*": "1",
+                                "units.dofs": "1"}
+    units = metric_units(summary)
+    assert units["process_window.maximum_temperature_below.value"] == "K"
+    assert units["interfaces.i.max_risk"] == "1" and units["dofs"] == "1"
 
 
 # --- Local backend ------------------------------------------------------------------------
@@ -262,14 +278,19 @@ def test_local_sweep_records_every_case(local_sweep):
         assert pd.read_parquet(out / "results.parquet")["status"].tolist() == list(table["status"])
     assert sorted(table["status"]) == ["failed"] * 4 + ["ok"] * 2
     ok = table[table["status"] == "ok"]
-    assert sorted(ok["geometry.layers[1].thickness"]) == pytest.approx([4e-6, 8e-6])
+    # every column with a dimension says its SI unit
+    assert sorted(ok["geometry.layers[1].thickness_m"]) == pytest.approx([4e-6, 8e-6])
     assert (ok["interfaces.interface_0_1.max_risk"] > 0).all()
-    assert (ok["peak.max_von_mises"] >= ok["final.max_von_mises"]).all()
-    assert list(ok["check.thin"]) == list(ok["geometry.layers[1].thickness"] < 6e-6)
+    assert (ok["peak.max_von_mises_Pa"] >= ok["final.max_von_mises_Pa"]).all()
+    assert (ok["interfaces.interface_0_1.max_normal_traction_averaged_Pa"] > 0).all()
+    assert ok["process_window.maximum_temperature_below_the_crystallization_temperature"
+              ".value_K"].notna().all()
+    assert ok["verdict.pass"].notna().all()
+    assert list(ok["check.thin"]) == list(ok["geometry.layers[1].thickness_m"] < 6e-6)
     for column in ("case_hash", "sinterfem_version", "git_commit", "dolfinx_version", "host",
-                   "ranks", "wall_time"):
+                   "ranks", "wall_time_s"):
         assert ok[column].notna().all(), column
-    assert (ok["ranks"] == 1).all() and (ok["wall_time"] > 0).all()
+    assert (ok["ranks"] == 1).all() and (ok["wall_time_s"] > 0).all()
     failed = table[table["status"] == "failed"].set_index("geometry.layers[1].material")
     assert failed.loc["unobtainium", "error"].str.contains("unknown material").all()
     # the case that validates but cannot be meshed: its one-line error, not a traceback
@@ -336,6 +357,22 @@ def test_status_collect_and_plot(local_sweep, capsys):
     pngs = sorted(p.name for p in (out / "plots").glob("*.png"))
     assert "line-interfaces.interface_0_1.max_risk.png" in pngs
     assert all((out / "plots" / name).read_bytes()[:4] == b"\x89PNG" for name in pngs)
+    # --strict: exit status 3 when a case that ran fails its verdict
+    assert main(["sweep", "collect", str(out), "--strict", "-q"]) == 0
+    name = pd.read_csv(out / "results.csv").query("status == 'ok'")["name"].iloc[0]
+    summary_file = out / "runs" / name / "summary.json"
+    summary = json.loads(summary_file.read_text())
+    try:
+        summary_file.write_text(json.dumps({**summary, "verdict": {
+            "pass": False, "failed": ["no delamination at interface_0_1"],
+            "not_applicable": []}}))
+        capsys.readouterr()
+        assert main(["sweep", "collect", str(out), "--strict"]) == VERDICT_FAILED == 3
+        printed = capsys.readouterr()
+        assert "1 fail their verdict" in printed.out and name in printed.err
+        assert main(["sweep", "collect", str(out), "-q"]) == 0
+    finally:
+        summary_file.write_text(json.dumps(summary))
 
 
 # The failing case first: the cases after it run in the same warm worker (--jobs 1).
@@ -365,7 +402,7 @@ def test_warm_workers_match_fresh_processes(tmp_path, monkeypatch):
         summaries = [json.loads((out / "runs" / name / "summary.json").read_text())
                      for out in (warm, fresh)]
         for summary, out in zip(summaries, (warm, fresh), strict=True):
-            del summary["wall_time"]
+            del summary["wall_time"], summary["timestamp"]
             assert summary.pop("case_file") == str(out / "cases" / f"{name}.toml")
         assert summaries[0] == summaries[1]  # every number to the last bit
 
@@ -431,14 +468,40 @@ def test_a_long_plot_title_is_wrapped_within_the_picture(tmp_path, monkeypatch):
     assert 0 <= extent.x0 and extent.x1 <= figure.bbox.width
 
 
-def test_reference_lines_on_design_maps(tmp_path, monkeypatch):
-    drawn = {}
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the design maps would save, by file name, instead of saving them."""
+    figures = {}
 
     def keep(figure, path):
-        drawn[path.name] = figure
+        figures[path.name] = figure
         return path
 
     monkeypatch.setattr("solver.sweep.plots._save", keep)
+    return figures
+
+
+def test_design_maps_in_the_sweep_files_units_with_the_risk_limit(tmp_path, drawn):
+    table = pd.DataFrame({"schedule.steps[0].to": [573.15, 673.15, 773.15],
+                          "interfaces.i.max_risk": [0.5, 0.9, 1.3],
+                          "final.max_von_mises": [2e8, 3e8, 4e8], "status": "ok"})
+    table.attrs = {"units": {"schedule.steps[0].to": "K", "final.max_von_mises": "Pa",
+                             "interfaces.i.max_risk": "1"},
+                   "written_units": {"schedule.steps[0].to": "degC"}}
+    plot(table, ["schedule.steps[0].to"], "grid", tmp_path)
+    risk = drawn["line-interfaces.i.max_risk.png"].axes[0]
+    assert risk.get_xlabel() == "schedule.steps[0].to [degC]"
+    assert risk.get_ylabel() == "interfaces.i.max_risk"
+    assert list(risk.lines[0].get_xdata()) == pytest.approx([300.0, 400.0, 500.0])
+    limit = [line for line in risk.lines if line.get_label() == DELAMINATION]
+    assert len(limit) == 1 and list(limit[0].get_ydata()) == [1.0, 1.0]
+    stress = drawn["line-final.max_von_mises.png"].axes[0]
+    assert stress.get_ylabel() == "final.max_von_mises [MPa]"
+    assert list(stress.lines[0].get_ydata()) == pytest.approx([200.0, 300.0, 400.0])
+    assert not [line for line in stress.lines if line.get_label() == DELAMINATION]
+
+
+def test_reference_lines_on_design_maps(tmp_path, drawn):
     sweep = pd.DataFrame({"neck": [1.0, 2.0, 3.0, 1.0, 2.0, 3.0],
                           "height": [2.0, 2.0, 2.0, 3.0, 3.0, 3.0]}).assign(
         status="ok", reference=None, metric=lambda t: t.neck + t.height)
@@ -542,6 +605,7 @@ def test_slurm_sweep_end_to_end(tmp_path, slurm_cluster):
     table = pd.read_csv(out / "results.csv").set_index("geometry.layers[1].material")
     ok = table[table["status"] == "ok"]
     assert len(ok) == 1 and ok["slurm_job"].str.match(r"\d+_\d").all()
+    assert ok["final.max_von_mises_Pa"].notna().all()
     assert "could not mesh" in table.loc["polyimide"].query("status == 'failed'")["error"].iloc[0]
     script = (out / "slurm" / "sweep-0.sbatch").read_text()
     assert "#SBATCH --array=0-1" in script and "#SBATCH --time=00:05:00" in script

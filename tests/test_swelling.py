@@ -519,6 +519,13 @@ def test_swelling_starts_from_the_sintered_state(tmp_path_factory):
             for key in ("max_normal_traction_averaged", "max_shear_traction_averaged"):
                 assert swelling["interfaces"][name][key] == pytest.approx(process[key],
                                                                           rel=1e-8)
+        # each interface is judged over the schedule and over the lithiation (no change of
+        # the stress at SOC 0: the same risk), on every rank
+        conditions = {row["condition"].split(" (")[0]: row
+                      for row in summary["delamination"]}
+        for name, process in summary["interfaces"].items():
+            during = conditions[f"no delamination at {name} during lithiation"]
+            assert during["value"] == pytest.approx(process["max_risk"], rel=1e-8)
         rows = (tmp_path_factory.getbasetemp() / out / "run" / "swelling.csv").read_text()
         assert rows.splitlines()[1].startswith(f"{summary['schedule']['time_steps'] + 1},0.0,")
 

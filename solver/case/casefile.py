@@ -6,18 +6,23 @@ solver/geometry/registry.py; the physics' own tables next to their physics). Def
 in the models' Fields and nowhere else; quantities are SI floats once validated.
 """
 
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from solver.case.interface import Interface
+from solver.case.introspect import show
 from solver.case.materials import MaterialOverride, MixSection, homogenize_mix, resolve_materials
 from solver.case.output_section import OutputSettings
 from solver.case.schedule import Schedule, _celsius
 from solver.case.solver_section import SolverSettings
 from solver.case.tables import Table, rule_broken
+from solver.case.units import SIQuantity
 from solver.geometry.registry import GeometrySchema, geometry_kind
 from solver.materials.library import Material, used_placeholders
 from solver.physics.furnace import FurnaceSection
@@ -25,9 +30,16 @@ from solver.physics.kinetics import KineticsSection
 from solver.physics.swelling import SwellingSection
 from solver.stages.pulloff import PulloffSection
 
+# A case's name becomes file and directory names (results/NAME, a sweep's cases/NAME.toml
+# and runs/NAME): letters, digits, '.', '_' and '-', not starting with '.' or '-', so that
+# it can neither leave the directory it is put in ('../x', '/x') nor hide in it ('.x').
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
 
 class CaseSection(Table):
-    name: str = Field(min_length=1, description="name of the case, used to name its outputs")
+    name: str = Field(description="name of the case, used to name its outputs: letters, "
+                      "digits, '.', '_' and '-', starting with a letter or a digit, at most "
+                      "100 characters")
     dim: Literal[2, 3] = Field(2, description="spatial dimension: 2 (a cross-section) or 3")
     plane: Literal["strain", "generalized"] = Field(
         "strain",
@@ -35,6 +47,16 @@ class CaseSection(Table):
         "out-of-plane strain, no net out-of-plane force)",
     )
     description: str = Field("", description="free text describing the case")
+
+    @field_validator("name")
+    @classmethod
+    def _name_fits_a_file_name(cls, name: str) -> str:
+        if NAME.fullmatch(name) is None:
+            raise PydanticCustomError(
+                "name", "{message}", {"message": "expected a name of letters, digits, '.', '_' "
+                                      "and '-' that starts with a letter or a digit (at most 100 "
+                                      f"characters: it names the outputs), got {show(name)}"})
+        return name
 
 
 class CaseFile(Table):
@@ -88,6 +110,9 @@ class CaseFile(Table):
         problem = geometry_kind(self).dim_problem(self.geometry, dim)
         if problem is not None:
             raise rule_broken(*problem)
+        problem = _mesh_size_problem(self.geometry, dim)
+        if problem is not None:
+            raise rule_broken(*problem)
         if dim == 3 and "plane" in self.case.model_fields_set:
             raise rule_broken("case.plane", "plane is only used in 2D (case.dim = 2)")
         self._resolved_materials = resolve_materials(self.materials)
@@ -131,6 +156,46 @@ class CaseFile(Table):
                 raise rule_broken(f"output.at_temperatures[{index}]",
                                   f"the schedule never reaches it (it runs from "
                                   f"{_celsius(lowest)} to {_celsius(highest)})")
+
+
+# Elements a mesh may have, at least: far beyond what a case solves here, and a mesh size
+# smaller still would have Gmsh allocate until the machine runs out of memory (or refine
+# below its geometric tolerance, 1e-8 um) rather than fail with a message.
+MAX_ELEMENTS = 5e6
+
+
+def _mesh_size_problem(geometry, dim: int) -> tuple[str, str] | None:
+    """(key, why) when a mesh size gives more than MAX_ELEMENTS: the bulk size fills the
+    cell, (extent / size)^dim; a refined size (interface_mesh_size, ...) lines the
+    interfaces, (extent / size)^(dim - 1), where the extent is the geometry's largest
+    length (so the counts are lower bounds)."""
+    lengths = dict(_lengths(geometry))
+    sizes = {key: value for key, value in lengths.items() if key.endswith("mesh_size")}
+    extent = max((value for key, value in lengths.items() if key not in sizes), default=0.0)
+    for key, size in sizes.items():
+        power = dim if key == "mesh_size" else dim - 1
+        # in decades: (extent / size)^power overflows a float for sizes like 1e-300 m
+        decades = power * math.log10(extent / size) if extent > size else 0.0
+        if decades > math.log10(MAX_ELEMENTS):
+            count = f"1e{decades:.0f}" if math.isfinite(decades) else "1e308"
+            return (f"geometry.{key}", f"{size * 1e6:g} um gives at least {count} "
+                    f"elements over the geometry's {extent * 1e6:g} um (at most "
+                    f"{MAX_ELEMENTS:.0e}): a coarser {key}")
+    return None
+
+
+def _lengths(table):
+    """(key, value in m) of every length a table and its list entries have (set ones)."""
+    for key, field_info in type(table).model_fields.items():
+        value = getattr(table, key)
+        if value is not None and any(isinstance(item, SIQuantity) and item.kind == "length"
+                                     for item in field_info.metadata):
+            yield key, value
+        elif isinstance(value, list):
+            for index, entry in enumerate(value):
+                if isinstance(entry, Table):
+                    yield from ((f"{key}[{index}].{name}", length)
+                                for name, length in _lengths(entry))
 
 
 @dataclass(frozen=True)

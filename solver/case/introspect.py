@@ -50,8 +50,13 @@ def members_by_tag(union: Any, discriminator: str | None) -> dict[str, type[Base
 
 
 
+SHOWN_LENGTH = 80  # a value quoted in a message longer than this is cut: messages are one line
+
+
 def show(value: Any) -> str:
-    return f"'{value}'" if isinstance(value, str) else repr(value)
+    """A value as a message quotes it, cut to SHOWN_LENGTH characters."""
+    text = f"'{value}'" if isinstance(value, str) else repr(value)
+    return text if len(text) <= SHOWN_LENGTH else text[:SHOWN_LENGTH] + " ..."
 
 
 def expectation(annotation: Any, metadata: list[Any]) -> str:

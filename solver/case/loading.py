@@ -5,7 +5,6 @@ The CaseError names the file, the dotted key path as the user wrote it
 """
 
 import difflib
-import tomllib
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from solver.case.introspect import (
     show,
     unwrap,
 )
+from solver.case.toml_input import TomlProblem, parse_toml
 from solver.errors import CaseError
 
 
@@ -32,7 +32,7 @@ def load_case(path: str | Path) -> Case:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+    except (OSError, UnicodeDecodeError, ValueError) as error:  # ValueError: a NUL in the name
         raise CaseError(path, "(file)", f"cannot read the case file: {error}") from None
     return load_case_text(text, file=path)
 
@@ -40,9 +40,9 @@ def load_case(path: str | Path) -> Case:
 def load_case_text(text: str, *, file: str | Path = "<case>") -> Case:
     """Validate case-file text; `file` names it in messages and becomes `Case.source`."""
     try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise CaseError(file, "(TOML syntax)", str(error)) from None
+        raw = parse_toml(text)
+    except TomlProblem as problem:
+        raise CaseError(file, problem.key, problem.message) from None
     try:
         # a file the case names (geometry.file) is relative to the case file
         validated = CaseFile.model_validate(raw, context={"case_dir": Path(file).parent})
@@ -138,7 +138,7 @@ def _describe(error: Any) -> tuple[str, str]:
         if kind == "union_tag_not_found":
             return tag_key, f"required key is missing: expected {expected}"
         return tag_key, f"expected {expected}, got {show(context['tag'])}"
-    if kind == "quantity" or kind == "range":
+    if kind in ("quantity", "range", "name"):
         return where.key, error["msg"]
     if kind == "too_short":
         return where.key, f"expected at least {context['min_length']} entry, got none"

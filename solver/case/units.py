@@ -6,6 +6,7 @@ expects (a length, a temperature, ...) and turns a mismatch into a message a use
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -121,27 +122,36 @@ def to_si(value: Any, dimension: str, *, positive: bool = False,
 
 
 def _string_to_si(text: str, kind: QuantityKind, problem: str) -> float:
+    try:
+        return _parsed_string_to_si(text, kind)
+    except QuantityError as error:
+        raise QuantityError(f"{problem}{error}") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_string_to_si(text: str, kind: QuantityKind) -> float:
+    """The SI magnitude of a quantity string (cached: pint's parser is most of the time a
+    case takes to validate, and a case and its sweep repeat the same strings); a failure is
+    a QuantityError with what to append to the expectation."""
     match = _NUMBER_THEN_UNITS.fullmatch(text)
     if match is None:
-        raise QuantityError(f"{problem} (a number, then units)")
+        raise QuantityError(" (a number, then units)")
     number, unit_text = match.groups()
     try:
         units = ureg.parse_units(unit_text)
     # pint's parser raises whatever its tokenizer hits on garbage (AssertionError,
     # TokenError, UndefinedUnitError, ...): any failure here means "not a unit".
-    except Exception as error:
-        raise QuantityError(f"{problem} (unknown units '{unit_text}')") from error
+    except Exception:
+        raise QuantityError(f" (unknown units '{unit_text}')") from None
     quantity = ureg.Quantity(float(number), units)
     if not quantity.check(kind.dimensionality):
-        raise QuantityError(problem)
+        raise QuantityError("")
     if kind.noun == "temperature" and any(
         name.startswith("delta_") for name, _ in quantity.unit_items()
     ):
-        raise QuantityError(f"{problem}, which is a temperature difference")
+        raise QuantityError(", which is a temperature difference")
     if kind.noun == "temperature difference" and _is_offset(units):
-        raise QuantityError(
-            f"{problem}, which is an absolute temperature (write 'K' or 'delta_degC')"
-        )
+        raise QuantityError(", which is an absolute temperature (write 'K' or 'delta_degC')")
     return float(quantity.to(kind.si_unit).magnitude)
 
 

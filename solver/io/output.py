@@ -1,10 +1,14 @@
 """Result files: written into a temporary directory that is moved into place when complete."""
 
 import csv
+import fcntl
 import json
 import logging
+import os
 import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +17,7 @@ from dolfinx.io import VTXMeshPolicy, VTXWriter, XDMFFile
 from mpi4py import MPI
 
 from solver.errors import UserError
+from solver.io import units
 from solver.materials.constitutive import von_mises
 from solver.numerics import compat
 
@@ -23,13 +28,17 @@ class ResultsDirectory:
     """Results appear at `target` only when complete: a failed run leaves nothing there.
 
     An existing earlier result (it has a summary.json) is replaced; any other non-empty
-    directory is left alone and the run refuses to start.
+    directory is left alone and the run refuses to start. One run at a time writes a
+    target: rank 0 holds an exclusive lock (flock) on `.NAME.lock` beside it while the run
+    lasts, and a second run is refused. The kernel releases the lock of a run that dies,
+    however it dies; the next run then removes that run's temporary directories.
     """
 
     def __init__(self, target, comm):
         self.target = Path(target).absolute()
         self.comm = comm
         self.path = None
+        self.lock = None
 
     def __enter__(self):
         error, path = None, None
@@ -40,6 +49,8 @@ class ResultsDirectory:
                 error = f"{t}: exists and is not a sinterfem result; choose another --out"
             else:
                 t.parent.mkdir(parents=True, exist_ok=True)
+                self.lock, error = _lock(t.parent / f".{t.name}.lock")
+            if error is None:
                 path = tempfile.mkdtemp(prefix=f".{t.name}.partial-", dir=t.parent)
         error, path = self.comm.bcast((error, path), root=0)
         if error:
@@ -48,21 +59,75 @@ class ResultsDirectory:
         return self.path
 
     def __exit__(self, exc_type, exc, traceback):
+        from solver import launch
+
+        if exc is not None and not launch.failed_together(exc):
+            # the other ranks are not here to meet at a barrier: this rank's error ends the
+            # run (solver/launch.py); the temporary directory never becomes a result
+            return False
         self.comm.barrier()
         if self.comm.rank == 0:
-            if exc_type is None:
-                if self.target.exists():
-                    old = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.old-",
-                                                dir=self.target.parent))
-                    self.target.rename(old / "result")
-                    self.path.rename(self.target)
-                    shutil.rmtree(old)
+            try:
+                if exc_type is None:
+                    if self.target.exists():
+                        old = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.old-",
+                                                    dir=self.target.parent))
+                        self.target.rename(old / "result")
+                        self.path.rename(self.target)
+                        shutil.rmtree(old)
+                    else:
+                        self.path.rename(self.target)
                 else:
-                    self.path.rename(self.target)
-            else:
-                shutil.rmtree(self.path, ignore_errors=True)
+                    shutil.rmtree(self.path, ignore_errors=True)
+            finally:
+                _unlock(self.lock)
         self.comm.barrier()
         return False
+
+
+def _lock(path: Path):
+    """(open lock file, None) once this process holds the lock at `path`, or (None, why
+    not). A lock file whose lock nobody holds is a run that died: its temporary
+    directories beside the target are removed."""
+    while True:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(descriptor, 200, 0).decode(errors="replace").strip()
+            os.close(descriptor)
+            target = path.parent / path.name[1:-len(".lock")]
+            return None, (f"{target}: another run is writing its results there "
+                          f"({holder or 'starting'}); wait for it to end or choose another "
+                          f"--out")
+        try:  # the lock holder may have removed the file between open and flock
+            if os.stat(path).st_ino == os.fstat(descriptor).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(descriptor)
+    previous = os.pread(descriptor, 200, 0).decode(errors="replace").strip()
+    if previous:
+        name = path.name[1:-len(".lock")]
+        for leftover in [*path.parent.glob(f".{name}.partial-*"),
+                         *path.parent.glob(f".{name}.old-*")]:
+            shutil.rmtree(leftover, ignore_errors=True)
+        logger.warning("%s: a run that ended without finishing (%s) left it; its temporary "
+                       "files are removed", path.parent / name, previous)
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, f"pid {os.getpid()} on {socket.gethostname()} since "
+              f"{time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+    return (path, descriptor), None
+
+
+def _unlock(lock):
+    """Remove the lock file, then release the lock (in this order: a run that opens the
+    file meanwhile finds the lock held, then the file gone, and starts over)."""
+    if lock is None:
+        return
+    path, descriptor = lock
+    path.unlink(missing_ok=True)
+    os.close(descriptor)
 
 
 class CellStress:
@@ -212,10 +277,10 @@ INTERFACE_COLUMNS = ["interface", "chain", "x", "y", "z", "arc_length", "nx", "n
 
 
 def write_interface_csv(path, tractions: dict):
-    """One row per interface facet (SI units: m, Pa); called on rank 0."""
+    """One row per interface facet (SI units in the header: m, Pa); called on rank 0."""
     with open(path, "w", newline="") as stream:
         writer = csv.writer(stream)
-        writer.writerow(INTERFACE_COLUMNS)
+        writer.writerow(units.header(INTERFACE_COLUMNS))
         for name, t in tractions.items():
             for i in range(len(t.sizes)):
                 writer.writerow([name, int(t.chain[i]), *map(_number, t.midpoints[i]),
@@ -229,10 +294,12 @@ def _number(value):
     return "" if np.isnan(value) else f"{value:.9g}"
 
 
-def write_table(path, header, rows):
+def write_table(path, columns, rows, dim: int = 2):
+    """A CSV table whose header gives each column's SI unit (solver/io/units.py header; dim:
+    2D forces and energies are per unit depth)."""
     with open(path, "w", newline="") as stream:
         writer = csv.writer(stream)
-        writer.writerow(header)
+        writer.writerow(units.header(columns, dim))
         writer.writerows(rows)
 
 

@@ -6,28 +6,25 @@ The keys and their order are those the report, the sweep's collector and the tes
 """
 
 import platform
-from importlib import metadata
 
 import dolfinx
 
-
-def sinterfem_version() -> str:
-    try:
-        return metadata.version("sinterfem")
-    except metadata.PackageNotFoundError:
-        return "0.1.0+source"
+from solver.io.provenance import git_commit, sinterfem_version, timestamp
 
 
 def header(case, emesh, dofs: int, comm, host: bool = True) -> dict:
-    """What was run, with what, where and how large: case, case_file, versions, host (not
-    in the pull-off's summary), ranks, dofs (of the stage's problem), cells, geometry."""
+    """What was run, with what, where, when and how large: case, case_file, versions, the
+    git commit of the source, host (not in the pull-off's summary), the time the summary was
+    made (UTC), ranks, dofs (of the stage's problem), cells, geometry."""
     msh = emesh.mesh
     return {
         "case": case.case.name,
         "case_file": str(case.source),
         "sinterfem_version": sinterfem_version(),
+        "git_commit": git_commit(),
         "dolfinx_version": dolfinx.__version__,
         **({"host": platform.node()} if host else {}),
+        "timestamp": timestamp(),
         "ranks": comm.size,
         "dofs": dofs,
         "cells": msh.topology.index_map(msh.topology.dim).size_global,
@@ -43,11 +40,15 @@ def mesh_tags(emesh) -> dict:
 
 
 def assemble(*parts: dict) -> dict:
-    """One summary from its parts, in their order."""
-    summary = {}
+    """One summary from its parts, in their order. `warnings` (a list of strings) may come
+    from several parts: they are joined, in order, into one list, the last key."""
+    summary, warnings = {}, []
     for part in parts:
+        part = dict(part)
+        warnings += part.pop("warnings", [])
         repeated = summary.keys() & part.keys()
         if repeated:
             raise ValueError(f"summary keys from two parts: {sorted(repeated)}")
         summary.update(part)
+    summary["warnings"] = warnings
     return summary

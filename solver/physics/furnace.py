@@ -42,6 +42,7 @@ from pydantic_core import PydanticCustomError
 
 from solver.case.tables import rule_broken as _rule_broken
 from solver.case.units import SIQuantity
+from solver.io import units
 from solver.materials.constitutive import TemperatureTable
 from solver.materials.library import TABLE_NOTE, TemperatureDependent
 from solver.numerics import compat
@@ -363,11 +364,13 @@ class FurnaceHistory:
         }
 
     def write_csv(self, path: str | Path) -> None:
-        """One row per time: time, furnace, then each position (s, K). Call on one rank."""
+        """One row per time: time_s, furnace_K, then each position (NAME_K). Call on one
+        rank."""
         names = list(self.temperatures)
         with open(path, "w", newline="", encoding="utf-8") as stream:
             writer = csv.writer(stream)
-            writer.writerow(["time", "furnace", *names])
+            writer.writerow(units.header(["time", "furnace", *names],
+                                         units={name: "K" for name in names}))
             columns = [self.times, self.furnace, *(self.temperatures[n] for n in names)]
             for row in zip(*columns, strict=True):
                 writer.writerow([f"{value:.10g}" for value in row])

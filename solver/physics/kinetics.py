@@ -19,7 +19,9 @@ time, which is exact on holds and second order on ramps (docs/kinetics.md).
 All default parameters are placeholders, not calibrated data: see each Field's description.
 """
 
+import functools
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -33,6 +35,7 @@ from scipy.special import expit, lambertw
 
 from solver.case.tables import Table, rule_broken
 from solver.case.units import SIQuantity, ureg
+from solver.io import units
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +66,12 @@ class ActivationEnergyQuantity(SIQuantity):
 
 def _energy_per_atom(value: Any) -> pint.Quantity | None:
     """`value` as a pint energy if it is a string with energy units (eV), else None."""
-    if not isinstance(value, str):
-        return None
+    return _parsed_energy(value) if isinstance(value, str) else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_energy(value: str) -> pint.Quantity | None:
+    """_energy_per_atom of a string, cached (pint's parser is slow; a case repeats values)."""
     try:
         quantity = ureg.Quantity(value)
     # Anything pint cannot read is left to SIQuantity, which words the error.
@@ -107,6 +114,11 @@ class BinderDecomposition(Table):
         lt=1,
         description="largest mass fraction lost for the binder to count as undecomposed",
     )
+    materials: list[str] = Field(
+        ["polyimide", "pvdf", "mix"],
+        description="materials that hold the binder: the condition applies to a case that "
+        "uses one of them (n/a otherwise)",
+    )
 
 
 class Crystallization(Table):
@@ -138,6 +150,11 @@ class Crystallization(Table):
         validate_default=True,
         description="heating rate of the Kissinger crystallization temperature when the "
         "schedule does not heat (otherwise the schedule's own heating rate)",
+    )
+    materials: list[str] = Field(
+        ["mix", "amorphous_silicon", "silicon_alloy_film"],
+        description="materials that hold the amorphous alloy: its two conditions apply to a "
+        "case that uses one of them (n/a otherwise)",
     )
 
 
@@ -417,16 +434,28 @@ def heating_rate(times: Any, temperatures: Any) -> float | None:
 
 
 def process_window(
-    times: Any, temperatures: Any, kinetics: KineticsSection, atmosphere: Atmosphere
+    times: Any,
+    temperatures: Any,
+    kinetics: KineticsSection,
+    atmosphere: Atmosphere,
+    materials_used: Iterable[str] | None = None,
 ) -> list[dict]:
     """The patents' process conditions along the history: a list of
-    {"condition", "value", "limit", "pass"}, JSON-serializable, SI units.
+    {"condition", "value", "limit", "unit", "pass", "verdict"}, JSON-serializable, SI units.
 
     A fraction passes when it stays strictly below its limit; so does the maximum temperature
-    against the crystallization temperature.
+    against the crystallization temperature. A condition on a material the case does not
+    use (`materials_used`, the names of the case's materials; None: every condition applies)
+    does not apply: its "pass" is None and its verdict "n/a" (the alloy's crystallization in
+    a copper/polyimide bilayer); otherwise the verdict is "pass" or "fail".
     """
     times, temperatures = _checked_history(times, temperatures)
     crystallization = kinetics.crystallization
+    used = None if materials_used is None else set(materials_used)
+
+    def applies(section) -> bool:
+        return used is None or bool(used & set(section.materials))
+
     # Both fractions grow monotonically, so their largest value is the final one.
     mass_loss = 1.0 - binder_remaining_fraction(times, temperatures, kinetics.binder_decomposition)
     crystallized = crystallized_fraction(times, temperatures, crystallization)
@@ -437,42 +466,54 @@ def process_window(
     onset = crystallization_temperature(crystallization, rate)
     max_temperature = float(temperatures.max())
     rows = [
-        _row(
+        condition_row(
             "binder mass loss (binder undecomposed)",
             float(mass_loss[-1]),
             kinetics.binder_decomposition.max_mass_loss,
+            "1",
             bool(mass_loss[-1] < kinetics.binder_decomposition.max_mass_loss),
+            applies(kinetics.binder_decomposition),
         ),
-        _row(
+        condition_row(
             "crystallized fraction of the alloy (substantially amorphous)",
             float(crystallized[-1]),
             crystallization.max_crystallized_fraction,
+            "1",
             bool(crystallized[-1] < crystallization.max_crystallized_fraction),
+            applies(crystallization),
         ),
-        _row(
+        condition_row(
             "atmosphere (non-oxidizing)",
             atmosphere,
             "non-oxidizing",
+            "",
             atmosphere not in OXIDIZING_ATMOSPHERES,
         ),
-        _row(
+        condition_row(
             f"maximum temperature below the crystallization temperature (Kissinger, "
             f"{rate_source} heating rate {rate * 60:.3g} K/min)",
             max_temperature,
             onset,
+            "K",
             max_temperature < onset,
+            applies(crystallization),
         ),
     ]
     for row in rows:
-        if not row["pass"]:
+        if row["verdict"] == "fail":
             logger.warning(
                 "process window: %s: %s, limit %s", row["condition"], row["value"], row["limit"]
             )
     return rows
 
 
-def _row(condition: str, value: float | str, limit: float | str, passed: bool) -> dict:
-    return {"condition": condition, "value": value, "limit": limit, "pass": passed}
+def condition_row(condition: str, value: float | str, limit: float | str, unit: str,
+                  passed: bool, applies: bool = True) -> dict:
+    """One condition of a verdict: its value against its limit (in `unit`, "1" for a
+    fraction, "" for a word), and whether it passes (None where it does not apply)."""
+    return {"condition": condition, "value": value, "limit": limit, "unit": unit,
+            "pass": passed if applies else None,
+            "verdict": ("pass" if passed else "fail") if applies else "n/a"}
 
 
 KINETICS_COLUMNS = [
@@ -517,7 +558,8 @@ def kinetic_curves(
 
 
 def write_kinetics(directory: str | Path, frame: pd.DataFrame) -> None:
-    """kinetics.csv (the frame, SI) and kinetics.png (its curves) in `directory`.
+    """kinetics.csv (the frame, SI units in its header) and kinetics.png (its curves) in
+    `directory`.
 
     The curves are told apart by line style as well as colour: fractions that coincide
     (the binder gone, nothing crystallized: both 0) stay visible as two patterns."""
@@ -526,7 +568,8 @@ def write_kinetics(directory: str | Path, frame: pd.DataFrame) -> None:
     from matplotlib.figure import Figure
 
     directory = Path(directory)
-    frame.to_csv(directory / "kinetics.csv", index=False, float_format="%.9g")
+    frame.rename(columns=dict(zip(frame.columns, units.header(frame.columns), strict=True))) \
+        .to_csv(directory / "kinetics.csv", index=False, float_format="%.9g")
     hours = frame["time"] / 3600
     figure = Figure(figsize=(7, 8), layout="constrained")
     FigureCanvasAgg(figure)

@@ -14,8 +14,9 @@ from html import escape
 from pathlib import Path
 
 from solver.errors import UserError
+from solver.io.units import unit_of
+from solver.report.units import format_location, format_quantity
 from solver.report.views import (
-    MICROMETRE,
     MPA,
     interface_figure,
     missing_view_fields,
@@ -53,6 +54,7 @@ figure img { max-width: 100%; max-height: 1000px; border: 1px solid #ddd; }
 figcaption { color: #555; font-size: 0.9em; }
 pre { background: #f7f7f7; border: 1px solid #ddd; padding: 0.8em; overflow-x: auto; }
 .note { color: #555; font-style: italic; }
+.na { color: #777; }
 .warning { background: #fff4d6; border: 1px solid #e0b040; padding: 0.5em 0.8em; }
 """
 
@@ -74,16 +76,19 @@ def report_page(run_dir: Path) -> str:
     summary = json.loads((run_dir / "summary.json").read_text())
     case_text = (run_dir / "case.toml").read_text() if (run_dir / "case.toml").exists() else ""
     description = tomllib.loads(case_text).get("case", {}).get("description", "")
-    finished = datetime.fromtimestamp((run_dir / "summary.json").stat().st_mtime)
+    finished = summary.get("timestamp") or datetime.fromtimestamp(
+        (run_dir / "summary.json").stat().st_mtime).isoformat(timespec="seconds")
+    commit = summary.get("git_commit")
     sections = [
         f"<h1>{escape(summary['case'])}</h1>",
         f'<p class="subtitle">{escape(description)}</p>' if description else "",
-        f'<p class="subtitle">{escape(str(run_dir))}, finished {finished:%Y-%m-%d %H:%M}; '
-        f"sinterfem {escape(summary['sinterfem_version'])}, "
-        f"DOLFINx {escape(summary['dolfinx_version'])}, on {escape(summary['host'])}</p>",
+        f'<p class="subtitle">{escape(str(run_dir))}, finished {escape(finished)}; '
+        f"sinterfem {escape(summary['sinterfem_version'])}"
+        + (f" (commit {escape(commit[:12])})" if commit else "")
+        + f", DOLFINx {escape(summary['dolfinx_version'])}, on {escape(summary['host'])}</p>",
         _warnings(summary.get("warnings") or []),
+        "<h2>Verdict</h2>", _verdict_table(summary),
         "<h2>Summary</h2>", _summary_table(summary),
-        "<h2>Process window</h2>", _process_window_table(summary.get("process_window") or []),
         "<h2>Interfaces</h2>", _interface_table(summary["interfaces"]),
         _interface_profiles(run_dir, summary),
         "<h2>Pictures</h2>", _view_pictures(run_dir),
@@ -105,7 +110,8 @@ def report_page(run_dir: Path) -> str:
 
 
 def _warnings(warnings: list[str]) -> str:
-    """The run's warnings (placeholder data it used), before anything else; '' if none."""
+    """The run's warnings (placeholder data it used, materials above their flow stress),
+    before anything else; '' if none."""
     if not warnings:
         return ""
     items = "".join(f"<li>{escape(message)}</li>" for message in warnings)
@@ -121,8 +127,12 @@ def _summary_table(summary: dict) -> str:
                                      f"({schedule['duration'] / HOUR:.3g} h)"),
         ("time steps (cuts), Newton iterations",
          f"{schedule['time_steps']} ({schedule['step_cuts']}), {schedule['newton_iterations']}"),
-        ("max von Mises stress at the end", f"{final['max_von_mises'] / MPA:.1f} MPa"),
-        ("out-of-plane strain at the end", f"{final['out_of_plane_strain']:.4g}"),
+        *((f"max von Mises stress at the end, {escape(name)} (stress field)",
+           f"{found['max'] / MPA:.1f} MPa at {format_location(found['at'])}")
+          for name, found in (final.get("von_mises_by_material") or {}).items()),
+        ("max von Mises stress at the end, largest cell average",
+         f"{final['max_von_mises'] / MPA:.1f} MPa"),
+        ("out-of-plane strain at the end", f"{final['out_of_plane_strain']:.4g} (strain)"),
         ("free-face displacement at the end",
          f"{final['face_displacement'] / NANOMETRE:.4g} nm"),
     ]
@@ -142,27 +152,32 @@ def _geometry_value(key: str, value) -> str:
         return "yes" if value else "no"
     if isinstance(value, str):
         return escape(value)
-    if key.endswith("_area"):
-        return f"{value / MICROMETRE**2:.4g} um^2"
-    if key.endswith("_volume"):
-        return f"{value / MICROMETRE**3:.4g} um^3"
-    if any(word in key for word in ("length", "width", "thickness", "height", "pitch")):
-        return f"{value / MICROMETRE:.4g} um"
-    return f"{value:.4g}"
+    unit = unit_of(f"geometry.{key}")
+    return format_quantity(value, unit) if unit else f"{value:.4g}"
 
 
-def _process_window_table(window: list) -> str:
-    if not window:
-        return '<p class="note">No process-window conditions in this result.</p>'
-    rows = []
-    for row in window:
-        verdict = ('<span class="pass">pass</span>' if row["pass"]
-                   else '<span class="fail">FAIL</span>')
-        rows.append((escape(row["condition"]), _number(row["value"]), _number(row["limit"]),
-                     verdict))
-    failed = sum(not row["pass"] for row in window)
-    headline = (f'<p class="pass">All {len(window)} conditions pass.</p>' if not failed
-                else f'<p><span class="fail">{failed} of {len(window)} conditions FAIL.</span></p>')
+VERDICT_CELLS = {"pass": '<span class="pass">pass</span>',
+                 "fail": '<span class="fail">FAIL</span>',
+                 "n/a": '<span class="na">n/a (does not apply)</span>'}
+
+
+def _verdict_table(summary: dict) -> str:
+    """Every condition (the process window's, and no delamination at each interface) with
+    its value and limit in units, and the verdict over those that apply."""
+    conditions = [*(summary.get("process_window") or []), *(summary.get("delamination") or [])]
+    if not conditions:
+        return '<p class="note">No conditions in this result.</p>'
+    rows = [(escape(row["condition"]), escape(format_quantity(row["value"], row["unit"])),
+             escape(format_quantity(row["limit"], row["unit"])), VERDICT_CELLS[row["verdict"]])
+            for row in conditions]
+    failed = [row["condition"] for row in conditions if row["verdict"] == "fail"]
+    applying = sum(row["verdict"] != "n/a" for row in conditions)
+    not_applying = len(conditions) - applying
+    others = f" ({not_applying} do not apply to this case)" if not_applying else ""
+    headline = (f'<p class="pass">All {applying} conditions that apply pass{others}.</p>'
+                if not failed else
+                f'<p><span class="fail">{len(failed)} of {applying} conditions FAIL: '
+                f'{escape("; ".join(failed))}.</span>{others}</p>')
     return headline + _table(["condition", "value", "limit", "verdict"], rows)
 
 
@@ -242,10 +257,6 @@ def _table(header: list, rows: list) -> str:
 
 def _looks_numeric(cell: str) -> bool:
     return bool(cell) and (cell[0].isdigit() or cell[0] == "-")
-
-
-def _number(value) -> str:
-    return escape(value) if isinstance(value, str) else f"{value:.4g}"
 
 
 def _degc(kelvin: float) -> str:

@@ -55,14 +55,15 @@ def pvbatch_command(script, *args) -> list[str]:
     return [xvfb_run, "-a", "-s", XVFB_SCREEN, *command]
 
 
-def run_pvbatch(script, *args) -> str:
-    """Run a pvbatch script; its standard output, or a UserError with the last message."""
+def run_pvbatch(script, *args, cwd=None) -> str:
+    """Run a pvbatch script (in the directory `cwd`, default this one); its standard output,
+    or a UserError with the last message."""
     command = pvbatch_command(script, *args)
     for attempt in range(X_SERVER_ATTEMPTS):
         logger.debug("running %s", " ".join(command))
         try:
             result = subprocess.run(command, capture_output=True, text=True,
-                                    timeout=PVBATCH_TIMEOUT)
+                                    timeout=PVBATCH_TIMEOUT, cwd=cwd)
         except subprocess.TimeoutExpired as timeout:
             raise UserError(f"pvbatch {Path(script).name} did not finish in "
                             f"{PVBATCH_TIMEOUT} s") from timeout
@@ -119,7 +120,7 @@ def closeup_box(interface_csv) -> dict:
     import pandas as pd
 
     frame = pd.read_csv(interface_csv)
-    points = frame[["x", "y", "z"]].to_numpy()
+    points = frame[["x_m", "y_m", "z_m"]].to_numpy()
     worst = frame["risk"].fillna(0.0).to_numpy().argmax()
     return {"lower": points.min(axis=0).tolist(), "upper": points.max(axis=0).tolist(),
             "highest_risk": points[worst].tolist()}
@@ -264,7 +265,23 @@ def _paraview_views(run_dir: Path, summary: dict, views: Path) -> list[Path]:
     }
     written = json.loads(run_pvbatch(PVSCRIPTS / "render_views.py",
                                      json.dumps(parameters)).strip().splitlines()[-1])
+    relative_state_paths(views / "fields.pvsm", run_dir)
     return [tags, *map(Path, written)]
+
+
+def relative_state_paths(state: Path, run_dir: Path):
+    """The state file names its files relative to the run directory (./fields.xdmf,
+    ./views/tags.xdmf), so that the result can move: ParaView opens them from the run
+    directory (`cd RUN_DIR && paraview --state=views/fields.pvsm`, docs/outputs.md). The
+    "./" is needed: ParaView's XDMF3 reader finds fields.h5 beside a file name only where
+    the name has a directory part."""
+    tree = ET.parse(state)
+    prefix = f"{run_dir}{os.sep}"
+    for element in tree.getroot().iter("Element"):
+        value = element.get("value", "")
+        if value.startswith(prefix):
+            element.set("value", f".{os.sep}{value.removeprefix(prefix)}")
+    tree.write(state, xml_declaration=True, encoding="utf-8")
 
 
 def interface_figure(interface_csv, summary: dict):
@@ -276,18 +293,19 @@ def interface_figure(interface_csv, summary: dict):
     from matplotlib.figure import Figure
 
     frame = pd.read_csv(interface_csv)
-    along_curves = bool(frame["arc_length"].notna().all())
+    along_curves = bool(frame["arc_length_m"].notna().all())
     style = {} if along_curves else {"linestyle": "none", "marker": ".", "markersize": 3}
     figure = Figure(figsize=(8, 7), layout="constrained")
     FigureCanvasAgg(figure)
     normal_axes, shear_axes, risk_axes = figure.subplots(3, 1, sharex=True)
     for (name, chain), facets in frame.groupby(["interface", "chain"], sort=False):
         label = name if frame["chain"].nunique() == 1 else f"{name}, piece {chain}"
-        along = (facets["arc_length"] if along_curves else facets["x"]).to_numpy() / MICROMETRE
+        along = (facets["arc_length_m"] if along_curves else facets["x_m"]).to_numpy() \
+            / MICROMETRE
         for axes, column in ((normal_axes, "normal_traction"), (shear_axes, "shear_traction")):
-            raw = axes.plot(along, facets[column] / MPA, linewidth=0.8, alpha=0.5,
+            raw = axes.plot(along, facets[f"{column}_Pa"] / MPA, linewidth=0.8, alpha=0.5,
                             label=f"{label}, facet", **style)
-            axes.plot(along, facets[f"{column}_averaged"] / MPA, color=raw[0].get_color(),
+            axes.plot(along, facets[f"{column}_averaged_Pa"] / MPA, color=raw[0].get_color(),
                       linewidth=1.8, label=f"{label}, averaged", **style)
         risk_axes.plot(along, facets["risk"], linewidth=1.8, label=label, **style)
     normal_axes.set_ylabel("normal traction [MPa]\n(tension > 0)")

@@ -16,12 +16,14 @@ import contextlib
 import logging
 import time
 
+import dolfinx
 from mpi4py import MPI
 
 from solver.case.resolved import resolved_toml
 from solver.errors import UserError
 from solver.geometry.mesh import build_mesh
-from solver.io import checkpoint, log, output, summary
+from solver.io import checkpoint, log, output, provenance, summary, units
+from solver.post import verdict
 from solver.stages import pulloff
 from solver.stages.process import ProcessStage, run_process
 from solver.stages.swelling import run_swelling_stage
@@ -30,26 +32,35 @@ logger = logging.getLogger(__name__)
 
 
 def run_case(case, out, comm=MPI.COMM_WORLD, progress: bool = True,
-             checkpoint_every: int = 0, restart: bool = False) -> dict:
+             checkpoint_every: int = 0, restart: bool = False, command=None) -> dict:
     """Solve a case along its schedule (and its swelling) and write the results to out.
 
     checkpoint_every: write a checkpoint beside `out` every so many time steps (0: never);
     restart: continue from that checkpoint (a run that crashed). The final state is always
-    written to out/state.npz, the start of a later stage.
+    written to out/state.npz, the start of a later stage. command: the arguments of the
+    `sinter` command for run.log's header (default: this process's).
     """
     started = time.perf_counter()
     saved = checkpoint.checkpoint_path(out)
     if restart and not comm.bcast(saved.exists() if comm.rank == 0 else None, root=0):
         raise UserError(f"{out}: no checkpoint to restart from ({saved} does not exist)")
-    with _results(out, comm, case) as workdir:
+    with _results(out, comm, case, command) as workdir:
         emesh = build_mesh(case, comm)
         process = run_process(case, emesh, workdir, progress, saved, checkpoint_every, restart)
         parts = [summary.header(case, emesh, process.stage.problem.dofs, comm),
                  summary.mesh_tags(emesh), process.summary]
         if case.swelling is not None:  # lithiation, from the sintered state (its final stress)
-            parts.append(run_swelling_stage(case, emesh, process.stress, process.probe, workdir,
-                                            first_step=len(process.stage.steps) - 1,
-                                            progress=progress))
+            swelling = run_swelling_stage(case, emesh, process.stress, process.probe, workdir,
+                                          first_step=len(process.stage.steps) - 1,
+                                          progress=progress)
+            parts.append(swelling)
+            # the interfaces must hold through the lithiation too (gathered on rank 0)
+            rows = comm.bcast(verdict.delamination_rows(swelling["swelling"]["interfaces"],
+                                                        "lithiation")
+                              if comm.rank == 0 else None)
+            process.summary["delamination"] += rows
+            process.summary["verdict"] = verdict.verdict(process.summary["process_window"],
+                                                         process.summary["delamination"])
         parts.append(process.stage.bending_summary())
         result = _finish(workdir, case, parts, started, comm)
     if comm.rank == 0 and saved.exists():
@@ -58,12 +69,13 @@ def run_case(case, out, comm=MPI.COMM_WORLD, progress: bool = True,
     return result
 
 
-def run_pulloff(case, out, comm=None) -> dict:
-    """Run the process stage and the pull-off test of a case; write the results to out."""
+def run_pulloff(case, out, comm=None, command=None) -> dict:
+    """Run the process stage and the pull-off test of a case; write the results to out
+    (command: as run_case's)."""
     comm = comm or MPI.COMM_WORLD
     started = time.perf_counter()
     pulloff.check_case(case)
-    with _results(out, comm, case) as workdir:
+    with _results(out, comm, case, command) as workdir:
         emesh = build_mesh(case, comm)
         process_started = time.perf_counter()
         # 3x3: the in-plane part loads the bodies, all of it enters the yield condition
@@ -79,11 +91,16 @@ def run_pulloff(case, out, comm=None) -> dict:
 
 
 @contextlib.contextmanager
-def _results(out, comm, case):
+def _results(out, comm, case, command=None):
     """The results directory (it appears at `out` when complete), with run.log (rank 0)
-    while the stages run, which starts with the case's warnings."""
+    while the stages run: its header (the command, versions, ranks, host, time), then the
+    case's warnings."""
     with output.ResultsDirectory(out, comm) as workdir:
-        logfile = log.attach_logfile(workdir / "run.log") if comm.rank == 0 else None
+        logfile = None
+        if comm.rank == 0:
+            header = provenance.run_header(comm.size, dolfinx.__version__, command)
+            (workdir / "run.log").write_text("".join(f"# {line}\n" for line in header))
+            logfile = log.attach_logfile(workdir / "run.log")
         try:
             if comm.rank == 0:
                 for message in case.warnings():
@@ -96,11 +113,12 @@ def _results(out, comm, case):
 
 
 def _finish(workdir, case, parts, started, comm) -> dict:
-    """The summary of the parts, the case's warnings and the wall time; case.toml,
-    resolved.toml (every value the run used, loadable as a case) and summary.json (written
-    last: its presence marks a complete result)."""
-    result = summary.assemble(*parts, {"warnings": case.warnings()},
+    """The summary of the parts, the case's warnings, the wall time and the unit of every
+    number; case.toml, resolved.toml (every value the run used, loadable as a case) and
+    summary.json (written last: its presence marks a complete result)."""
+    result = summary.assemble({"warnings": case.warnings()}, *parts,
                               {"wall_time": time.perf_counter() - started})
+    result["units"] = units.summary_units(units.numbers(result), case.case.dim)
     if comm.rank == 0:
         (workdir / "case.toml").write_text(case.text)
         (workdir / "resolved.toml").write_text(resolved_toml(case))

@@ -27,7 +27,7 @@ from solver.physics import kinetics
 from solver.physics.furnace import solve_furnace
 from solver.physics.inelastic import InelasticProblem
 from solver.physics.thermoelastic import ThermoElasticProblem
-from solver.post import probes
+from solver.post import probes, verdict
 from solver.post.interface import InterfaceProbe, track_peaks
 from solver.stages.schedule import (
     TimeStep,
@@ -176,12 +176,13 @@ def run_process(case, emesh, workdir: Path, progress: bool = True, saved: Path |
     continuing from it; the final state in state.npz, the start of a later stage."""
     stage = ProcessStage(case, emesh, output=True)
     case_hash = hashlib.sha256(case.text.encode()).hexdigest()
-    history, peaks = [], {}
+    history, peaks, von_mises_peaks = [], {}, {}
     if restart:
         resumed = checkpoint.read(saved, stage.problem)
         if resumed["case_hash"] != case_hash:
             raise UserError(f"{saved}: the checkpoint belongs to another version of the case")
         history, peaks = resumed["history"], resumed["peaks"]
+        von_mises_peaks = resumed.get("von_mises_peaks", {})  # not in older checkpoints
         stage.newton_iterations, stage.step = resumed["newton_iterations"], resumed["step"]
     first_step, last = stage.step + 1 if restart else 0, len(stage.steps) - 1
 
@@ -189,7 +190,7 @@ def run_process(case, emesh, workdir: Path, progress: bool = True, saved: Path |
         if index % checkpoint_every == 0 and index < last:
             checkpoint.write(saved, stage.problem, record.progress(case_hash))
 
-    record = _Record(stage, workdir, history, peaks)
+    record = _Record(stage, workdir, history, peaks, von_mises_peaks)
     try:  # the writers hold files open (ADIOS2 aborts if they outlive their directory)
         with log.TimeProgress(stage.steps[-1].time, enabled=progress) as bar:
             def show(index, step, state, iterations):
@@ -200,7 +201,8 @@ def run_process(case, emesh, workdir: Path, progress: bool = True, saved: Path |
     finally:
         record.fields.close()
     checkpoint.write(workdir / "state.npz", stage.problem,
-                     {**record.progress(case_hash), "history": [], "peaks": {}})
+                     {**record.progress(case_hash), "history": [], "peaks": {},
+                      "von_mises_peaks": {}})
     if emesh.mesh.comm.rank == 0:
         record.write(workdir)
     return ProcessResult(stage, record.stress, record.probe, _summary(stage, record))
@@ -208,15 +210,22 @@ def run_process(case, emesh, workdir: Path, progress: bool = True, saved: Path |
 
 class _Record:
     """The hook of `sinter run` at every time step: the fields at the output steps (into
-    `workdir`), the interface tractions and their peaks, a history row (both continued
-    where a restart passes them in)."""
+    `workdir`), the interface tractions and their peaks, the largest von Mises stress of
+    each material and its peak, a history row (the history and the peaks continued where a
+    restart passes them in)."""
 
-    def __init__(self, stage: ProcessStage, workdir: Path, history: list, peaks: dict):
+    def __init__(self, stage: ProcessStage, workdir: Path, history: list, peaks: dict,
+                 von_mises_peaks: dict):
         self.stage = stage
         self.probe = InterfaceProbe(stage.emesh)
         self.stress = stage.stress_field()
         self.history, self.peaks, self.tractions = history, peaks, {}
         self.cell_stress = output.CellStress(stage.emesh.mesh)
+        self.von_mises = verdict.VonMisesMaxima(self.stress, stage.emesh.cell_tags,
+                                                stage.emesh.geometry.cell_materials)
+        self.von_mises_final = {}  # per material: the largest von Mises stress now
+        # per material: the largest over the schedule, and when
+        self.von_mises_peaks = von_mises_peaks
         self.temperature = stage.case.schedule.start  # of the step being written
         case = stage.case
         self.fields = output.FieldOutput(workdir, "fields", "", stage.emesh, case.solver.degree,
@@ -231,6 +240,11 @@ class _Record:
             self.temperature = step.temperature
             self.fields.write(step.time)
         problem.stress_into(self.stress)
+        self.von_mises_final = self.von_mises.evaluate()
+        for name, found in self.von_mises_final.items():
+            if found["max"] > self.von_mises_peaks.get(name, {"max": -1.0})["max"]:
+                self.von_mises_peaks[name] = {**found, "time": step.time,
+                                              "temperature": step.temperature}
         self.tractions = self.probe.tractions(self.stress, case.interface,
                                               self.stage.emesh.mesh.geometry.dim)
         step_peaks = {name: t.summary() for name, t in self.tractions.items() if t is not None}
@@ -249,6 +263,7 @@ class _Record:
         stage = self.stage
         return {"step": stage.step, "time": stage.steps[stage.step].time,
                 "case_hash": case_hash, "history": self.history, "peaks": self.peaks,
+                "von_mises_peaks": self.von_mises_peaks,
                 "newton_iterations": stage.newton_iterations}
 
     def interfaces(self) -> dict:
@@ -282,8 +297,17 @@ class _Record:
 
 def _summary(stage: ProcessStage, record: _Record) -> dict:
     """The process stage's part of the summary: schedule, final, interfaces (on rank 0),
-    furnace, process_window."""
+    furnace, process_window, delamination and the verdict (on every rank), the warnings of
+    elastic materials beyond their flow stress (solver/post/verdict.py)."""
     case, problem, steps, state = stage.case, stage.problem, stage.steps, stage.state
+    comm = stage.emesh.mesh.comm
+    interfaces = record.interfaces() if comm.rank == 0 else {}
+    window = kinetics.process_window(stage.times, stage.temperatures, case.kinetics,
+                                     case.schedule.atmosphere,
+                                     stage.emesh.geometry.cell_materials.values())
+    # the interfaces are gathered on rank 0: every rank gets their conditions (and verdict)
+    delamination = comm.bcast(verdict.delamination_rows(interfaces) if comm.rank == 0
+                              else None)
     return {
         "schedule": {"start_temperature": case.schedule.start,
                      "end_temperature": steps[-1].temperature,
@@ -298,11 +322,14 @@ def _summary(stage: ProcessStage, record: _Record) -> dict:
                   "delta_temperature": state.delta_temperature,
                   "out_of_plane_strain": state.out_of_plane_strain,
                   "face_displacement": state.face_displacement,
-                  "max_von_mises": record.history[-1][5]},
-        "interfaces": record.interfaces() if stage.emesh.mesh.comm.rank == 0 else {},
+                  "max_von_mises": record.history[-1][5],
+                  "von_mises_by_material": record.von_mises_final},
+        "interfaces": interfaces,
         "furnace": stage.furnace.summary() if stage.furnace is not None else None,
-        "process_window": kinetics.process_window(stage.times, stage.temperatures,
-                                                  case.kinetics, case.schedule.atmosphere),
+        "process_window": window,
+        "delamination": delamination,
+        "verdict": verdict.verdict(window, delamination),
+        "warnings": verdict.flow_stress_warnings(case, record.von_mises_peaks),
         "outputs": record.fields.summary(),
     }
 

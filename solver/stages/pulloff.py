@@ -278,9 +278,9 @@ def run_pulloff_stage(case, emesh, initial_stress, process_time: float,
     if comm.rank == 0:
         output.write_table(workdir / "pulloff.csv", [
             per_size_key if column == "force_per_width" else column
-            for column in PULLOFF_COLUMNS], rows)
+            for column in PULLOFF_COLUMNS], rows, gdim)
         output.write_table(workdir / "interface_damage.csv", interface_columns(gdim),
-                           interface_rows)
+                           interface_rows, gdim)
         plot_force_displacement(workdir / "pulloff.png", displacement, table[:, 2],
                                 debonded_fraction, case.case.name)
     return part, problem.dofs
@@ -402,10 +402,11 @@ def _swelling_summary_and_write(case, problem, rows, interface_rows, workdir, it
     if problem.comm.rank == 0:
         output.write_table(workdir / "pulloff.csv", SWELLING_COLUMNS,
                            [[row[0], row[1], row[3], row[4], row[9], row[8], row[10], row[11],
-                             row[7], error] for row, error in zip(rows, imbalance, strict=True)])
+                             row[7], error] for row, error in zip(rows, imbalance, strict=True)],
+                           problem.gdim)
         output.write_table(workdir / "interface_damage.csv",
                            ["record", "soc", *interface_columns(problem.gdim)[2:]],
-                           interface_rows)
+                           interface_rows, problem.gdim)
     return part
 
 

@@ -20,10 +20,10 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 
 from solver.errors import UserError
+from solver.io.provenance import git_commit, package_version, sinterfem_version
 from solver.sweep.plan import Sweep, SweepCase, case_file_hash, read_plan
 
 logger = logging.getLogger(__name__)
@@ -34,44 +34,13 @@ REPO = Path(__file__).resolve().parents[2]
 # --- Provenance ---------------------------------------------------------------------------
 
 
-def _version(distribution: str, fallback: str) -> str:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return fallback
-
-
-def git_commit(repo: Path = REPO) -> str:
-    """The commit checked out in the source tree, read from .git (git may not be installed)."""
-    git = repo / ".git"
-    try:
-        if git.is_file():  # a worktree: "gitdir: PATH"
-            git = (repo / git.read_text().split(":", 1)[1].strip()).resolve()
-        head = (git / "HEAD").read_text().strip()
-        if not head.startswith("ref: "):
-            return head  # a detached HEAD is the commit itself
-        ref = head.removeprefix("ref: ")
-        # a worktree keeps its branches in the main repository's directory
-        common = git / "commondir"
-        common = (git / common.read_text().strip()).resolve() if common.exists() else git
-        if (common / ref).exists():
-            return (common / ref).read_text().strip()
-        for line in (common / "packed-refs").read_text().splitlines():
-            if line.endswith(f" {ref}"):
-                return line.split()[0]
-    except OSError:
-        pass
-    return ""
-
-
 def provenance(ranks: int) -> dict:
     """Where and with what a case is run. Versions come from package metadata: importing
     solver.stages or dolfinx here would initialise MPI in this process."""
     return {
-        # the same fallback as solver.io.summary.sinterfem_version, for a source checkout
-        "sinterfem_version": _version("sinterfem", "0.1.0+source"),
+        "sinterfem_version": sinterfem_version(),
         "git_commit": git_commit(),
-        "dolfinx_version": _version("fenics-dolfinx", ""),
+        "dolfinx_version": package_version("fenics-dolfinx", ""),
         "host": platform.node(),
         "ranks": ranks,
     }

@@ -47,6 +47,10 @@ def add_parser(commands, parents):
     sweep.add_argument("--cpus-per-task", type=int, metavar="N", help="slurm cpus per task")
     sweep.add_argument("--metric", action="append",
                        help="plot: a results.csv column to map (repeatable)")
+    sweep.add_argument("--strict", action="store_true",
+                       help="run, collect: exit with status 3 when a case that ran fails a "
+                            "condition of its verdict (delamination predicted, a process-"
+                            "window condition)")
 
 
 def main(args) -> int:
@@ -116,7 +120,7 @@ def _run(args) -> int:
 
     run_local(out, sweep, todo, args.jobs, progress=not (args.no_progress or args.quiet),
               fresh=args.fresh_processes)
-    return _report(out)
+    return _report(out, args.strict)
 
 
 def _resources(args, sweep) -> dict:
@@ -140,19 +144,32 @@ def _submit(args, out, sweep, todo) -> int:
         return 0
     job_id = submit_slurm(out, sweep, todo, resources, wait=args.wait)
     if args.wait:
-        return _report(out)
+        return _report(out, args.strict)
     print(f"submitted job {job_id}: {len(todo)} case(s); "
           f"`sinter sweep status {out}` and `sinter sweep collect {out}` report on it")
     return 0
 
 
-def _report(out: Path) -> int:
+def _report(out: Path, strict: bool = False) -> int:
+    """Collect the results and say how many cases ran; with `strict`, exit status 3
+    (solver.cli.VERDICT_FAILED) when the verdict of a case that ran fails."""
+    from solver.cli import VERDICT_FAILED
     from solver.sweep.results import collect
 
     table = collect(out)
     counts = table["status"].value_counts()
+    verdicts = table["verdict.pass"] if "verdict.pass" in table.columns else [None] * len(table)
+    # False, not None (a case that did not run) nor NaN (a result from before the verdict)
+    failing = [name for name, status, passed in zip(table["name"], table["status"], verdicts,
+                                                    strict=True)
+               if status == "ok" and passed == False]  # noqa: E712
     print(f"{out}: {len(table)} case(s): {counts.get('ok', 0)} ok, {counts.get('failed', 0)} "
-          f"failed, {counts.get('pending', 0)} pending; {out / 'results.csv'}")
+          f"failed, {counts.get('pending', 0)} pending; {len(failing)} fail their verdict "
+          f"(results.csv verdict.pass); {out / 'results.csv'}")
+    if strict and len(failing):
+        print(f"sinter: failed: the verdict of {', '.join(failing)} (--strict: exit status "
+              f"{VERDICT_FAILED})", file=sys.stderr)
+        return VERDICT_FAILED
     return 0
 
 
@@ -177,7 +194,7 @@ def _status(args) -> int:
 
 
 def _collect(args) -> int:
-    return _report(args.directory)
+    return _report(args.directory, args.strict)
 
 
 def _plot(args) -> int:

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from solver.case.toml_input import TomlProblem, parse_toml
 from solver.case.toml_text import dumps as toml_dumps
 from solver.errors import UserError
 
@@ -40,6 +41,9 @@ logger = logging.getLogger(__name__)
 
 METHODS = ("grid", "lhs", "sobol")
 DISTRIBUTIONS = ("uniform", "loguniform")
+# More cases than this is a mistake in the sweep file (a count or samples off by orders of
+# magnitude), refused before any is expanded; each case is validated on expansion.
+MAX_CASES = 10_000
 # Keys that only name a case: left out of its hash, so renaming never forces a rerun.
 NAMING_KEYS = ("name", "description")
 
@@ -136,6 +140,24 @@ def to_si(value: Any) -> Any:
         return value
 
 
+def si_and_written_units(value: Any) -> tuple[str, str]:
+    """(the SI unit of a parameter value's column, its unit as written): ("K", "degC") for
+    "300 degC", ("m", "um") for "1.4 um"; ("", "") for a number or a name."""
+    split = _split_quantity(value)
+    if split is None or not split[1]:
+        return "", ""
+    from solver.case.units import KINDS
+
+    try:
+        quantity = _quantity(1.0, split[1])
+    except Exception:  # pint raises many types on text that is not a unit
+        return "", ""
+    for kind in KINDS.values():
+        if quantity.check(kind.dimensionality):
+            return kind.si_unit, split[1]
+    return f"{quantity.to_base_units().units:~}", split[1]
+
+
 def _format(magnitude: float, units: str) -> Any:
     """A value as it goes into a case file: '2.5 um', or a plain number without units."""
     if not units:
@@ -205,8 +227,9 @@ def _parameter(file, key: str, spec: Any, method: str) -> Parameter:
         raise SweepError(file, where, "a loguniform distribution needs positive from and to")
     if "count" in spec:
         count = spec["count"]
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            raise SweepError(file, f"{where}.count", f"expected a positive integer, got {count!r}")
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_CASES:
+            raise SweepError(file, f"{where}.count",
+                             f"expected a positive integer up to {MAX_CASES}, got {count!r}")
         if count == 1:
             positions = [0.0]
         else:
@@ -259,7 +282,7 @@ class Sweep:
         data = asdict(self)
         for case in data["cases"]:
             del case["document"]
-        return json.dumps(data, indent=1) + "\n"
+        return json.dumps(data, indent=1, default=str) + "\n"  # TOML dates as text
 
     @classmethod
     def from_json(cls, text: str) -> Sweep:
@@ -282,27 +305,29 @@ def load_sweep(path: str | Path, out: str | Path) -> Sweep:
     """
     path = Path(path)
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        document = parse_toml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as error:
         raise SweepError(path, "(file)", f"cannot read the sweep file: {error}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise SweepError(path, "(TOML syntax)", str(error)) from None
+    except TomlProblem as problem:
+        raise SweepError(path, problem.key, problem.message) from None
     unknown = set(document) - {"sweep", "parameters", "slurm", "checks"}
     if unknown:
         raise SweepError(path, ", ".join(sorted(unknown)),
                          "unknown table; expected [sweep], [parameters], [slurm], [[checks]]")
     settings = _table(path, document, "sweep", _SWEEP_KEYS)
-    if "base" not in settings:
-        raise SweepError(path, "sweep.base", "required: the base case file")
-    base = (path.parent / settings["base"]).resolve()
+    if not isinstance(settings.get("base"), str):
+        raise SweepError(path, "sweep.base", "required: the base case file, got "
+                         f"{settings.get('base', 'nothing')!r}")
+    base = _resolve(path, "sweep.base", settings["base"])
     method = settings.get("method", "grid")
     if method not in METHODS:
         raise SweepError(path, "sweep.method",
                          f"expected one of {', '.join(METHODS)}, got {method!r}")
     samples = settings.get("samples")
-    if method != "grid" and (not isinstance(samples, int) or samples < 1):
-        raise SweepError(path, "sweep.samples",
-                         f"{method} needs a positive integer number of samples, got {samples!r}")
+    if method != "grid" and (not isinstance(samples, int) or isinstance(samples, bool)
+                             or not 1 <= samples <= MAX_CASES):
+        raise SweepError(path, "sweep.samples", f"{method} needs a positive integer number "
+                         f"of samples up to {MAX_CASES}, got {samples!r}")
     seed, ranks = settings.get("seed", 0), settings.get("ranks", 1)
     for key, value in (("seed", seed), ("ranks", ranks)):
         if not isinstance(value, int) or isinstance(value, bool) or value < (key == "ranks"):
@@ -314,6 +339,9 @@ def load_sweep(path: str | Path, out: str | Path) -> Sweep:
     if not specs:
         raise SweepError(path, "parameters", "at least one parameter is needed")
     parameters = [_parameter(path, key, spec, method) for key, spec in specs.items()]
+    grid = math.prod(len(p.levels) for p in parameters) if method == "grid" else 0
+    if grid > MAX_CASES:
+        raise SweepError(path, "parameters", f"a grid of {grid} cases: more than {MAX_CASES}")
     slurm = _slurm(path, document)
     checks = _checks(path, document.get("checks", []))
 
@@ -330,7 +358,8 @@ def load_sweep(path: str | Path, out: str | Path) -> Sweep:
     sweep = Sweep(file=str(path.resolve()), base=str(base), method=method,
                   samples=samples if method != "grid" else None, seed=seed, ranks=ranks,
                   parameters=[p.key for p in parameters], slurm=slurm, checks=checks,
-                  references=[str((path.parent / r).resolve()) for r in references],
+                  references=[str(_resolve(path, f"sweep.references[{index}]", reference))
+                              for index, reference in enumerate(references)],
                   fields=fields)
     sweep.cases = _expand(path, sweep, _as_written_elsewhere(base_case), parameters,
                           Path(out) / "cases")
@@ -354,6 +383,14 @@ def _as_written_elsewhere(case) -> dict:
     for key in geometry_kind(case).file_keys:
         document["geometry"][key] = getattr(case.geometry, key)
     return document
+
+
+def _resolve(path: Path, key: str, name: str) -> Path:
+    """A file named in the sweep file, relative to it, as an absolute path."""
+    try:
+        return (path.parent / name).resolve()
+    except (OSError, ValueError) as error:  # a NUL in the name, a loop of links
+        raise SweepError(path, key, f"not a usable file name {name!r}: {error}") from None
 
 
 def _table(path, document, name: str, allowed: set[str] | None) -> dict:
@@ -512,7 +549,8 @@ def case_hash(document: dict) -> str:
     content = copy.deepcopy(document)
     for key in NAMING_KEYS:
         content.get("case", {}).pop(key, None)
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                           default=str)  # TOML dates and times as text
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -7,7 +7,10 @@
   indices estimated by binning (Var(E[Y | X_i]) / Var(Y), E[Y | X_i] as the mean in
   equal-count bins of X_i; biased upwards by noise for small samples); otherwise standardized
   regression coefficients (a linear model of the z-scores, with its R^2 on the chart).
-Cases outside a [[checks]] bound are marked with a red cross. Reference designs (the sweep
+Values are shown in the units the sweep file wrote its parameters in (um, degC, h) and the
+metrics in MPa, um, degC (the table's attrs "units" and "written_units", results.collect);
+the risk index's limit 1 (delamination predicted) is drawn on its plots. Cases outside a
+[[checks]] bound are marked with a red cross. Reference designs (the sweep
 file's `references`, e.g. the plain cell beside a recurved sweep) are drawn with the sample:
 as a dashed line against the parameter they share, a horizontal line where they share none
 (line plots), as marks on the colour bar of a heat map, which then has a line plot beside it
@@ -31,6 +34,32 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 logger = logging.getLogger(__name__)
+
+DELAMINATION = "risk 1: delamination predicted"
+
+
+def shown_units(table: pd.DataFrame, units: dict, written: dict):
+    """The table in the units it is shown in, and each column's axis label: a parameter in
+    the unit the sweep file wrote it in, a metric in MPa, um, degC (solver/report/units.py);
+    a column without a unit keeps its values and its name."""
+    from solver.case.units import ureg
+    from solver.report.units import display_unit
+
+    table, labels = table.copy(), {}
+    for name, si in units.items():
+        if name not in table.columns or not pd.api.types.is_numeric_dtype(table[name]) \
+                or si in ("", "1"):
+            continue
+        shown = written.get(name) or display_unit(si)
+        if shown != si:
+            values = table[name].to_numpy(dtype=float)
+            table[name] = ureg.Quantity(values, ureg.parse_units(si)).to(shown).magnitude
+        labels[name] = f"{name} [{shown}]"
+    return table, labels
+
+
+def _is_risk(metric: str) -> bool:
+    return metric.endswith("max_risk")
 
 
 def default_metrics(table: pd.DataFrame) -> list[str]:
@@ -61,6 +90,8 @@ def plot(table: pd.DataFrame, parameters: list[str], method: str, out_dir: Path,
          metrics: list[str] | None = None) -> list[Path]:
     """Write the design maps of `table` (ok rows) into out_dir; returns the files."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    table, labels = shown_units(table, table.attrs.get("units", {}),
+                                table.attrs.get("written_units", {}))
     ok = table[table["status"] == "ok"]
     if "reference" not in ok.columns:  # results of a sweep without references
         ok = ok.assign(reference=None)
@@ -76,13 +107,14 @@ def plot(table: pd.DataFrame, parameters: list[str], method: str, out_dir: Path,
     files = []
     for metric in metrics:
         if len(varied) == 1:
-            files.append(_line(ok, varied[0], metric, out_dir, references))
+            files.append(_line(ok, varied[0], metric, out_dir, references, labels))
         elif len(varied) == 2:
-            files.append(_heat_map(ok, varied, metric, out_dir, references))
+            files.append(_heat_map(ok, varied, metric, out_dir, references, labels))
             if not references.empty:
-                files.append(_lines_with_references(ok, varied, metric, out_dir, references))
+                files.append(_lines_with_references(ok, varied, metric, out_dir, references,
+                                                    labels))
         else:
-            files.append(_parallel(ok, varied, metric, out_dir))
+            files.append(_parallel(ok, varied, metric, out_dir, labels))
         if len(varied) >= 2 and len(ok) >= len(varied) + 2:
             files.append(_sensitivity(ok, varied, metric, method, out_dir))
     return files
@@ -130,22 +162,35 @@ def _wrap_titles(figure) -> None:
         title.set_text("\n".join(lines))
 
 
-def _line(table, parameter, metric, out_dir, references) -> Path:
+def _label(labels: dict, column: str) -> str:
+    return labels.get(column, column)
+
+
+def _finish(axes, labels: dict, x: str, y: str, title: str, metric: str):
+    """Axis labels in units, plain tick numbers (no offset), and the risk limit."""
+    if _is_risk(metric):
+        axes.axhline(1.0, color="tab:red", ls=":", lw=1.5, label=DELAMINATION)
+    axes.set(xlabel=_label(labels, x), ylabel=_label(labels, y), title=title)
+    axes.ticklabel_format(axis="both", style="plain", useOffset=False)
+    axes.grid(True, alpha=0.3)
+
+
+def _line(table, parameter, metric, out_dir, references, labels) -> Path:
     figure, axes = plt.subplots(figsize=(6, 4))
     ordered = table.sort_values(parameter)
     axes.plot(ordered[parameter], ordered[metric], "o-", label="sweep")
     _draw_references(axes, references, parameter, metric)
     failed = _checks_failed(ordered)
-    axes.plot(ordered[parameter][failed], ordered[metric][failed], "rx", ms=10,
-              label="outside a check")
-    if failed.any() or not references.empty:
+    if failed.any():
+        axes.plot(ordered[parameter][failed], ordered[metric][failed], "rx", ms=10,
+                  label="outside a check")
+    _finish(axes, labels, parameter, metric, f"{metric} vs {parameter}", metric)
+    if failed.any() or not references.empty or _is_risk(metric):
         axes.legend()
-    axes.set(xlabel=f"{parameter} [SI]", ylabel=metric, title=f"{metric} vs {parameter}")
-    axes.grid(True, alpha=0.3)
     return _save(figure, out_dir / f"line-{_file_name(metric)}.png")
 
 
-def _lines_with_references(table, parameters, metric, out_dir, references) -> Path:
+def _lines_with_references(table, parameters, metric, out_dir, references, labels) -> Path:
     """The metric against the swept parameter a reference shares (else the first), one line
     per value of the other parameter, with the references: the comparison a heat map
     cannot show."""
@@ -155,11 +200,10 @@ def _lines_with_references(table, parameters, metric, out_dir, references) -> Pa
     figure, axes = plt.subplots(figsize=(6.5, 4.2))
     for level, rows in table.groupby(other):
         rows = rows.sort_values(x)
-        axes.plot(rows[x], rows[metric], "o-", label=f"{other} = {level:.4g}")
+        axes.plot(rows[x], rows[metric], "o-", label=f"{_label(labels, other)} = {level:.4g}")
     _draw_references(axes, references, x, metric)
+    _finish(axes, labels, x, metric, f"{metric} vs {x}", metric)
     axes.legend(fontsize=7)
-    axes.set(xlabel=f"{x} [SI]", ylabel=metric, title=f"{metric} vs {x}")
-    axes.grid(True, alpha=0.3)
     return _save(figure, out_dir / f"lines-{_file_name(metric)}.png")
 
 
@@ -178,7 +222,7 @@ def _draw_references(axes, references, parameter, metric):
                          label=f"reference: {name}")
 
 
-def _heat_map(table, parameters, metric, out_dir, references) -> Path:
+def _heat_map(table, parameters, metric, out_dir, references, labels) -> Path:
     x, y = parameters
     figure, axes = plt.subplots(figsize=(6, 4.5))
     grid = table.pivot_table(index=y, columns=x, values=metric, aggfunc="mean")
@@ -189,7 +233,7 @@ def _heat_map(table, parameters, metric, out_dir, references) -> Path:
         axes.plot(table[x], table[y], "k.", ms=3)
     else:
         image = axes.scatter(table[x], table[y], c=table[metric])
-    colour_bar = figure.colorbar(image, ax=axes, label=metric)
+    colour_bar = figure.colorbar(image, ax=axes, label=_label(labels, metric))
     title = metric
     for name, reference in references.groupby("reference"):
         if metric in reference and reference[metric].notna().any():
@@ -200,15 +244,23 @@ def _heat_map(table, parameters, metric, out_dir, references) -> Path:
             for value in values:
                 colour_bar.ax.axhline(value, color="w", ls="--", lw=1.5)
             title += f"\n(dashed on the bar: {name})"
+    low, high = colour_bar.mappable.get_clim()
+    if _is_risk(metric) and low <= 1.0 <= high:
+        colour_bar.ax.axhline(1.0, color="tab:red", lw=2)
+        if len(table) >= 3 and low < 1.0 < high:  # where the sample crosses the limit
+            axes.tricontour(table[x], table[y], table[metric], levels=[1.0],
+                            colors="tab:red", linewidths=2)
+        title += f"\n(red: {DELAMINATION})"
     failed = _checks_failed(table)
     if failed.any():
         axes.plot(table[x][failed], table[y][failed], "rx", ms=10, label="outside a check")
         axes.legend(loc="best")
-    axes.set(xlabel=f"{x} [SI]", ylabel=f"{y} [SI]", title=title)
+    axes.set(xlabel=_label(labels, x), ylabel=_label(labels, y), title=title)
+    axes.ticklabel_format(axis="both", style="plain", useOffset=False)
     return _save(figure, out_dir / f"map-{_file_name(metric)}.png")
 
 
-def _parallel(table, parameters, metric, out_dir) -> Path:
+def _parallel(table, parameters, metric, out_dir, labels) -> Path:
     columns = [*parameters, metric]
     values = table[columns].astype(float)
     span = (values.max() - values.min()).replace(0, 1)
@@ -217,8 +269,9 @@ def _parallel(table, parameters, metric, out_dir) -> Path:
     figure, axes = plt.subplots(figsize=(1.8 * len(columns) + 2, 4.5))
     for row, c in zip(scaled.to_numpy(), colour, strict=True):
         axes.plot(range(len(columns)), row, color=c, alpha=0.7)
-    axes.set_xticks(range(len(columns)), [f"{c}\n[{values[c].min():.3g}, {values[c].max():.3g}]"
-                                          for c in columns], fontsize=7)
+    axes.set_xticks(range(len(columns)), [f"{_label(labels, c)}\n[{values[c].min():.3g}, "
+                                          f"{values[c].max():.3g}]" for c in columns],
+                    fontsize=7)
     axes.set(ylabel="scaled to [min, max]", title=f"parallel coordinates, coloured by {metric}")
     return _save(figure, out_dir / f"parallel-{_file_name(metric)}.png")
 
