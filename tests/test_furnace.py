@@ -16,6 +16,7 @@ from scipy import optimize, special
 from scipy.integrate import solve_ivp
 
 from solver.case import load_case_text
+from solver.case.units import SI_VALUES
 from solver.errors import CaseError
 from solver.physics.furnace import STEFAN_BOLTZMANN, FurnaceSection, _step_times, solve_furnace
 
@@ -28,7 +29,7 @@ def section(**values) -> FurnaceSection:
     """A section from SI values, with a diffusivity of k / (rho c) = 1e-6 m^2/s at k = 1."""
     defaults = {"density": 1000.0, "specific_heat": 1000.0, "k_through": 1.0,
                 "k_along": 1.0, "emissivity": 0.0}
-    return FurnaceSection.model_validate({**defaults, **values})
+    return FurnaceSection.model_validate({**defaults, **values}, context=SI_VALUES)
 
 
 def step_to(temperature):

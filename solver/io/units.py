@@ -35,7 +35,7 @@ COLUMN_UNITS = {
     "normal_traction": "Pa", "shear_traction": "Pa", "normal_traction_averaged": "Pa",
     "shear_traction_averaged": "Pa", "max_normal_traction_averaged": "Pa",
     "max_shear_traction_averaged": "Pa", "max_von_mises": "Pa",
-    "force": "{force}", "top_reaction": "{force}", "force_per_width": "N/m",
+    "force": "{force}", "top_reaction": "{force}", "force_per_width": "Pa",
     "force_per_area": "Pa", "dissipated_energy": "{energy}", "external_work": "{energy}",
     "elastic_energy": "{energy}", "cohesive_free_energy": "{energy}",
     "plastic_dissipation": "{energy}", "eigenstrain_work": "{energy}",
@@ -89,7 +89,7 @@ SUMMARY_UNITS = [
     ("*max_risk*", "1"), ("*traction*", "Pa"), ("*von_mises*.at.*", "m"),
     ("*von_mises*", "Pa"), ("*modulus*", "Pa"), ("pulloff.strength", "Pa"),
     # the pull-off's forces, energies and sizes
-    ("pulloff.peak_force", "{force}"), ("*force_per_width", "N/m"),
+    ("pulloff.peak_force", "{force}"), ("*force_per_width", "Pa"),
     ("*force_per_area", "Pa"), ("*.force", "{force}"),
     ("pulloff.work_of_separation", "J/m^2"), ("pulloff.energy_release_rate", "J/m^2"),
     ("pulloff.dissipated_energy", "{energy}"), ("pulloff.external_work", "{energy}"),

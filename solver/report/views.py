@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from solver.errors import UserError
+from solver.io import units
 
 logger = logging.getLogger(__name__)
 
@@ -199,25 +200,29 @@ def interface_damage_figure(run_dir: Path, case: str):
     from solver.stages.pulloff import FULLY_DAMAGED
 
     frame = pd.read_csv(run_dir / "interface_damage.csv")
+    # the columns' names carry their units (solver/io/units.py)
+    dim = 3 if units.header(["z"])[0] in frame.columns else 2
+    displacement, force, normal_traction, x_column, y_column = units.header(
+        ["displacement", "force", "normal_traction", "x", "y"], dim)
     records = frame["record"].nunique()
     # every record lists the same nodes in the same order (sorted by their coordinates)
     nodes = frame[frame["record"] == frame["record"].min()]
     damage = frame["damage"].to_numpy().reshape(records, -1)
-    pulled = "displacement" in frame.columns
-    load = frame["displacement" if pulled else "soc"].to_numpy().reshape(records, -1)[:, 0]
+    pulled = displacement in frame.columns
+    load = frame[displacement if pulled else "soc"].to_numpy().reshape(records, -1)[:, 0]
     debonded = damage >= FULLY_DAMAGED
     first = np.where(debonded.any(axis=0), load[debonded.argmax(axis=0)], np.nan)
     peak = records - 1
     if pulled:
         curve = pd.read_csv(run_dir / "pulloff.csv")
-        at_peak = curve["displacement"].iloc[int(curve["force"].to_numpy().argmax())]
+        at_peak = curve[displacement].iloc[int(curve[force].to_numpy().argmax())]
         peak = int(np.abs(load - at_peak).argmin())
-    traction = frame["normal_traction"].to_numpy().reshape(records, -1)[peak] / MPA
+    traction = frame[normal_traction].to_numpy().reshape(records, -1)[peak] / MPA
 
     figure = Figure(figsize=(8, 7.5), layout="constrained")
     FigureCanvasAgg(figure)
     front_axes, traction_axes = figure.subplots(2, 1, sharex=True, sharey=True)
-    x, y = nodes["x"].to_numpy() / MICROMETRE, nodes["y"].to_numpy() / MICROMETRE
+    x, y = nodes[x_column].to_numpy() / MICROMETRE, nodes[y_column].to_numpy() / MICROMETRE
     held = np.isnan(first)
     front_axes.scatter(x[held], y[held], color="0.75", s=14, label="bonded at the end")
     scale, unit = (MICROMETRE, "um") if pulled else (1.0, "")

@@ -32,6 +32,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import ScalarFormatter  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +163,14 @@ def _wrap_titles(figure) -> None:
         title.set_text("\n".join(lines))
 
 
+def _plain_numbers(axes):
+    """Tick labels as plain numbers in the axis's units: no offset, no power of ten."""
+    for axis in (axes.xaxis, axes.yaxis):
+        formatter = ScalarFormatter(useOffset=False)
+        formatter.set_scientific(False)
+        axis.set_major_formatter(formatter)
+
+
 def _label(labels: dict, column: str) -> str:
     return labels.get(column, column)
 
@@ -171,7 +180,7 @@ def _finish(axes, labels: dict, x: str, y: str, title: str, metric: str):
     if _is_risk(metric):
         axes.axhline(1.0, color="tab:red", ls=":", lw=1.5, label=DELAMINATION)
     axes.set(xlabel=_label(labels, x), ylabel=_label(labels, y), title=title)
-    axes.ticklabel_format(axis="both", style="plain", useOffset=False)
+    _plain_numbers(axes)
     axes.grid(True, alpha=0.3)
 
 
@@ -256,7 +265,7 @@ def _heat_map(table, parameters, metric, out_dir, references, labels) -> Path:
         axes.plot(table[x][failed], table[y][failed], "rx", ms=10, label="outside a check")
         axes.legend(loc="best")
     axes.set(xlabel=_label(labels, x), ylabel=_label(labels, y), title=title)
-    axes.ticklabel_format(axis="both", style="plain", useOffset=False)
+    _plain_numbers(axes)
     return _save(figure, out_dir / f"map-{_file_name(metric)}.png")
 
 
