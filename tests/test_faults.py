@@ -35,6 +35,10 @@ steps = [ { to = "25 degC", rate = "5 K/min" } ]
 temperature_increment = "2 K"
 """
 SMALL_BILAYER = SLOW_BILAYER.replace('"1 um"', '"4 um"').replace('"2 K"', '"75 K"')
+# The runs that are killed 3 s after they began their results: SLOW_BILAYER took 7.5 s in
+# all on 2 ranks on Debian unstable (an elastic cool-down is one solve for every step), so
+# a kill could come after the end; four times its DOFs keep the kill in the middle.
+KILLED_BILAYER = SLOW_BILAYER.replace('"1 um"', '"0.5 um"')
 ENDS_WITHIN = 60.0  # s: a killed or failed run and all its processes are gone by then
 
 
@@ -132,7 +136,7 @@ def test_killed_launcher_takes_the_run_down(tmp_path, how):
     """`sinter run --np 2` killed 3 s after it began its results (meshing, then solving):
     mpirun and both ranks end with it, and no result appears (before: after SIGTERM and
     SIGKILL both ranks went on and wrote the result)."""
-    run = Run("run", _case(tmp_path, SLOW_BILAYER), "--out", tmp_path / "out", "--np", "2",
+    run = Run("run", _case(tmp_path, KILLED_BILAYER), "--out", tmp_path / "out", "--np", "2",
               "--no-progress")
     run.wait_for_ranks(2)
     run.wait_for_results(tmp_path, "out")
@@ -146,7 +150,7 @@ def test_killed_launcher_takes_the_run_down(tmp_path, how):
 
 @pytest.mark.slow
 def test_killed_rank_takes_the_run_down(tmp_path):
-    run = Run("run", _case(tmp_path, SLOW_BILAYER), "--out", tmp_path / "out", "--np", "2",
+    run = Run("run", _case(tmp_path, KILLED_BILAYER), "--out", tmp_path / "out", "--np", "2",
               "--no-progress")
     run.wait_for_ranks(2)
     run.wait_for_results(tmp_path, "out")

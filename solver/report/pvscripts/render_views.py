@@ -94,7 +94,13 @@ def main(parameters):
     view.ViewTime = end
     view.OrientationAxesVisibility = 0
     stress_colours = simple.GetColorTransferFunction(STRESS)
-    stress_colours.ApplyPreset("Viridis (matplotlib)", True)
+    # the preset's name since ParaView 6, and before it
+    for preset in ("Viridis", "Viridis (matplotlib)"):
+        try:
+            if stress_colours.ApplyPreset(preset, True) is not False:
+                break
+        except RuntimeError:  # ParaView 6: no preset of that name
+            continue
     # The bar spans the cell values, whose largest is the summary's: the nodal averages
     # drawn lie within it.
     stress_range = in_mpa.CellData[STRESS].GetRange()
