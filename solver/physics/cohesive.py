@@ -179,6 +179,16 @@ class InterfaceNodes:
         assert scalar.dofmap.index_map.size_local == owned_blocks
 
 
+def _held_owned_dofs(conditions, owned: int) -> np.ndarray:
+    """For each of the `owned` dofs of a rank: whether one of the Dirichlet `conditions`
+    holds it."""
+    held = np.zeros(owned, bool)
+    for bc in conditions:
+        dofs, _ = bc.dof_indices()
+        held[dofs[dofs < owned]] = True
+    return held
+
+
 def _assembled(form) -> np.ndarray:
     """A vector form assembled, summed over the ranks and scattered to the ghosts."""
     vector = fem_petsc.assemble_vector(form)
@@ -655,10 +665,7 @@ class CohesiveProblem:
         numbering of W's PETSc vectors."""
         index_map, bs = self.W.dofmap.index_map, self.W.dofmap.index_map_bs
         owned = index_map.size_local * bs
-        inactive = np.zeros(owned, bool)
-        for bc in self._inactive:
-            dofs, _ = bc.dof_indices()
-            inactive[dofs[dofs < owned]] = True
+        inactive = _held_owned_dofs(self._inactive, owned)
         start = index_map.local_range[0] * bs
         return PETSc.IS().createGeneral(
             (start + np.flatnonzero(~inactive)).astype(PETSc.IntType), comm=self.comm)
@@ -686,11 +693,7 @@ class CohesiveProblem:
                 PETSc.IntType), comm=self.comm)
         restricted = interpolation.createSubMatrix(self._active, coarse_active)
         interpolation.destroy()
-        owned = self.W.dofmap.index_map.size_local * bs
-        held = np.zeros(owned, bool)
-        for bc in self.dirichlet:
-            dofs, _ = bc.dof_indices()
-            held[dofs[dofs < owned]] = True
+        held = _held_owned_dofs(self.dirichlet, self.W.dofmap.index_map.size_local * bs)
         local_active = self._active.getIndices() - self.W.dofmap.index_map.local_range[0] * bs
         first = self._active_matrix.getOwnershipRange()[0]
         restricted.zeroRows((first + np.flatnonzero(held[local_active])).astype(PETSc.IntType),
