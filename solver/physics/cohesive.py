@@ -303,15 +303,18 @@ class CohesiveProblem:
                             self.stress(body(self.w)) if flowing
                             else self._elastic_stress(body(self.w)),
                             self.strain(body(v))) * dx(tag))
-        forms = parts[True] + parts[False]
-        residual = self.scale * sum(forms[1:], forms[0])
+
+        def scaled_sum(forms):
+            return self.scale * sum(forms[1:], forms[0])
+
+        residual = scaled_sum(parts[True] + parts[False])
         self._residual_ufl = residual
         self.residual = fem.form(residual)
         trial = ufl.TrialFunction(self.W)
         self.jacobian = fem.form(ufl.derivative(residual, self.w, trial))
-        self._tangent_parts = [
-            fem.form(ufl.derivative(self.scale * sum(forms[1:], forms[0]), self.w, trial))
-            if forms else None for forms in (parts[False], parts[True])]
+        # (elastic cells, flowing cells); None where there are none
+        self._tangent_parts = [fem.form(ufl.derivative(scaled_sum(part), self.w, trial))
+                               if part else None for part in (parts[False], parts[True])]
 
         if self.plastic:
             # each cell's state is that of its body's field
