@@ -7,7 +7,15 @@ import pytest
 
 from solver.errors import SolverError
 from solver.numerics.newton import Increment, NewtonSettings, newton_solve
-from solver.numerics.stepping import StepRejected, advance_with_cuts, along, staggered
+from solver.numerics.stepping import (
+    TARGET_USAGE,
+    StepOverLimit,
+    StepRejected,
+    advance_adaptively,
+    advance_with_cuts,
+    along,
+    staggered,
+)
 
 
 class Scalar:
@@ -124,6 +132,64 @@ def test_a_rejected_step_is_cut_and_accepted_on_its_last_chance():
 
     report = advance_with_cuts(solve_part, 2, lambda a, b: "")
     assert report.cuts == 3 and report.newton_iterations == 4
+
+
+def test_adaptive_sub_steps_follow_the_usage_of_their_limit():
+    """A quantity that grows as the square of the load within [0.4, 0.6] and not elsewhere,
+    by 1 over that interval, limited to 0.1 per sub-step: the sub-steps cover the step
+    exactly, none uses more than its limit, the rejected ones are retried smaller, and the
+    size grows back (at most doubling) where the quantity stops growing."""
+    limit = 0.1
+
+    def grown(x):
+        return (min(max(x, 0.4), 0.6) - 0.4) ** 2 / 0.04
+
+    accepted, rejected = [], []
+
+    def solve_part(a, b, last_chance):
+        usage = (grown(b) - grown(a)) / limit
+        if usage > 1 and not last_chance:
+            rejected.append((a, b))
+            raise StepOverLimit("too much", usage)
+        accepted.append((a, b, usage))
+        return 3, min(usage, 1.0)
+
+    report = advance_adaptively(solve_part, 12, lambda a, b: f"{a}-{b}", first_fraction=0.25)
+    starts = [a for a, _, _ in accepted]
+    ends = [b for _, b, _ in accepted]
+    assert starts[0] == 0.0 and ends[-1] == 1.0 and starts[1:] == ends[:-1]
+    assert max(usage for *_, usage in accepted) <= 1.0
+    assert report.cuts == len(rejected) > 0
+    assert report.newton_iterations == 3 * len(accepted)
+    # enough sub-steps for the growth (at least 1 / limit), not many more
+    inside = [u for a, b, u in accepted if b > 0.4 and a < 0.6]
+    assert 10 <= len(inside) <= 10 / TARGET_USAGE + 4
+    # after the growth the sizes double until the step's end
+    after = [b - a for a, b, _ in accepted if a >= 0.6]
+    for earlier, later in zip(after[:-2], after[1:-1], strict=True):  # the last: cut short
+        assert later == pytest.approx(2 * earlier)
+
+
+def test_adaptive_sub_steps_halve_on_a_failure_and_stop_at_the_smallest():
+    """Parts longer than 0.3 fail: 1 -> 0.5 -> 0.25 solves, the doubled size fails again
+    each time; the last part, cut short by the step's end, leaves the size as it was."""
+    solved = []
+
+    def solve_part(a, b, last_chance):
+        if b - a > 0.3:
+            raise SolverError("Newton failed")
+        solved.append((a, b))
+        return 1, 0.0
+
+    report = advance_adaptively(solve_part, 4, lambda a, b: "")
+    assert solved == [(0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0)]
+    assert report.cuts == 4 and report.next_fraction == 0.5
+
+    def never(a, b, last_chance):
+        raise SolverError("Newton failed")
+
+    with pytest.raises(SolverError):
+        advance_adaptively(never, 3, lambda a, b: "")
 
 
 def test_along_ends_exactly_at_the_end():

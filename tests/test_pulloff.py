@@ -174,8 +174,8 @@ def test_pulloff_of_a_case_without_a_pulloff_table_is_a_one_line_error(tmp_path,
 
 def swelling_case_text(kind, swelling_coefficient, formulation="small"):
     """The reduced cell without the residual stress, its mix swelling over SOC 0 -> 1."""
-    return reduced_case_text(kind, **{"max_damage_increment = 0.3": (
-        'max_damage_increment = 0.3\nload = "swelling"\nresidual_stress = false\n'
+    return reduced_case_text(kind, **{"max_strength_loss = 0.3": (
+        'max_strength_loss = 0.3\nload = "swelling"\nresidual_stress = false\n'
         f'[swelling]\nformulation = "{formulation}"\n'
         "path = [ { soc = 1.0, increments = 10 } ]\n"
         f"[materials.mix]\nswelling_coefficient = {swelling_coefficient}\n")})

@@ -66,12 +66,17 @@ class NewtonProblem(Protocol):
 
 
 def newton_solve(problem: NewtonProblem, settings: NewtonSettings, atol: float = 0.0,
-                 where: str = "") -> int:
+                 where: str = "", reference: float | None = None) -> int:
     """Iterate to convergence; returns the Newton iterations, or raises SolverError naming
-    `where` (the load of the step, for the message)."""
+    `where` (the load of the step, for the message). reference: the norm that rtol is
+    relative to (default: the first residual's); a problem that starts from a predicted
+    iterate gives the residual of the step's load before the prediction, so that a good
+    prediction does not tighten the test."""
     if settings.criterion == "increment":
         return _solve_on_increments(problem, settings, where)
     norm = first = problem.residual_norm()
+    if reference is not None and np.isfinite(reference):
+        first = max(first, reference)
     for iteration in range(settings.max_iterations + 1):
         logger.debug("Newton %d: |R| = %.3e", iteration, norm)
         if not np.isfinite(norm):

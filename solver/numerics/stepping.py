@@ -5,6 +5,10 @@
   recursively, up to a number of cuts. The parts are fractions [a, b] of the step: the
   problem interpolates its loads (temperature, eigenstrains, SOC, displacement) at b
   (`along`), and b - a is the part's share of the step's time, a power of 1/2.
+- `advance_adaptively`: for problems whose steps are limited by a measured quantity (the
+  cohesive damage growth): the sub-step is sized from what the last one used of its limit,
+  and the size is carried on to the next step, so that a run of small sub-steps near a
+  peak is not retried from the whole step every time (each retry costs a Newton solve).
 - `staggered`: a fixed-point iteration between two solvers (diffusion and stress) until the
   change of one pass falls below a tolerance.
 """
@@ -47,6 +51,62 @@ def advance_with_cuts(solve_step: Callable[[float, float, bool], int], max_cuts:
     second = advance_with_cuts(solve_step, max_cuts - 1, describe, middle, end)
     return CutReport(first.newton_iterations + second.newton_iterations,
                      1 + first.cuts + second.cuts)
+
+
+class StepOverLimit(StepRejected):
+    """A converged step that used `usage` times what its limit allows (usage > 1)."""
+
+    def __init__(self, message: str, usage: float):
+        super().__init__(message)
+        self.usage = usage
+
+
+@dataclass(frozen=True)
+class AdaptiveReport:
+    newton_iterations: int
+    cuts: int
+    next_fraction: float  # the sub-step size to try next, as a share of this step
+
+
+# A sub-step aims at this share of its limit: the limit's quantity is not linear in the load
+# (damage starts abruptly at a cohesive node's onset), so a size chosen for exactly the limit
+# would be rejected about every other time.
+TARGET_USAGE = 0.7
+
+
+def advance_adaptively(solve_part: Callable[[float, float, bool], tuple[int, float]],
+                       max_cuts: int, describe: Callable[[float, float], str],
+                       first_fraction: float = 1.0) -> AdaptiveReport:
+    """Cover the step [0, 1] in sub-steps of adapted size: solve_part(a, b, last_chance)
+    solves the part [a, b] and returns (Newton iterations, usage), usage being the share
+    of its limit the part used (0 <= usage <= 1), or restores the state and raises
+    StepOverLimit (usage > 1) or SolverError. The next size is the last one times
+    TARGET_USAGE / usage, at most doubled, at least a tenth; a Newton failure halves it.
+    No part is smaller than 2**-max_cuts of the step; a part of that size is the last
+    chance (solve_part then accepts what it converges to). first_fraction: the size to try
+    first (the previous step's AdaptiveReport.next_fraction, scaled to this step)."""
+    smallest = 0.5**max_cuts
+    position, size = 0.0, min(max(first_fraction, smallest), 1.0)
+    iterations = cuts = 0
+    while position < 1.0:
+        last_chance = size <= smallest * (1 + 1e-9)
+        end = 1.0 if position + size >= 1.0 - 1e-12 else position + size
+        try:
+            used, usage = solve_part(position, end, last_chance)
+        except SolverError as error:
+            if last_chance:
+                raise
+            shrink = (min(0.5, max(0.1, TARGET_USAGE / error.usage))
+                      if isinstance(error, StepOverLimit) else 0.5)
+            logger.info("cutting the step %s to %.3g of it", describe(position, end), shrink)
+            size, cuts = max(size * shrink, smallest), cuts + 1
+            continue
+        iterations += used
+        # a part cut short by the step's end says nothing about the size that fits
+        if end - position >= size * (1 - 1e-9):
+            size *= min(2.0, TARGET_USAGE / usage) if usage > 0 else 2.0
+        position = end
+    return AdaptiveReport(iterations, cuts, min(max(size, smallest), 1.0))
 
 
 def along(start, end, fraction: float):

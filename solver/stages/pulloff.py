@@ -7,9 +7,11 @@
    up the interface tractions.
 2. Pull-off (solver/physics/cohesive.py, plane strain in 2D): the layer's top moves up by d
    (displacement control), the left and right faces of both bodies are symmetry rollers
-   (u_x = 0), the foil's bottom has u_y = 0. d grows in equal steps to `end_displacement`;
-   a step that does not converge, or that raises the damage at a node by more than
-   `max_damage_increment`, is cut in halves (reported as `step_cuts`). In 3D (the recurved
+   (u_x = 0), the foil's bottom has u_y = 0. d grows in `steps` equal steps to
+   `end_displacement`, each taken in sub-steps of adapted size (CohesiveProblem.advance:
+   a node loses at most `max_strength_loss` of its strength in one, and the peak force is
+   resolved); a sub-step that fails that test or does not converge is retried smaller
+   (reported as `step_cuts`). In 3D (the recurved
    and flat cells: the smallest symmetric cell of the array) the top moves along z and the
    four side faces are symmetry rollers; widths become areas (projected_area,
    interface_area).
@@ -65,9 +67,10 @@ class PulloffSection(Table):
     rate: Annotated[float, SIQuantity("speed", positive=True)] = Field(
         "1 um/s", validate_default=True,
         description="pulling speed: the pseudo-time of a step for the interface viscosity")
-    max_damage_increment: float = Field(
-        0.3, gt=0, le=1, description="largest damage increase at a node in one step; larger "
-        "steps are cut (so that the peak force is not stepped over)")
+    max_strength_loss: float = Field(
+        0.3, gt=0, le=1, description="largest share of its strength that an interface node "
+        "may lose in one step (the softening of the cohesive law, not its damage); a step "
+        "that loses more is cut, and the next one sized from it (docs/pulloff.md)")
     residual_stress: bool = Field(
         True, description="start from the residual stress of the schedule (false: stress-free)")
     plastic_bulk: bool = Field(
@@ -229,8 +232,9 @@ def run_pulloff_stage(case, emesh, initial_stress, process_time: float,
         # SOC steps have no pseudo-time: the interface viscosity acts on the pull only
         dt = (value - start) / settings.rate if index and not swelling else None
         report = problem.advance(set_load, start, value, dt,
-                                 max_damage_increment=settings.max_damage_increment,
-                                 converged=converged)
+                                 max_strength_loss=settings.max_strength_loss,
+                                 converged=converged,
+                                 peak=None if swelling else lambda: problem.reaction(pull))
         iterations += report.newton_iterations
     dissipated, external_work = record["cohesive_dissipated"], record["work"]
     if swelling:
