@@ -3,9 +3,13 @@ where it can be known, and otherwise one line naming the file, a non-zero exit, 
 result that looks complete (no summary.json, no temporary directory left), an earlier
 result kept. On a real small tmpfs (tests/small_disk.py)."""
 
+import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 import small_disk
@@ -107,6 +111,29 @@ def test_an_out_that_is_a_file_is_refused(tmp_path, case):
     assert done.returncode == 2
     assert done.stderr.strip() == (f"{ERROR}{tmp_path}/out: is a file, not a results "
                                    f"directory; choose another --out")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv (util-linux) to run as another user")
+def test_a_parent_that_is_not_writable_is_refused():
+    """As the user nobody, in a directory of root's that only root may write."""
+    directory = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        directory.chmod(0o755)
+        (directory / "small.toml").write_text(SMALL_BILAYER)
+        (directory / "small.toml").chmod(0o644)
+        for out, problem in ((directory / "out", f"{directory}: not writable"),
+                             (directory / "sub" / "out", f"{directory}/sub: Permission denied")):
+            done = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534",
+                                   "--clear-groups", "env", "HOME=/tmp", sys.executable, "-m",
+                                   "solver.cli", "run", str(directory / "small.toml"),
+                                   "--out", str(out), "-q"], capture_output=True, text=True,
+                                  cwd=REPO)
+            assert done.returncode == 2, done.stderr
+            assert done.stderr.strip() == (f"{ERROR}{problem}: the results cannot be written "
+                                           f"there; choose another --out")
+    finally:
+        shutil.rmtree(directory)
 
 
 @on_a_small_disk
