@@ -1,6 +1,8 @@
 """The `sinter` command line. `main(argv)` returns the exit status, so tests can call it."""
 
 import argparse
+import contextlib
+import errno
 import functools
 import logging
 import os
@@ -31,7 +33,9 @@ def _parser():
     parser = argparse.ArgumentParser(
         prog="sinter", parents=[common],
         description="Sintering and swelling of silicon anodes on copper foil.",
-        epilog="Exit status: 0 done; 1 a solver failure; 2 a wrong case file or argument; "
+        epilog="Exit status: 0 done; 1 a solver failure or a result that could not be "
+               "written (a full disk); 2 a wrong case file or argument, or an --out that "
+               "cannot take the result; "
                "3 with --strict, a condition of the verdict failed (e.g. delamination).")
     from solver.io.provenance import version_line
 
@@ -138,16 +142,30 @@ def main(argv=None) -> int:
             return _pulloff(args)
         return _run(args)
     except UserError as error:
+        status = getattr(error, "status", 2)  # OutputError: 1, the run failed
         if not launch.failed_together(error):
             launch.abort_alone(comm, f"sinter: error: on rank {comm.rank} alone: "
-                               f"{one_line(str(error))}", 2)
+                               f"{one_line(str(error))}", status)
         _error(error)
-        return 2
+        _end_after_failed_hdf5_writes(status)
+        return status
     except BaseException:
         if comm.size == 1:
             raise
         launch.abort_alone(comm, f"sinter: rank {comm.rank} of {comm.size} failed, ending "
                            f"the run:\n{traceback.format_exc()}", 1)
+
+
+def _end_after_failed_hdf5_writes(status: int):
+    """End the process now, without HDF5's termination, where an HDF5 write failed
+    (solver/io/output.py hdf5_failures): the error is told, nothing is left to write."""
+    output = sys.modules.get("solver.io.output")
+    if output is None or not output.hdf5_failures:
+        return
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def _error(error: Exception):
@@ -242,27 +260,67 @@ def _check_sweep(args) -> int:
 
 
 def _mesh(args) -> int:
-    """Write the case's mesh as Gmsh wrote it and as DOLFINx distributes it, with the tags."""
+    """Write the case's mesh as Gmsh wrote it and as DOLFINx distributes it, with the tags.
+    A failed write (a full disk) removes both files and is an OutputError naming the
+    file."""
     from dolfinx.io import XDMFFile
     from mpi4py import MPI
 
+    from solver import launch
     from solver.case import load_case
+    from solver.errors import UserError, write_reason
     from solver.geometry.mesh import build_mesh
+    from solver.io import output
 
     case = load_case(args.case)
     comm = MPI.COMM_WORLD
+    refusal = None
     if comm.rank == 0:
-        args.out.mkdir(parents=True, exist_ok=True)
-    comm.barrier()
-    emesh = build_mesh(case, comm, msh_file=args.out / "mesh.msh")
-    msh = emesh.mesh
-    # The same names as in a run's fields.xdmf.
-    emesh.cell_tags.name = "materials"
-    emesh.facet_tags.name = "boundaries"
-    with XDMFFile(comm, str(args.out / "mesh.xdmf"), "w") as xdmf:
-        xdmf.write_mesh(msh)
-        xdmf.write_meshtags(emesh.cell_tags, msh.geometry)
-        xdmf.write_meshtags(emesh.facet_tags, msh.geometry)
+        try:
+            refusal = (f"{args.out}: is a file, not a directory; choose another --out"
+                       if args.out.exists() and not args.out.is_dir()
+                       else output.directory_refusal(args.out, 4096, "a mesh"))
+        except OSError as error:
+            refusal = (f"{error.filename or args.out}: {write_reason(error)}: the mesh cannot "
+                       f"be written there; choose another --out")
+    refusal = comm.bcast(refusal, root=0)
+    if refusal is not None:
+        raise UserError(refusal)
+    files = [args.out / name for name in ("mesh.msh", "mesh.xdmf", "mesh.h5")]
+    try:
+        emesh = build_mesh(case, comm, msh_file=files[0])
+        # Gmsh does not report a write that failed: a file cut short by a full disk lacks
+        # its last section's end, and the disk has no room left
+        cut = comm.bcast(comm.rank == 0 and (output.free_bytes(args.out) < 4096
+                                             or not _ends_a_section(files[0])))
+        if cut:
+            raise output.write_failure(files[0], OSError(errno.ENOSPC, "Gmsh's file cut short"))
+        msh = emesh.mesh
+        output.quiet_hdf5()
+        # The same names as in a run's fields.xdmf.
+        emesh.cell_tags.name = "materials"
+        emesh.facet_tags.name = "boundaries"
+        xdmf = None
+        try:
+            xdmf = XDMFFile(comm, str(files[1]), "w")
+            xdmf.write_mesh(msh)
+            xdmf.write_meshtags(emesh.cell_tags, msh.geometry)
+            xdmf.write_meshtags(emesh.facet_tags, msh.geometry)
+            xdmf.close()
+        except RuntimeError as error:
+            output.hdf5_failures.append(files[2])
+            if xdmf is not None:  # closing is collective: not where this rank failed alone
+                if launch.arrive_together():
+                    with contextlib.suppress(RuntimeError):
+                        xdmf.close()
+                else:
+                    output.abandon(xdmf)
+            raise output.write_failure(files[2], error) from error
+    except UserError:
+        if comm.rank == 0:
+            for file in files:
+                file.unlink(missing_ok=True)
+        raise
     if comm.rank == 0 and not args.quiet:
         metrics = emesh.geometry.metrics
         cells = msh.topology.index_map(msh.topology.dim).size_global
@@ -273,6 +331,13 @@ def _mesh(args) -> int:
         print(f"{args.out}: {cells} elements, quality (gmsh minSICN) {quality}; "
               f"mesh.msh, mesh.xdmf")
     return 0
+
+
+def _ends_a_section(msh_file: Path) -> bool:
+    """Whether a Gmsh file's last line ends a section ($EndElements, ...)."""
+    with open(msh_file, "rb") as stream:
+        stream.seek(max(0, stream.seek(0, os.SEEK_END) - 200))
+        return stream.read().rstrip().rsplit(b"\n", 1)[-1].startswith(b"$End")
 
 
 def _run(args) -> int:

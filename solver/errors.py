@@ -1,7 +1,14 @@
 """Errors that are the user's to fix: reported as one line per problem, never as a
 traceback."""
 
+import errno
 from collections.abc import Sequence
+
+# Why a write failed, by errno: the disk's fault, not the program's.
+DISK_ERRORS = {errno.ENOSPC: "no space left on device (the disk is full)",
+               errno.EDQUOT: "disk quota exceeded",
+               errno.EIO: "input/output error (the disk failed)",
+               errno.EROFS: "read-only file system"}
 
 
 def one_line(message: str) -> str:
@@ -41,6 +48,23 @@ class GeometryError(UserError):
 
 class SolverError(UserError):
     """A solve that failed (a diverged iteration): reported in one line like input errors."""
+
+
+class OutputError(UserError):
+    """A result file that could not be written (a full disk, a failed one): the run stops
+    with exit status 1 (a failed run, not a wrong input) and leaves no result
+    (solver/io/output.py ResultsDirectory). `path`: the file; `reason`: why, in words."""
+
+    status = 1
+
+    def __init__(self, path, reason: str, consequence: str = ""):
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: {reason}" + (f": {consequence}" if consequence else ""))
+
+
+def write_reason(error: OSError) -> str:
+    """Why a write failed, in words."""
+    return DISK_ERRORS.get(error.errno) or error.strerror or str(error)
 
 
 def error_lines(error: Exception) -> str:

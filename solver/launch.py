@@ -99,20 +99,27 @@ def failed_together(error: BaseException) -> bool:
     known = getattr(error, "_sinter_failed_together", None)
     if known is not None:
         return known
-    together = True
-    if _failure_comm is not None:
-        request = _failure_comm.Ibarrier()
-        deadline = time.monotonic() + AGREEMENT_SECONDS
-        while not request.Test():
-            if time.monotonic() > deadline:
-                together = False
-                break
-            time.sleep(0.01)
+    together = arrive_together()
     try:
         error._sinter_failed_together = together
     except AttributeError:
         pass
     return together
+
+
+def arrive_together() -> bool:
+    """Whether every rank arrives at this call within AGREEMENT_SECONDS (a rank that
+    failed alone, before a collective step such as closing files, learns that the others
+    are elsewhere and must not be waited for). Without prepare_for_failures: True."""
+    if _failure_comm is None:
+        return True
+    request = _failure_comm.Ibarrier()
+    deadline = time.monotonic() + AGREEMENT_SECONDS
+    while not request.Test():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def abort_alone(comm, report: str, status: int):

@@ -4,8 +4,8 @@ A checkpoint holds the displacement and every material point's internal state ke
 mesh's *original* cell index (the order Gmsh gave the cells on rank 0), not by the ranks'
 local numbering: Gmsh rebuilds the same mesh from the same case, so a run restarts on any
 number of ranks. The driver's own progress (step, history rows, peaks) goes with it. The
-file is written by rank 0, to a temporary name first and then renamed, so a crash while
-writing leaves the previous checkpoint intact.
+file is written by rank 0, to a temporary name first and then renamed, so a crash or a full
+disk while writing leaves the previous checkpoint intact.
 """
 
 import json
@@ -14,6 +14,9 @@ import os
 from pathlib import Path
 
 import numpy as np
+
+from solver.errors import OutputError
+from solver.io import output
 
 logger = logging.getLogger(__name__)
 
@@ -52,13 +55,21 @@ def write(path: Path, problem, progress: dict):
         arrays[f"{name}/keys"] = _gather(comm, keys)
         for variable, data in problem.states[name].items():
             arrays[f"{name}/{variable}"] = _gather(comm, np.asarray(data)[owned])
+    failure = None
     if comm.rank == 0:
         progress = {**progress, "globals": problem_globals(problem)}
         temporary = path.with_name(path.name + ".writing.npz")
-        np.savez(temporary, progress=json.dumps(progress), **arrays)
-        os.replace(temporary, path)
-        logger.debug("checkpoint at step %d written to %s", progress["step"], path)
-    comm.barrier()
+        try:
+            np.savez(temporary, progress=json.dumps(progress), **arrays)
+            os.replace(temporary, path)
+        except OSError as error:  # a full disk: the previous checkpoint stays as it was
+            temporary.unlink(missing_ok=True)
+            failure = output.write_failure(path, error)
+        else:
+            logger.debug("checkpoint at step %d written to %s", progress["step"], path)
+    failure = comm.bcast(None if failure is None else (failure.path, failure.reason), root=0)
+    if failure is not None:  # every rank stops here, together
+        raise OutputError(*failure)
 
 
 def problem_globals(problem) -> dict:

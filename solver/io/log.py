@@ -5,6 +5,8 @@ import sys
 
 from mpi4py import MPI
 
+from solver.errors import OutputError, write_reason
+
 
 class RankZeroFilter(logging.Filter):
     """Lets records through on rank 0 of COMM_WORLD only, so N ranks do not print N times."""
@@ -32,12 +34,36 @@ def setup_logging(verbosity: int = 0, logfile=None):
 
 
 def attach_logfile(path):
-    handler = logging.FileHandler(path)
+    handler = _LogFile(path)
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     handler.addFilter(RankZeroFilter())
     logging.getLogger("solver").addHandler(handler)
     return handler
+
+
+def detach_logfile(handler, failed: bool = False):
+    """Stop logging into the file and close it; a failure to write its end is an
+    OutputError, unless the run `failed` already (its own error is the one to tell)."""
+    logging.getLogger("solver").removeHandler(handler)
+    try:
+        handler.close()
+    except OSError as error:
+        if not failed:
+            raise OutputError(handler.baseFilename, write_reason(error)) from error
+
+
+class _LogFile(logging.FileHandler):
+    """A results directory's run.log. A record it cannot write (a full disk) ends the run
+    with an OutputError naming the file, where logging would print a traceback and go on
+    without it."""
+
+    def handleError(self, record):
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            return super().handleError(record)
+        logging.getLogger("solver").removeHandler(self)
+        raise OutputError(self.baseFilename, write_reason(error)) from error
 
 
 class TimeProgress:

@@ -99,17 +99,19 @@ def _results(out, comm, case, command=None):
         logfile = None
         if comm.rank == 0:
             header = provenance.run_header(comm.size, dolfinx.__version__, command)
-            (workdir / "run.log").write_text("".join(f"# {line}\n" for line in header))
+            output.write_text(workdir / "run.log", "".join(f"# {line}\n" for line in header))
             logfile = log.attach_logfile(workdir / "run.log")
         try:
             if comm.rank == 0:
                 for message in case.warnings():
                     logger.warning("warning: %s: %s", case.source, message)
             yield workdir
-        finally:
+        except BaseException:
             if logfile is not None:
-                logging.getLogger("solver").removeHandler(logfile)
-                logfile.close()
+                log.detach_logfile(logfile, failed=True)
+            raise
+        if logfile is not None:
+            log.detach_logfile(logfile)
 
 
 def _finish(workdir, case, parts, started, comm) -> dict:
@@ -120,7 +122,7 @@ def _finish(workdir, case, parts, started, comm) -> dict:
                               {"wall_time": time.perf_counter() - started})
     result["units"] = units.summary_units(units.numbers(result), case.case.dim)
     if comm.rank == 0:
-        (workdir / "case.toml").write_text(case.text)
-        (workdir / "resolved.toml").write_text(resolved_toml(case))
+        output.write_text(workdir / "case.toml", case.text)
+        output.write_text(workdir / "resolved.toml", resolved_toml(case))
         output.write_summary(workdir / "summary.json", result)
     return result

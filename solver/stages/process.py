@@ -231,7 +231,8 @@ class _Record:
         self.fields = output.FieldOutput(workdir, "fields", "", stage.emesh, case.solver.degree,
                                          field_sources(stage.problem, stage.emesh,
                                                        lambda: self.temperature),
-                                         case.output, "process")
+                                         case.output, "process",
+                                         times=sum(i >= stage.step for i in stage.output_steps))
 
     def __call__(self, index, step, state, iterations):
         case, problem = self.stage.case, self.stage.problem

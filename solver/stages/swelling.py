@@ -37,9 +37,11 @@ def run_swelling_stage(case, emesh, sintered_stress: fem.Function, probe, workdi
     # nominal stress (force per reference area) for the interface tractions
     nominal = fem.Function(fem.functionspace(emesh.mesh,
                                              ("DG", case.solver.degree - 1, (3, 3))))
-    fields = output.FieldOutput(workdir, "swelling", "swelling-", emesh, case.solver.degree,
-                                _field_sources(problem, emesh), case.output, "swelling")
     every = case.output.every
+    fields = output.FieldOutput(workdir, "swelling", "swelling-", emesh, case.solver.degree,
+                                _field_sources(problem, emesh), case.output, "swelling",
+                                times=len(targets) // every + bool(len(targets) % every)
+                                if every else 1)
     try:
         with log.TimeProgress(len(targets), enabled=progress) as bar:
             for number, (soc, cycle, path_step) in enumerate(targets, start=first_step + 1):

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 from pathlib import Path
 
-from solver.errors import UserError
+from solver.errors import OutputError, UserError, write_reason
 from solver.io.provenance import git_commit, package_version, sinterfem_version
 from solver.sweep.plan import Sweep, SweepCase, case_file_hash, read_plan
 
@@ -76,8 +76,12 @@ def _write_status(out: Path, case: SweepCase, record: dict):
     path = status_file(out, case)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(record, indent=1) + "\n")
-    partial.replace(path)
+    try:
+        partial.write_text(json.dumps(record, indent=1) + "\n")
+        partial.replace(path)
+    except OSError as error:  # a full disk: the earlier record stays as it was
+        partial.unlink(missing_ok=True)
+        raise OutputError(path, write_reason(error)) from error
 
 
 def record_invalid(out: Path, case: SweepCase, ranks: int):
@@ -126,7 +130,11 @@ def finish_attempt(out: Path, case: SweepCase, ranks: int, backend: str, wall_ti
     if not ok:
         log = status_file(out, case).with_suffix(".stderr")
         log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(stderr)
+        try:
+            log.write_text(stderr)
+        except OSError as error:
+            log.unlink(missing_ok=True)
+            raise OutputError(log, write_reason(error)) from error
         error = error or "no complete result"
     record = {"name": case.name, "case_hash": case.hash, "status": "ok" if ok else "failed",
               "error": None if ok else error, "wall_time": wall_time, "backend": backend,

@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from solver.errors import UserError, error_lines
+from solver.errors import DISK_ERRORS, OutputError, UserError, error_lines, write_reason
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,13 @@ def main(args) -> int:
         return _run(args)
     except UserError as error:
         print(error_lines(error), file=sys.stderr)
-        return 2
+        return getattr(error, "status", 2)  # OutputError: 1, the sweep failed
+    except OSError as error:  # a write of the sweep's own files that failed for the disk
+        if error.errno not in DISK_ERRORS:
+            raise
+        print(error_lines(OutputError(error.filename or args.out or args.directory,
+                                      write_reason(error))), file=sys.stderr)
+        return 1
 
 
 def _setup_logging(verbosity: int):

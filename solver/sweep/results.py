@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from solver.errors import OutputError, write_reason
 from solver.io import units as unit_endings
 from solver.sweep.backends import is_complete, read_status, run_dir
 from solver.sweep.plan import Sweep, SweepCase, read_plan, si_and_written_units
@@ -147,12 +148,28 @@ def collect(out: Path) -> pd.DataFrame:
                                     if written}
     written = table.rename(columns=headers)
     written.attrs = {}
-    written.to_csv(out / "results.csv", index=False)
+    _write_whole(out / "results.csv", lambda path: written.to_csv(path, index=False))
     try:
-        written.to_parquet(out / "results.parquet", index=False)
+        _write_whole(out / "results.parquet",
+                     lambda path: written.to_parquet(path, index=False))
     except ImportError:
         logger.debug("no pyarrow: results.csv only")
     return table
+
+
+def _write_whole(path: Path, write):
+    """`write(a temporary path)`, then renamed to `path`: a table is there whole or as it
+    was before. A failed write (a full disk) is an OutputError naming the table."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        write(partial)
+        partial.replace(path)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise OutputError(path, write_reason(error),
+                          "the sweep's table is left as it was") from error
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def apply_checks(table: pd.DataFrame, checks: list[dict],
