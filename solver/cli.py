@@ -14,6 +14,10 @@ logger = logging.getLogger(__name__)
 # The exit status of `sinter run --strict` (and `sinter sweep --strict`) when the results
 # fail a condition of their verdict: not 1 (a solver failure) nor 2 (a user error).
 VERDICT_FAILED = 3
+# The exit status of `sinter run` and `sinter pulloff` that stopped before the end (a solve
+# that step cuts could not cure, or SIGINT/SIGTERM at a step boundary) and left an
+# incomplete result (incomplete.json, no summary.json; solver/stopping.py).
+INCOMPLETE = 4
 
 
 @functools.cache
@@ -31,8 +35,10 @@ def _parser():
     parser = argparse.ArgumentParser(
         prog="sinter", parents=[common],
         description="Sintering and swelling of silicon anodes on copper foil.",
-        epilog="Exit status: 0 done; 1 a solver failure; 2 a wrong case file or argument; "
-               "3 with --strict, a condition of the verdict failed (e.g. delamination).")
+        epilog="Exit status: 0 done; 1 a failure (a bug, a lost rank); 2 a wrong case file or "
+               "argument; 3 with --strict, a condition of the verdict failed (e.g. "
+               "delamination); 4 stopped early (a diverged solve, SIGINT or SIGTERM): an "
+               "incomplete result, --resume continues an interrupted one.")
     from solver.io.provenance import version_line
 
     parser.add_argument("--version", action="version", version=version_line())
@@ -60,8 +66,9 @@ def _parser():
                      help="run on N MPI ranks (the same as mpirun -n N sinter run ...)")
     run.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
                      help="write a checkpoint every N time steps (beside --out)")
-    run.add_argument("--restart", action="store_true",
-                     help="continue a crashed run from its checkpoint")
+    run.add_argument("--resume", "--restart", dest="resume", action="store_true",
+                     help="continue an interrupted (or crashed) run from its checkpoint "
+                          "beside --out")
     run.add_argument("--strict", action="store_true",
                      help=f"exit with status {VERDICT_FAILED} when a condition of the verdict "
                           "fails (delamination predicted, a process-window condition)")
@@ -74,6 +81,8 @@ def _parser():
                          "results/NAME-pulloff)")
     pulloff.add_argument("--np", type=int, default=1, metavar="N",
                          help="run on N MPI ranks (the same as mpirun -n N sinter pulloff ...)")
+    pulloff.add_argument("--resume", action="store_true",
+                         help="continue an interrupted run from its checkpoint beside --out")
 
     view = commands.add_parser("view", parents=[common],
                                help="draw a result with ParaView into RUN_DIR/views/")
@@ -115,6 +124,7 @@ def main(argv=None) -> int:
 
     from solver.errors import UserError, one_line
     from solver.io.log import setup_logging
+    from solver.stopping import RunStopped
 
     comm = MPI.COMM_WORLD
     launch.prepare_for_failures(comm)
@@ -137,6 +147,10 @@ def main(argv=None) -> int:
         if args.command == "pulloff":
             return _pulloff(args)
         return _run(args)
+    except RunStopped as stopped:  # on every rank at the same step
+        if comm.rank == 0:
+            print(_stopped_line(stopped, args), file=sys.stderr, flush=True)
+        return INCOMPLETE
     except UserError as error:
         if not launch.failed_together(error):
             launch.abort_alone(comm, f"sinter: error: on rank {comm.rank} alone: "
@@ -148,6 +162,18 @@ def main(argv=None) -> int:
             raise
         launch.abort_alone(comm, f"sinter: rank {comm.rank} of {comm.size} failed, ending "
                            f"the run:\n{traceback.format_exc()}", 1)
+
+
+def _stopped_line(stopped, args) -> str:
+    """The one line of a run that stopped early: why, where, and what to do."""
+    from solver.errors import one_line
+
+    out = args.resolved_out  # set before any stage runs
+    resume = (f"; resume with: sinter {args.command} {args.case} --out {out} --resume"
+              if stopped.resumable else "")
+    return one_line(f"sinter: stopped: {stopped.reason}; {stopped.stage} stage, step "
+                    f"{stopped.step}, {stopped.load_text()}; incomplete results in {out}"
+                    f"{resume}")
 
 
 def _error(error: Exception):
@@ -280,9 +306,9 @@ def _run(args) -> int:
     from solver.stages.pipeline import run_case
 
     case = load_case(args.case)
-    out = args.out or Path("results") / case.case.name
+    out = args.resolved_out = args.out or Path("results") / case.case.name
     summary = run_case(case, out, progress=not (args.no_progress or args.quiet),
-                       checkpoint_every=args.checkpoint_every, restart=args.restart,
+                       checkpoint_every=args.checkpoint_every, resume=args.resume,
                        command=args.argv)
     from mpi4py import MPI
 
@@ -303,8 +329,8 @@ def _pulloff(args) -> int:
     from solver.stages.pipeline import run_pulloff
 
     case = load_case(args.case)
-    out = args.out or Path("results") / f"{case.case.name}-pulloff"
-    summary = run_pulloff(case, out, command=args.argv)
+    out = args.resolved_out = args.out or Path("results") / f"{case.case.name}-pulloff"
+    summary = run_pulloff(case, out, command=args.argv, resume=args.resume)
     if MPI.COMM_WORLD.rank == 0 and not args.quiet:
         result = summary["pulloff"]
         if result.get("load") == "swelling":

@@ -25,9 +25,12 @@ logger = logging.getLogger(__name__)
 
 
 class ResultsDirectory:
-    """Results appear at `target` only when complete: a failed run leaves nothing there.
+    """Results appear at `target` only when complete, or when the run stopped early and
+    says so (it ended with solver/stopping.py RunStopped, and the stage has written
+    incomplete.json): a failed run leaves nothing there.
 
-    An existing earlier result (it has a summary.json) is replaced; any other non-empty
+    An existing earlier result (it has a summary.json or an incomplete.json) is replaced;
+    any other non-empty
     directory is left alone and the run refuses to start. One run at a time writes a
     target: rank 0 holds an exclusive lock (flock) on `.NAME.lock` beside it while the run
     lasts, and a second run is refused. The kernel releases the lock of a run that dies,
@@ -45,7 +48,7 @@ class ResultsDirectory:
         if self.comm.rank == 0:
             t = self.target
             if t.exists() and (not t.is_dir() or (any(t.iterdir())
-                                                  and not (t / "summary.json").exists())):
+                                                  and not is_result(t))):
                 error = f"{t}: exists and is not a sinterfem result; choose another --out"
             else:
                 t.parent.mkdir(parents=True, exist_ok=True)
@@ -60,8 +63,11 @@ class ResultsDirectory:
 
     def __exit__(self, exc_type, exc, traceback):
         from solver import launch
+        from solver.stopping import RunStopped
 
-        if exc is not None and not launch.failed_together(exc):
+        if isinstance(exc, RunStopped):  # every rank stopped at the same step
+            exc_type = None  # the incomplete result moves into place
+        elif exc is not None and not launch.failed_together(exc):
             # the other ranks are not here to meet at a barrier: this rank's error ends the
             # run (solver/launch.py); the temporary directory never becomes a result
             return False
@@ -83,6 +89,13 @@ class ResultsDirectory:
                 _unlock(self.lock)
         self.comm.barrier()
         return False
+
+
+def is_result(path: Path) -> bool:
+    """A result of sinterfem: complete (summary.json) or incomplete (incomplete.json)."""
+    from solver.stopping import INCOMPLETE_FILE
+
+    return (path / "summary.json").exists() or (path / INCOMPLETE_FILE).exists()
 
 
 def _lock(path: Path):

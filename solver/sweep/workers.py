@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from solver.sweep.backends import finish_attempt, start_attempt
+from solver.sweep.backends import finish_attempt, resumable, start_attempt
 from solver.sweep.plan import SweepCase
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ def run_in_process(out: Path, case: SweepCase) -> dict:
     from solver.case import load_case
     from solver.errors import UserError
     from solver.stages.pipeline import run_case
+    from solver.stopping import RunStopped
 
     start_attempt(out, case)
     # what a fresh process would have printed on stderr: warnings, and the error's traceback
@@ -59,7 +60,10 @@ def run_in_process(out: Path, case: SweepCase) -> dict:
     started = time.perf_counter()
     try:
         run_case(load_case(Path(out) / "cases" / f"{case.name}.toml"),
-                 Path(out) / "runs" / case.name, MPI.COMM_SELF, progress=False)
+                 Path(out) / "runs" / case.name, MPI.COMM_SELF, progress=False,
+                 resume=resumable(out, case))
+    except RunStopped as stopped:  # an incomplete result: finish_attempt says why
+        error = f"stopped: {stopped.reason}"
     except UserError as exc:  # the one line `sinter run` prints
         error = str(exc)
         stderr.write(f"sinter: error: {error}\n")
