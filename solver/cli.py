@@ -111,7 +111,12 @@ def main(argv=None) -> int:
         # before MPI is initialised here: a sweep launches mpirun for its cases
         from solver.sweep.cli import main as sweep_main
 
-        return sweep_main(args)
+        try:
+            return sweep_main(args)
+        except KeyboardInterrupt:  # Ctrl-C: the running cases stopped at a step boundary
+            print("sinter: interrupted: the cases that were running are incomplete; run the "
+                  "sweep again to resume them", file=sys.stderr)
+            return 128 + 2
     if args.command in ("run", "pulloff") and args.np > 1 \
             and "OMPI_COMM_WORLD_SIZE" not in os.environ and "PMI_SIZE" not in os.environ:
         return _relaunch_under_mpirun(argv, args.np)
@@ -157,6 +162,15 @@ def main(argv=None) -> int:
                                f"{one_line(str(error))}", 2)
         _error(error)
         return 2
+    except (KeyboardInterrupt, SystemExit) as ended:  # a second SIGINT or SIGTERM
+        status = ended.code if isinstance(ended, SystemExit) else 128 + 2
+        if not isinstance(status, int):
+            raise
+        message = "sinter: stopped at once by a second signal: no result"
+        if comm.size > 1:
+            launch.abort_alone(comm, f"{message} (rank {comm.rank} of {comm.size})", status)
+        print(message, file=sys.stderr)
+        return status
     except BaseException:
         if comm.size == 1:
             raise

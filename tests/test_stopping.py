@@ -203,34 +203,38 @@ def _final_fields_difference(whole: Path, resumed: Path, file: str) -> float:
     return worst
 
 
+def _whole_and_interrupted(tmp_path, text: str, command: str, stage: str, seed: int,
+                           window: float, kills: int = KILLS, ranks: int = 1):
+    """The case `text` run by `sinter COMMAND` whole (in this process, on one rank) and
+    interrupted `kills` times in `stage` and resumed (on `ranks`, through --np): the two
+    result directories."""
+    case = _write(tmp_path, text)
+    assert main([command, str(case), "--out", str(tmp_path / "whole"), "-q"]) == 0
+    on_ranks = ["--np", str(ranks)] if ranks > 1 else []
+    stops = _interrupted_then_resumed(
+        tmp_path, _sinter("-v", command, case, "--out", "out", *on_ranks), stage, seed,
+        window, kills)
+    assert stops >= 1
+    return tmp_path / "whole", tmp_path / "out"
+
+
 def test_interrupted_schedule_resumes_to_the_uninterrupted_result(tmp_path):
     """sinter run of the plastic/viscoelastic schedule, stopped 3 times in the process
     stage and resumed: the summary, history.csv, the final state and the final fields
     equal the uninterrupted run's to 1e-10."""
-    case = _write(tmp_path, SCHEDULE)
-    assert main(["run", str(case), "--out", str(tmp_path / "whole"), "-q"]) == 0
-    stops = _interrupted_then_resumed(tmp_path, _sinter("-v", "run", case, "--out", "out"),
-                                      "process", seed=1, window=1.5)
-    assert stops >= 1
-    out = tmp_path / "out"
-    assert _largest_difference(tmp_path / "whole", out, ["history.csv"]) < RELATIVE
-    assert _state_difference(tmp_path / "whole", out) < RELATIVE
-    assert _final_fields_difference(tmp_path / "whole", out, "fields.h5") < RELATIVE
+    whole, out = _whole_and_interrupted(tmp_path, SCHEDULE, "run", "process", 1, 1.5)
+    assert _largest_difference(whole, out, ["history.csv"]) < RELATIVE
+    assert _state_difference(whole, out) < RELATIVE
+    assert _final_fields_difference(whole, out, "fields.h5") < RELATIVE
 
 
 def test_interrupted_swelling_resumes_to_the_uninterrupted_result(tmp_path):
     """sinter run with [swelling] (plastic flow at finite strain), stopped 3 times in the
     swelling stage and resumed: the process stage's files carried over, the summary,
     swelling.csv and the final swelling fields equal to 1e-10."""
-    case = _write(tmp_path, SWELLING)
-    assert main(["run", str(case), "--out", str(tmp_path / "whole"), "-q"]) == 0
-    stops = _interrupted_then_resumed(tmp_path, _sinter("-v", "run", case, "--out", "out"),
-                                      "swelling", seed=2, window=2.0)
-    assert stops >= 1
-    out = tmp_path / "out"
-    assert _largest_difference(tmp_path / "whole", out,
-                               ["history.csv", "swelling.csv"]) < RELATIVE
-    assert _final_fields_difference(tmp_path / "whole", out, "swelling.h5") < RELATIVE
+    whole, out = _whole_and_interrupted(tmp_path, SWELLING, "run", "swelling", 2, 2.0)
+    assert _largest_difference(whole, out, ["history.csv", "swelling.csv"]) < RELATIVE
+    assert _final_fields_difference(whole, out, "swelling.h5") < RELATIVE
     assert (out / "fields.xdmf").exists() and (out / "state.npz").exists()
 
 
@@ -239,14 +243,9 @@ def test_interrupted_pulloff_resumes_to_the_uninterrupted_result(tmp_path):
     """sinter pulloff stopped 3 times in the pull-off and resumed: the summary, the
     force-displacement curve and the interface's damage and tractions at every step equal
     to 1e-10."""
-    case = _write(tmp_path, PULLOFF)
-    assert main(["pulloff", str(case), "--out", str(tmp_path / "whole"), "-q"]) == 0
-    stops = _interrupted_then_resumed(tmp_path,
-                                      _sinter("-v", "pulloff", case, "--out", "out"),
-                                      "pulloff", seed=3, window=3.0)
-    assert stops >= 1
-    assert _largest_difference(tmp_path / "whole", tmp_path / "out",
-                               ["pulloff.csv", "interface_damage.csv"]) < RELATIVE
+    whole, out = _whole_and_interrupted(tmp_path, PULLOFF, "pulloff", "pulloff", 3, 3.0)
+    assert _largest_difference(whole, out, ["pulloff.csv", "interface_damage.csv"]) \
+        < RELATIVE
 
 
 @pytest.mark.slow
@@ -254,20 +253,14 @@ def test_interrupted_on_two_ranks_resumes_to_the_uninterrupted_result(tmp_path):
     """`sinter run --np 2` (SIGINT/SIGTERM to the front process: it asks the ranks to stop,
     solver/launch.py) stopped twice and resumed, then compared with the uninterrupted run
     on one rank: the summary, history.csv and the final state to 1e-10."""
-    case = _write(tmp_path, SCHEDULE)
-    assert main(["run", str(case), "--out", str(tmp_path / "whole"), "-q"]) == 0
-    stops = _interrupted_then_resumed(
-        tmp_path, _sinter("-v", "run", case, "--out", "out", "--np", "2"), "process",
-        seed=4, window=1.5, kills=2)
-    assert stops >= 1
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["ranks"] == 2
-    whole = json.loads((tmp_path / "whole" / "summary.json").read_text())
-    whole["ranks"] = 2  # the one number that differs on purpose
-    (tmp_path / "whole" / "summary.json").write_text(json.dumps(whole))
-    assert _largest_difference(tmp_path / "whole", tmp_path / "out", ["history.csv"]) \
-        < RELATIVE
-    assert _state_difference(tmp_path / "whole", tmp_path / "out") < RELATIVE
+    whole, out = _whole_and_interrupted(tmp_path, SCHEDULE, "run", "process", 4, 1.5,
+                                        kills=2, ranks=2)
+    assert json.loads((out / "summary.json").read_text())["ranks"] == 2
+    summary = json.loads((whole / "summary.json").read_text())
+    summary["ranks"] = 2  # the one number that differs on purpose
+    (whole / "summary.json").write_text(json.dumps(summary))
+    assert _largest_difference(whole, out, ["history.csv"]) < RELATIVE
+    assert _state_difference(whole, out) < RELATIVE
 
 
 def test_signal_to_one_rank_stops_every_rank_at_the_same_step(tmp_path):
@@ -395,32 +388,44 @@ def test_incomplete_result_is_said_incomplete_and_replaced(tmp_path, capsys):
     assert (out / "summary.json").exists() and not (out / INCOMPLETE_FILE).exists()
 
 
-def test_sweep_rerun_resumes_an_interrupted_case_and_skips_complete_ones(tmp_path, capsys):
-    """A sweep of two cases; one case's run is interrupted (as a Ctrl-C or a Slurm time
-    limit would) and left incomplete: `sinter sweep status` says so, and the rerun leaves
-    the complete case alone and resumes the other, to the result it had before to 1e-10."""
+def test_interrupted_sweep_resumes_on_rerun(tmp_path, capsys):
+    """Ctrl-C (SIGINT to its process group) during the second case of a sweep on one warm
+    worker: the case stops at a step boundary and is reported incomplete; the rerun leaves
+    the first case alone and resumes the second, to its uninterrupted result to 1e-10."""
     _write(tmp_path, SCHEDULE, "base.toml")
     sweep = _write(tmp_path, '[sweep]\nbase = "base.toml"\n[parameters]\n'
                              '"solver.hold_steps" = [3, 4]\n', "sweep.toml")
     out = tmp_path / "sweep"
-    assert main(["sweep", str(sweep), "--out", str(out), "-q"]) == 0
-    runs = sorted(path for path in (out / "runs").iterdir() if not path.name.startswith("."))
-    assert len(runs) == 2
-    untouched, interrupted = runs
-    (tmp_path / "before").mkdir()
-    (tmp_path / "before" / "summary.json").write_bytes(
-        (interrupted / "summary.json").read_bytes())
-    mtime = (untouched / "summary.json").stat().st_mtime
-    status, stderr = _run_and_signal(
-        _sinter("-v", "run", out / "cases" / f"{interrupted.name}.toml", "--out",
-                interrupted), STEP_LINES["process"], 0.2, signal.SIGINT, out)
-    assert status == INCOMPLETE, stderr[-3000:]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(_sinter("sweep", sweep, "--out", out, "--jobs", "1", "-q"),
+                               cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    runs = out / "runs"
+    deadline = time.monotonic() + 300
+    # (pathlib's * matches a hidden temporary directory too: its summary.json is the last
+    # file before it is renamed)
+    while not (done := [p for p in runs.glob("*/summary.json")
+                        if not p.parent.name.startswith(".")]) or not any(
+            STEP_LINES["process"] in log.read_text()
+            for log in runs.glob(".*.partial-*/run.log")):
+        assert time.monotonic() < deadline and process.poll() is None, process.stderr.read()
+        time.sleep(0.05)
+    time.sleep(random.Random(5).uniform(0.0, 1.0))
+    os.killpg(process.pid, signal.SIGINT)
+    process.wait(timeout=300)
+    (first,) = [path.parent for path in done]
+    second = next(path for path in runs.iterdir()
+                  if path.is_dir() and not path.name.startswith(".") and path != first)
+    assert (second / INCOMPLETE_FILE).exists() and not (second / "summary.json").exists()
     capsys.readouterr()
     assert main(["sweep", "status", str(out)]) == 0
     report = capsys.readouterr().out
-    assert f"{interrupted.name}: incomplete: interrupted by SIGINT" in report
+    assert f"{second.name}: incomplete: interrupted by SIGINT" in report
     assert "1 ok, 0 failed, 1 incomplete, 0 pending" in report
+    mtime = (first / "summary.json").stat().st_mtime
     assert main(["sweep", str(sweep), "--out", str(out), "-q"]) == 0
-    assert (untouched / "summary.json").stat().st_mtime == mtime
-    assert not checkpoint_path(interrupted).exists()
-    assert _largest_difference(tmp_path / "before", interrupted) < RELATIVE
+    assert (first / "summary.json").stat().st_mtime == mtime
+    assert (second / "summary.json").exists() and not checkpoint_path(second).exists()
+    assert main(["run", str(out / "cases" / f"{second.name}.toml"), "--out",
+                 str(tmp_path / "whole"), "-q"]) == 0
+    assert _largest_difference(tmp_path / "whole", second, ["history.csv"]) < RELATIVE

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
+from solver.launch import GRACE_SECONDS
 from solver.sweep.backends import finish_attempt, resumable, start_attempt
 from solver.sweep.plan import SweepCase
 
@@ -160,8 +161,21 @@ def run_warm(out: Path, todo: list[SweepCase], count: int,
                     worker.case = queue.popleft()
                     worker.connection.send(worker.case)
                     busy.append(worker)
+    except KeyboardInterrupt:
+        # a Ctrl-C reaches the workers too (the same process group): each stops its case at
+        # the next step boundary and leaves an incomplete result, which a rerun resumes
+        # (solver/stopping.py); they are waited for that long, then end
+        for worker in busy:
+            try:
+                worker.connection.send(None)
+            except OSError:
+                pass
+        for worker in busy:
+            worker.process.join(timeout=GRACE_SECONDS)
+        raise
     finally:
-        for worker in busy:  # interrupted: no case is waited for
-            worker.process.terminate()
+        for worker in busy:  # interrupted otherwise: no case is waited for
+            if worker.process.is_alive():
+                worker.process.terminate()
             worker.process.join()
             worker.connection.close()
