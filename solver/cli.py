@@ -129,7 +129,7 @@ def main(argv=None) -> int:
 
     from solver.errors import UserError, one_line
     from solver.io.log import setup_logging
-    from solver.stopping import RunStopped
+    from solver.stopping import RunStopped, on_signals
 
     comm = MPI.COMM_WORLD
     launch.prepare_for_failures(comm)
@@ -149,9 +149,10 @@ def main(argv=None) -> int:
 
             write_report(args.run_dir)
             return 0
-        if args.command == "pulloff":
-            return _pulloff(args)
-        return _run(args)
+        # SIGINT/SIGTERM stop the stages at a step boundary (solver/stopping.py); before
+        # the stages and after their results are complete, one is recorded and ignored
+        with on_signals():
+            return _pulloff(args) if args.command == "pulloff" else _run(args)
     except RunStopped as stopped:  # on every rank at the same step
         if comm.rank == 0:
             print(_stopped_line(stopped, args), file=sys.stderr, flush=True)

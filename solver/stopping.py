@@ -25,6 +25,7 @@ INCOMPLETE_FILE = "incomplete.json"
 STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
 _received: list[int] = []  # the signals this process received while `on_signals` held
+_depth: list[int] = []  # the `on_signals` held now, one entry each (they nest)
 
 
 class RunStopped(Exception):
@@ -79,7 +80,9 @@ def on_signals():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    _received.clear()
+    if not _depth:  # the outermost: a new command (a sweep's worker runs many)
+        _received.clear()
+    _depth.append(1)
 
     def record(signum, frame):
         if _received and signum != signal.SIGUSR1:
@@ -95,7 +98,7 @@ def on_signals():
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        _received.clear()
+        _depth.pop()
 
 
 def requested(comm) -> int:

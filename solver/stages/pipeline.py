@@ -53,10 +53,11 @@ def run_case(case, out, comm=MPI.COMM_WORLD, progress: bool = True,
     resumed = _resumed(out, saved, case, comm, ("process", "swelling")) if resume else None
     with _results(out, comm, case, command, "run") as workdir:
         emesh = build_mesh(case, comm)
+        if resumed is not None:
+            _carry_over(out, workdir, comm, resumed)
         if resumed is not None and resumed["stage"] == "swelling":
-            # the process stage ended before the stop: its files are in the incomplete
-            # result, its summary and the sintered stress in the checkpoint
-            _carry_over(out, workdir, comm)
+            # the process stage ended before the stop: its files are carried over, its
+            # summary and the sintered stress are in the checkpoint
             carried = resumed["carried"]
             stress = fem.Function(fem.functionspace(emesh.mesh, ("DG", case.solver.degree - 1,
                                                                  (3, 3))))
@@ -108,24 +109,44 @@ def _resumed(out, saved, case, comm, stages) -> dict:
     return found
 
 
-def _carry_over(out, workdir, comm):
-    """Copy the files of the process stage from the incomplete result at `out` (stopped in
-    the swelling stage) into workdir: all but run.log, incomplete.json and the swelling
-    stage's own (swelling*, which the resumed stage writes)."""
-    missing = comm.bcast(not (Path(out) / "state.npz").exists() if comm.rank == 0 else None)
-    if missing:
+def _carry_over(out, workdir, comm, resumed: dict):
+    """From the incomplete result at `out` that `resumed` (a checkpoint's progress)
+    continues, into workdir: where the swelling stage resumes, the process stage's files
+    (all but run.log, incomplete.json and the swelling stage's own); and the field files
+    the resumed stage wrote before it stopped, as STEM.until-step-N.xdmf (+ .h5) and
+    PREFIXdisplacement.until-step-N.bp ..., N its last step (those of earlier resumes as
+    they are): the resumed stage writes its fields from the resume on."""
+    out = Path(out).absolute()
+    swelling = resumed["stage"] == "swelling"
+    missing = comm.bcast(not (out / "state.npz").exists() if comm.rank == 0 else None)
+    if swelling and missing:
         raise UserError(f"{out}: the incomplete result the checkpoint belongs to is gone "
                         "(its process stage's files): run the case again without --resume")
-    if comm.rank == 0:
-        for path in Path(out).absolute().iterdir():
-            if path.name in ("run.log", stopping.INCOMPLETE_FILE) \
-                    or path.name.startswith("swelling"):
-                continue
-            if path.is_dir():  # a VTX file (ADIOS2 writes a directory)
-                shutil.copytree(path, workdir / path.name)
-            else:
-                shutil.copy2(path, workdir / path.name)
+    if comm.rank == 0 and (out / stopping.INCOMPLETE_FILE).exists():
+        kept = ".until-step-"
+        for path in out.iterdir():
+            if kept in path.name or (swelling and not path.name.startswith("swelling")
+                                     and path.name not in ("run.log",
+                                                           stopping.INCOMPLETE_FILE)):
+                _copy(path, workdir / path.name)
+        stem, prefix = ("swelling", "swelling-") if swelling else ("fields", "")
+        tag = f"{kept}{resumed['step']}"
+        if (out / f"{stem}.xdmf").exists():  # its data items name the .h5 file
+            (workdir / f"{stem}{tag}.xdmf").write_text(
+                (out / f"{stem}.xdmf").read_text().replace(f"{stem}.h5:", f"{stem}{tag}.h5:"))
+            _copy(out / f"{stem}.h5", workdir / f"{stem}{tag}.h5")
+        for name in ("displacement", "stress"):
+            if (out / f"{prefix}{name}.bp").exists():
+                _copy(out / f"{prefix}{name}.bp", workdir / f"{prefix}{name}{tag}.bp")
     comm.barrier()
+
+
+def _copy(source: Path, target: Path):
+    """A file, or a directory (a VTX file: ADIOS2 writes a directory)."""
+    if source.is_dir():
+        shutil.copytree(source, target)
+    else:
+        shutil.copy2(source, target)
 
 
 def run_pulloff(case, out, comm=None, command=None, resume: bool = False) -> dict:
