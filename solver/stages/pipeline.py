@@ -9,7 +9,10 @@ run_process), then the swelling stage from its final stress where the case has a
 [swelling] table (solver/stages/swelling.py). `sinter pulloff` (run_pulloff): the process
 stage for its final stress alone, then the pull-off test (solver/stages/pulloff.py). Each
 stage writes its own files and returns its part of summary.json; the summary is assembled
-here (solver/io/summary.py), and the results appear at `out` only when complete.
+here (solver/io/summary.py), and the results appear at `out` only when complete, or, when
+a stage stops early (a diverged solve, SIGINT/SIGTERM: solver/stopping.py), marked
+incomplete (incomplete.json, no summary.json); --resume continues from the checkpoint a
+stop wrote beside `out`.
 """
 
 import contextlib
