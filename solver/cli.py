@@ -16,6 +16,10 @@ logger = logging.getLogger(__name__)
 # The exit status of `sinter run --strict` (and `sinter sweep --strict`) when the results
 # fail a condition of their verdict: not 1 (a solver failure) nor 2 (a user error).
 VERDICT_FAILED = 3
+# The exit status of `sinter run` and `sinter pulloff` that stopped before the end (a solve
+# that step cuts could not cure, or SIGINT/SIGTERM at a step boundary) and left an
+# incomplete result (incomplete.json, no summary.json; solver/stopping.py).
+INCOMPLETE = 4
 
 
 @functools.cache
@@ -33,10 +37,11 @@ def _parser():
     parser = argparse.ArgumentParser(
         prog="sinter", parents=[common],
         description="Sintering and swelling of silicon anodes on copper foil.",
-        epilog="Exit status: 0 done; 1 a solver failure or a result that could not be "
-               "written (a full disk); 2 a wrong case file or argument, or an --out that "
-               "cannot take the result; "
-               "3 with --strict, a condition of the verdict failed (e.g. delamination).")
+        epilog="Exit status: 0 done; 1 a failure (a bug, a lost rank) or a result that "
+               "could not be written (a full disk); 2 a wrong case file or argument, or an "
+               "--out that cannot take the result; 3 with --strict, a condition of the verdict "
+               "failed (e.g. delamination); 4 stopped early (a diverged solve, SIGINT or "
+               "SIGTERM): an incomplete result, --resume continues an interrupted one.")
     from solver.io.provenance import version_line
 
     parser.add_argument("--version", action="version", version=version_line())
@@ -64,8 +69,9 @@ def _parser():
                      help="run on N MPI ranks (the same as mpirun -n N sinter run ...)")
     run.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
                      help="write a checkpoint every N time steps (beside --out)")
-    run.add_argument("--restart", action="store_true",
-                     help="continue a crashed run from its checkpoint")
+    run.add_argument("--resume", "--restart", dest="resume", action="store_true",
+                     help="continue an interrupted (or crashed) run from its checkpoint "
+                          "beside --out")
     run.add_argument("--strict", action="store_true",
                      help=f"exit with status {VERDICT_FAILED} when a condition of the verdict "
                           "fails (delamination predicted, a process-window condition)")
@@ -78,6 +84,8 @@ def _parser():
                          "results/NAME-pulloff)")
     pulloff.add_argument("--np", type=int, default=1, metavar="N",
                          help="run on N MPI ranks (the same as mpirun -n N sinter pulloff ...)")
+    pulloff.add_argument("--resume", action="store_true",
+                         help="continue an interrupted run from its checkpoint beside --out")
 
     view = commands.add_parser("view", parents=[common],
                                help="draw a result with ParaView into RUN_DIR/views/")
@@ -106,7 +114,12 @@ def main(argv=None) -> int:
         # before MPI is initialised here: a sweep launches mpirun for its cases
         from solver.sweep.cli import main as sweep_main
 
-        return sweep_main(args)
+        try:
+            return sweep_main(args)
+        except KeyboardInterrupt:  # Ctrl-C: the running cases stopped at a step boundary
+            print("sinter: interrupted: the cases that were running are incomplete; run the "
+                  "sweep again to resume them", file=sys.stderr)
+            return 128 + 2
     if args.command in ("run", "pulloff") and args.np > 1 \
             and "OMPI_COMM_WORLD_SIZE" not in os.environ and "PMI_SIZE" not in os.environ:
         return _relaunch_under_mpirun(argv, args.np)
@@ -119,6 +132,7 @@ def main(argv=None) -> int:
 
     from solver.errors import UserError, one_line
     from solver.io.log import setup_logging
+    from solver.stopping import RunStopped, on_signals
 
     comm = MPI.COMM_WORLD
     launch.prepare_for_failures(comm)
@@ -138,9 +152,14 @@ def main(argv=None) -> int:
 
             write_report(args.run_dir)
             return 0
-        if args.command == "pulloff":
-            return _pulloff(args)
-        return _run(args)
+        # SIGINT/SIGTERM stop the stages at a step boundary (solver/stopping.py); before
+        # the stages and after their results are complete, one is recorded and ignored
+        with on_signals():
+            return _pulloff(args) if args.command == "pulloff" else _run(args)
+    except RunStopped as stopped:  # on every rank at the same step
+        if comm.rank == 0:
+            print(_stopped_line(stopped, args), file=sys.stderr, flush=True)
+        return INCOMPLETE
     except UserError as error:
         status = getattr(error, "status", 2)  # OutputError: 1, the run failed
         if not launch.failed_together(error):
@@ -148,6 +167,15 @@ def main(argv=None) -> int:
                                f"{one_line(str(error))}", status)
         _error(error)
         _end_after_failed_hdf5_writes(status)
+        return status
+    except (KeyboardInterrupt, SystemExit) as ended:  # a second SIGINT or SIGTERM
+        status = ended.code if isinstance(ended, SystemExit) else 128 + 2
+        if not isinstance(status, int):
+            raise
+        message = "sinter: stopped at once by a second signal: no result"
+        if comm.size > 1:
+            launch.abort_alone(comm, f"{message} (rank {comm.rank} of {comm.size})", status)
+        print(message, file=sys.stderr)
         return status
     except BaseException:
         if comm.size == 1:
@@ -166,6 +194,18 @@ def _end_after_failed_hdf5_writes(status: int):
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)
+
+
+def _stopped_line(stopped, args) -> str:
+    """The one line of a run that stopped early: why, where, and what to do."""
+    from solver.errors import one_line
+
+    out = args.resolved_out  # set before any stage runs
+    resume = (f"; resume with: sinter {args.command} {args.case} --out {out} --resume"
+              if stopped.resumable else "")
+    return one_line(f"sinter: stopped: {stopped.reason}; {stopped.stage} stage, step "
+                    f"{stopped.step}, {stopped.load_text()}; incomplete results in {out}"
+                    f"{resume}")
 
 
 def _error(error: Exception):
@@ -345,9 +385,9 @@ def _run(args) -> int:
     from solver.stages.pipeline import run_case
 
     case = load_case(args.case)
-    out = args.out or Path("results") / case.case.name
+    out = args.resolved_out = args.out or Path("results") / case.case.name
     summary = run_case(case, out, progress=not (args.no_progress or args.quiet),
-                       checkpoint_every=args.checkpoint_every, restart=args.restart,
+                       checkpoint_every=args.checkpoint_every, resume=args.resume,
                        command=args.argv)
     from mpi4py import MPI
 
@@ -368,8 +408,8 @@ def _pulloff(args) -> int:
     from solver.stages.pipeline import run_pulloff
 
     case = load_case(args.case)
-    out = args.out or Path("results") / f"{case.case.name}-pulloff"
-    summary = run_pulloff(case, out, command=args.argv)
+    out = args.resolved_out = args.out or Path("results") / f"{case.case.name}-pulloff"
+    summary = run_pulloff(case, out, command=args.argv, resume=args.resume)
     if MPI.COMM_WORLD.rank == 0 and not args.quiet:
         result = summary["pulloff"]
         if result.get("load") == "swelling":

@@ -1,9 +1,12 @@
 """A run on several MPI ranks ends as a whole: no rank, and no mpirun, outlives a failure.
 
-- The front process of `sinter run --np N` starts mpirun in a session of its own, forwards
-  SIGINT, SIGTERM and SIGHUP to it (and kills what is left after STOP_SECONDS), and has the
-  kernel send mpirun SIGTERM should the front process itself be killed (prctl
-  PR_SET_PDEATHSIG, Linux).
+- The front process of `sinter run --np N` starts mpirun in a session of its own and has
+  the kernel send mpirun SIGTERM should the front process itself be killed (prctl
+  PR_SET_PDEATHSIG, Linux). A first SIGINT or SIGTERM to it asks the ranks to stop at their
+  next step boundary (STOP_REQUEST, which mpirun forwards to every rank; the ranks take it
+  as they take SIGINT and SIGTERM, solver/stopping.py) and leave an incomplete result; if
+  they have not ended within GRACE_SECONDS, or at a second signal, or at SIGHUP, the signal
+  goes to mpirun and the ranks, and what is left is killed after STOP_SECONDS.
 - Every rank asks the kernel for SIGKILL when its launcher (mpirun, srun's step daemon)
   ends: a rank without a launcher has nobody to report to.
 - An exception on some ranks but not all would leave the others waiting in a collective
@@ -24,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 STOP_SECONDS = 15.0  # mpirun's time to take its ranks down after a forwarded signal
+GRACE_SECONDS = 300.0  # the ranks' time to finish their step and write after a stop request
+STOP_REQUEST = signal.SIGUSR1  # Open MPI's mpirun forwards it to every rank
 AGREEMENT_SECONDS = 10.0  # a failure every rank reaches arrives within this on all of them
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -46,24 +51,37 @@ def die_with_parent(signum: int = signal.SIGKILL) -> bool:
 
 
 def run_mpirun(command: list[str]) -> int:
-    """Run mpirun (`command`) to its end and return its exit status; a SIGINT, SIGTERM or
-    SIGHUP to this process stops it and all its ranks, and then the status is 128 + the
-    signal's number, as a shell reports a process the signal ended."""
+    """Run mpirun (`command`) to its end and return its exit status. A first SIGINT or
+    SIGTERM to this process asks the ranks to stop at a step boundary (STOP_REQUEST to
+    mpirun): mpirun's status is returned then (solver/cli.py INCOMPLETE when they stopped).
+    A second signal, SIGHUP, or ranks that do not end within GRACE_SECONDS stop mpirun and
+    all its ranks, and then the status is 128 + the (first) signal's number, as a shell
+    reports a process the signal ended."""
     process = subprocess.Popen(command, start_new_session=True,
                                preexec_fn=lambda: die_with_parent(signal.SIGTERM))
     received: list[int] = []
+    forwarded: list[int] = []  # the signal sent to mpirun's process group, if it came to that
 
     def forward(signum, frame):
-        if not received:
+        if not received and signum != signal.SIGHUP:
+            logger.debug("signal %d: asking the ranks to stop at a step boundary", signum)
+            _signal_mpirun(process, STOP_REQUEST)
+        elif not forwarded:
             logger.debug("signal %d: stopping mpirun", signum)
             _signal(process, signum)
+            forwarded.append(signum)
         received.append(signum)
 
     previous = {signum: signal.signal(signum, forward) for signum in FORWARDED}
     try:
-        deadline = None
+        grace = deadline = None
         while process.poll() is None:
-            if received and deadline is None:
+            if received and grace is None:
+                grace = time.monotonic() + GRACE_SECONDS
+            if grace is not None and not forwarded and time.monotonic() > grace:
+                _signal(process, received[0])
+                forwarded.append(received[0])
+            if forwarded and deadline is None:
                 deadline = time.monotonic() + STOP_SECONDS
             if deadline is not None and time.monotonic() > deadline:
                 _signal(process, signal.SIGKILL)  # the ranks follow it (die_with_parent)
@@ -71,9 +89,18 @@ def run_mpirun(command: list[str]) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    if received:
+    if forwarded:
         return 128 + received[0]
     return process.returncode if process.returncode >= 0 else 128 - process.returncode
+
+
+def _signal_mpirun(process: subprocess.Popen, signum: int):
+    """`signum` to mpirun alone (it forwards STOP_REQUEST to the ranks once: sent to its
+    process group, the ranks would have it twice)."""
+    try:
+        os.kill(process.pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def _signal(process: subprocess.Popen, signum: int):

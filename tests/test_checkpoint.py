@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from solver.case import load_case_text
-from solver.errors import SolverError
 from solver.physics.inelastic import InelasticProblem
 from solver.stages.pipeline import run_case
 
@@ -38,17 +37,17 @@ def test_restart_reproduces_an_uninterrupted_run(tmp_path, monkeypatch):
     def crashing_advance(self, *args, **kwargs):
         calls["count"] += 1
         if calls["count"] == 12:  # in the hold, after checkpoints on the way up
-            raise SolverError("simulated crash")
+            raise RuntimeError("simulated crash")  # a bug, a lost node: no result at all
         return advance(self, *args, **kwargs)
 
     monkeypatch.setattr(InelasticProblem, "advance", crashing_advance)
-    with pytest.raises(SolverError):
+    with pytest.raises(RuntimeError):
         run_case(case, tmp_path / "crashed", progress=False, checkpoint_every=3)
     assert not (tmp_path / "crashed").exists()  # no result that looks complete
     assert (tmp_path / ".crashed.checkpoint.npz").exists()
     monkeypatch.setattr(InelasticProblem, "advance", advance)
 
-    restarted = run_case(case, tmp_path / "crashed", progress=False, restart=True)
+    restarted = run_case(case, tmp_path / "crashed", progress=False, resume=True)
     assert not (tmp_path / ".crashed.checkpoint.npz").exists()
     # to the solvers' tolerances (measured 1.8e-9): the restart sets up afresh the
     # preconditioner that the uninterrupted run kept between Newton iterations

@@ -7,6 +7,7 @@ checked by the tag, in /proc, not by the front process alone.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -131,11 +132,36 @@ def _nothing_complete(parent: Path, name: str):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGKILL"])
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGHUP", "SIGTERM twice"])
 def test_killed_launcher_takes_the_run_down(tmp_path, how):
     """`sinter run --np 2` killed 3 s after it began its results (meshing, then solving):
     mpirun and both ranks end with it, and no result appears (before: after SIGTERM and
-    SIGKILL both ranks went on and wrote the result)."""
+    SIGKILL both ranks went on and wrote the result). A second SIGTERM (the first asks the
+    ranks to stop at a step boundary, below) ends the run at once."""
+    run = Run("run", _case(tmp_path, KILLED_BILAYER), "--out", tmp_path / "out", "--np", "2",
+              "--no-progress")
+    run.wait_for_ranks(2)
+    run.wait_for_results(tmp_path, "out")
+    time.sleep(3)
+    for name in how.split()[0:1] * (2 if how.endswith("twice") else 1):
+        os.kill(run.front.pid, getattr(signal, name))
+        time.sleep(0.5)  # two of the same signal pending at once are delivered once
+    status, stderr, _ = run.ends()
+    assert status == {"SIGKILL": -9, "SIGHUP": 128 + 1, "SIGTERM twice": 128 + 15}[how], stderr
+    assert "Traceback" not in stderr
+    if how == "SIGTERM twice" and (tmp_path / "out" / "incomplete.json").exists():
+        # the ranks had stopped at a step boundary before the second signal: incomplete
+        (tmp_path / "out" / "incomplete.json").unlink()
+        shutil.rmtree(tmp_path / "out")
+    _nothing_complete(tmp_path, "out")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT"])
+def test_interrupted_launcher_stops_every_rank_at_a_step(tmp_path, how):
+    """SIGTERM or SIGINT to `sinter run --np 2`: every rank stops at the same step boundary
+    (solver/stopping.py), the run ends with exit status 4 and an incomplete result, and no
+    process of it is left."""
     run = Run("run", _case(tmp_path, KILLED_BILAYER), "--out", tmp_path / "out", "--np", "2",
               "--no-progress")
     run.wait_for_ranks(2)
@@ -143,9 +169,10 @@ def test_killed_launcher_takes_the_run_down(tmp_path, how):
     time.sleep(3)
     os.kill(run.front.pid, getattr(signal, how))
     status, stderr, _ = run.ends()
-    assert status == {"SIGTERM": 128 + 15, "SIGINT": 128 + 2, "SIGKILL": -9}[how], stderr
-    assert "Traceback" not in stderr
-    _nothing_complete(tmp_path, "out")
+    assert status == 4, stderr
+    assert "Traceback" not in stderr and "sinter: stopped: interrupted by SIGUSR1" in stderr
+    assert (tmp_path / "out" / "incomplete.json").exists()
+    assert not list(tmp_path.glob("**/summary.json"))
 
 
 @pytest.mark.slow

@@ -40,9 +40,12 @@ MINIMUM_FREE_BYTES = 64 * 1024
 
 
 class ResultsDirectory:
-    """Results appear at `target` only when complete: a failed run leaves nothing there.
+    """Results appear at `target` only when complete, or when the run stopped early and
+    says so (it ended with solver/stopping.py RunStopped, and the stage has written
+    incomplete.json): a failed run leaves nothing there.
 
-    An existing earlier result (it has a summary.json) is replaced; any other non-empty
+    An existing earlier result (it has a summary.json or an incomplete.json) is replaced;
+    any other non-empty
     directory is left alone and the run refuses to start. One run at a time writes a
     target: rank 0 holds an exclusive lock (flock) on `.NAME.lock` beside it while the run
     lasts, and a second run is refused. The kernel releases the lock of a run that dies,
@@ -87,15 +90,19 @@ class ResultsDirectory:
         t = self.target
         if t.exists() and not t.is_dir():
             return f"{t}: is a file, not a results directory; choose another --out"
-        if t.exists() and any(t.iterdir()) and not (t / "summary.json").exists():
+        if t.exists() and any(t.iterdir()) and not is_result(t):
             return f"{t}: exists and is not a sinterfem result; choose another --out"
         return directory_refusal(t.parent)
 
     def __exit__(self, exc_type, exc, traceback):
         from solver import launch
+        from solver.stopping import RunStopped
 
-        failure = None if exc is None else self._output_error(exc)
-        if exc is not None and not launch.failed_together(exc):
+        failure = (None if exc is None or isinstance(exc, RunStopped)
+                   else self._output_error(exc))
+        if isinstance(exc, RunStopped):  # every rank stopped at the same step
+            exc_type = None  # the incomplete result moves into place
+        elif exc is not None and not launch.failed_together(exc):
             # the other ranks are not here to meet at a barrier: this rank's error ends the
             # run (solver/launch.py), and nothing of the run may stay
             shutil.rmtree(self.path, ignore_errors=True)
@@ -234,6 +241,13 @@ def write_text(path, text: str):
         Path(path).write_text(text)
     except OSError as error:
         raise write_failure(path, error) from error
+
+
+def is_result(path: Path) -> bool:
+    """A result of sinterfem: complete (summary.json) or incomplete (incomplete.json)."""
+    from solver.stopping import INCOMPLETE_FILE
+
+    return (path / "summary.json").exists() or (path / INCOMPLETE_FILE).exists()
 
 
 def _lock(path: Path):

@@ -116,6 +116,10 @@ PEAK_INTERFACE_LOSS = 0.01
 # triangle between the samples either side: 3e-3 of G_c on the flat 3D cell with 0.2 %
 # here, 1e-4 with 0.02 %). Where nodes start one by one, their share stays small.
 ONSET_INTERFACE_LOSS = 2e-4
+# A sub-step whose extrapolated state (CohesiveProblem._predictor) uses more than this many
+# times its limits is cut before Newton is spent on it; the margin covers the error of the
+# linear extrapolation where nodes start to soften.
+PREDICTED_OVER_LIMIT = 1.5
 
 
 @dataclass(frozen=True)
@@ -370,8 +374,9 @@ class CohesiveProblem:
         self.dirichlet = list(self._inactive)
         self.step_cuts = 0
         self._next_increment = np.inf  # the load sub-step to try first (advance)
-        # the last converged sub-step: (load, its change of the load, its change of w)
-        self._last_step = None
+        # the last converged sub-step: its load, its change of the load and of w
+        self.last_load, self.last_load_change = None, 0.0
+        self.last_change = fem.Function(self.W)
         self._peak = PeakTracker()
         self._forms = {}
         self.dofs = self.W.dofmap.index_map.size_global * self.W.dofmap.index_map_bs
@@ -906,27 +911,20 @@ class CohesiveProblem:
             set_load(load)
             saved, before = self.w.x.array.copy(), self.history()
             flow_before = self._flow_snapshot()
-            iterations = self.solve_step(None if dt is None else dt * (b - a),
-                                         self._predictor(load))
-            opening, shear = self._split(self.jumps())
-            lost = self.law.strength_loss(self.damage, opening, shear)
-            lost_before = self.law.strength_loss(before.damage, opening, shear)
-            loss = self.comm.allreduce(float(np.max(lost - lost_before, initial=0.0)),
-                                       op=MPI.MAX)
-            usage = loss / max_strength_loss
-            why = f"a node lost {loss:.3g} of its strength in one step"
-            area = self.interface_sum(np.ones_like(lost))
-            onset_loss = self.interface_sum(np.where(before.damage > 0, 0.0, lost)) / area
-            if onset_loss > ONSET_INTERFACE_LOSS * usage:
-                usage = onset_loss / ONSET_INTERFACE_LOSS
-                why = (f"the nodes that started to soften lost {onset_loss:.3g} of the "
-                       "interface's strength in one step")
-            if peak is not None and self._peak.at_largest():
-                mean_loss = self.interface_sum(lost - lost_before) / area
-                if mean_loss > PEAK_INTERFACE_LOSS * usage:
-                    usage = mean_loss / PEAK_INTERFACE_LOSS
-                    why = (f"the interface lost {mean_loss:.3g} of its strength in one step "
-                           "at the largest force so far")
+            part_dt = None if dt is None else dt * (b - a)
+            at_peak = peak is not None and self._peak.at_largest()
+            predictor = self._predictor(load)
+            if predictor is not None and not last_chance:
+                # a sub-step that the extrapolation shows far over its limits is not solved
+                delta = self.jumps(self.w.x.array + predictor)
+                usage, why = self._step_usage(self.nodal_damage(delta, part_dt),
+                                              before.damage, delta, max_strength_loss,
+                                              at_peak)
+                if usage > PREDICTED_OVER_LIMIT:
+                    raise StepOverLimit(f"predicted: {why}", usage)
+            iterations = self.solve_step(part_dt, predictor)
+            usage, why = self._step_usage(self.damage, before.damage, self.jumps(),
+                                          max_strength_loss, at_peak)
             if usage > 1 and not last_chance:
                 self.w.x.array[:] = saved
                 self.damage, self.slip = before
@@ -934,8 +932,9 @@ class CohesiveProblem:
                 raise StepOverLimit(why, usage)
             if peak is not None:
                 self._peak.follow(peak())
-            self._last_step = (load, load - self._last_step[0] if self._last_step else 0.0,
-                               self.w.x.array - saved)
+            self.last_load_change = 0.0 if self.last_load is None else load - self.last_load
+            self.last_load = load
+            self.last_change.x.array[:] = self.w.x.array - saved
             if converged is not None:
                 converged(load, before, CutReport(iterations, 0))
             return iterations, min(usage, 1.0)
@@ -951,17 +950,53 @@ class CohesiveProblem:
         self.step_cuts += report.cuts
         return CutReport(report.newton_iterations, report.cuts)
 
+    def _step_usage(self, damage, damage_before, delta, max_strength_loss: float,
+                    at_peak: bool) -> tuple[float, str]:
+        """The share of its limits a sub-step from damage_before to damage (at the opening
+        delta) uses, the largest of: the strength a node loses over max_strength_loss, the
+        interface's strength lost by the nodes that start to soften over
+        ONSET_INTERFACE_LOSS, and where the force is at its largest so far (at_peak) the
+        interface's strength lost over PEAK_INTERFACE_LOSS; and the limit that set it, in
+        words."""
+        opening, shear = self._split(delta)
+        lost = self.law.strength_loss(damage, opening, shear)
+        lost_before = self.law.strength_loss(damage_before, opening, shear)
+        loss = self.comm.allreduce(float(np.max(lost - lost_before, initial=0.0)), op=MPI.MAX)
+        usage, why = loss / max_strength_loss, f"a node lost {loss:.3g} of its strength"
+        area = self.interface_sum(np.ones_like(lost))
+        onset_loss = self.interface_sum(np.where(damage_before > 0, 0.0, lost)) / area
+        if onset_loss > ONSET_INTERFACE_LOSS * usage:
+            usage = onset_loss / ONSET_INTERFACE_LOSS
+            why = f"the nodes that started to soften lost {onset_loss:.3g} of its strength"
+        if at_peak:
+            mean_loss = self.interface_sum(lost - lost_before) / area
+            if mean_loss > PEAK_INTERFACE_LOSS * usage:
+                usage = mean_loss / PEAK_INTERFACE_LOSS
+                why = (f"the interface lost {mean_loss:.3g} of its strength at the largest "
+                       "force so far")
+        return usage, why + " in one step"
+
     def _predictor(self, load: float):
         """The last converged sub-step's change of w, scaled to the load step from there to
         `load` (None before the first one, or for a step in another direction): Newton then
         starts with the flowing points flowing and the opening nodes opening, where from
         the last state it would take an elastic first step and search its length back."""
-        if self._last_step is None:
+        if self.last_load is None or self.last_load_change == 0:
             return None
-        previous_load, previous_change, change = self._last_step
-        if previous_change == 0 or (load - previous_load) / previous_change <= 0:
-            return None
-        return (load - previous_load) / previous_change * change
+        ratio = (load - self.last_load) / self.last_load_change
+        return ratio * self.last_change.x.array if ratio > 0 else None
+
+    def stepping_state(self) -> dict:
+        """What advance carries from one load step to the next, but last_change (for a
+        checkpoint: JSON numbers)."""
+        return {"next_increment": self._next_increment, "last_load": self.last_load,
+                "last_load_change": self.last_load_change,
+                "peak": [self._peak.last, self._peak.largest]}
+
+    def set_stepping_state(self, state: dict):
+        self._next_increment = state["next_increment"]
+        self.last_load, self.last_load_change = state["last_load"], state["last_load_change"]
+        self._peak.last, self._peak.largest = state["peak"]
 
     def history(self) -> InterfaceHistory:
         """A copy of the irreversible nodal state."""

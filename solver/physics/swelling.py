@@ -621,6 +621,23 @@ class SwellingProblem(CondensedCell):
         local = self.equivalent_plastic_strain.x.array if self.flowing_materials else []
         return self.comm.allreduce(float(np.max(local)) if len(local) else 0.0, op=MPI.MAX)
 
+    def get_state(self) -> dict:
+        """The scalars of the state and the counters, for a checkpoint (its functions: u,
+        the plastic state, the diffusion's fields, are kept cell-wise beside it)."""
+        return {"soc": float(self.soc.value),
+                "out_of_plane_strain": float(self.out_of_plane_strain.value),
+                "face_displacement": self.face_displacement, "step_cuts": self.step_cuts,
+                "newton_iterations": self.newton_iterations}
+
+    def set_state(self, scalars: dict):
+        """Resume at a checkpoint's state (get_state's scalars; the functions set already)."""
+        self.soc.value = scalars["soc"]
+        self.out_of_plane_strain.value = scalars["out_of_plane_strain"]
+        self.face_displacement = scalars["face_displacement"]
+        self.constraints.set_face_displacement(self.face_displacement)
+        self.step_cuts, self.newton_iterations = (scalars["step_cuts"],
+                                                  scalars["newton_iterations"])
+
     def state(self) -> SwellingState:
         return SwellingState(float(self.soc.value), float(self.out_of_plane_strain.value),
                              self.face_displacement)

@@ -18,6 +18,7 @@ import numpy as np
 
 from solver.errors import UserError
 from solver.io import units
+from solver.stopping import INCOMPLETE_FILE, incomplete_message
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ MICROMETRE = 1e-6
 def result_directory(run_dir) -> Path:
     """The absolute path of a complete result (it has summary.json), or a UserError."""
     path = Path(run_dir).absolute()
+    if not (path / "summary.json").is_file() and (path / INCOMPLETE_FILE).is_file():
+        raise UserError(incomplete_message(run_dir, path / INCOMPLETE_FILE))
     if not (path / "summary.json").is_file():
         raise UserError(f"{run_dir}: not a sinterfem result (no summary.json); "
                         "give the --out directory of a finished `sinter run`")

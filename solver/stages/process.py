@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from dolfinx import fem
 
-from solver.errors import UserError
+from solver import stopping
+from solver.errors import SolverError, UserError
 from solver.geometry.registry import geometry_kind
 from solver.io import checkpoint, log, output
 from solver.materials.behaviour import material_model
@@ -40,6 +41,8 @@ from solver.stages.schedule import (
 logger = logging.getLogger(__name__)
 
 COOL_DOWN_STEPS = 12  # time steps of the mechanics over the furnace's cool-down
+# the problem's counts of its (sub-)steps, which the summary reports and a checkpoint keeps
+STEP_COUNTERS = ("step_cuts", "rejected_steps", "step_sizes")
 
 
 class ProcessStage:
@@ -116,11 +119,17 @@ class ProcessStage:
                 hook(index, step, self.state, iterations)
         return self.state
 
-    def final_stress(self) -> fem.Function:
-        """The stress at the end of the schedule, as a DG (3x3) field."""
+    def load(self) -> dict:
+        """The load at the step the problem is at, for an incomplete result."""
+        step = self.steps[self.step]
+        return {"time": step.time, "temperature": step.temperature}
+
+    def final_stress(self, hooks=()) -> fem.Function:
+        """The stress at the end of the schedule, as a DG (3x3) field, from the step the
+        problem is at (hooks: as advance's)."""
         last = len(self.steps) - 1
         # elasticity has no history: the last step alone gives the same state
-        self.advance(range(1, last + 1) if self.inelastic else [last])
+        self.advance(range(self.step + 1, last + 1) if self.inelastic else [last], hooks)
         return self.problem.stress_into(self.stress_field())
 
     def stress_field(self) -> fem.Function:
@@ -168,44 +177,74 @@ class ProcessResult:
 
 
 def run_process(case, emesh, workdir: Path, progress: bool = True, saved: Path | None = None,
-                checkpoint_every: int = 0, restart: bool = False) -> ProcessResult:
+                checkpoint_every: int = 0, resume: bool = False) -> ProcessResult:
     """The process stage of `sinter run`: the fields at the steps [output] chooses
     (fields.xdmf and/or the VTX files), history.csv at every step, the interface tractions
     (interface.csv) and their peaks over the history, furnace.csv and the kinetics; a
-    checkpoint at `saved` every `checkpoint_every` steps (0: never), or, with restart,
-    continuing from it; the final state in state.npz, the start of a later stage."""
+    checkpoint at `saved` every `checkpoint_every` steps (0: never), or, with resume,
+    continuing from it; the final state in state.npz, the start of a later stage.
+
+    A stop (SIGINT/SIGTERM, solver/stopping.py) at a step boundary writes the checkpoint at
+    `saved`; a solve that step cuts cannot cure ends the stage at the last converged step.
+    Either way the files above are written up to that step and RunStopped is raised."""
     stage = ProcessStage(case, emesh, output=True)
-    case_hash = hashlib.sha256(case.text.encode()).hexdigest()
+    case_hash = hash_of(case)
     history, peaks, von_mises_peaks = [], {}, {}
-    if restart:
+    if resume:
         resumed = checkpoint.read(saved, stage.problem)
         if resumed["case_hash"] != case_hash:
             raise UserError(f"{saved}: the checkpoint belongs to another version of the case")
         history, peaks = resumed["history"], resumed["peaks"]
         von_mises_peaks = resumed.get("von_mises_peaks", {})  # not in older checkpoints
         stage.newton_iterations, stage.step = resumed["newton_iterations"], resumed["step"]
-    first_step, last = stage.step + 1 if restart else 0, len(stage.steps) - 1
+        for counter, value in resumed.get("counters", {}).items():
+            setattr(stage.problem, counter, value)
+    first_step, last = stage.step + 1 if resume else 0, len(stage.steps) - 1
+    comm = emesh.mesh.comm
 
     def write_checkpoint(index, step, state, iterations):
         if index % checkpoint_every == 0 and index < last:
             checkpoint.write(saved, stage.problem, record.progress(case_hash))
 
+    def stop_if_asked(index, step, state, iterations):
+        if index < last and (signum := stopping.requested(comm)):
+            checkpoint.write(saved, stage.problem, record.progress(case_hash))
+            raise stopping.RunStopped(stopping.signal_reason(signum), "process", index,
+                                      stage.load(), resumable=True)
+
     record = _Record(stage, workdir, history, peaks, von_mises_peaks)
+    stopped = None
     try:  # the writers hold files open (ADIOS2 aborts if they outlive their directory)
         with log.TimeProgress(stage.steps[-1].time, enabled=progress) as bar:
             def show(index, step, state, iterations):
                 bar.update(step.time, f"{step.label} {step.temperature - 273.15:6.1f} degC")
 
-            stage.advance(range(first_step, last + 1),
-                          [record, show] + ([write_checkpoint] if checkpoint_every else []))
+            try:
+                stage.advance(range(first_step, last + 1),
+                              [record, show, stop_if_asked]
+                              + ([write_checkpoint] if checkpoint_every else []))
+            except stopping.RunStopped as stop:
+                stopped = stop
+            except SolverError as error:  # on every rank: the solve's norms are global
+                stopped = stopping.RunStopped(f"the solve diverged: {error}", "process",
+                                              stage.step, stage.load(), resumable=False)
+        if stopped is not None and record.history and stage.step >= first_step:
+            record.write_last_fields()  # the last converged state, an output step or not
     finally:
         record.fields.close()
     checkpoint.write(workdir / "state.npz", stage.problem,
                      {**record.progress(case_hash), "history": [], "peaks": {},
                       "von_mises_peaks": {}})
-    if emesh.mesh.comm.rank == 0:
+    if comm.rank == 0:
         record.write(workdir)
+    if stopped is not None:
+        raise stopped
     return ProcessResult(stage, record.stress, record.probe, _summary(stage, record))
+
+
+def hash_of(case) -> str:
+    """The case file's content hash: a checkpoint resumes only the case it was written by."""
+    return hashlib.sha256(case.text.encode()).hexdigest()
 
 
 class _Record:
@@ -259,13 +298,24 @@ class _Record:
         logger.debug("t = %.6g s, T = %.2f K: max von Mises %.4g Pa", step.time,
                      step.temperature, self.history[-1][5])
 
+    def write_last_fields(self):
+        """The fields at the step the problem is at, unless written there already."""
+        step = self.stage.steps[self.stage.step]
+        if not self.fields.times or self.fields.times[-1] != step.time:
+            self.temperature = step.temperature
+            self.fields.write(step.time)
+
     def progress(self, case_hash: str) -> dict:
         """The driver's progress at the problem's step, for a checkpoint."""
         stage = self.stage
-        return {"step": stage.step, "time": stage.steps[stage.step].time,
+        problem = stage.problem
+        return {"stage": "process", "step": stage.step, "time": stage.steps[stage.step].time,
                 "case_hash": case_hash, "history": self.history, "peaks": self.peaks,
                 "von_mises_peaks": self.von_mises_peaks,
-                "newton_iterations": stage.newton_iterations}
+                "newton_iterations": stage.newton_iterations,
+                # the summary's step statistics continue from these
+                "counters": {name: getattr(problem, name) for name in STEP_COUNTERS
+                             if hasattr(problem, name)}}
 
     def interfaces(self) -> dict:
         """Per interface: its materials, the tractions at the end and their peaks."""

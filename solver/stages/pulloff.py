@@ -131,19 +131,30 @@ class _RoomMaterial:
         self.swelling_hardening_modulus = material.swelling_hardening_modulus
 
 
-def run_pulloff_stage(case, emesh, initial_stress, process_time: float,
-                      workdir: Path) -> tuple[dict, int]:
+def run_pulloff_stage(case, emesh, initial_stress, process_time: float, workdir: Path,
+                      saved: Path | None = None, resume: bool = False) -> tuple[dict, int]:
     """The pull-off test from `initial_stress` (the process stage's final stress, DG 3x3, or
     None: stress-free), which took `process_time` seconds; writes pulloff.csv,
     interface_damage.csv (and pulloff.png) into workdir. Returns the summary's part
-    "pulloff" and the displacement DOFs of the cohesive problem."""
+    "pulloff" and the displacement DOFs of the cohesive problem.
+
+    A stop (SIGINT/SIGTERM) at the end of a load step writes a checkpoint at `saved` (the
+    cohesive problem's state, the residual stress and the records so far); with resume the
+    test continues from it (and the residual stress comes from it). A stop, or a solve that
+    step cuts cannot cure, writes the tables up to the last converged step and raises
+    RunStopped."""
     from dolfinx import fem
 
-    from solver.io import output
+    from solver import stopping
+    from solver.errors import SolverError
+    from solver.io import checkpoint, output
     from solver.physics.cohesive import CohesiveLaw, CohesiveProblem
 
     settings = case.pulloff
     comm = emesh.mesh.comm
+    if resume and settings.residual_stress:  # set from the checkpoint below
+        initial_stress = fem.Function(fem.functionspace(
+            emesh.mesh, ("DG", case.solver.degree - 1, (3, 3))))
     end_temperature = case.schedule.end_temperature
     materials = {name: _RoomMaterial(m, end_temperature) for name, m in case.materials.items()
                  if name in emesh.geometry.cell_materials.values()}
@@ -227,15 +238,53 @@ def run_pulloff_stage(case, emesh, initial_stress, process_time: float,
                      "N/m" if gdim == 2 else "N", 100 * debonded / interface_length)
 
     iterations = 0
+    state = _CheckpointState(problem, initial_stress)
+    done = 0  # the load steps solved (before the checkpoint resumed from)
+    if resume:
+        resumed = checkpoint.read_fields(saved, emesh.mesh, state.fields())
+        state.restored(resumed["problem"])
+        rows, interface_rows, record = (resumed["rows"], resumed["interface_rows"],
+                                        resumed["record"])
+        iterations, done = resumed["iterations"], resumed["done"]
+        failure.largest = resumed["failure"]["largest"]
+        failure.at = resumed["failure"]["at"]
+        set_load(load_steps[done - 1])
+    stopped = None
     for index, value in enumerate(load_steps):
+        if index < done:
+            continue
         start = load_steps[index - 1] if index else 0.0
         # SOC steps have no pseudo-time: the interface viscosity acts on the pull only
         dt = (value - start) / settings.rate if index and not swelling else None
-        report = problem.advance(set_load, start, value, dt,
-                                 max_strength_loss=settings.max_strength_loss,
-                                 converged=converged,
-                                 peak=None if swelling else lambda: problem.reaction(pull))
+        try:
+            report = problem.advance(set_load, start, value, dt,
+                                     max_strength_loss=settings.max_strength_loss,
+                                     converged=converged,
+                                     peak=None if swelling
+                                     else lambda: problem.reaction(pull))
+        except SolverError as error:  # on every rank: the norms are global
+            stopped = stopping.RunStopped(
+                # the step: the last converged record (a row of pulloff.csv)
+                f"the solve diverged: {error}", "pulloff", max(record["step"] - 1, 0),
+                {"soc" if swelling else "displacement": record["displacement"]},
+                resumable=False)
+            break
         iterations += report.newton_iterations
+        if index < len(load_steps) - 1 and (signum := stopping.requested(comm)):
+            checkpoint.write_fields(saved, emesh.mesh, state.fields(), {
+                "stage": "pulloff", "step": index, "case_hash": _hash(case),
+                "process_time": process_time, "rows": rows, "interface_rows": interface_rows,
+                "record": record, "iterations": iterations, "done": index + 1,
+                "failure": {"largest": failure.largest, "at": failure.at},
+                "problem": state.scalars()})
+            stopped = stopping.RunStopped(
+                stopping.signal_reason(signum), "pulloff", record["step"] - 1,
+                {"soc" if swelling else "displacement": float(value)}, resumable=True)
+            break
+    if stopped is not None:
+        if comm.rank == 0:
+            _write_partial(workdir, rows, interface_rows, swelling, gdim)
+        raise stopped
     dissipated, external_work = record["cohesive_dissipated"], record["work"]
     if swelling:
         return _swelling_summary_and_write(case, problem, rows, interface_rows, workdir,
@@ -288,6 +337,65 @@ def run_pulloff_stage(case, emesh, initial_stress, process_time: float,
         plot_force_displacement(workdir / "pulloff.png", displacement, table[:, 2],
                                 debonded_fraction, case.case.name)
     return part, problem.dofs
+
+
+def _hash(case) -> str:
+    from solver.stages.process import hash_of
+
+    return hash_of(case)
+
+
+def _write_partial(workdir, rows, interface_rows, swelling: bool, gdim: int):
+    """pulloff.csv and interface_damage.csv up to the last converged step of a test that
+    stopped early (the raw records: the pull's columns, or under swelling the pull's first
+    ten and the eigenstrain's work and the bodies' stored energy; rank 0)."""
+    from solver.io import output
+
+    columns = (PULLOFF_COLUMNS[:10] + ["eigenstrain_work", "elastic_energy"] if swelling
+               else PULLOFF_COLUMNS)
+    output.write_table(workdir / "pulloff.csv", columns, rows, gdim)
+    output.write_table(workdir / "interface_damage.csv", interface_columns(gdim),
+                       interface_rows, gdim)
+
+
+class _CheckpointState:
+    """What a checkpoint of the pull-off keeps of the cohesive problem: the displacements,
+    the residual stress, the plastic state, the interface's damage and slip (per node, on
+    the dof blocks of the mixed space), the sub-stepping's state (the next size, the last
+    sub-step's change for the predictor, the force's course) and its counters."""
+
+    def __init__(self, problem, initial_stress):
+        self.problem, self.initial_stress = problem, initial_stress
+        blocks = problem.W.dofmap.index_map
+        self._nodal = np.zeros((blocks.size_local + blocks.num_ghosts, 1 + problem.gdim))
+
+    def fields(self) -> dict:
+        problem = self.problem
+        fields = {"w": problem.w, "last_change": problem.last_change}
+        if self.initial_stress is not None:
+            fields["initial_stress"] = self.initial_stress
+        if problem.plastic:
+            fields.update({f"flow_{i}": f for i, f in enumerate(problem._flow_state)})
+        self._nodal[problem.nodes.blocks, 0] = problem.damage
+        self._nodal[problem.nodes.blocks, 1:] = problem.slip
+        fields["interface"] = (problem.W.dofmap, self._nodal)
+        return fields
+
+    def restored(self, scalars: dict):
+        """After read_fields: the nodal history from its blocks, and the scalars."""
+        problem = self.problem
+        problem.damage = self._nodal[problem.nodes.blocks, 0].copy()
+        problem.slip = self._nodal[problem.nodes.blocks, 1:].copy()
+        problem.set_stepping_state(scalars["stepping"])
+        for name in COUNTERS:
+            setattr(problem, name, scalars[name])
+
+    def scalars(self) -> dict:
+        return {"stepping": self.problem.stepping_state(),
+                **{name: getattr(self.problem, name) for name in COUNTERS}}
+
+
+COUNTERS = ("plastic_work", "step_cuts", "krylov_iterations")
 
 
 PULLOFF_COLUMNS = ["displacement", "force", "force_per_width", "debonded_fraction",

@@ -7,20 +7,31 @@ import logging
 import numpy as np
 from dolfinx import fem
 
-from solver.io import log, output
+from solver import stopping
+from solver.errors import SolverError
+from solver.io import checkpoint, log, output
 from solver.numerics.fields import tag_field
 from solver.physics.swelling import SwellingProblem
 from solver.post.interface import PEAK_QUANTITIES, track_peaks
+from solver.stages.process import hash_of
 
 logger = logging.getLogger(__name__)
 
 
 def run_swelling_stage(case, emesh, sintered_stress: fem.Function, probe, workdir,
-                       first_step: int, progress: bool = True) -> dict:
+                       first_step: int, progress: bool = True, saved=None,
+                       carried: dict | None = None, resume: bool = False) -> dict:
     """Lithiate along case.swelling from the sintered state (its stress `sintered_stress`,
     a 3x3 DG field); write swelling.csv and swelling.xdmf into workdir; return the summary's
     part "swelling". SOC increments are numbered first_step + 1, first_step + 2, ... (after
-    the process steps)."""
+    the process steps).
+
+    A stop (SIGINT/SIGTERM) at an increment's end writes a checkpoint at `saved`: this
+    stage's state, the sintered stress and `carried` (what the pipeline needs to resume
+    here without the process stage, JSON); with resume, the stage continues from it (and
+    `sintered_stress` is set from it). A stop, or a solve that step cuts cannot cure,
+    writes swelling.csv and the fields up to the last converged increment and raises
+    RunStopped."""
     comm = emesh.mesh.comm
     problem = SwellingProblem(emesh, case, sintered_stress)
     logger.info("swelling (%s strain) of %s: %d displacement DOFs", case.swelling.formulation,
@@ -33,6 +44,12 @@ def run_swelling_stage(case, emesh, sintered_stress: fem.Function, probe, workdi
     targets = case.swelling.soc_targets()
     names = problem.swelling_materials
     rows, peak, tractions, interface_peaks = [], {"value": -np.inf}, {}, {}
+    state_fields = _state_fields(problem, sintered_stress)
+    if resume:
+        resumed = checkpoint.read_fields(saved, emesh.mesh, state_fields)
+        rows, peak, interface_peaks = (resumed["rows"], resumed["peak"],
+                                       resumed["interface_peaks"])
+        problem.set_state(resumed["state"])
     cell_stress = output.CellStress(emesh.mesh)
     # nominal stress (force per reference area) for the interface tractions
     nominal = fem.Function(fem.functionspace(emesh.mesh,
@@ -42,11 +59,20 @@ def run_swelling_stage(case, emesh, sintered_stress: fem.Function, probe, workdi
                                 _field_sources(problem, emesh), case.output, "swelling",
                                 times=len(targets) // every + bool(len(targets) % every)
                                 if every else 1)
+    stopped = None
     try:
         with log.TimeProgress(len(targets), enabled=progress) as bar:
             for number, (soc, cycle, path_step) in enumerate(targets, start=first_step + 1):
+                if number - first_step <= len(rows):
+                    continue  # done before the checkpoint it resumes from
                 cuts_before = problem.step_cuts
-                iterations = problem.advance(soc)
+                try:
+                    iterations = problem.advance(soc)
+                except SolverError as error:  # on every rank: the norms are global
+                    stopped = stopping.RunStopped(
+                        f"the solve diverged: {error}", "swelling", number - 1,
+                        {"soc": float(problem.soc.value)}, resumable=False)
+                    break
                 cell_stress.update(problem)
                 increment = number - first_step  # 1, 2, ... within the stage
                 if increment == len(targets) or (every and increment % every == 0):
@@ -71,8 +97,22 @@ def run_swelling_stage(case, emesh, sintered_stress: fem.Function, probe, workdi
                              problem.material_soc()])
                 bar.update(len(rows), f"swelling SOC {soc:.3f}")
                 logger.debug("SOC %.4g: max von Mises %.4g Pa, V/V0 %s", soc, von_mises, ratios)
+                if increment < len(targets) and (signum := stopping.requested(comm)):
+                    checkpoint.write_fields(saved, emesh.mesh, state_fields, {
+                        "stage": "swelling", "step": number, "case_hash": hash_of(case),
+                        "rows": rows, "peak": peak, "interface_peaks": interface_peaks,
+                        "state": problem.get_state(), "carried": carried})
+                    stopped = stopping.RunStopped(stopping.signal_reason(signum), "swelling",
+                                                  number, {"soc": soc}, resumable=True)
+                    break
+        if stopped is not None and rows and rows[-1][0] not in fields.times:
+            fields.write(float(rows[-1][0]))  # the last converged state
     finally:
         fields.close()
+    if stopped is not None:
+        if comm.rank == 0:
+            _write_table(workdir, names, tractions or interface_peaks, rows)
+        raise stopped
     state = problem.state()
     if problem.step_cuts:
         logger.info("swelling: %d SOC increment cut(s)", problem.step_cuts)
@@ -100,15 +140,33 @@ def run_swelling_stage(case, emesh, sintered_stress: fem.Function, probe, workdi
         for name, t in tractions.items():
             part["interfaces"][name] = {**t.summary(),
                                         "peak_over_swelling": interface_peaks.get(name, {})}
-        output.write_table(
-            workdir / "swelling.csv",
-            ["step", "soc", "cycle", "path_step", "newton_iterations", "step_cuts",
-             "max_von_mises", *(f"volume_ratio:{n}" for n in names),
-             *(f"prescribed_volume_ratio:{n}" for n in names),
-             *(f"{key}:{name}" for name in tractions for key in PEAK_QUANTITIES),
-             "max_equivalent_plastic_strain", "material_soc"],
-            rows)
+        _write_table(workdir, names, tractions, rows)
     return {"swelling": part}
+
+
+def _write_table(workdir, names, interfaces, rows):
+    """swelling.csv: a row per SOC increment (the interfaces' columns in their order)."""
+    output.write_table(
+        workdir / "swelling.csv",
+        ["step", "soc", "cycle", "path_step", "newton_iterations", "step_cuts",
+         "max_von_mises", *(f"volume_ratio:{n}" for n in names),
+         *(f"prescribed_volume_ratio:{n}" for n in names),
+         *(f"{key}:{name}" for name in interfaces for key in PEAK_QUANTITIES),
+         "max_equivalent_plastic_strain", "material_soc"],
+        rows)
+
+
+def _state_fields(problem: SwellingProblem, sintered_stress: fem.Function) -> dict:
+    """The functions of the stage's state that a checkpoint keeps."""
+    fields = {"sintered_stress": sintered_stress, "u": problem.u}
+    if problem.flowing_materials:
+        fields.update(plastic_state=problem.plastic_state,
+                      equivalent_plastic_strain=problem.equivalent_plastic_strain)
+    if problem.diffusion is not None:
+        diffusion = problem.diffusion
+        fields.update(soc=diffusion.soc, previous_soc=diffusion.previous,
+                      hydrostatic_stress=diffusion.hydrostatic_stress)
+    return fields
 
 
 def _field_sources(problem: SwellingProblem, emesh) -> dict:

@@ -23,7 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from solver.errors import OutputError, UserError, write_reason
+from solver.io.checkpoint import checkpoint_path
 from solver.io.provenance import git_commit, package_version, sinterfem_version
+from solver.stopping import INCOMPLETE_FILE
 from solver.sweep.plan import Sweep, SweepCase, case_file_hash, read_plan
 
 logger = logging.getLogger(__name__)
@@ -61,6 +63,35 @@ def is_complete(out: Path, case: SweepCase) -> bool:
     """A complete result (summary.json is written last) of exactly this case's content."""
     result = run_dir(out, case)
     return (result / "summary.json").exists() and case_file_hash(result / "case.toml") == case.hash
+
+
+def _incomplete_record(out: Path, case: SweepCase) -> dict | None:
+    """The incomplete.json of the case's result of exactly this content (it stopped
+    early: solver/stopping.py), or None: there is none such."""
+    result = run_dir(out, case)
+    if (result / "summary.json").exists() or not (result / INCOMPLETE_FILE).exists() \
+            or case_file_hash(result / "case.toml") != case.hash:
+        return None
+    try:
+        record = json.loads((result / INCOMPLETE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def incomplete_reason(out: Path, case: SweepCase) -> str | None:
+    """Why the case's result is incomplete, or None: it is not."""
+    record = _incomplete_record(out, case)
+    if record is None:
+        return None
+    return f"{record.get('reason')} ({record.get('stage')} stage, step {record.get('step')})"
+
+
+def resumable(out: Path, case: SweepCase) -> bool:
+    """An incomplete result of this case that can resume, with its checkpoint."""
+    record = _incomplete_record(out, case)
+    return record is not None and record.get("resume") is not None \
+        and checkpoint_path(run_dir(out, case)).exists()
 
 
 def read_status(out: Path, case: SweepCase) -> dict | None:
@@ -101,12 +132,16 @@ def _one_line_error(stderr: str, returncode: int) -> str:
     for line in reversed(lines):
         if line.startswith("sinter: error: "):
             return line.removeprefix("sinter: error: ")
+        if line.startswith("sinter: stopped: "):
+            return line.removeprefix("sinter: ")
     return lines[-1] if lines else f"exit status {returncode}"
 
 
 def case_command(out: Path, case: SweepCase, ranks: int) -> list[str]:
     command = [sys.executable, "-m", "solver.cli", "run", str(Path(out) / "cases" /
                f"{case.name}.toml"), "--out", str(run_dir(out, case)), "-q", "--no-progress"]
+    if resumable(out, case):  # an interrupted attempt: continue it
+        command.append("--resume")
     if ranks > 1:
         mpirun = shutil.which("mpirun") or shutil.which("mpiexec")
         if mpirun is None:
@@ -127,6 +162,7 @@ def finish_attempt(out: Path, case: SweepCase, ranks: int, backend: str, wall_ti
     """Record the outcome of an attempt in status/NAME.json (and, when it failed, its whole
     stderr in status/NAME.stderr, for what the one line in results.csv leaves out)."""
     ok = error is None and is_complete(out, case)
+    stopped = None if ok else incomplete_reason(out, case)
     if not ok:
         log = status_file(out, case).with_suffix(".stderr")
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -135,8 +171,9 @@ def finish_attempt(out: Path, case: SweepCase, ranks: int, backend: str, wall_ti
         except OSError as error:
             log.unlink(missing_ok=True)
             raise OutputError(log, write_reason(error)) from error
-        error = error or "no complete result"
-    record = {"name": case.name, "case_hash": case.hash, "status": "ok" if ok else "failed",
+        error = stopped or error or "no complete result"
+    status = "ok" if ok else "incomplete" if stopped else "failed"
+    record = {"name": case.name, "case_hash": case.hash, "status": status,
               "error": None if ok else error, "wall_time": wall_time, "backend": backend,
               "finished": _now(), **provenance(ranks)}
     if "SLURM_JOB_ID" in os.environ:
@@ -222,8 +259,8 @@ def run_local(out: Path, sweep: Sweep, todo: list[SweepCase], jobs: int | None,
         for record in (_warm_records(out, todo, count) if warm
                        else _fresh_records(out, todo, count, sweep.ranks)):
             records.append(record)
-            if record["status"] == "failed":
-                logger.warning("%s failed: %s", record["name"], record["error"])
+            if record["status"] in ("failed", "incomplete"):
+                logger.warning("%s %s: %s", record["name"], record["status"], record["error"])
             if bar is not None:
                 failed = sum(r["status"] == "failed" for r in records)
                 bar.update(task, advance=1, description=f"sweep ({failed} failed)")

@@ -170,7 +170,10 @@ def _report(out: Path, strict: bool = False) -> int:
                                                     strict=True)
                if status == "ok" and passed == False]  # noqa: E712
     print(f"{out}: {len(table)} case(s): {counts.get('ok', 0)} ok, {counts.get('failed', 0)} "
-          f"failed, {counts.get('pending', 0)} pending; {len(failing)} fail their verdict "
+          f"failed, "
+          + (f"{counts['incomplete']} incomplete (a rerun resumes them), "
+             if counts.get("incomplete", 0) else "")
+          + f"{counts.get('pending', 0)} pending; {len(failing)} fail their verdict "
           f"(results.csv verdict.pass); {out / 'results.csv'}")
     if strict and len(failing):
         print(f"sinter: failed: the verdict of {', '.join(failing)} (--strict: exit status "
@@ -186,13 +189,14 @@ def _status(args) -> int:
 
     out = args.directory
     sweep = read_plan(out)
-    counts = {"ok": 0, "failed": 0, "pending": 0}
+    counts = {"ok": 0, "failed": 0, "incomplete": 0, "pending": 0}
     for case in sweep.cases:
         head, _, _ = case_row(out, sweep, case)
         counts[head["status"]] += 1
-        if head["status"] == "failed":
-            print(f"{case.name}: failed: {head['error']}")
-    print(f"{out}: {len(sweep.cases)} case(s): " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+        if head["status"] in ("failed", "incomplete"):
+            print(f"{case.name}: {head['status']}: {head['error']}")
+    print(f"{out}: {len(sweep.cases)} case(s): " + ", ".join(
+        f"{n} {s}" for s, n in counts.items() if n or s != "incomplete"))
     queued = queued_tasks(out)
     if queued:
         print("slurm: " + ", ".join(f"{n} {state.lower()}" for state, n in queued.items()))

@@ -13,7 +13,7 @@ import pandas as pd
 
 from solver.errors import OutputError, write_reason
 from solver.io import units as unit_endings
-from solver.sweep.backends import is_complete, read_status, run_dir
+from solver.sweep.backends import incomplete_reason, is_complete, read_status, run_dir
 from solver.sweep.plan import Sweep, SweepCase, read_plan, si_and_written_units
 
 logger = logging.getLogger(__name__)
@@ -108,6 +108,8 @@ def case_row(out: Path, sweep: Sweep, case: SweepCase) -> tuple[dict, dict, dict
                            ("sinterfem_version", "dolfinx_version", "host", "ranks")})
         if record.get("status") != "ok":  # completed, but its record was not written
             provenance["wall_time"] = summary["wall_time"]
+    elif (stopped := incomplete_reason(out, case)) is not None:
+        head["status"], head["error"] = "incomplete", stopped  # a rerun resumes it
     elif case.error is not None or record.get("status") == "failed":
         head["status"] = "failed"
         head["error"] = case.error or record.get("error")

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from solver.sweep.backends import finish_attempt, start_attempt
+from solver.launch import GRACE_SECONDS
+from solver.sweep.backends import finish_attempt, resumable, start_attempt
 from solver.sweep.plan import SweepCase
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def run_in_process(out: Path, case: SweepCase) -> dict:
     from solver.case import load_case
     from solver.errors import UserError
     from solver.stages.pipeline import run_case
+    from solver.stopping import RunStopped
 
     start_attempt(out, case)
     # what a fresh process would have printed on stderr: warnings, and the error's traceback
@@ -59,7 +61,10 @@ def run_in_process(out: Path, case: SweepCase) -> dict:
     started = time.perf_counter()
     try:
         run_case(load_case(Path(out) / "cases" / f"{case.name}.toml"),
-                 Path(out) / "runs" / case.name, MPI.COMM_SELF, progress=False)
+                 Path(out) / "runs" / case.name, MPI.COMM_SELF, progress=False,
+                 resume=resumable(out, case))
+    except RunStopped as stopped:  # an incomplete result: finish_attempt says why
+        error = f"stopped: {stopped.reason}"
     except UserError as exc:  # the one line `sinter run` prints
         error = str(exc)
         stderr.write(f"sinter: error: {error}\n")
@@ -156,8 +161,21 @@ def run_warm(out: Path, todo: list[SweepCase], count: int,
                     worker.case = queue.popleft()
                     worker.connection.send(worker.case)
                     busy.append(worker)
+    except KeyboardInterrupt:
+        # a Ctrl-C reaches the workers too (the same process group): each stops its case at
+        # the next step boundary and leaves an incomplete result, which a rerun resumes
+        # (solver/stopping.py); they are waited for that long, then end
+        for worker in busy:
+            try:
+                worker.connection.send(None)
+            except OSError:
+                pass
+        for worker in busy:
+            worker.process.join(timeout=GRACE_SECONDS)
+        raise
     finally:
-        for worker in busy:  # interrupted: no case is waited for
-            worker.process.terminate()
+        for worker in busy:  # interrupted otherwise: no case is waited for
+            if worker.process.is_alive():
+                worker.process.terminate()
             worker.process.join()
             worker.connection.close()
