@@ -22,7 +22,9 @@ from mpi4py import MPI
 from solver.case.resolved import resolved_toml
 from solver.errors import UserError
 from solver.geometry.mesh import build_mesh
+from solver.geometry.registry import geometry_kind
 from solver.io import checkpoint, log, output, provenance, summary, units
+from solver.post import convergence as discretization
 from solver.post import verdict
 from solver.stages import pulloff
 from solver.stages.process import ProcessStage, run_process
@@ -32,18 +34,25 @@ logger = logging.getLogger(__name__)
 
 
 def run_case(case, out, comm=MPI.COMM_WORLD, progress: bool = True,
-             checkpoint_every: int = 0, restart: bool = False, command=None) -> dict:
+             checkpoint_every: int = 0, restart: bool = False, command=None,
+             convergence: int = 0) -> dict:
     """Solve a case along its schedule (and its swelling) and write the results to out.
 
     checkpoint_every: write a checkpoint beside `out` every so many time steps (0: never);
     restart: continue from that checkpoint (a run that crashed). The final state is always
     written to out/state.npz, the start of a later stage. command: the arguments of the
-    `sinter` command for run.log's header (default: this process's).
+    `sinter` command for run.log's header (default: this process's). convergence: solve the
+    schedule again on that many meshes, the fine element size halved for each, and report
+    the headline numbers' discretization error (summary `convergence`,
+    solver/post/convergence.py); their fields are not written.
     """
     started = time.perf_counter()
     saved = checkpoint.checkpoint_path(out)
     if restart and not comm.bcast(saved.exists() if comm.rank == 0 else None, root=0):
         raise UserError(f"{out}: no checkpoint to restart from ({saved} does not exist)")
+    # refused before the case's own solve: a kind without a size to refine, too many elements
+    refined_cases = [discretization.refined_case(case, 2 ** level)
+                     for level in range(1, convergence + 1)]
     with _results(out, comm, case, command) as workdir:
         emesh = build_mesh(case, comm)
         process = run_process(case, emesh, workdir, progress, saved, checkpoint_every, restart)
@@ -62,11 +71,43 @@ def run_case(case, out, comm=MPI.COMM_WORLD, progress: bool = True,
             process.summary["verdict"] = verdict.verdict(process.summary["process_window"],
                                                          process.summary["delamination"])
         parts.append(process.stage.bending_summary())
+        if refined_cases:
+            parts.append(_convergence(case, refined_cases, parts,
+                                      time.perf_counter() - started, comm, progress))
         result = _finish(workdir, case, parts, started, comm)
     if comm.rank == 0 and saved.exists():
         saved.unlink()  # the run is complete: its results replace the checkpoint
     logger.info("results in %s (%.1f s)", out, result["wall_time"])
     return result
+
+
+def _convergence(case, refined_cases, parts, base_time, comm, progress) -> dict:
+    """The summary's `convergence` (and its warnings): the schedule solved on each refined
+    case, no files written; the headline numbers gathered on rank 0 and broadcast (parts:
+    the summary's so far, base_time: the case's own solve in s)."""
+    refined = []
+    for refined_case in refined_cases:
+        started = time.perf_counter()
+        fine_mesh = geometry_kind(refined_case).fine_mesh
+        logger.info("convergence: the schedule with %s = %.4g um", fine_mesh.key,
+                    fine_mesh.size(refined_case.geometry) * 1e6)
+        emesh = build_mesh(refined_case, comm)
+        process = run_process(refined_case, emesh, None, progress)
+        msh = emesh.mesh
+        mesh_row = {"refinement": round(fine_mesh.size(case.geometry)
+                                        / fine_mesh.size(refined_case.geometry)),
+                    "fine_mesh_size": fine_mesh.size(refined_case.geometry),
+                    "cells": msh.topology.index_map(msh.topology.dim).size_global,
+                    "dofs": process.stage.problem.dofs,
+                    "wall_time": time.perf_counter() - started}
+        refined.append(({**process.summary, **process.stage.bending_summary()}, mesh_row))
+    part = None
+    if comm.rank == 0:  # the interfaces of the summaries are on rank 0
+        base = summary.assemble(*parts)
+        convergence = discretization.convergence_summary(case, base, base_time, refined)
+        part = {"convergence": convergence,
+                "warnings": discretization.accuracy_warnings(convergence)}
+    return comm.bcast(part, root=0)
 
 
 def run_pulloff(case, out, comm=None, command=None) -> dict:
