@@ -380,7 +380,7 @@ def print_summary(summary: dict, out):
                       f"{len(summary['warnings'])} (above, and in summary.json)")
     Console().print(table)
     if "convergence" in summary:  # a column per mesh: wider than a pipe's 80 characters
-        Console(width=max(Console().width, 110)).print(
+        Console(width=max(Console().width, 120)).print(
             convergence_table(summary["convergence"]))
 
 
@@ -399,10 +399,15 @@ def convergence_table(convergence: dict):
                          justify="right")
     for heading in ("ratio", "limit", "case's mesh\nfrom limit"):
         table.add_column(heading, justify="right")
+    where_before = None
     for row in convergence["quantities"]:
+        where, what = quantity_label(row["quantity"])
+        if where != where_before:
+            table.add_row(f"[bold]{where}[/bold]")
+            where_before = where
         shown = display_unit(row["unit"])
-        label = quantity_label(row["quantity"]) + (f" [{shown}]" if shown else "")
-        table.add_row(label, *format_convergence_limit(row))
+        table.add_row(f"  {what}" + (f" [{shown}]" if shown else ""),
+                      *format_convergence_limit(row))
     return table
 
 

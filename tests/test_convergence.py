@@ -9,7 +9,6 @@ monotonically and its limit lies beyond the finest value; on 1 and 2 ranks the s
 
 import json
 import math
-import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from solver.geometry.mesh import build_mesh
 from solver.post.convergence import refined_case, richardson
 from solver.stages.pipeline import run_case
 
-from conftest import CASES, one_step_case
+from conftest import CASES, former_recurved_case, one_step_case
 
 
 @pytest.mark.parametrize("order", [0.6, 1.0, 2.0, 3.0])
@@ -97,14 +96,18 @@ def test_refined_cases_keep_the_shape_and_refine_the_fine_mesh():
     films cap it, the films' size), the rough row keeps its nodules where they were (their
     gap is not the mesh size), layers halve mesh_size, particles particle_mesh_size, and a
     mesh file is refused."""
-    recurved = load_case(CASES / "recurved-2d.toml")
-    assert refined_case(recurved, 2).geometry.interface_mesh_size == pytest.approx(0.06e-6)
-    films = load_case(CASES / "thinfilm-on-recurved.toml")  # 0.03 um carbon: 0.06 um along it
-    assert refined_case(films, 2).geometry.interface_mesh_size == pytest.approx(0.03e-6)
+    recurved = load_case(CASES / "recurved-2d.toml")  # 0.04 um
+    assert refined_case(recurved, 2).geometry.interface_mesh_size == pytest.approx(0.02e-6)
+    films = load_case(CASES / "thinfilm-on-recurved.toml")  # 0.03 um, below the films' cap
+    assert refined_case(films, 2).geometry.interface_mesh_size == pytest.approx(0.015e-6)
+    # 0.12 um: the 0.03 um carbon film caps it at 0.06 um, halved to 0.03 um
+    capped = replace(films, geometry=films.geometry.model_copy(
+        update={"interface_mesh_size": 0.12e-6}))
+    assert refined_case(capped, 2).geometry.interface_mesh_size == pytest.approx(0.03e-6)
     assert refined_case(load_case(CASES / "bilayer-cu-pi.toml"), 4).geometry.mesh_size \
         == pytest.approx(0.5e-6)
     assert refined_case(load_case(CASES / "particles-2d.toml"), 2) \
-        .geometry.particle_mesh_size == pytest.approx(0.1e-6)
+        .geometry.particle_mesh_size == pytest.approx(0.05e-6)
     with pytest.raises(UserError, match="kind 'mesh' has none"):
         refined_case(load_case(CASES / "user-mesh-2d.toml"), 2)
     rough = load_case(CASES / "rough-ra-2d.toml")
@@ -127,17 +130,6 @@ def test_refined_mesh_too_large_is_refused_before_solving(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def coarse_recurved(directory: Path) -> Path:
-    """recurved-2d cooled in one step on the interface mesh it shipped with before issue 14
-    (0.12 um, where its risk index is still 4 % below the limit: a sequence that converges
-    monotonically, at 9,710 DOFs)."""
-    case_file = one_step_case(directory, "recurved-2d")
-    text = re.sub(r'(?m)^interface_mesh_size = .*$', 'interface_mesh_size = "0.12 um"',
-                  case_file.read_text())
-    case_file.write_text(text)
-    return case_file
-
-
 def _risk_row(summary: dict) -> dict:
     (row,) = [row for row in summary["convergence"]["quantities"]
               if row["quantity"] == "interfaces.interface_copper_mix.max_risk"]
@@ -151,7 +143,7 @@ def test_recurved_cell_converges_towards_its_limit(tmp_path):
     without --convergence (the refined meshes write no files). Finer still (0.015, 0.0075
     um: 0.8228, 0.8217) the sequence settles at 0.822: the estimate from the three coarse
     meshes is conservative (its error estimate 0.023, the finest value's error 0.0045)."""
-    case = load_case(coarse_recurved(tmp_path))
+    case = load_case(former_recurved_case(tmp_path))
     plain = run_case(case, tmp_path / "plain", progress=False)
     summary = run_case(case, tmp_path / "converged", progress=False, convergence=2)
     written = json.loads((tmp_path / "converged" / "summary.json").read_text())
@@ -196,7 +188,7 @@ def test_convergence_is_the_same_on_1_and_2_ranks(tmp_path_factory):
     comm = MPI.COMM_WORLD
     base = Path(comm.bcast(str(tmp_path_factory.mktemp("convergence")) if comm.rank == 0
                            else None))
-    case_file = comm.bcast(coarse_recurved(base / "case") if comm.rank == 0 else None)
+    case_file = comm.bcast(former_recurved_case(base / "case") if comm.rank == 0 else None)
     case = load_case(case_file)
     parallel = run_case(case, base / "parallel", progress=False, convergence=2)["convergence"]
     if comm.rank == 0:

@@ -226,8 +226,8 @@ def _convergence_table(convergence: dict) -> str:
     rows = []
     for row in convergence["quantities"]:
         shown = display_unit(row["unit"])
-        rows.append([escape(quantity_label(row["quantity"]) + (f" [{shown}]" if shown
-                                                                else ""))]
+        where, what = quantity_label(row["quantity"])
+        rows.append([escape(f"{what}, {where}" + (f" [{shown}]" if shown else ""))]
                     + [escape(cell) for cell in format_convergence_limit(row)])
     header = (["quantity"] + [f"{mesh['fine_mesh_size'] * 1e6:.3g} um" for mesh in meshes]
               + ["ratio", "limit", "case's mesh from the limit"])

@@ -46,19 +46,19 @@ def format_location(at) -> str:
 # The headline numbers of --convergence (solver/post/convergence.py) by their summary keys
 QUANTITY_LABELS = {"max_risk": "max risk index", "max_normal_traction": "max normal traction",
                    "max_shear_traction": "max shear traction",
-                   "max_normal_traction_averaged": "max normal traction (averaged)",
-                   "max_shear_traction_averaged": "max shear traction (averaged)"}
+                   "max_normal_traction_averaged": "max normal, averaged",
+                   "max_shear_traction_averaged": "max shear, averaged"}
 
 
-def quantity_label(quantity: str) -> str:
-    """A headline number's dotted summary key as words: 'max risk index, interface_1_2',
-    'max von Mises stress, copper', 'bending curvature_x'."""
+def quantity_label(quantity: str) -> tuple[str, str]:
+    """A headline number's dotted summary key as (where, what): ('interface_1_2', 'max risk
+    index'), ('max von Mises stress', 'copper'), ('bending', 'curvature_x')."""
     parts = quantity.split(".")
     if parts[0] == "interfaces":
-        return f"{QUANTITY_LABELS.get(parts[2], parts[2])}, {parts[1]}"
+        return parts[1], QUANTITY_LABELS.get(parts[2], parts[2])
     if parts[0] == "final":
-        return f"max von Mises stress, {parts[2]}"
-    return " ".join(parts)
+        return "max von Mises stress", parts[2]
+    return parts[0], " ".join(parts[1:])
 
 
 def format_convergence_limit(row: dict) -> list[str]:
