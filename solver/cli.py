@@ -70,7 +70,7 @@ def _parser():
                           "particle or layer mesh size) halved, and halved again, and report "
                           "each headline number's values, their ratio and the Richardson "
                           "limit with an error estimate (no fields written for them)")
-    run.add_argument("--halvings", type=int, default=2, choices=(1, 2, 3),
+    run.add_argument("--halvings", type=int, choices=(1, 2, 3),
                      help="with --convergence: how many refined meshes (default 2, the fewest "
                           "that observe the convergence rate; 1 gives the difference alone)")
 
@@ -285,14 +285,18 @@ def _mesh(args) -> int:
 
 def _run(args) -> int:
     from solver.case import load_case
+    from solver.errors import UserError
     from solver.stages.pipeline import run_case
+
+    if args.halvings is not None and not args.convergence:
+        raise UserError("--halvings: only with --convergence")
 
     case = load_case(args.case)
     out = args.out or Path("results") / case.case.name
     summary = run_case(case, out, progress=not (args.no_progress or args.quiet),
                        checkpoint_every=args.checkpoint_every, restart=args.restart,
                        command=args.argv,
-                       convergence=args.halvings if args.convergence else 0)
+                       convergence=(args.halvings or 2) if args.convergence else 0)
     from mpi4py import MPI
 
     if MPI.COMM_WORLD.rank == 0 and not args.quiet:

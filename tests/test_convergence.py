@@ -210,3 +210,23 @@ def test_convergence_is_the_same_on_1_and_2_ranks(tmp_path_factory):
                 smallest = min(abs(d) for d in mine["differences"])
                 assert theirs["ratio"] == pytest.approx(mine["ratio"],
                                                         abs=4 * scale / smallest)
+
+
+def test_command_line_prints_the_table(tmp_path, capsys):
+    """`sinter run --convergence --halvings 1`: one refined mesh, the difference alone (no
+    limit), in the terminal's table and summary.json; --halvings without --convergence is
+    a user error."""
+    from solver.cli import main
+
+    case_file = former_recurved_case(tmp_path / "case")
+    out = tmp_path / "out"
+    assert main(["run", str(case_file), "--out", str(out), "--halvings", "1"]) == 2
+    assert "--halvings: only with --convergence" in capsys.readouterr().err
+    assert main(["run", str(case_file), "--out", str(out), "--no-progress", "--convergence",
+                 "--halvings", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "discretization error: geometry.interface_mesh_size halved 1 time(s)" in printed
+    assert "one refinement" in printed
+    convergence = json.loads((out / "summary.json").read_text())["convergence"]
+    assert [mesh["refinement"] for mesh in convergence["meshes"]] == [1, 2]
+    assert {row["status"] for row in convergence["quantities"]} == {"one refinement"}
