@@ -302,12 +302,15 @@ def build_rough_2d(
     foil_material: str = "copper",
     mix_material: str = "mix",
     films: Sequence[tuple[str, float]] = (),
+    nodule_gap: float | None = None,
 ) -> BuiltGeometry:
     """Mesh a foil of `length` roughened by a random row of nodules to the arithmetic mean
     roughness `target_ra`, under a mix layer (rank 0 only; sizes in metres).
 
-    The row is `rough_row`'s; its heights are scaled until the Ra of the closed-form profile is
-    within 0.2% of the target, and the metrics report the Ra measured on the built curves.
+    The row is `rough_row`'s, its nodules at least `nodule_gap` from their slots' ends
+    (default: the interface mesh size); its heights are scaled until the Ra of the
+    closed-form profile is within 0.2% of the target, and the metrics report the Ra measured
+    on the built curves.
     """
     sizes = _cell_sizes("length", length, foil_thickness, mix_thickness, mesh_size,
                         interface_mesh_size)
@@ -319,6 +322,8 @@ def build_rough_2d(
         nodule_width=sizes_um["nodule_width"], nodule_shape=nodule_shape, seed=seed,
         mix_thickness=sizes_um["mix_thickness"],
         interface_mesh_size=sizes_um["interface_mesh_size"],
+        nodule_gap=sizes_um["interface_mesh_size"] if nodule_gap is None
+        else nodule_gap / MICROMETRE,
     )
     film_list = check_films(films, foil_material, mix_material)
     check_films_fit(film_list, [projection.outline() for projection in projections],
@@ -345,12 +350,13 @@ def rough_row(
     seed: int,
     mix_thickness: float,
     interface_mesh_size: float,
+    nodule_gap: float,
 ) -> list[Projection]:
     """A random row of nodules over [0, length] whose profile has Ra = target_ra (micrometres).
 
     The row is cut into `nodule_count` equal slots; each holds one nodule of random width
     (nodule_width +-25%), relative height (+-40%) and, for "mixed", shape, placed at random
-    inside its slot at least interface_mesh_size from the slot's ends, so nodules never touch
+    inside its slot at least nodule_gap from the slot's ends, so nodules never touch
     each other or the cell's sides. Only the common height scale depends on target_ra: it is
     found by fixed-point iteration on Ra (which grows about linearly with it).
     """
@@ -376,7 +382,7 @@ def rough_row(
     relative_heights = generator.uniform(1 - _HEIGHT_SPREAD, 1 + _HEIGHT_SPREAD, nodule_count)
     slot = length / nodule_count
     widest_foot = max(_largest_foot(shape, nodule_width * (1 + _WIDTH_SPREAD)) for shape in shapes)
-    if not widest_foot + interface_mesh_size < slot:
+    if not widest_foot + nodule_gap < slot:
         raise GeometryError(
             f"geometry: nodule_count ({nodule_count}) nodules of nodule_width "
             f"({nodule_width:.4g} um, "
@@ -385,8 +391,8 @@ def rough_row(
     axes = []
     for index, (shape, width) in enumerate(zip(shapes, widths, strict=True)):
         foot = _largest_foot(shape, width)
-        free = slot - foot - interface_mesh_size
-        axes.append(index * slot + (interface_mesh_size + foot) / 2 + generator.random() * free)
+        free = slot - foot - nodule_gap
+        axes.append(index * slot + (nodule_gap + foot) / 2 + generator.random() * free)
 
     def row(height_scale: float) -> list[Projection]:
         return [

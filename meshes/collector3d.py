@@ -313,11 +313,12 @@ def build_rough_3d(length: float, width: float, foil_thickness: float, mix_thick
                    target_sa: float, nodule_count: int, nodule_width: float, mesh_size: float,
                    nodule_shape: NoduleShape = "recurved", seed: int = 0,
                    interface_mesh_size: float | None = None, foil_material: str = "copper",
-                   mix_material: str = "mix") -> BuiltGeometry:
+                   mix_material: str = "mix", nodule_gap: float | None = None) -> BuiltGeometry:
     """A foil of `length` x `width` roughened by a random field of nodules of revolution to
     the areal roughness Sa = `target_sa`, under a mix layer (rank 0 only; sizes in metres).
 
-    The field is `rough_field`'s; the metrics report Sa measured on the built curves.
+    The field is `rough_field`'s, its nodules at least `nodule_gap` apart (default: the
+    interface mesh size); the metrics report Sa measured on the built curves.
     """
     sizes = _cell_sizes("length", length, foil_thickness, mix_thickness, mesh_size,
                         interface_mesh_size)
@@ -328,7 +329,9 @@ def build_rough_3d(length: float, width: float, foil_thickness: float, mix_thick
         length=sizes_um["length"], width=sizes_um["width"], target_sa=sizes_um["Sa"],
         nodule_count=nodule_count, nodule_width=sizes_um["nodule_width"],
         nodule_shape=nodule_shape, seed=seed, mix_thickness=sizes_um["mix_thickness"],
-        interface_mesh_size=sizes_um["interface_mesh_size"])
+        interface_mesh_size=sizes_um["interface_mesh_size"],
+        nodule_gap=sizes_um["interface_mesh_size"] if nodule_gap is None
+        else nodule_gap / MICROMETRE)
     what = _describe("3D rough cell", sizes) + f", {nodule_count} {nodule_shape} nodules"
     with gmsh_errors(what):
         built = _build_cell(sizes_um, sizes_um["length"], sizes_um["width"], nodules,
@@ -345,13 +348,14 @@ def build_rough_3d(length: float, width: float, foil_thickness: float, mix_thick
 
 def rough_field(length: float, width: float, target_sa: float, nodule_count: int,
                 nodule_width: float, nodule_shape: NoduleShape, seed: int,
-                mix_thickness: float, interface_mesh_size: float) -> list[Nodule]:
+                mix_thickness: float, interface_mesh_size: float,
+                nodule_gap: float) -> list[Nodule]:
     """A random field of whole nodules over [0, length] x [0, width] with Sa = target_sa
     (micrometres).
 
     Shapes, widths (+-25%) and relative heights (+-40%) are drawn as for the 2D row
     (meshes.collector.rough_row); the nodules are placed by random sequential addition, widest
-    first, at least interface_mesh_size apart (widest sections) and half that from the
+    first, at least nodule_gap apart (widest sections) and half that from the
     lateral faces (a nodule and its mirror image are then as far apart as two nodules). Only
     the common height scale depends on target_sa: fixed-point iteration on Sa.
     """
@@ -377,13 +381,13 @@ def rough_field(length: float, width: float, target_sa: float, nodule_count: int
             f"geometry: interface_mesh_size ({interface_mesh_size:.4g} um) must be at most half "
             f"the narrowest neck ({narrowest_neck:.4g} um, from nodule_width "
             f"{nodule_width:.4g} um) to resolve it")
-    centres = _place(reaches, length, width, interface_mesh_size, generator)
+    centres = _place(reaches, length, width, nodule_gap, generator)
     if centres is None:
         raise GeometryError(
             f"geometry: nodule_count ({nodule_count}) nodules of nodule_width "
             f"({nodule_width:.4g} um, up to {2 * reaches.max():.4g} um wide) do not fit in "
-            f"length x width ({length:.4g} x {width:.4g} um) at least interface_mesh_size "
-            f"({interface_mesh_size:.4g} um) apart: fewer or narrower nodules, or a larger cell")
+            f"length x width ({length:.4g} x {width:.4g} um) at least nodule_gap "
+            f"({nodule_gap:.4g} um) apart: fewer or narrower nodules, or a larger cell")
 
     def field(height_scale: float) -> list[Nodule]:
         return [Nodule(float(x), float(y), _nodule_profile(shape, w, height_scale * relative))

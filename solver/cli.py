@@ -75,6 +75,14 @@ def _parser():
     run.add_argument("--strict", action="store_true",
                      help=f"exit with status {VERDICT_FAILED} when a condition of the verdict "
                           "fails (delamination predicted, a process-window condition)")
+    run.add_argument("--convergence", action="store_true",
+                     help="also solve the schedule with the fine element size (interface, "
+                          "particle or layer mesh size) halved, and halved again, and report "
+                          "each headline number's values, their ratio and the Richardson "
+                          "limit with an error estimate (no fields written for them)")
+    run.add_argument("--halvings", type=int, choices=(1, 2, 3),
+                     help="with --convergence: how many refined meshes (default 2, the fewest "
+                          "that observe the convergence rate; 1 gives the difference alone)")
 
     pulloff = commands.add_parser(
         "pulloff", parents=[common],
@@ -382,13 +390,18 @@ def _ends_a_section(msh_file: Path) -> bool:
 
 def _run(args) -> int:
     from solver.case import load_case
+    from solver.errors import UserError
     from solver.stages.pipeline import run_case
+
+    if args.halvings is not None and not args.convergence:
+        raise UserError("--halvings: only with --convergence")
 
     case = load_case(args.case)
     out = args.resolved_out = args.out or Path("results") / case.case.name
     summary = run_case(case, out, progress=not (args.no_progress or args.quiet),
                        checkpoint_every=args.checkpoint_every, resume=args.resume,
-                       command=args.argv)
+                       command=args.argv,
+                       convergence=(args.halvings or 2) if args.convergence else 0)
     from mpi4py import MPI
 
     if MPI.COMM_WORLD.rank == 0 and not args.quiet:
@@ -475,6 +488,36 @@ def print_summary(summary: dict, out):
         table.add_row("[bold yellow]warnings[/bold yellow]",
                       f"{len(summary['warnings'])} (above, and in summary.json)")
     Console().print(table)
+    if "convergence" in summary:  # a column per mesh: wider than a pipe's 80 characters
+        Console(width=max(Console().width, 120)).print(
+            convergence_table(summary["convergence"]))
+
+
+def convergence_table(convergence: dict):
+    """The headline numbers on each mesh of `sinter run --convergence`, their ratio, the
+    Richardson limit with its error estimate and how far the case's own mesh is from it."""
+    from rich.table import Table
+
+    from solver.report.units import display_unit, format_convergence_limit, quantity_label
+
+    table = Table(title=f"discretization error: {convergence['refined']} halved "
+                        f"{len(convergence['meshes']) - 1} time(s)")
+    table.add_column("quantity")
+    for mesh in convergence["meshes"]:
+        table.add_column(f"{mesh['fine_mesh_size'] * 1e6:.3g} um\n{mesh['dofs']} DOFs",
+                         justify="right")
+    for heading in ("ratio", "limit", "case's mesh\nfrom limit"):
+        table.add_column(heading, justify="right")
+    where_before = None
+    for row in convergence["quantities"]:
+        where, what = quantity_label(row["quantity"])
+        if where != where_before:
+            table.add_row(f"[bold]{where}[/bold]")
+            where_before = where
+        shown = display_unit(row["unit"])
+        table.add_row(f"  {what}" + (f" [{shown}]" if shown else ""),
+                      *format_convergence_limit(row))
+    return table
 
 
 if __name__ == "__main__":

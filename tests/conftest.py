@@ -135,6 +135,20 @@ def one_step_case(tmp_path, name: str, solver_lines: str = "") -> Path:
     return case_file
 
 
+def former_recurved_case(tmp_path, solver_lines: str = "") -> Path:
+    """one_step_case of recurved-2d on the interface mesh it shipped with before issue 14
+    (interface_mesh_size 0.12 um, 9,710 DOFs): a quarter of the DOFs, and the mesh on which
+    Gmsh's high-order optimization still curves the mix's cusp at the foot fillet well (at
+    0.04 um the curved mesh gives a risk index of 242 against 0.815 straight; at 0.03 um Gmsh
+    aborts)."""
+    case_file = one_step_case(tmp_path, "recurved-2d", solver_lines)
+    text = case_file.read_text()
+    shipped = 'interface_mesh_size = "0.04 um"'
+    assert shipped in text
+    case_file.write_text(text.replace(shipped, 'interface_mesh_size = "0.12 um"'))
+    return case_file
+
+
 def recurved_undercut_by_hand(profile) -> float:
     """The undercut of a RecurvedProfile (the head's width below its widest section, less the
     projection there) from its pieces' areas: the foot fillets (a square less a quarter

@@ -210,7 +210,11 @@ def test_shipped_cases_run(tmp_path, name):
     summary = json.loads((out / "summary.json").read_text())
     geometry = summary["geometry"]
     assert geometry["kind"] == name.split("-")[0]
-    assert geometry["element_quality_min"] > 0.2
+    # the worst elements fill the mix's cusp at the foot fillet, tangent to the foil, where
+    # the mix thins to nothing: the finer the interface mesh, the deeper into it (measured
+    # minSICN 0.29 at 0.12 um, 0.108 at plain-vs-recurved-2d's 0.04 um, about 0.085 at 0.03 um);
+    # the interface numbers converge regardless (docs/outputs.md, "Discretization error")
+    assert geometry["element_quality_min"] > 0.1
     interface = summary["interfaces"]["interface_copper_mix"]
     assert interface["max_risk"] > 0
     if name == "rough-ra-2d":

@@ -15,7 +15,7 @@ from solver.case import load_case_text
 from solver.errors import CaseError
 from solver.geometry.mesh import build_mesh
 
-from conftest import one_step_case
+from conftest import former_recurved_case
 
 PLAIN_CASE = """
 [case]
@@ -66,8 +66,8 @@ def test_recurved_run_with_curved_elements_agrees_with_straight_ones(tmp_path):
     (the displacement in fields.xdmf at the geometry's degree)."""
     summaries = []
     for degree in (1, 2):
-        case_file = one_step_case(tmp_path / f"degree{degree}", "recurved-2d",
-                                  f"geometry_degree = {degree}\n")
+        case_file = former_recurved_case(tmp_path / f"degree{degree}",
+                                         f"geometry_degree = {degree}\n")
         out = tmp_path / f"out{degree}"
         assert cli.main(["run", str(case_file), "--out", str(out), "-q", "--no-progress"]) == 0
         summaries.append(json.loads((out / "summary.json").read_text()))
@@ -84,6 +84,6 @@ def test_geometry_degree_must_not_exceed_the_displacement_degree():
 
 
 def test_curved_elements_give_the_same_summary_on_one_and_two_ranks(tmp_path):
-    case_file = one_step_case(tmp_path, "recurved-2d", "geometry_degree = 2\n")
+    case_file = former_recurved_case(tmp_path, "geometry_degree = 2\n")
     serial, _ = summaries_on_one_and_two_ranks(case_file, tmp_path, RECURVED_PHYSICS)
     assert serial["geometry"]["geometry_degree"] == 2

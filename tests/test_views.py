@@ -224,7 +224,7 @@ def test_paraview_reports_the_value_ranges_the_solver_wrote(written, paraview_sa
         columns = values.reshape(len(values), -1)
         expected = np.column_stack([columns.min(axis=0), columns.max(axis=0)])
         assert close_in_float32(ranges[f"{where}/{name}"], expected), name
-    # 324 MPa for this case, as printed by `sinter run`
+    # 358 MPa for this case, as printed by `sinter run`
     von_mises = ranges["CELLS/von_mises"][0][1]
     assert von_mises == pytest.approx(written["summary"]["final"]["max_von_mises"], rel=1e-6)
     temperature = ranges["CELLS/T"][0]

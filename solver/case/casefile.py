@@ -110,7 +110,7 @@ class CaseFile(Table):
         problem = geometry_kind(self).dim_problem(self.geometry, dim)
         if problem is not None:
             raise rule_broken(*problem)
-        problem = _mesh_size_problem(self.geometry, dim)
+        problem = mesh_size_problem(self.geometry, dim)
         if problem is not None:
             raise rule_broken(*problem)
         if dim == 3 and "plane" in self.case.model_fields_set:
@@ -164,7 +164,7 @@ class CaseFile(Table):
 MAX_ELEMENTS = 5e6
 
 
-def _mesh_size_problem(geometry, dim: int) -> tuple[str, str] | None:
+def mesh_size_problem(geometry, dim: int) -> tuple[str, str] | None:
     """(key, why) when a mesh size gives more than MAX_ELEMENTS: the bulk size fills the
     cell, (extent / size)^dim; a refined size (interface_mesh_size, ...) lines the
     interfaces, (extent / size)^(dim - 1), where the extent is the geometry's largest

@@ -36,6 +36,23 @@ UNIT_CELL_FREE_FACES: Mapping[int, tuple[Face, ...]] = {
 
 
 @dataclass(frozen=True)
+class FineMesh:
+    """Where a kind's mesh decides its headline numbers, and how to make it finer there
+    (`sinter run --convergence`, solver/post/convergence.py)."""
+
+    key: str
+    """The [geometry] key of the fine element size (interface_mesh_size, ...)."""
+    size: Callable[[Any], float]
+    """geometry -> the element size the builder actually uses there (m)."""
+    with_size: Callable[[Any, float], Any]
+    """(geometry, size) -> a copy of the geometry meshed at that size there, the same shape."""
+
+    def refined(self, geometry: Any, factor: int) -> Any:
+        """The geometry with its fine element size divided by `factor`."""
+        return self.with_size(geometry, self.size(geometry) / factor)
+
+
+@dataclass(frozen=True)
 class GeometryKind:
     """A kind of geometry: `kind = "<name>"` in a case file's [geometry] table."""
 
@@ -70,6 +87,9 @@ class GeometryKind:
     """Keys a case file may give only when case.dim = 2 -> the message when given in 3D."""
     file_keys: tuple[str, ...] = ()
     """Keys naming a file, relative to the case file (absolute once validated)."""
+    fine_mesh: FineMesh | None = None
+    """The element size that decides the interface numbers, refined by `sinter run
+    --convergence`; None: the kind has none to refine (a mesh file)."""
     closeup: str = "interface, where its risk index is highest"
     """What the close-up picture of `sinter view` shows ("von Mises stress near the ...")."""
 

@@ -76,6 +76,11 @@ def header(names, dim: int = 2, units: dict | None = None) -> list[str]:
 # (pattern of a dotted summary key, unit), the first matching pattern wins. "{force}" and
 # "{energy}" are N and J in 3D, N/m and J/m per unit depth in 2D.
 SUMMARY_UNITS = [
+    # the discretization error (sinter run --convergence): a quantity's numbers in its unit
+    ("convergence.meshes.*.fine_mesh_size", "m"), ("convergence.meshes.*.wall_time", "s"),
+    ("convergence.meshes.*", "1"), ("convergence.quantities.*.ratio", "1"),
+    ("convergence.quantities.*.order", "1"), ("convergence.quantities.*.relative_error*", "1"),
+    ("convergence.quantities.*", "the row's unit"),
     # times, temperatures and counts wherever they are
     ("*.time", "s"), ("*_time", "s"), ("schedule.duration", "s"), ("schedule.*_step", "s"),
     ("*temperature*", "K"), ("*_lag", "K"), ("furnace.max_spread", "K"),

@@ -15,7 +15,13 @@ from pathlib import Path
 
 from solver.errors import UserError
 from solver.io.units import unit_of
-from solver.report.units import format_location, format_quantity
+from solver.report.units import (
+    display_unit,
+    format_convergence_limit,
+    format_location,
+    format_quantity,
+    quantity_label,
+)
 from solver.report.views import (
     MPA,
     interface_figure,
@@ -91,6 +97,11 @@ def report_page(run_dir: Path) -> str:
         "<h2>Summary</h2>", _summary_table(summary),
         "<h2>Interfaces</h2>", _interface_table(summary["interfaces"]),
         _interface_profiles(run_dir, summary),
+    ]
+    if summary.get("convergence"):
+        sections += ["<h2>Discretization error</h2>",
+                     _convergence_table(summary["convergence"])]
+    sections += [
         "<h2>Pictures</h2>", _view_pictures(run_dir),
     ]
     if summary.get("furnace"):
@@ -199,6 +210,28 @@ def _interface_table(interfaces: dict) -> str:
                    "max normal traction [MPa] (averaged)", "max shear traction [MPa] (averaged)",
                    "max risk", "share of interface at risk >= 1",
                    "peak risk over the schedule"], rows)
+
+
+def _convergence_table(convergence: dict) -> str:
+    """`sinter run --convergence`: each headline number on the case's mesh and the refined
+    ones, the ratio of successive differences, the Richardson limit +- its error estimate
+    and the case's own value from the limit (docs/outputs.md, "Discretization error")."""
+    meshes = convergence["meshes"]
+    intro = (f"<p>The schedule solved again with {escape(convergence['refined'])} halved "
+             f"{len(meshes) - 1} time(s): "
+             + ", ".join(f"{mesh['fine_mesh_size'] * 1e6:.3g} um ({mesh['dofs']} DOFs, "
+                         f"{mesh['wall_time']:.1f} s)" for mesh in meshes)
+             + ". The limit is Richardson's extrapolation with the observed ratio; a number "
+               "whose differences do not shrink has none.</p>")
+    rows = []
+    for row in convergence["quantities"]:
+        shown = display_unit(row["unit"])
+        where, what = quantity_label(row["quantity"])
+        rows.append([escape(f"{what}, {where}" + (f" [{shown}]" if shown else ""))]
+                    + [escape(cell) for cell in format_convergence_limit(row)])
+    header = (["quantity"] + [f"{mesh['fine_mesh_size'] * 1e6:.3g} um" for mesh in meshes]
+              + ["ratio", "limit", "case's mesh from the limit"])
+    return intro + _table(header, rows)
 
 
 def _raw_and_averaged(data: dict, key: str) -> str:

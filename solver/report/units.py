@@ -41,3 +41,37 @@ def format_condition(row: dict) -> str:
 def format_location(at) -> str:
     """A point [m] in um: '(2.21, 0.0894) um'."""
     return "(" + ", ".join(f"{c / 1e-6:.3g}" for c in at) + ") um"
+
+
+# The headline numbers of --convergence (solver/post/convergence.py) by their summary keys
+QUANTITY_LABELS = {"max_risk": "max risk index", "max_normal_traction": "max normal traction",
+                   "max_shear_traction": "max shear traction",
+                   "max_normal_traction_averaged": "max normal, averaged",
+                   "max_shear_traction_averaged": "max shear, averaged"}
+
+
+def quantity_label(quantity: str) -> tuple[str, str]:
+    """A headline number's dotted summary key as (where, what): ('interface_1_2', 'max risk
+    index'), ('max von Mises stress', 'copper'), ('bending', 'curvature_x')."""
+    parts = quantity.split(".")
+    if parts[0] == "interfaces":
+        return parts[1], QUANTITY_LABELS.get(parts[2], parts[2])
+    if parts[0] == "final":
+        return "max von Mises stress", parts[2]
+    return parts[0], " ".join(parts[1:])
+
+
+def format_convergence_limit(row: dict) -> list[str]:
+    """A headline number's cells in a convergence table, in its shown unit: the value on each
+    mesh, the ratio of successive differences, the limit +- the error estimate, and the
+    relative distance of the case's own value from the limit (or the status where there
+    is no limit: 'not converging', 'oscillating', 'one refinement')."""
+    unit = row["unit"]
+    cells = [f"{to_display(value, unit):.4g}" for value in row["values"]]
+    cells.append("" if row["ratio"] is None else f"{row['ratio']:.3g}")
+    if row["limit"] is None:
+        return [*cells, row["status"], ""]
+    side = "-" if row["values"][0] < row["limit"] else "+"
+    return [*cells, f"{to_display(row['limit'], unit):.4g} +- "
+                    f"{to_display(row['error_estimate'], unit):.2g}",
+            f"{side}{100 * row['relative_error']:.2g} %"]

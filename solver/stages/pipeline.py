@@ -30,7 +30,9 @@ from solver import stopping
 from solver.case.resolved import resolved_toml
 from solver.errors import SolverError, UserError
 from solver.geometry.mesh import build_mesh
+from solver.geometry.registry import geometry_kind
 from solver.io import checkpoint, log, output, provenance, summary, units
+from solver.post import convergence as discretization
 from solver.post import verdict
 from solver.post.interface import InterfaceProbe
 from solver.stages import pulloff
@@ -41,7 +43,8 @@ logger = logging.getLogger(__name__)
 
 
 def run_case(case, out, comm=MPI.COMM_WORLD, progress: bool = True,
-             checkpoint_every: int = 0, resume: bool = False, command=None) -> dict:
+             checkpoint_every: int = 0, resume: bool = False, command=None,
+             convergence: int = 0) -> dict:
     """Solve a case along its schedule (and its swelling) and write the results to out.
 
     checkpoint_every: write a checkpoint beside `out` every so many time steps (0: never);
@@ -49,11 +52,17 @@ def run_case(case, out, comm=MPI.COMM_WORLD, progress: bool = True,
     or the swelling stage). The final state is always written to out/state.npz, the start
     of a later stage. command: the arguments of the `sinter` command for run.log's header
     (default: this process's). A run that stops early (solver/stopping.py) leaves an
-    incomplete result at out and raises RunStopped.
+    incomplete result at out and raises RunStopped. convergence: solve the schedule again
+    on that many meshes, the fine element size halved for each, and report the headline
+    numbers' discretization error (summary `convergence`, solver/post/convergence.py);
+    their fields are not written.
     """
     started = time.perf_counter()
     saved = checkpoint.checkpoint_path(out)
     resumed = _resumed(out, saved, case, comm, ("process", "swelling")) if resume else None
+    # refused before the case's own solve: a kind without a size to refine, too many elements
+    refined_cases = [discretization.refined_case(case, 2 ** level)
+                     for level in range(1, convergence + 1)]
     with _results(out, comm, case, command, "run") as workdir:
         emesh = build_mesh(case, comm)
         if resumed is not None:
@@ -89,6 +98,9 @@ def run_case(case, out, comm=MPI.COMM_WORLD, progress: bool = True,
             process_part["verdict"] = verdict.verdict(process_part["process_window"],
                                                       process_part["delamination"])
         parts.append(carried["bending"])
+        if refined_cases:
+            parts.append(_convergence(case, refined_cases, parts,
+                                      time.perf_counter() - started, comm, progress))
         result = _finish(workdir, case, parts, started, comm)
     if comm.rank == 0 and saved.exists():
         saved.unlink()  # the run is complete: its results replace the checkpoint
@@ -150,6 +162,35 @@ def _copy(source: Path, target: Path):
         shutil.copytree(source, target)
     else:
         shutil.copy2(source, target)
+
+
+def _convergence(case, refined_cases, parts, base_time, comm, progress) -> dict:
+    """The summary's `convergence` (and its warnings): the schedule solved on each refined
+    case, no files written; the headline numbers gathered on rank 0 and broadcast (parts:
+    the summary's so far, base_time: the case's own solve in s)."""
+    refined = []
+    for refined_case in refined_cases:
+        started = time.perf_counter()
+        fine_mesh = geometry_kind(refined_case).fine_mesh
+        logger.info("convergence: the schedule with %s = %.4g um", fine_mesh.key,
+                    fine_mesh.size(refined_case.geometry) * 1e6)
+        emesh = build_mesh(refined_case, comm)
+        process = run_process(refined_case, emesh, None, progress)
+        msh = emesh.mesh
+        mesh_row = {"refinement": round(fine_mesh.size(case.geometry)
+                                        / fine_mesh.size(refined_case.geometry)),
+                    "fine_mesh_size": fine_mesh.size(refined_case.geometry),
+                    "cells": msh.topology.index_map(msh.topology.dim).size_global,
+                    "dofs": process.stage.problem.dofs,
+                    "wall_time": time.perf_counter() - started}
+        refined.append(({**process.summary, **process.stage.bending_summary()}, mesh_row))
+    part = None
+    if comm.rank == 0:  # the interfaces of the summaries are on rank 0
+        base = summary.assemble(*parts)
+        convergence = discretization.convergence_summary(case, base, base_time, refined)
+        part = {"convergence": convergence,
+                "warnings": discretization.accuracy_warnings(convergence)}
+    return comm.bcast(part, root=0)
 
 
 def run_pulloff(case, out, comm=None, command=None, resume: bool = False) -> dict:

@@ -176,13 +176,15 @@ class ProcessResult:
     summary: dict
 
 
-def run_process(case, emesh, workdir: Path, progress: bool = True, saved: Path | None = None,
-                checkpoint_every: int = 0, resume: bool = False) -> ProcessResult:
+def run_process(case, emesh, workdir: Path | None, progress: bool = True,
+                saved: Path | None = None, checkpoint_every: int = 0,
+                resume: bool = False) -> ProcessResult:
     """The process stage of `sinter run`: the fields at the steps [output] chooses
     (fields.xdmf and/or the VTX files), history.csv at every step, the interface tractions
     (interface.csv) and their peaks over the history, furnace.csv and the kinetics; a
     checkpoint at `saved` every `checkpoint_every` steps (0: never), or, with resume,
-    continuing from it; the final state in state.npz, the start of a later stage.
+    continuing from it; the final state in state.npz, the start of a later stage. workdir
+    None: no files, the summary part alone (the refined meshes of --convergence).
 
     A stop (SIGINT/SIGTERM, solver/stopping.py) at a step boundary writes the checkpoint at
     `saved`; a solve that step cuts cannot cure ends the stage at the last converged step.
@@ -208,9 +210,10 @@ def run_process(case, emesh, workdir: Path, progress: bool = True, saved: Path |
 
     def stop_if_asked(index, step, state, iterations):
         if index < last and (signum := stopping.requested(comm)):
-            checkpoint.write(saved, stage.problem, record.progress(case_hash))
+            if saved is not None:  # none for the refined meshes of --convergence
+                checkpoint.write(saved, stage.problem, record.progress(case_hash))
             raise stopping.RunStopped(stopping.signal_reason(signum), "process", index,
-                                      stage.load(), resumable=True)
+                                      stage.load(), resumable=saved is not None)
 
     record = _Record(stage, workdir, history, peaks, von_mises_peaks)
     stopped = None
@@ -231,12 +234,14 @@ def run_process(case, emesh, workdir: Path, progress: bool = True, saved: Path |
         if stopped is not None and record.history and stage.step >= first_step:
             record.write_last_fields()  # the last converged state, an output step or not
     finally:
-        record.fields.close()
-    checkpoint.write(workdir / "state.npz", stage.problem,
-                     {**record.progress(case_hash), "history": [], "peaks": {},
-                      "von_mises_peaks": {}})
-    if comm.rank == 0:
-        record.write(workdir)
+        if record.fields is not None:
+            record.fields.close()
+    if workdir is not None:
+        checkpoint.write(workdir / "state.npz", stage.problem,
+                         {**record.progress(case_hash), "history": [], "peaks": {},
+                          "von_mises_peaks": {}})
+        if emesh.mesh.comm.rank == 0:
+            record.write(workdir)
     if stopped is not None:
         raise stopped
     return ProcessResult(stage, record.stress, record.probe, _summary(stage, record))
@@ -249,11 +254,11 @@ def hash_of(case) -> str:
 
 class _Record:
     """The hook of `sinter run` at every time step: the fields at the output steps (into
-    `workdir`), the interface tractions and their peaks, the largest von Mises stress of
-    each material and its peak, a history row (the history and the peaks continued where a
-    restart passes them in)."""
+    `workdir`; none where it is None), the interface tractions and their peaks, the largest
+    von Mises stress of each material and its peak, a history row (the history and the
+    peaks continued where a restart passes them in)."""
 
-    def __init__(self, stage: ProcessStage, workdir: Path, history: list, peaks: dict,
+    def __init__(self, stage: ProcessStage, workdir: Path | None, history: list, peaks: dict,
                  von_mises_peaks: dict):
         self.stage = stage
         self.probe = InterfaceProbe(stage.emesh)
@@ -267,16 +272,15 @@ class _Record:
         self.von_mises_peaks = von_mises_peaks
         self.temperature = stage.case.schedule.start  # of the step being written
         case = stage.case
-        self.fields = output.FieldOutput(workdir, "fields", "", stage.emesh, case.solver.degree,
-                                         field_sources(stage.problem, stage.emesh,
-                                                       lambda: self.temperature),
-                                         case.output, "process",
-                                         times=sum(i >= stage.step for i in stage.output_steps))
+        self.fields = None if workdir is None else output.FieldOutput(
+            workdir, "fields", "", stage.emesh, case.solver.degree,
+            field_sources(stage.problem, stage.emesh, lambda: self.temperature), case.output,
+            "process", times=sum(i >= stage.step for i in stage.output_steps))
 
     def __call__(self, index, step, state, iterations):
         case, problem = self.stage.case, self.stage.problem
         self.cell_stress.update(problem)
-        if index in self.stage.output_steps:
+        if self.fields is not None and index in self.stage.output_steps:
             self.temperature = step.temperature
             self.fields.write(step.time)
         problem.stress_into(self.stress)
@@ -381,7 +385,7 @@ def _summary(stage: ProcessStage, record: _Record) -> dict:
         "delamination": delamination,
         "verdict": verdict.verdict(window, delamination),
         "warnings": verdict.flow_stress_warnings(case, record.von_mises_peaks),
-        "outputs": record.fields.summary(),
+        "outputs": record.fields.summary() if record.fields is not None else {},
     }
 
 

@@ -10,7 +10,12 @@ from pydantic import Field, model_validator
 from meshes.built import BuiltGeometry
 from solver.case.tables import Table
 from solver.case.units import OptionalPositiveLength, PositiveLength
-from solver.geometry.kind import UNIT_CELL_FREE_FACES, UNIT_CELL_SYMMETRY_PLANES, GeometryKind
+from solver.geometry.kind import (
+    UNIT_CELL_FREE_FACES,
+    UNIT_CELL_SYMMETRY_PLANES,
+    FineMesh,
+    GeometryKind,
+)
 
 
 class Film(Table):
@@ -81,6 +86,17 @@ def _measured_extent(geometry: CollectorCell, metrics: dict) -> tuple[float, flo
     return metrics["cell_length"], metrics["cell_width"]
 
 
+def _interface_size(geometry: CollectorCell) -> float:
+    # meshes/collector.py meshes every interface of a cell with films at most twice the
+    # thinnest film's thickness
+    return min([geometry.interface_mesh_size] + [2 * film.thickness for film in geometry.films])
+
+
+INTERFACE_MESH = FineMesh(
+    key="interface_mesh_size", size=_interface_size,
+    with_size=lambda geometry, size: geometry.model_copy(update={"interface_mesh_size": size}))
+
+
 def collector_kind(schema: type[CollectorCell], build: Callable[[Any, int], BuiltGeometry],
                    **traits: Any) -> GeometryKind:
     """The GeometryKind of a collector cell; `traits` change the cells' common ones."""
@@ -88,5 +104,6 @@ def collector_kind(schema: type[CollectorCell], build: Callable[[Any, int], Buil
         schema=schema, build=build, is_collector_cell=True,
         symmetry_planes=UNIT_CELL_SYMMETRY_PLANES, free_faces=UNIT_CELL_FREE_FACES,
         cell_extent=_measured_extent, pulloff_dims=(2,), only_in_3d=("array",),
+        fine_mesh=INTERFACE_MESH,
         only_in_2d={"films": "films are 2D only in this version"})
     return dataclasses.replace(common, **traits)

@@ -11,7 +11,7 @@ from pydantic import Field
 import meshes
 from solver.case.tables import Table
 from solver.case.units import OptionalPositiveLength, PositiveLength
-from solver.geometry.kind import GeometryKind, Pin
+from solver.geometry.kind import FineMesh, GeometryKind, Pin
 
 
 class Layer(Table):
@@ -56,6 +56,12 @@ def _pins(g: LayersGeometry, dim: int) -> tuple[list[Pin], float]:
             ((g.length, g.width / 2, 0.0), (1,))], tolerance
 
 
+# The layers are meshed at one size throughout: the whole mesh is refined.
+UNIFORM_MESH = FineMesh(
+    key="mesh_size", size=lambda geometry: geometry.mesh_size,
+    with_size=lambda geometry, size: geometry.model_copy(update={"mesh_size": size}))
+
 KIND = GeometryKind(
     schema=LayersGeometry, build=_build, is_layer_stack=True, rigid_body_pins=_pins,
+    fine_mesh=UNIFORM_MESH,
     required_in_3d={"width": "the stack's extent in z"}, only_in_3d=("width",))

@@ -9,7 +9,12 @@ from pydantic import Field, model_validator
 import meshes
 from solver.case.tables import Table, rule_broken, um
 from solver.case.units import OptionalPositiveLength, PositiveLength, SIQuantity
-from solver.geometry.kind import UNIT_CELL_FREE_FACES, UNIT_CELL_SYMMETRY_PLANES, GeometryKind
+from solver.geometry.kind import (
+    UNIT_CELL_FREE_FACES,
+    UNIT_CELL_SYMMETRY_PLANES,
+    FineMesh,
+    GeometryKind,
+)
 from solver.geometry.kinds.recurved import Projection
 
 
@@ -137,8 +142,15 @@ def _extent(g: ParticlesGeometry, metrics: dict) -> tuple[float, float]:
 
 
 # The unit cell of the collector cells, with the packing statistically isotropic in the plane.
+# The particles, the projection and the foil/binder interface are meshed at
+# particle_mesh_size (the packing does not depend on it).
+PARTICLE_MESH = FineMesh(
+    key="particle_mesh_size", size=lambda geometry: geometry.particle_mesh_size,
+    with_size=lambda geometry, size: geometry.model_copy(update={"particle_mesh_size": size}))
+
 KIND = GeometryKind(
     schema=ParticlesGeometry, build=_build, symmetry_planes=UNIT_CELL_SYMMETRY_PLANES,
+    fine_mesh=PARTICLE_MESH,
     free_faces=UNIT_CELL_FREE_FACES, cell_extent=_extent,
     required_in_3d={"width": "the stack's extent in z"}, only_in_3d=("width",),
     only_in_2d={"projection": "a projection under the particles is 2D only in this version"})

@@ -3,7 +3,7 @@ Sa) on the foil, under the mix (meshes/collector.py, meshes/collector3d.py)."""
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 import meshes
 from solver.case.units import OptionalPositiveLength, PositiveLength
@@ -30,11 +30,25 @@ class RoughGeometry(cell.CollectorCell):
         description="extent of the field along y (3D only; Ra is then the areal Sa)",
         json_schema_extra={"default_text": "required in 3D"},
     )
+    nodule_gap: OptionalPositiveLength = Field(
+        None,
+        description="least distance of a nodule from its slot's ends (3D: between nodules, "
+        "and half of it from the cell's faces); the positions depend on it, not on the mesh",
+        json_schema_extra={"default_text": "interface_mesh_size"},
+    )
+
+    @model_validator(mode="after")
+    def _derive_nodule_gap(self) -> "RoughGeometry":
+        # set here, so that a finer interface mesh (sinter run --convergence) keeps the shape
+        if self.nodule_gap is None:
+            self.nodule_gap = self.interface_mesh_size
+        return self
 
 
 def _build(g: RoughGeometry, dim: int) -> meshes.BuiltGeometry:
     nodules = dict(nodule_count=g.nodule_count, nodule_width=g.nodule_width,
-                   nodule_shape=g.nodule_shape, seed=g.seed, **cell.builder_arguments(g, dim))
+                   nodule_shape=g.nodule_shape, seed=g.seed, nodule_gap=g.nodule_gap,
+                   **cell.builder_arguments(g, dim))
     if dim == 3:
         return meshes.build_rough_3d(length=g.length, width=g.width, target_sa=g.Ra, **nodules)
     return meshes.build_rough_2d(length=g.length, target_ra=g.Ra, **nodules)
