@@ -1,14 +1,15 @@
 """The P1 3D cool-down of the bench in scikit-fem + pyamg (`comparisons.skfem_ratio` of
 bench/results.json); run in bench/.venv, which bench/run.py fills on demand.
 
-It reads the mesh sinterfem built (p1.npz of bench/child.py --mesh-out: vertices,
-tetrahedra, cell tags, and sinterfem's displacement at the vertices) and the constants per
-tag (materials.json), and solves the same linear thermo-elasticity as bench/bare_dolfinx.py
-(its docstring says which): one assembly, smoothed-aggregation AMG with the six rigid-body
-modes as B, CG to a relative residual of 1e-10 (tighter than the bare script's 1e-8, so that
-the displacements can be compared to 1e-6), two solves and the face displacement from the
-reactions. The assembly goes by chunks of elements, so that the element matrices of ~2M
-tetrahedra never are in memory at once.
+It reads the mesh sinterfem built from the Gmsh file that sinterfem's mesh-file run reads
+too (p1.msh of bench/child.py --mesh-out: vertices in micrometres, tetrahedra, cell tags as
+gmsh:physical) and the constants per tag (materials.json), and solves the same linear
+thermo-elasticity as bench/bare_dolfinx.py (its docstring says which): one assembly,
+smoothed-aggregation AMG with the six rigid-body modes as B, CG to a relative residual of
+1e-10 (tighter than the bare script's 1e-8, so that the displacements can be compared to
+1e-6), two solves and the face displacement from the reactions; sinterfem's displacement at
+the vertices (p1.npz, the same vertices) is the comparison. The assembly goes by chunks of
+elements, so that the element matrices of ~2M tetrahedra never are in memory at once.
 
     python3 bench/skfem_elastic.py MESH_DIR --record RECORD.json
 """
@@ -19,6 +20,7 @@ import resource
 import time
 from pathlib import Path
 
+import meshio
 import numpy as np
 import pyamg
 from skfem import Basis, BilinearForm, ElementTetP1, ElementVector, LinearForm, MeshTet, asm
@@ -58,9 +60,11 @@ def main():
     parser.add_argument("--record", type=Path, required=True)
     args = parser.parse_args()
     started = time.perf_counter()
-    data = np.load(args.mesh_dir / "p1.npz")
+    mesh_file = meshio.read(args.mesh_dir / "p1.msh")
     constants = json.loads((args.mesh_dir / "materials.json").read_text())["materials"]
-    points, tetrahedra, tags = data["points"], data["tetrahedra"], data["tags"]
+    points = mesh_file.points * 1e-6  # micrometres in the file
+    tetrahedra = mesh_file.cells_dict["tetra"]
+    tags = mesh_file.cell_data_dict["gmsh:physical"]["tetra"]
     mesh = MeshTet(points.T.copy(), tetrahedra.T.copy())
     element = ElementVector(ElementTetP1())
     mesh_s = time.perf_counter() - started
@@ -128,7 +132,7 @@ def main():
     u = solutions["load"] + d * solutions["unit"]
     total_s = time.perf_counter() - started
 
-    theirs = data["displacement"]  # sinterfem's, at the vertices
+    theirs = np.load(args.mesh_dir / "p1.npz")["displacement"]  # sinterfem's, at the vertices
     ours = np.stack([u[nodal[axis]] for axis in range(3)], axis=1)
     difference = float(np.abs(ours - theirs).max() / np.abs(theirs).max())
     record = {"mesh_s": mesh_s, "assemble_s": assemble_s, "setup_s": setup_s,
