@@ -16,7 +16,10 @@
   solver's set-up (solver.numerics.linear.elasticity_ksp: the AMG hierarchy or the
   p-multigrid), the solves with Dirichlet conditions (solve_dirichlet: the elastic
   solves) and the rest, and the resident memory when each phase ends (what it left
-  held), rank 0's.
+  held), rank 0's;
+- CPU seconds (process time, which the other jobs of a shared machine change less than the
+  wall time) within each of those phases, the solves' including the assembly of their
+  right-hand sides, and in all (cpu_s), rank 0's.
 
 install() must run before solver.stages is imported: the solver modules bind
 configured_ksp and build_mesh by name when they are imported.
@@ -35,6 +38,7 @@ _meshes = []
 _phases = ["rest"]  # the stack of memory phases, the current one last
 _peak_mb: dict[str, float] = {}  # per phase, the largest peak resident memory in it
 _left_mb: dict[str, float] = {}  # per phase, the largest resident memory as it ended
+_cpu_s: dict[str, float] = {}  # per phase, the CPU seconds within it
 
 
 def _status_mb(key: str) -> float:
@@ -67,9 +71,11 @@ def _leave():
 def _in_phase(function, phase: str):
     def phased(*args, **kwargs):
         _enter(phase)
+        started = time.process_time()
         try:
             return function(*args, **kwargs)
         finally:
+            _cpu_s[phase] = _cpu_s.get(phase, 0.0) + time.process_time() - started
             _leave()
 
     return phased
@@ -141,9 +147,10 @@ def peak_memory_mb(comm) -> float:
 def measured(comm, record: dict):
     """Fill `record` with the phases of the run inside the block: each the largest over
     the ranks (the slowest rank sets the pace)."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     yield record
     total = time.perf_counter() - started
+    record["cpu_s"] = {**_cpu_s, "total": time.process_time() - cpu_started}
     setup = event("KSPSetUp")["time"] + event("PCSetUp")["time"]
     phases = {"mesh_s": _seconds["mesh"], "assemble_s": _seconds["assemble"],
               "setup_s": setup, "solve_s": event("KSPSolve")["time"],
