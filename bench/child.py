@@ -6,7 +6,9 @@ rank 0 writes the record as JSON.
 
 --mesh-out: after the run, write the mesh with its cell tags (mesh.xdmf) and the elastic
 constants and thermal strain of each tag at the end of the schedule (materials.json), for
-the bare DOLFINx script (bare_dolfinx.py) and the scikit-fem script (skfem_elastic.py).
+the bare DOLFINx script (bare_dolfinx.py) and the scikit-fem script (skfem_elastic.py); for
+a P1 run on one rank also the mesh as a Gmsh file (p1.msh), which sinterfem (kind = "mesh")
+and scikit-fem both read in the mesh-file runs.
 """
 
 import argparse
@@ -22,6 +24,7 @@ from mpi4py import MPI  # noqa: E402
 
 instrument.install()
 
+from meshes.built import MICROMETRE  # noqa: E402
 from solver.case import load_case  # noqa: E402
 from solver.io.log import setup_logging  # noqa: E402
 from solver.materials.constitutive import as_table  # noqa: E402
@@ -31,7 +34,10 @@ from solver.stages.pipeline import run_case, run_pulloff  # noqa: E402
 def write_mesh(emesh, case, directory: Path, run: Path, comm):
     """mesh.xdmf (mesh and cell tags, in metres) and materials.json beside it; for a P1
     run on one rank also p1.npz: the vertices, the tetrahedra, their tags and sinterfem's
-    final displacement at the vertices (from the run's state.npz)."""
+    final displacement at the vertices (from the run's state.npz), and p1.msh: the same
+    vertices (in micrometres, as the builders' models), tetrahedra and tags (gmsh:physical)
+    as a binary Gmsh 2.2 file."""
+    import meshio
     import numpy as np
     from dolfinx import io
 
@@ -66,6 +72,10 @@ def write_mesh(emesh, case, directory: Path, run: Path, comm):
             tags[emesh.cell_tags.indices] = emesh.cell_tags.values
             np.savez(directory / "p1.npz", points=msh.geometry.x, tetrahedra=nodes,
                      tags=tags, displacement=displacement)
+            meshio.write(directory / "p1.msh", meshio.Mesh(
+                msh.geometry.x / MICROMETRE, [("tetra", nodes)],
+                cell_data={"gmsh:physical": [tags], "gmsh:geometrical": [tags]}),
+                file_format="gmsh22", binary=True)
         (directory / "materials.json").write_text(json.dumps(
             {"start_temperature": start, "end_temperature": end, "degree": case.solver.degree,
              "materials": materials}, indent=1) + "\n")

@@ -1,9 +1,11 @@
-"""Preconditioners for the P2 elasticity operator on the 3D cells (run on purpose, never in
-tests): CG iterations to rtol 1e-8, setup and solve wall time and peak memory, at about
-0.25M and 1M displacement DOFs, for GAMG (as shipped and tuned), hypre BoomerAMG (with the
-options that suit elasticity) and a two-level p-multigrid (P1 as the coarse level).
+"""Preconditioners for the P2 (and P1) elasticity operator on the 3D cells (run on purpose,
+never in tests): CG iterations to rtol 1e-8 (--rtol), setup and solve wall time and peak
+memory, at about 0.25M and 1M displacement DOFs, for GAMG (as shipped and tuned), hypre
+BoomerAMG (with the options that suit elasticity) and, for P2, a two-level p-multigrid (P1
+as the coarse level).
 
     bin/sinter-env python3 bench/preconditioners.py [--cases ...] [--sizes ...] [--pcs ...]
+        [--degree 1|2] [--rtol RTOL]
     bin/sinter-env mpirun -n 2 python3 bench/preconditioners.py --pcs NAME
 
 The operator is the one sinterfem solves (solver/physics/thermoelastic.py: the scaled
@@ -11,12 +13,13 @@ equations, the Dirichlet rows with a unit diagonal, the rigid-body near-nullspac
 is the cool-down's thermal mismatch (as a process eigenstrain alpha dT per material). The
 residual norm is the unpreconditioned one for every preconditioner, so that "rtol 1e-8"
 means the same thing for all of them. Records are merged into bench/preconditioners.json
-(a run replaces the records with its case, size, ranks and preconditioner) and the whole
-table is printed.
+(a run replaces the records with its case, size, degree, ranks, preconditioner and rtol)
+and the whole table is printed.
 """
 
 import argparse
 import json
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -40,28 +43,42 @@ from solver.physics.thermoelastic import ThermoElasticProblem
 ROOT = Path(__file__).resolve().parents[1]
 RTOL = 1e-8
 
-# The scale of each case's mesh sizes that gives about 0.25M and 1M P2 DOFs (measured).
-SIZES = {"recurved-3d": {"0.25M": 0.77, "1M": 0.42},
-         "plate-3d": {"0.25M": 5.3, "1M": 3.2}}
+# The scale of each case's mesh sizes that gives about 0.25M and 1M DOFs (measured), per
+# degree; P1 on the recurved cell: 242,586 and 1,278,687 DOFs (meshed by HXT, as
+# bench/run.py's p1-3d at 1M)
+SIZES = {2: {"recurved-3d": {"0.25M": 0.77, "1M": 0.42},
+             "plate-3d": {"0.25M": 5.3, "1M": 3.2}},
+         1: {"recurved-3d": {"0.25M": 0.3, "1M": 0.157},
+             "plate-3d": {"0.25M": 2.7, "1M": 1.7}}}
 
 
-def recurved_case(scale: float):
-    """cases/recurved-3d.toml with mesh_size and interface_mesh_size times `scale`."""
+def _of_degree(text: str, degree: int) -> str:
+    """A case file's text, for degree 1 with P1 displacements on straight cells."""
+    if degree == 2:
+        return text
+    if "[solver]" not in text:
+        text += "\n[solver]\n"
+    return text.replace("[solver]", "[solver]\ndegree = 1\ngeometry_degree = 1")
+
+
+def recurved_case(scale: float, degree: int = 2):
+    """cases/recurved-3d.toml with mesh_size and interface_mesh_size times `scale`, with
+    displacements (and geometry, for P1) of `degree`."""
     text = (ROOT / "cases" / "recurved-3d.toml").read_text()
     text = re.sub(r'^mesh_size = "1.0 um"', f'mesh_size = "{1.0 * scale:g} um"', text,
                   flags=re.M)
     text = re.sub(r'^interface_mesh_size = "0.12 um"',
                   f'interface_mesh_size = "{0.12 * scale:g} um"', text, flags=re.M)
-    return load_case_text(text, file="recurved-3d")
+    return load_case_text(_of_degree(text, degree), file="recurved-3d")
 
 
-def plate_case(mesh_size_um: float):
+def plate_case(mesh_size_um: float, degree: int = 2):
     """cases/bilayer-cu-pi.toml (18 um Cu, 20 um polyimide) as a 200 x 200 um 3D plate."""
     text = (ROOT / "cases" / "bilayer-cu-pi.toml").read_text()
     text = text.replace("dim = 2 ", "dim = 3 ")
     text = text.replace('length = "400 um"', 'length = "200 um"\nwidth = "200 um"')
     text = text.replace('mesh_size = "2 um"', f'mesh_size = "{mesh_size_um:g} um"')
-    return load_case_text(text, file="plate-3d")
+    return load_case_text(_of_degree(text, degree), file="plate-3d")
 
 
 CASES = {"recurved-3d": recurved_case, "plate-3d": plate_case}
@@ -95,9 +112,11 @@ PRECONDITIONERS = {
     "gamg-noaggressive": {**_GAMG, "pc_gamg_aggressive_coarsening": 0},
     "gamg-aggressive-misk": {**_GAMG, "pc_gamg_aggressive_square_graph": False},
     "gamg-sor": {**_GAMG, "mg_levels_pc_type": "sor"},
+    "gamg-cheb3": {**_GAMG, "mg_levels_ksp_max_it": 3},
     "gamg-cheb4": {**_GAMG, "mg_levels_ksp_max_it": 4},
     "gamg-unsmoothed": {**_GAMG, "pc_gamg_agg_nsmooths": 0},
     "boomeramg": _BOOMERAMG,
+    "boomeramg-agg1": {**_BOOMERAMG, "pc_hypre_boomeramg_agg_nl": 1},
     "boomeramg-0.7-agg1": {**_BOOMERAMG, "pc_hypre_boomeramg_strong_threshold": 0.7,
                            "pc_hypre_boomeramg_agg_nl": 1},
     "boomeramg-pmis-0.7": {**_BOOMERAMG, "pc_hypre_boomeramg_coarsen_type": "PMIS",
@@ -109,6 +128,9 @@ PRECONDITIONERS = {
                             "pc_hypre_boomeramg_vec_interp_variant": 2,
                             "pc_hypre_boomeramg_vec_interp_qmax": 4,
                             "pc_hypre_boomeramg_vec_interp_smooth": True},
+    "boomeramg-nodal-agg1": {**_BOOMERAMG, "pc_hypre_boomeramg_nodal_coarsen": 4,
+                             "pc_hypre_boomeramg_nodal_coarsen_diag": 1,
+                             "pc_hypre_boomeramg_agg_nl": 1},
     "p-multigrid": PMultigridVariant(),
     "p-multigrid-cheb3": PMultigridVariant(smoother={**P_MULTIGRID_SMOOTHER, "ksp_max_it": 3}),
     "p-multigrid-boomeramg": PMultigridVariant(coarse={
@@ -144,7 +166,7 @@ def resident_memory_mb(comm) -> float:
     return _status_mb(comm, "VmRSS")
 
 
-def measure(problem, name: str, options: dict, comm) -> dict:
+def measure(problem, name: str, options: dict, comm, rtol: float = RTOL) -> dict:
     """Set up and solve with one preconditioner: iterations, times, memory, true residual."""
     A = problem.A
     b = fem_petsc.assemble_vector(problem.L)
@@ -156,12 +178,13 @@ def measure(problem, name: str, options: dict, comm) -> dict:
     rss_mb = resident_memory_mb(comm)
     reset_peak_memory()
     started = time.perf_counter()
+    tolerance = {"ksp_rtol": rtol}
     if isinstance(options, PMultigridVariant):
-        ksp = configured_ksp(comm, "bench", _CG)
+        ksp = configured_ksp(comm, "bench", {**_CG, **tolerance})
         ksp.getPC().setType(PETSc.PC.Type.PYTHON)
         ksp.getPC().setPythonContext(PMultigrid(problem.V, options.smoother, options.coarse))
     else:
-        ksp = configured_ksp(comm, "bench", options)
+        ksp = configured_ksp(comm, "bench", {**options, **tolerance})
     ksp.setOperators(A)
     ksp.setUp()
     comm.barrier()
@@ -174,6 +197,7 @@ def measure(problem, name: str, options: dict, comm) -> dict:
     A.mult(x, residual)
     residual.aypx(-1.0, b)
     record = {"preconditioner": name, "iterations": ksp.getIterationNumber(),
+              "load_average": os.getloadavg()[0],
               "converged": ksp.getConvergedReason() > 0,
               "relative_residual": residual.norm() / b.norm(),
               "setup_s": setup_s, "solve_s": solve_s, "total_s": setup_s + solve_s,
@@ -186,8 +210,9 @@ def measure(problem, name: str, options: dict, comm) -> dict:
     return record
 
 
-def run(case_name: str, size: str, names: list[str], comm) -> list[dict]:
-    case = CASES[case_name](SIZES[case_name][size])
+def run(case_name: str, size: str, names: list[str], comm, degree: int = 2,
+        rtol: float = RTOL) -> list[dict]:
+    case = CASES[case_name](SIZES[degree][case_name][size], degree)
     started = time.perf_counter()
     emesh = build_mesh(case, comm)
     mesh_s = time.perf_counter() - started
@@ -199,42 +224,45 @@ def run(case_name: str, size: str, names: list[str], comm) -> list[dict]:
     fill_cellwise(problem.eigenstrain, emesh, {
         name: float(material.thermal_strain(case.schedule.end_temperature, case.schedule.start))
         for name, material in problem.materials.items()})
-    header = {"case": case_name, "size": size, "dofs": problem.dofs, "ranks": comm.size,
+    header = {"case": case_name, "size": size, "degree": degree, "rtol": rtol,
+              "dofs": problem.dofs, "ranks": comm.size,
               "cells": emesh.mesh.topology.index_map(3).size_global,
               "matrix_block_size": problem.A.getBlockSize(), "delta_temperature": delta_t,
               "mesh_s": mesh_s, "assemble_s": assemble_s,
               "petsc": ".".join(map(str, PETSc.Sys.getVersion()))}
     records = []
     for name in names:
-        record = {**header, **measure(problem, name, PRECONDITIONERS[name], comm)}
+        record = {**header, **measure(problem, name, PRECONDITIONERS[name], comm, rtol)}
         if comm.rank == 0:
             print(_row(record), flush=True)
         records.append(record)
     return records
 
 
-_COLUMNS = ("case", "dofs", "ranks", "preconditioner", "iterations", "setup_s", "solve_s",
-            "peak_mem_mb")
+_COLUMNS = ("case", "degree", "dofs", "ranks", "rtol", "preconditioner", "iterations",
+            "setup_s", "solve_s", "peak_mem_mb", "load_average")
 
 
 def _row(record: dict) -> str:
     cells = []
     for key in _COLUMNS:
-        value = record[key]
-        cells.append(f"{value:.1f}" if isinstance(value, float) else str(value))
+        value = record.get(key, "-")  # the load average: not in the earlier records
+        cells.append(f"{value:.3g}" if key == "rtol" else f"{value:.1f}"
+                     if isinstance(value, float) else str(value))
     if not record["converged"]:
-        cells[4] += " (not converged)"
+        cells[_COLUMNS.index("iterations")] += " (not converged)"
     return " | ".join(cells)
 
 
 def save(records: list[dict], out: Path):
     """Merge `records` into the JSON at `out`: they replace those with the same case, size,
-    ranks and preconditioner."""
-    key = ("case", "size", "ranks", "preconditioner")
+    degree, ranks, preconditioner and rtol."""
+    key = ("case", "size", "degree", "ranks", "preconditioner", "rtol")
     replaced = {tuple(r[k] for k in key) for r in records}
     old = json.loads(out.read_text()) if out.exists() else []
     merged = [r for r in old if tuple(r[k] for k in key) not in replaced] + records
-    merged.sort(key=lambda r: (r["case"], r["dofs"], r["ranks"], r["preconditioner"]))
+    merged.sort(key=lambda r: (r["case"], r["degree"], r["dofs"], r["ranks"], r["rtol"],
+                               r["preconditioner"]))
     out.write_text(json.dumps(merged, indent=1) + "\n")
     return merged
 
@@ -246,13 +274,15 @@ def main():
     parser.add_argument("--sizes", nargs="+", default=["0.25M", "1M"], choices=["0.25M", "1M"])
     parser.add_argument("--pcs", nargs="+", default=list(PRECONDITIONERS),
                         choices=list(PRECONDITIONERS))
+    parser.add_argument("--degree", type=int, default=2, choices=[1, 2])
+    parser.add_argument("--rtol", type=float, default=RTOL)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "preconditioners.json")
     args = parser.parse_args()
     comm = MPI.COMM_WORLD
     for case_name in args.cases:
         for size in args.sizes:
             # saved per case and size: a long study interrupted keeps what it measured
-            records = run(case_name, size, args.pcs, comm)
+            records = run(case_name, size, args.pcs, comm, args.degree, args.rtol)
             if comm.rank == 0:
                 merged = save(records, args.out)
     if comm.rank == 0:

@@ -17,13 +17,17 @@ each is measured). The runs:
   the 3D case is not there), the shipped swelling cases;
 - sweep-2d-100: a 100-case sweep of the recurved cell (neck width x height), wall time,
   per-case time, disk;
-- p1-3d and skfem-p1-3d: the cool-down with P1 elements at about 1M DOFs in sinterfem and in
-  scikit-fem + pyamg (bench/skfem_elastic.py, installed on demand into bench/.venv), one
-  process each, displacements compared;
+- p1-3d, p1-3d-meshfile and skfem-p1-3d: the cool-down with P1 elements at about 1M DOFs,
+  one process each: sinterfem meshing with Gmsh, sinterfem reading that mesh from a file
+  (kind = "mesh", p1.msh of bench/child.py --mesh-out) and scikit-fem + pyamg reading the
+  same file (bench/skfem_elastic.py, installed on demand into bench/.venv), displacements
+  compared;
 - the particle packings (the parameter sets of tests/test_particles.py) against their 5 s.
 
 comparisons: bare_dolfinx_ratio (sinterfem end to end / bare, same mesh, same ranks, per
-mesh and rank count), skfem_ratio (scikit-fem / sinterfem), the schedule's shares.
+mesh and rank count), skfem_ratio (scikit-fem / sinterfem, both reading the same mesh
+file; skfem_ratio_cpu the same in CPU seconds) and skfem_ratio_sinterfem_meshing
+(scikit-fem reading the file / sinterfem meshing with Gmsh), the schedule's shares.
 
     bin/sinter-env python3 bench/run.py [--out bench/results.json] [--only NAME] [--quick]
 """
@@ -247,8 +251,25 @@ def skfem_python() -> str | None:
     return str(python)
 
 
+def mesh_file_case(scratch: Path, name: str, case: Path, mesh_dir: Path) -> Path:
+    """`case` with its geometry read from mesh_dir/p1.msh (kind = "mesh"): the materials by
+    their tags (materials.json, the foil's first), the same element size."""
+    document = tomllib.loads(case.read_text())
+    materials = json.loads((mesh_dir / "materials.json").read_text())["materials"]
+    document["geometry"] = {
+        "kind": "mesh", "file": str(mesh_dir / "p1.msh"), "length_unit": "um",
+        "materials": {entry["name"]: int(tag) for tag, entry in sorted(
+            materials.items(), key=lambda item: int(item[0]))},
+        "mesh_size": document["geometry"]["mesh_size"]}
+    document["case"]["name"] = name
+    path = scratch / f"{name}.toml"
+    path.write_text(toml_dumps(document))
+    return path
+
+
 def p1_runs(factor: float, scratch: Path, selected) -> list[dict]:
-    """The cool-down with P1 elements in sinterfem and in scikit-fem, one process each."""
+    """The cool-down with P1 elements in sinterfem (meshing with Gmsh, and reading that
+    mesh from a file) and in scikit-fem (reading the file), one process each."""
     records = []
     case = case_file(scratch, "p1-3d", "recurved-3d.toml", factor,
                      {"solver": {"degree": 1, "geometry_degree": 1,
@@ -256,6 +277,9 @@ def p1_runs(factor: float, scratch: Path, selected) -> list[dict]:
     mesh_dir = scratch / "mesh-p1"
     if selected("p1-3d") or selected("skfem-p1-3d"):
         records.append(case_run("p1-3d", case, 1, scratch, mesh_out=mesh_dir))
+    if selected("p1-3d-meshfile") and (mesh_dir / "p1.msh").exists():
+        records.append(case_run("p1-3d-meshfile", mesh_file_case(
+            scratch, "p1-3d-meshfile", case, mesh_dir), 1, scratch))
     if selected("skfem-p1-3d"):
         python = skfem_python()
         if python is None:
@@ -290,13 +314,27 @@ def comparisons(records: list[dict]) -> dict:
             (record["total_s"] - record["mesh_s"]) / (bare["total_s"] - bare["mesh_s"]))
         result.setdefault("face_displacement_relative_difference", {})[name] = abs(
             record["summary"]["final"]["face_displacement"] / bare["face_displacement"] - 1)
-    if "skfem-p1-3d" in by_name and "p1-3d" in by_name:
-        skfem, ours = by_name["skfem-p1-3d"], by_name["p1-3d"]
+    skfem = by_name.get("skfem-p1-3d")
+    if skfem is not None and "p1-3d-meshfile" in by_name:
+        ours = by_name["p1-3d-meshfile"]
         result["skfem_ratio"] = skfem["total_s"] / ours["total_s"]
-        result["skfem_ratio_note"] = ("scikit-fem (mesh read, assembly, pyamg setup and CG "
-                                      "solves) / sinterfem end to end, P1, one process each")
+        result["skfem_ratio_note"] = (
+            "scikit-fem (reading p1.msh, assembly, pyamg setup and CG solves) / sinterfem "
+            "end to end reading the same p1.msh (kind = mesh), P1, one process each")
+        if "cpu_s" in skfem and "cpu_s" in ours:
+            # CPU seconds: what the other jobs of a shared machine change less
+            result["skfem_ratio_cpu"] = skfem["cpu_s"]["total"] / ours["cpu_s"]["total"]
+    if skfem is not None and "p1-3d" in by_name:
+        ours = by_name["p1-3d"]
+        result["skfem_ratio_sinterfem_meshing"] = skfem["total_s"] / ours["total_s"]
+        result["skfem_ratio_sinterfem_meshing_note"] = (
+            "scikit-fem reading p1.msh / sinterfem end to end building that mesh with Gmsh")
         result["skfem_displacement_max_relative_difference"] = skfem.get(
             "displacement_max_relative_difference")
+    if "p1-3d" in by_name and "p1-3d-meshfile" in by_name:
+        result["meshfile_face_displacement_relative_difference"] = abs(
+            by_name["p1-3d-meshfile"]["summary"]["final"]["face_displacement"]
+            / by_name["p1-3d"]["summary"]["final"]["face_displacement"] - 1)
     if "schedule-3d" in by_name:
         schedule = by_name["schedule-3d"]
         result["schedule_3d_shares"] = {

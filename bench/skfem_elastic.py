@@ -1,14 +1,17 @@
 """The P1 3D cool-down of the bench in scikit-fem + pyamg (`comparisons.skfem_ratio` of
 bench/results.json); run in bench/.venv, which bench/run.py fills on demand.
 
-It reads the mesh sinterfem built (p1.npz of bench/child.py --mesh-out: vertices,
-tetrahedra, cell tags, and sinterfem's displacement at the vertices) and the constants per
-tag (materials.json), and solves the same linear thermo-elasticity as bench/bare_dolfinx.py
-(its docstring says which): one assembly, smoothed-aggregation AMG with the six rigid-body
-modes as B, CG to a relative residual of 1e-10 (tighter than the bare script's 1e-8, so that
-the displacements can be compared to 1e-6), two solves and the face displacement from the
-reactions. The assembly goes by chunks of elements, so that the element matrices of ~2M
-tetrahedra never are in memory at once.
+It reads the mesh sinterfem built from the Gmsh file that sinterfem's mesh-file run reads
+too (p1.msh of bench/child.py --mesh-out: vertices in micrometres, tetrahedra, cell tags as
+gmsh:physical) and the constants per tag (materials.json), and solves the same linear
+thermo-elasticity as bench/bare_dolfinx.py (its docstring says which): one assembly,
+smoothed-aggregation AMG with the six rigid-body modes as B, CG to a relative residual of
+1e-10 (tighter than the bare script's 1e-8, so that the displacements can be compared to
+1e-6), two solves and the face displacement from the reactions; sinterfem's displacement at
+the vertices (p1.npz, the same vertices) is the comparison. The assembly goes by chunks of
+elements, so that the element matrices of ~2M tetrahedra never are in memory at once.
+The record has the wall times of the phases and their CPU seconds (cpu_s: mesh, assemble,
+setup, the rest, which is the solves and the reactions, and in all).
 
     python3 bench/skfem_elastic.py MESH_DIR --record RECORD.json
 """
@@ -19,6 +22,7 @@ import resource
 import time
 from pathlib import Path
 
+import meshio
 import numpy as np
 import pyamg
 from skfem import Basis, BilinearForm, ElementTetP1, ElementVector, LinearForm, MeshTet, asm
@@ -57,15 +61,18 @@ def main():
     parser.add_argument("mesh_dir", type=Path)
     parser.add_argument("--record", type=Path, required=True)
     args = parser.parse_args()
-    started = time.perf_counter()
-    data = np.load(args.mesh_dir / "p1.npz")
+    started, cpu_started = time.perf_counter(), time.process_time()
+    mesh_file = meshio.read(args.mesh_dir / "p1.msh")
     constants = json.loads((args.mesh_dir / "materials.json").read_text())["materials"]
-    points, tetrahedra, tags = data["points"], data["tetrahedra"], data["tags"]
+    points = mesh_file.points * 1e-6  # micrometres in the file
+    tetrahedra = mesh_file.cells_dict["tetra"]
+    tags = mesh_file.cell_data_dict["gmsh:physical"]["tetra"]
     mesh = MeshTet(points.T.copy(), tetrahedra.T.copy())
     element = ElementVector(ElementTetP1())
     mesh_s = time.perf_counter() - started
+    cpu = {"mesh": time.process_time() - cpu_started}
 
-    assembly_started = time.perf_counter()
+    assembly_started, cpu_assembly_started = time.perf_counter(), time.process_time()
     scale = 1.0 / max(m["youngs_modulus"] for m in constants.values())
     lam, mu, eps = (np.zeros(len(tags)) for _ in range(3))
     for tag, material in constants.items():
@@ -86,6 +93,7 @@ def main():
         f = load if f is None else f + load
     basis = Basis(mesh, element, intorder=1)
     assemble_s = time.perf_counter() - assembly_started
+    cpu["assemble"] = time.process_time() - cpu_assembly_started
 
     low, high = points.min(axis=0), points.max(axis=0)
     tolerance = 1e-6 * (high - low).max()
@@ -98,10 +106,11 @@ def main():
     free = np.setdiff1d(np.arange(basis.N), fixed)
     K_free = K[free][:, free].tocsr()
 
-    setup_started = time.perf_counter()
+    setup_started, cpu_setup_started = time.perf_counter(), time.process_time()
     B = rigid_body_modes(points, nodal, basis.N)[free]
     hierarchy = pyamg.smoothed_aggregation_solver(K_free, B=B, symmetry="symmetric")
     setup_s = time.perf_counter() - setup_started
+    cpu["setup"] = time.process_time() - cpu_setup_started
 
     solutions, iterations, solve_s = {}, 0, 0.0
     for name, face in (("load", 0.0), ("unit", 1.0)):
@@ -127,8 +136,10 @@ def main():
     d = -load_force / unit_force
     u = solutions["load"] + d * solutions["unit"]
     total_s = time.perf_counter() - started
+    cpu["total"] = time.process_time() - cpu_started
+    cpu["rest"] = cpu["total"] - sum(cpu[phase] for phase in ("mesh", "assemble", "setup"))
 
-    theirs = data["displacement"]  # sinterfem's, at the vertices
+    theirs = np.load(args.mesh_dir / "p1.npz")["displacement"]  # sinterfem's, at the vertices
     ours = np.stack([u[nodal[axis]] for axis in range(3)], axis=1)
     difference = float(np.abs(ours - theirs).max() / np.abs(theirs).max())
     record = {"mesh_s": mesh_s, "assemble_s": assemble_s, "setup_s": setup_s,
@@ -137,7 +148,7 @@ def main():
               "peak_mem_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
               "face_displacement": float(d),
               "displacement_max_relative_difference": difference,
-              "amg_levels": len(hierarchy.levels)}
+              "amg_levels": len(hierarchy.levels), "cpu_s": cpu}
     args.record.write_text(json.dumps(record, indent=1) + "\n")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import logging
 import math
 from pathlib import Path
@@ -222,14 +223,18 @@ class _Facets:
             "triangle6": 2, "tetra10": 3}[cell_type]
         all_nodes = cells[:, local].reshape(-1, len(local[0]))
         keys = np.sort(all_nodes[:, :vertices], axis=1)
-        self.keys, first, inverse, counts = np.unique(keys, axis=0, return_index=True,
-                                                      return_inverse=True, return_counts=True)
-        inverse = inverse.ravel()
-        self.nodes = all_nodes[first]
+        # the rows in lexicographic order, each key's copies in the order of the cells (a
+        # stable sort): what np.unique(keys, axis=0) gives, in a quarter of its time (the
+        # 10M facets of 2.5M tetrahedra: 8 s against 31 s on the shared machine)
+        order = np.lexsort(keys.T[::-1])
+        ordered = keys[order]
+        starts = np.flatnonzero(np.concatenate(
+            [[True], np.any(ordered[1:] != ordered[:-1], axis=1)]))
+        counts = np.diff(np.append(starts, len(keys)))
+        self.keys = ordered[starts]
+        self.nodes = all_nodes[order[starts]]
         per_cell = len(local)
         self.cells = np.full((len(self.keys), 2), -1)
-        order = np.argsort(inverse, kind="stable")
-        starts = np.searchsorted(inverse[order], np.arange(len(self.keys)))
         self.cells[:, 0] = order[starts] // per_cell
         two = counts == 2
         self.cells[two, 1] = order[starts[two] + 1] // per_cell
@@ -304,6 +309,16 @@ def _measure(points: np.ndarray, nodes: np.ndarray, dim: int) -> float:
         return float(np.linalg.norm(corners[:, 1] - corners[:, 0], axis=1).sum())
     return float(0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0],
                                                corners[:, 2] - corners[:, 0]), axis=1).sum())
+
+
+def _longest_edge(points: np.ndarray, cells: np.ndarray, dim: int) -> float:
+    """The longest edge of the (straight) cells, edge by edge: all edges' coordinates at
+    once took 0.7 GB for 2.5M tetrahedra."""
+    longest = 0.0
+    for a, b in itertools.combinations(range(dim + 1), 2):
+        difference = points[cells[:, a]] - points[cells[:, b]]
+        longest = max(longest, float(np.einsum("ij,ij->i", difference, difference).max()))
+    return math.sqrt(longest)
 
 
 def _element_quality(dim: int) -> tuple[float, float]:
@@ -407,15 +422,12 @@ def build_from_file(path: Path, dim: int, length_scale: float,
 
     quality_min, quality_mean = _element_quality(dim)
     to_si = length_scale
-    edges = points[cells[:, [pair for pair in ((0, 1), (1, 2), (0, 2), (0, 3), (1, 3), (2, 3))
-                             if max(pair) < dim + 1]]]
     foil_interfaces = [name for name, (lower, _) in sides_of.items() if lower == 0]
     interface_measure = sum(_measure(points, facets.nodes[facet_groups[name]], dim)
                             for name in foil_interfaces)
     metrics: dict[str, float | bool] = {
         "element_count": len(cells),
-        "element_size_max": float(np.linalg.norm(edges[:, :, 1] - edges[:, :, 0],
-                                                 axis=2).max()) * to_si,
+        "element_size_max": _longest_edge(points, cells, dim) * to_si,
         "element_quality_min": quality_min,
         "element_quality_mean": quality_mean,
         "geometry_degree": 2 if cell_type in ("triangle6", "tetra10") else 1,

@@ -9,6 +9,7 @@ import pytest
 from test_meshes import mesh_measure, physical_names
 from test_parallel import process_physics, summaries_on_one_and_two_ranks
 
+import meshes.built
 from meshes import (
     GeometryError,
     PlainProfile,
@@ -227,6 +228,21 @@ def test_flat_cell_volumes_are_exact(gmsh_model):
     assert metrics["interface_area"] == pytest.approx(metrics["projected_area"])
     assert metrics["Sa"] == metrics["projection_volume"] == 0
     assert metrics["recurved"] is False
+
+
+def test_large_3d_meshes_are_meshed_by_hxt(gmsh_model, monkeypatch):
+    """Above meshes.built.HXT_MIN_SURFACE_TRIANGLES (lowered to 0 here for a small cell) HXT
+    meshes the volumes: the same exact volumes on other nodes than Delaunay's, and Gmsh's
+    own choice of algorithm is left as it was."""
+    build_flat_3d(**in_metres({"pitch": 4.0, **CELL_UM}))
+    delaunay_nodes = len(gmsh.model.mesh.getNodes()[0])
+    gmsh.model.add("hxt")
+    monkeypatch.setattr(meshes.built, "HXT_MIN_SURFACE_TRIANGLES", 0)
+    build_flat_3d(**in_metres({"pitch": 4.0, **CELL_UM}))
+    assert mesh_measure(3, 1) == pytest.approx(2 * 2 * 2.0, rel=1e-12)
+    assert mesh_measure(3, 2) == pytest.approx(2 * 2 * 5.0, rel=1e-12)
+    assert len(gmsh.model.mesh.getNodes()[0]) != delaunay_nodes
+    assert gmsh.option.getNumber("Mesh.Algorithm3D") == 1
 
 
 def test_sa_of_known_surfaces():
