@@ -113,8 +113,8 @@ PEAK_INTERFACE_LOSS = 0.01
 # The share of the interface's strength that nodes starting to soften may lose in the step
 # in which they start: where a whole interface starts at once (a flat cell), the corner of
 # the force is then sampled so closely that the trapezoidal work misses little of it (the
-# triangle between the samples either side: 3e-3 of G_c on the flat 3D cell with 0.2 %
-# here, 1e-4 with 0.02 %). Where nodes start one by one, their share stays small.
+# triangle between the samples either side: on the flat 3D cell 1.2e-3 of G_c with 0.5 %
+# here, 2e-5 with 0.02 %). Where nodes start one by one, their share stays small.
 ONSET_INTERFACE_LOSS = 2e-4
 # A sub-step whose extrapolated state (CohesiveProblem._predictor) uses more than this many
 # times its limits is cut before Newton is spent on it; the margin covers the error of the
@@ -896,15 +896,14 @@ class CohesiveProblem:
     def advance(self, set_load, start: float, end: float, dt=None, max_strength_loss=1.0,
                 converged=None, max_cuts: int | None = None, peak=None) -> CutReport:
         """Move a load parameter from start to end (set_load(value) applies it) and solve,
-        in sub-steps in which no node loses more than max_strength_loss of its strength
-        (CohesiveLaw.strength_loss; so that a peak is not stepped over), sized from the
-        loss of the last one
-        (advance_adaptively; the size carries over to the next call: a run of small steps
-        near the peak is not retried from the whole step each time). dt: the pseudo-time
-        of the step (for the viscosity); converged(value, history before, report) is called
-        after every converged sub-step; max_cuts: the smallest sub-step is 2**-max_cuts of
-        the step (default: solver.max_step_cuts); peak: the pulling force, a function of the state,
-        whose peak is to be resolved (PEAK_INTERFACE_LOSS)."""
+        in sub-steps sized by advance_adaptively from the share of their limits the last
+        one used (_step_usage: no node loses more than max_strength_loss of its strength,
+        the onset and the peak are resolved); the size carries over to the next call, so a
+        run of small steps near the peak is not retried from the whole step each time.
+        dt: the pseudo-time of the step (for the viscosity); converged(value, history
+        before, report) is called after every converged sub-step; max_cuts: the smallest
+        sub-step is 2**-max_cuts of the step (default: solver.max_step_cuts); peak: the
+        pulling force, a function of the state, whose peak is to be resolved."""
 
         def solve_part(a: float, b: float, last_chance: bool) -> tuple[int, float]:
             load = along(start, end, b)
