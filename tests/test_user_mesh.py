@@ -15,6 +15,7 @@ from mpi4py import MPI
 
 from meshes.imported import build_from_file
 from solver.case import load_case, load_case_text
+from solver.case.units import to_si
 from solver.errors import CaseError, GeometryError
 from solver.geometry.mesh import build_geometry, curve_elements
 from solver.stages.pipeline import run_case, run_pulloff
@@ -349,6 +350,16 @@ def mesh_file(tmp_path):
 def test_the_length_unit_is_a_unit_or_a_scale(tmp_path, unit, metres):
     case = load_case_text(GEOMETRY.format(unit=unit, extra=""), file=tmp_path / "c.toml")
     assert case.geometry.length_unit == pytest.approx(metres)
+
+
+@pytest.mark.usefixtures("mesh_file")
+@pytest.mark.parametrize("unit, mesh_size", [('"m"', '"0.5 um"'), ('"1 mm"', '"10 nm"')])
+def test_the_length_unit_is_no_length_of_the_geometry(tmp_path, unit, mesh_size):
+    """The element-count estimate compares mesh sizes with the geometry's lengths: a unit of
+    1 m beside a 0.5 um mesh_size would be (2e6)^2 = 4e12 elements over a 1 m geometry."""
+    text = GEOMETRY.format(unit=unit, extra=f"mesh_size = {mesh_size}")
+    case = load_case_text(text, file=tmp_path / "c.toml")
+    assert case.geometry.mesh_size == pytest.approx(to_si(mesh_size.strip('"'), "length"))
 
 
 @pytest.mark.usefixtures("mesh_file")

@@ -22,7 +22,7 @@ from solver.case.output_section import OutputSettings
 from solver.case.schedule import Schedule, _celsius
 from solver.case.solver_section import SolverSettings
 from solver.case.tables import Table, rule_broken
-from solver.case.units import SIQuantity
+from solver.case.units import NotAGeometricLength, SIQuantity
 from solver.geometry.registry import GeometrySchema, geometry_kind
 from solver.materials.library import Material, used_placeholders
 from solver.physics.furnace import FurnaceSection
@@ -185,11 +185,14 @@ def mesh_size_problem(geometry, dim: int) -> tuple[str, str] | None:
 
 
 def _lengths(table):
-    """(key, value in m) of every length a table and its list entries have (set ones)."""
+    """(key, value in m) of every length of the geometry a table and its list entries have
+    (set ones; not a unit or a tolerance, NotAGeometricLength)."""
     for key, field_info in type(table).model_fields.items():
         value = getattr(table, key)
-        if value is not None and any(isinstance(item, SIQuantity) and item.kind == "length"
-                                     for item in field_info.metadata):
+        metadata = field_info.metadata
+        if (value is not None
+                and any(isinstance(item, SIQuantity) and item.kind == "length" for item in metadata)
+                and not any(isinstance(item, NotAGeometricLength) for item in metadata)):
             yield key, value
         elif isinstance(value, list):
             for index, entry in enumerate(value):

@@ -198,9 +198,16 @@ class SIQuantity:
                                                                handler(source))
 
 
+@dataclass(frozen=True)
+class NotAGeometricLength:
+    """Annotated metadata of a length key that is no length of the geometry (a unit, a
+    tolerance): the checks that compare mesh sizes with the geometry's lengths leave it out."""
+
+
 # The quantity types of the case file's keys (a key may also annotate its own).
 PositiveLength = Annotated[float, SIQuantity("length", positive=True)]
 OptionalPositiveLength = Annotated[float | None, SIQuantity("length", positive=True)]
+PositiveLengthUnit = Annotated[float, SIQuantity("length", positive=True), NotAGeometricLength()]
 PositivePressure = Annotated[float, SIQuantity("pressure", positive=True)]
 Temperature = Annotated[float, SIQuantity("temperature", positive=True)]
 PositiveTemperatureDifference = Annotated[

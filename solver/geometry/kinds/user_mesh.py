@@ -11,7 +11,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 import meshes
 from solver.case.tables import Table, rule_broken
-from solver.case.units import OptionalPositiveLength, PositiveLength
+from solver.case.units import OptionalPositiveLength, PositiveLengthUnit
 from solver.geometry.kind import UNIT_CELL_FREE_FACES, UNIT_CELL_SYMMETRY_PLANES, GeometryKind
 
 Groups = int | str | list[int | str]
@@ -27,7 +27,7 @@ class MeshFileGeometry(Table):
         description="the mesh file, relative to the case file (or absolute): any format "
         "meshio reads (.msh, .inp, .vtu, .vtk, .med, ...), triangles (2D) or tetrahedra "
         "(3D), straight or second-order")
-    length_unit: PositiveLength = Field(
+    length_unit: PositiveLengthUnit = Field(
         description="the length of one unit of the file's coordinates: 'um', 'mm', 'm' or a "
         "scale such as '0.5 um'")
     materials: dict[str, Groups] = Field(
