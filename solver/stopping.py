@@ -2,9 +2,10 @@
 
 Two things end a stage early, both on every rank at the same step:
 
-- a solve that step cuts cannot cure (solver/numerics/stepping.py advance_with_cuts gives
-  up): Newton's residual norm and the Krylov solver's convergence are the same on every
-  rank, so every rank raises the SolverError at the same step;
+- a solve that step cuts cannot cure (solver/numerics/stepping.py advance_with_cuts or
+  advance_adaptively gives up): Newton's residual norm and the Krylov solver's
+  convergence are the same on every rank, so every rank raises the SolverError at the
+  same step;
 - SIGINT, SIGTERM or SIGUSR1. The handler (`on_signals`) only records the signal; the stages ask
   `requested(comm)` at each step boundary, one allreduce of the signal's number over the
   ranks, so every rank stops after the same step however the signal reached them (to one
