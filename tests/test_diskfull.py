@@ -200,5 +200,25 @@ def test_a_log_record_that_cannot_be_written_ends_the_run():
             logging.getLogger("solver.test").warning("a record for a full disk")
         assert str(failed.value) == f"{FULL}: {DISK_FULL}"
         assert handler not in logging.getLogger("solver").handlers
+        assert handler not in logging.getLogger("meshes").handlers
     finally:
         log.detach_logfile(handler, failed=True)
+
+
+def test_a_detached_run_log_gets_no_more_records(tmp_path):
+    """After a run, its run.log is neither the solver's nor the mesh builders' handler (a
+    handler left on one of them reopened the log of a removed results directory on the
+    next run's first record, and ended that run with a full-disk error)."""
+    import logging
+
+    from solver.io import log
+
+    log.setup_logging(0)
+    handler = log.attach_logfile(tmp_path / "run.log")
+    for name in ("solver", "meshes"):
+        assert handler in logging.getLogger(name).handlers
+    log.detach_logfile(handler)
+    (tmp_path / "run.log").unlink()
+    for name in ("solver.test", "meshes.test"):
+        logging.getLogger(name).info("after the run")
+    assert not (tmp_path / "run.log").exists()

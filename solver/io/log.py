@@ -15,22 +15,26 @@ class RankZeroFilter(logging.Filter):
         return MPI.COMM_WORLD.rank == 0
 
 
+# The loggers of the project's packages: the solver's and the mesh builders'. Each gets its
+# own handlers (a shared handlers list is not kept shared: Python 3.14's removeHandler
+# replaces the list, so a run.log detached from one stayed attached to the other).
+PACKAGES = ("solver", "meshes")
+
+
 def setup_logging(verbosity: int = 0, logfile=None):
     """verbosity: -1 quiet (warnings only), 0 normal, 1 verbose (debug)."""
     level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
-    root = logging.getLogger("solver")
-    root.setLevel(logging.DEBUG)
-    root.handlers.clear()
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(level)
     console.setFormatter(logging.Formatter("%(message)s"))
     console.addFilter(RankZeroFilter())
-    root.addHandler(console)
+    for name in PACKAGES:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        logger.handlers = [console]
     if logfile is not None:
         attach_logfile(logfile)
-    logging.getLogger("meshes").handlers = root.handlers
-    logging.getLogger("meshes").setLevel(logging.DEBUG)
-    return root
+    return logging.getLogger("solver")
 
 
 def attach_logfile(path):
@@ -38,14 +42,20 @@ def attach_logfile(path):
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     handler.addFilter(RankZeroFilter())
-    logging.getLogger("solver").addHandler(handler)
+    for name in PACKAGES:
+        logging.getLogger(name).addHandler(handler)
     return handler
+
+
+def _remove(handler):
+    for name in PACKAGES:
+        logging.getLogger(name).removeHandler(handler)
 
 
 def detach_logfile(handler, failed: bool = False):
     """Stop logging into the file and close it; a failure to write its end is an
     OutputError, unless the run `failed` already (its own error is the one to tell)."""
-    logging.getLogger("solver").removeHandler(handler)
+    _remove(handler)
     try:
         handler.close()
     except OSError as error:
@@ -62,7 +72,7 @@ class _LogFile(logging.FileHandler):
         error = sys.exc_info()[1]
         if not isinstance(error, OSError):
             return super().handleError(record)
-        logging.getLogger("solver").removeHandler(self)
+        _remove(self)
         raise OutputError(self.baseFilename, write_reason(error)) from error
 
 
