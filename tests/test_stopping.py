@@ -285,8 +285,8 @@ def test_signal_to_one_rank_stops_every_rank_at_the_same_step(tmp_path):
         lines.append(line)
         if STEP_LINES["process"] in line:
             break
-    ranks = _descendants_running(process.pid, b"solver.cli")
-    assert len(ranks) == 2
+    ranks = _ranks_of(process.pid, str(case).encode())
+    assert len(ranks) == 2, "".join(lines)[-3000:]
     os.kill(max(ranks), signal.SIGTERM)
     lines += process.stderr.readlines()
     assert process.wait(timeout=120) == INCOMPLETE, "".join(lines)[-3000:]
@@ -296,16 +296,23 @@ def test_signal_to_one_rank_stops_every_rank_at_the_same_step(tmp_path):
         < RELATIVE
 
 
-def _descendants_running(pid: int, program: bytes) -> list[int]:
-    """The processes below `pid` whose command line holds `program` (Linux /proc)."""
+def _ranks_of(front: int, case: bytes) -> list[int]:
+    """The ranks of the `sinter --np` run of `case` started by the process `front`: every
+    process but the front one whose command line runs solver.cli on that case file (found
+    in all of /proc, not below the front process: Open MPI's daemon may be the ranks'
+    parent, and it need not stay below the launcher)."""
     found = []
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == front:
+            continue
         try:
-            if program in Path(f"/proc/{child}/cmdline").read_bytes():
-                found.append(int(child))
+            command = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        found += _descendants_running(int(child), program)
+        launcher = Path(command.split(b"\0")[0].decode(errors="replace")).name
+        if (b"solver.cli" in command and case in command
+                and launcher not in ("mpirun", "mpiexec", "prterun", "orterun")):
+            found.append(int(entry.name))
     return found
 
 
