@@ -317,10 +317,11 @@ class CohesiveProblem:
         self.damage = np.zeros(len(self.nodes.blocks))
         self.slip = np.zeros((len(self.nodes.blocks), gdim))
         self.friction = law.friction_coefficient > 0
+        # the interface's length (2D, per unit depth) or area (3D)
+        self.interface_measure = self.interface_sum(np.ones_like(self.nodes.weights))
         # a converged residual (scaled: strain times length) is this small in absolute terms
-        length = self.comm.allreduce(float(self.nodes.weights[self.nodes.owned].sum()))
         count = self.comm.allreduce(int(self.nodes.owned.sum()))
-        self._absolute_tolerance = 1e-13 * length / max(count, 1)
+        self._absolute_tolerance = 1e-13 * self.interface_measure / max(count, 1)
 
         self.flowing_materials = sorted(
             {n for n in names.values()
@@ -962,7 +963,7 @@ class CohesiveProblem:
         lost_before = self.law.strength_loss(damage_before, opening, shear)
         loss = self.comm.allreduce(float(np.max(lost - lost_before, initial=0.0)), op=MPI.MAX)
         usage, why = loss / max_strength_loss, f"a node lost {loss:.3g} of its strength"
-        area = self.interface_sum(np.ones_like(lost))
+        area = self.interface_measure
         onset_loss = self.interface_sum(np.where(damage_before > 0, 0.0, lost)) / area
         if onset_loss > ONSET_INTERFACE_LOSS * usage:
             usage = onset_loss / ONSET_INTERFACE_LOSS

@@ -190,8 +190,7 @@ def run_pulloff_stage(case, emesh, initial_stress, process_time: float, workdir:
     width = float(np.prod([comm.allreduce(float(x.max()), op=_max())
                            - comm.allreduce(float(x.min()), op=_min())
                            for x in emesh.mesh.geometry.x[:, :vertical].T]))
-    weights = problem.nodes.weights
-    interface_length = problem.interface_sum(np.ones_like(weights))
+    interface_length = problem.interface_measure
 
     def set_load(value):
         if swelling:
